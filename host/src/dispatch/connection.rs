@@ -1,0 +1,296 @@
+//! [`Connection`]: correlation, reverse requests and failure, over two byte streams.
+
+use serde_json::value::RawValue;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::task::{JoinHandle, JoinSet};
+
+use super::error::{CallError, CloseReason, ConnectionClosed, PluginLabel};
+use super::pending::PendingCalls;
+use super::reverse::{ReverseHandler, ReverseRequest};
+use crate::protocol::codec::{DEFAULT_MAX_MESSAGE_BYTES, LineError, LineReader};
+use crate::protocol::message::{self, Incoming, ResponseError};
+use crate::protocol::{PluginRequest, Response};
+
+/// How the transport tells the connection that the plugin ended, and why.
+pub type ExitSignal = watch::Receiver<Option<CloseReason>>;
+/// The transport's side of an [`ExitSignal`].
+pub type ExitSender = watch::Sender<Option<CloseReason>>;
+
+/// A new exit signal pair; the transport keeps the sender.
+pub fn exit_signal() -> (ExitSender, ExitSignal) {
+    watch::channel(None)
+}
+
+/// After the plugin's output ends, how long to wait for the transport to say why.
+const EXIT_REASON_WAIT: Duration = Duration::from_secs(2);
+/// After a failed write, how long to let the reader report the plugin's end (a broken
+/// pipe almost always means the plugin died) before blaming the write itself.
+const WRITE_FAILURE_GRACE: Duration = Duration::from_secs(4);
+/// Outgoing lines queued before callers wait: bounded so a plugin that stops reading its
+/// input cannot make the host buffer without end.
+const OUTBOX_CAPACITY: usize = 256;
+/// Plugin requests served at once; further requests wait to be read.
+const MAX_CONCURRENT_REVERSE_REQUESTS: usize = 32;
+/// How much of a junk line goes into the log.
+const LOGGED_JUNK_BYTES: usize = 200;
+
+/// Settings of one connection.
+pub struct ConnectionConfig {
+    pub label: PluginLabel,
+    /// Cap on one message from the plugin, enforced while reading.
+    pub max_message_bytes: usize,
+    /// Serves the plugin's requests (`storage/*`).
+    pub reverse: Arc<dyn ReverseHandler>,
+}
+
+impl ConnectionConfig {
+    /// Defaults: 8 MiB messages, and the given handler for plugin requests.
+    pub fn new(label: PluginLabel, reverse: Arc<dyn ReverseHandler>) -> Self {
+        Self { label, max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES, reverse }
+    }
+}
+
+enum Outgoing {
+    Line(Vec<u8>),
+    /// Close the plugin's input (end of file on its stdin).
+    CloseInput,
+}
+
+struct Shared {
+    label: PluginLabel,
+    pending: PendingCalls,
+    closed_signal: watch::Sender<Option<ConnectionClosed>>,
+}
+
+impl Shared {
+    fn close(&self, reason: CloseReason) {
+        let closed = ConnectionClosed { plugin: self.label.clone(), reason };
+        // Only the first reason counts; later ones (the reader's EOF after a stop) are noise.
+        if let Some(failed) = self.pending.close(closed.clone()) {
+            if closed.reason.is_fault() {
+                tracing::warn!(plugin = self.label.id(), pending = failed, "{closed}");
+            } else {
+                tracing::debug!(plugin = self.label.id(), pending = failed, "{closed}");
+            }
+            self.closed_signal.send_replace(Some(closed));
+        }
+    }
+}
+
+/// A JSON-RPC connection to one plugin. Dropping it stops its tasks.
+pub struct Connection {
+    shared: Arc<Shared>,
+    outbox: mpsc::Sender<Outgoing>,
+    next_id: AtomicI64,
+    closed: watch::Receiver<Option<ConnectionClosed>>,
+    reader: JoinHandle<()>,
+    writer: JoinHandle<()>,
+}
+
+impl Connection {
+    /// Starts reading `output` and writing `input`. Must be called inside a tokio runtime.
+    pub fn open<R, W>(output: R, input: W, exit: ExitSignal, config: ConnectionConfig) -> Self
+    where
+        R: AsyncRead + Send + Unpin + 'static,
+        W: AsyncWrite + Send + Unpin + 'static,
+    {
+        let (closed_signal, closed) = watch::channel(None);
+        let shared = Arc::new(Shared { label: config.label, pending: PendingCalls::default(), closed_signal });
+        let (outbox, inbox) = mpsc::channel(OUTBOX_CAPACITY);
+        let writer = tokio::spawn(write_loop(input, inbox, exit.clone(), shared.clone()));
+        let reader = tokio::spawn(read_loop(
+            LineReader::new(output, config.max_message_bytes),
+            exit,
+            config.reverse,
+            outbox.clone(),
+            shared.clone(),
+        ));
+        Self { shared, outbox, next_id: AtomicI64::new(1), closed, reader, writer }
+    }
+
+    pub fn label(&self) -> &PluginLabel {
+        &self.shared.label
+    }
+
+    /// Sends a request and waits for its answer, however long that takes: deadlines are
+    /// the timeout layer's job. Dropping the future forgets the call, and a late answer is
+    /// then logged and dropped.
+    pub async fn call(&self, method: &str, params: Option<&RawValue>) -> Result<Box<RawValue>, CallError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let answer = self.shared.pending.register(id)?;
+        let _forget_on_drop = ForgetOnDrop { pending: &self.shared.pending, id };
+        let line = message::request_line(id, method, params);
+        if self.outbox.send(Outgoing::Line(line)).await.is_err() {
+            return Err(self.closed_error().into());
+        }
+        match answer.await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(self.closed_error().into()),
+        }
+    }
+
+    /// Ends the plugin's input, as a polite request to exit. Calls already sent still get
+    /// their answers.
+    pub async fn close_input(&self) {
+        let _ = self.outbox.send(Outgoing::CloseInput).await;
+    }
+
+    /// Fails every pending call with `reason` and refuses new ones. The first reason wins.
+    pub fn close(&self, reason: CloseReason) {
+        self.shared.close(reason);
+    }
+
+    /// Why the connection closed, once it has.
+    pub fn closed_reason(&self) -> Option<ConnectionClosed> {
+        self.shared.pending.closed()
+    }
+
+    /// Waits until the connection closes, and says why.
+    pub async fn closed(&self) -> ConnectionClosed {
+        let mut closed = self.closed.clone();
+        match closed.wait_for(Option::is_some).await {
+            Ok(reason) => reason.clone().expect("waited for Some"),
+            Err(_) => self.closed_error(),
+        }
+    }
+
+    /// Calls waiting for an answer right now.
+    pub fn pending_calls(&self) -> usize {
+        self.shared.pending.len()
+    }
+
+    fn closed_error(&self) -> ConnectionClosed {
+        self.shared.pending.closed().unwrap_or_else(|| ConnectionClosed {
+            plugin: self.shared.label.clone(),
+            reason: CloseReason::Stopped,
+        })
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.shared.close(CloseReason::Stopped);
+        self.reader.abort();
+        self.writer.abort();
+    }
+}
+
+struct ForgetOnDrop<'a> {
+    pending: &'a PendingCalls,
+    id: i64,
+}
+
+impl Drop for ForgetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.pending.forget(self.id);
+    }
+}
+
+/// Writes queued lines, flushing once the queue is empty so bursts share one flush.
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut input: W,
+    mut inbox: mpsc::Receiver<Outgoing>,
+    mut exit: ExitSignal,
+    shared: Arc<Shared>,
+) {
+    if let Err(error) = write_all_queued(&mut input, &mut inbox).await {
+        let reason = match tokio::time::timeout(WRITE_FAILURE_GRACE, exit.wait_for(Option::is_some)).await {
+            Ok(Ok(reason)) => reason.clone().unwrap_or(CloseReason::WriteFailed(error.to_string())),
+            _ => CloseReason::WriteFailed(error.to_string()),
+        };
+        shared.close(reason);
+    }
+}
+
+async fn write_all_queued<W: AsyncWrite + Unpin>(input: &mut W, inbox: &mut mpsc::Receiver<Outgoing>) -> std::io::Result<()> {
+    while let Some(first) = inbox.recv().await {
+        let mut next = Some(first);
+        while let Some(outgoing) = next.take() {
+            match outgoing {
+                Outgoing::Line(line) => input.write_all(&line).await?,
+                Outgoing::CloseInput => {
+                    input.flush().await?;
+                    return input.shutdown().await;
+                }
+            }
+            next = inbox.try_recv().ok();
+        }
+        input.flush().await?;
+    }
+    Ok(())
+}
+
+/// Reads the plugin's output until it ends, then closes the connection with the cause.
+async fn read_loop<R: AsyncRead + Unpin>(
+    mut lines: LineReader<R>,
+    mut exit: ExitSignal,
+    reverse: Arc<dyn ReverseHandler>,
+    outbox: mpsc::Sender<Outgoing>,
+    shared: Arc<Shared>,
+) {
+    let permits = Arc::new(Semaphore::new(MAX_CONCURRENT_REVERSE_REQUESTS));
+    // Owns the tasks serving plugin requests: they end with this loop.
+    let mut serving = JoinSet::new();
+    let reason = loop {
+        let line = match lines.next_line().await {
+            Ok(Some(line)) => line,
+            Ok(None) => break wait_for_exit_reason(&mut exit).await,
+            Err(LineError::TooLong { limit }) => break CloseReason::MessageTooLarge { limit },
+            Err(LineError::Io(error)) => break CloseReason::ReadFailed(error.to_string()),
+        };
+        match message::classify(line) {
+            Incoming::Response(response) => deliver(&shared, response),
+            Incoming::Request(request) => {
+                let Ok(permit) = permits.clone().acquire_owned().await else { break CloseReason::Stopped };
+                let reverse = reverse.clone();
+                let outbox = outbox.clone();
+                let label = shared.label.clone();
+                serving.spawn(async move {
+                    serve(reverse.as_ref(), request, &outbox, &label).await;
+                    drop(permit);
+                });
+            }
+            Incoming::Invalid(why) => {
+                let shown = String::from_utf8_lossy(&line[..line.len().min(LOGGED_JUNK_BYTES)]).into_owned();
+                tracing::warn!(plugin = shared.label.id(), line = %shown, "skipping a line that is not JSON-RPC: {why}");
+            }
+        }
+        while serving.try_join_next().is_some() {}
+    };
+    shared.close(reason);
+}
+
+fn deliver(shared: &Shared, response: Response) {
+    let outcome = response.outcome.map_err(|error| match error {
+        ResponseError::Rpc(error) => CallError::Rpc(error),
+        ResponseError::Malformed(why) => CallError::MalformedError(why),
+    });
+    let delivered = response.id.is_some_and(|id| shared.pending.complete(id, outcome));
+    if !delivered {
+        tracing::warn!(plugin = shared.label.id(), id = %response.raw_id, "dropping an answer to no pending request (late, duplicate or unknown id)");
+    }
+}
+
+async fn serve(reverse: &dyn ReverseHandler, request: PluginRequest, outbox: &mpsc::Sender<Outgoing>, label: &PluginLabel) {
+    let Some(id) = request.id else {
+        tracing::warn!(plugin = label.id(), method = %request.method, "ignoring a notification: plugin requests need an id");
+        return;
+    };
+    let outcome = reverse
+        .handle(ReverseRequest { method: request.method, params: request.params, parent_request_id: request.parent_request_id })
+        .await;
+    let line = message::response_line(&id, &outcome);
+    // A closed outbox means the connection is gone: nobody is left to answer.
+    let _ = outbox.send(Outgoing::Line(line)).await;
+}
+
+async fn wait_for_exit_reason(exit: &mut ExitSignal) -> CloseReason {
+    match tokio::time::timeout(EXIT_REASON_WAIT, exit.wait_for(Option::is_some)).await {
+        Ok(Ok(reason)) => reason.clone().unwrap_or(CloseReason::OutputClosed),
+        _ => CloseReason::OutputClosed,
+    }
+}

@@ -1,0 +1,23 @@
+//! A sandboxed plugin runtime for Codex.
+//!
+//! Codex plugins are separate programs that speak JSON-RPC 2.0, one message per line, over
+//! their stdin and stdout. This crate runs them and talks to them:
+//!
+//! - [`protocol`]: the messages, the methods and their typed params and results, the
+//!   manifest and its validation, the error codes (one place for each).
+//! - [`dispatch`]: one [`dispatch::Connection`] over any pair of async byte streams:
+//!   correlation by id, many calls in flight, reverse `storage/*` requests from the plugin.
+//! - [`limits`]: the timeout layer and the storage-quota layer, written once for every
+//!   transport.
+//! - [`storage`]: the key/value store behind the quota layer (SQLite, or memory for tests).
+//! - [`transport`]: how a plugin is started and stopped. Today: child processes.
+//! - [`plugin`]: a running plugin, initialized and ready to answer typed calls.
+//! - [`cli`]: the `codex-plugin-host` command line.
+
+pub mod cli;
+pub mod dispatch;
+pub mod limits;
+pub mod plugin;
+pub mod protocol;
+pub mod storage;
+pub mod transport;
