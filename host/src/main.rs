@@ -1,1 +1,5 @@
-fn main() {}
+//! The `codex-plugin-host` command: see `codex-plugin-host --help`.
+
+fn main() -> std::process::ExitCode {
+    codex_plugin_host::cli::run()
+}

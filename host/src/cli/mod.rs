@@ -1,1 +1,56 @@
-//! todo
+//! The `codex-plugin-host` command line, for plugin authors and admins.
+//!
+//! Output contract: results go to stdout as JSON, logs to stderr. Exit codes: 0 on a
+//! result; 1 when the plugin answered with an error; 2 for bad input on the command line;
+//! 3 when the host could not get an answer (not allowed, not started, timed out, died).
+
+mod call;
+mod logging;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Runs Codex plugins: JSON-RPC over stdin/stdout, in a sandbox.
+#[derive(Debug, Parser)]
+#[command(name = "codex-plugin-host", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Call(call::CallArgs),
+}
+
+/// A failure of a command: the message for stderr and the exit code.
+#[derive(Debug)]
+pub struct Failure {
+    pub message: String,
+    pub exit_code: u8,
+}
+
+impl Failure {
+    /// Bad input on the command line (exit code 2).
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self { message: message.into(), exit_code: 2 }
+    }
+}
+
+/// Parses the arguments, runs the command, prints the outcome; returns the exit code.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Call(args) => {
+            logging::init(args.log_level());
+            call::run(args)
+        }
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("error: {}", failure.message);
+            ExitCode::from(failure.exit_code)
+        }
+    }
+}

@@ -2,7 +2,7 @@
 
 use serde_json::value::RawValue;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{Semaphore, mpsc, watch};
@@ -63,6 +63,8 @@ enum Outgoing {
 struct Shared {
     label: PluginLabel,
     pending: PendingCalls,
+    /// The host has begun stopping the plugin: its end is expected, not a fault to report.
+    stopping: AtomicBool,
     closed_signal: watch::Sender<Option<ConnectionClosed>>,
 }
 
@@ -71,7 +73,7 @@ impl Shared {
         let closed = ConnectionClosed { plugin: self.label.clone(), reason };
         // Only the first reason counts; later ones (the reader's EOF after a stop) are noise.
         if let Some(failed) = self.pending.close(closed.clone()) {
-            if closed.reason.is_fault() {
+            if closed.reason.is_fault() && !self.stopping.load(Ordering::Relaxed) {
                 tracing::warn!(plugin = self.label.id(), pending = failed, "{closed}");
             } else {
                 tracing::debug!(plugin = self.label.id(), pending = failed, "{closed}");
@@ -99,7 +101,12 @@ impl Connection {
         W: AsyncWrite + Send + Unpin + 'static,
     {
         let (closed_signal, closed) = watch::channel(None);
-        let shared = Arc::new(Shared { label: config.label, pending: PendingCalls::default(), closed_signal });
+        let shared = Arc::new(Shared {
+            label: config.label,
+            pending: PendingCalls::default(),
+            stopping: AtomicBool::new(false),
+            closed_signal,
+        });
         let (outbox, inbox) = mpsc::channel(OUTBOX_CAPACITY);
         let writer = tokio::spawn(write_loop(input, inbox, exit.clone(), shared.clone()));
         let reader = tokio::spawn(read_loop(
@@ -131,6 +138,12 @@ impl Connection {
             Ok(outcome) => outcome,
             Err(_) => Err(self.closed_error().into()),
         }
+    }
+
+    /// Marks the plugin's end as expected: it is then logged quietly. The close reason and
+    /// the failures of pending calls are unchanged.
+    pub fn expect_close(&self) {
+        self.shared.stopping.store(true, Ordering::Relaxed);
     }
 
     /// Ends the plugin's input, as a polite request to exit. Calls already sent still get

@@ -1,1 +1,69 @@
-//! todo
+//! How a plugin is started and stopped. A transport yields the plugin's input and output
+//! streams and an exit signal; everything else (framing, correlation, timeouts, quotas)
+//! is shared and lives in [`crate::dispatch`] and [`crate::limits`].
+
+pub mod process;
+
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::dispatch::ExitSignal;
+
+/// A started plugin: its byte streams, its exit signal, and the handle that stops it.
+pub struct Launched {
+    pub input: Box<dyn AsyncWrite + Send + Unpin>,
+    pub output: Box<dyn AsyncRead + Send + Unpin>,
+    pub exit: ExitSignal,
+    pub handle: TransportHandle,
+}
+
+/// The transport-specific half of a running plugin. Dropping it kills the plugin.
+pub enum TransportHandle {
+    Process(process::ProcessHandle),
+}
+
+impl TransportHandle {
+    /// The transport's name in messages: "process", "wasm".
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Process(_) => process::TRANSPORT,
+        }
+    }
+
+    /// Waits up to `grace` for the plugin to end by itself; `true` if it did.
+    pub async fn wait_for_exit(&mut self, grace: Duration) -> bool {
+        match self {
+            Self::Process(process) => process.wait_for_exit(grace).await,
+        }
+    }
+
+    /// Ends the plugin by force, escalating as the transport can (SIGTERM, then SIGKILL of
+    /// the whole process group), and waits until it is gone.
+    pub async fn terminate(&mut self, policy: &ShutdownPolicy) {
+        match self {
+            Self::Process(process) => process.terminate(policy).await,
+        }
+    }
+}
+
+/// How long each step of a shutdown may take: the `shutdown` request and the wait for a
+/// voluntary exit (grace), then closing the input, then SIGTERM, then SIGKILL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShutdownPolicy {
+    /// For the `shutdown` answer and the exit that follows it.
+    pub grace: Duration,
+    /// After the input is closed.
+    pub after_close_input: Duration,
+    /// After SIGTERM, before SIGKILL.
+    pub after_terminate: Duration,
+}
+
+impl Default for ShutdownPolicy {
+    fn default() -> Self {
+        Self {
+            grace: Duration::from_secs(5),
+            after_close_input: Duration::from_secs(1),
+            after_terminate: Duration::from_secs(2),
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! `codex-plugin-host call`: start one plugin, initialize it, send one method, print the
+//! result, shut it down.
+
+use clap::{Args, ValueEnum};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Failure;
+use crate::limits::{StorageLimits, StorageQuota, Timeouts};
+use crate::plugin::{Plugin, PluginError, PluginId, PluginSettings};
+use crate::protocol::HostMethod;
+use crate::protocol::codec::DEFAULT_MAX_MESSAGE_BYTES;
+use crate::protocol::types::initialize::{InitializeParams, LogLevel};
+use crate::storage::handler::StorageHandler;
+use crate::storage::{SqliteStorage, StorageScope};
+use crate::transport::process::{self, CommandAllowlist, ProcessSpec};
+
+/// The database file in the data directory.
+pub const DATABASE_FILE: &str = "codex-plugin-host.sqlite3";
+
+/// Start a plugin, send it one method, print the JSON result.
+#[derive(Debug, Args)]
+pub struct CallArgs {
+    /// The method, e.g. `ping` or `metadata/series/search`.
+    method: String,
+    /// The method's params as JSON.
+    params: Option<String>,
+    /// Admin configuration (JSON object), sent as `adminConfig`.
+    #[arg(long, value_name = "JSON")]
+    admin_config: Option<String>,
+    /// User configuration (JSON object), sent as `userConfig` without its `_codex` key.
+    #[arg(long, value_name = "JSON")]
+    user_config: Option<String>,
+    /// Credentials (JSON object of strings), sent in `initialize` only.
+    #[arg(long, value_name = "JSON")]
+    credentials: Option<String>,
+    /// Where plugin storage and plugin data directories live.
+    #[arg(long, value_name = "DIR", default_value = "data")]
+    data_dir: PathBuf,
+    /// Seconds to wait for each answer, `initialize` included.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    timeout: f64,
+    /// The storage scope; by default derived from the command line, so the same plugin
+    /// started the same way finds its data again.
+    #[arg(long, value_name = "ID")]
+    plugin_id: Option<String>,
+    /// An environment variable for the plugin (repeatable); blocked names are dropped.
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    env: Vec<String>,
+    /// A command name to add to the allowlist (repeatable).
+    #[arg(long = "allow-command", value_name = "NAME")]
+    allow_commands: Vec<String>,
+    /// Executables under this directory may run as plugins.
+    #[arg(long, value_name = "DIR")]
+    plugins_dir: Option<PathBuf>,
+    /// Cap on one message from the plugin, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_MESSAGE_BYTES)]
+    max_message_bytes: usize,
+    /// Log level of the host and of the plugin.
+    #[arg(long, value_enum, default_value_t = Level::Info)]
+    log_level: Level,
+    /// The plugin's command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    command: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Level {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl CallArgs {
+    pub fn log_level(&self) -> LogLevel {
+        match self.log_level {
+            Level::Debug => LogLevel::Debug,
+            Level::Info => LogLevel::Info,
+            Level::Warn => LogLevel::Warn,
+            Level::Error => LogLevel::Error,
+        }
+    }
+}
+
+/// Everything `call` needs, checked before anything starts.
+struct Request {
+    method: HostMethod,
+    params: Value,
+    settings: PluginSettings,
+    spec: ProcessSpec,
+    allowlist: CommandAllowlist,
+    database: PathBuf,
+}
+
+pub fn run(args: CallArgs) -> Result<(), Failure> {
+    let request = prepare(&args)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| Failure { message: format!("could not start the async runtime: {error}"), exit_code: 3 })?;
+    let result = runtime.block_on(execute(request))?;
+    let text = serde_json::to_string_pretty(&result).expect("a JSON value always serializes");
+    println!("{text}");
+    Ok(())
+}
+
+fn prepare(args: &CallArgs) -> Result<Request, Failure> {
+    let method = HostMethod::from_name(&args.method).ok_or_else(|| refusal(&PluginError::UnknownMethod { method: args.method.clone() }))?;
+    let params = match (&args.params, method) {
+        (Some(_), HostMethod::Initialize) => {
+            return Err(Failure::usage("`initialize` takes its params from --admin-config, --user-config and --credentials"));
+        }
+        (Some(text), _) => parse_json("PARAMS_JSON", text)?,
+        (None, _) => default_params(method),
+    };
+    if method != HostMethod::Initialize {
+        let checked = method.normalize_params(params.clone());
+        checked.map_err(|why| refusal(&PluginError::InvalidParams { method: args.method.clone(), why }))?;
+    }
+    let admin_config = parse_object("--admin-config", args.admin_config.as_deref())?;
+    let user_config = parse_object("--user-config", args.user_config.as_deref())?;
+    let credentials = parse_credentials(args.credentials.as_deref())?;
+    if !(args.timeout.is_finite() && args.timeout > 0.0) {
+        return Err(Failure::usage(format!("--timeout must be a positive number of seconds, got {}", args.timeout)));
+    }
+    let (command, command_args) = args.command.split_first().ok_or_else(|| Failure::usage("no plugin command after `--`"))?;
+    let id = match &args.plugin_id {
+        Some(id) => PluginId::new(id).map_err(Failure::usage)?,
+        None => PluginId::derived_from(command, command_args),
+    };
+    let data_dir = absolute(&args.data_dir)?;
+    let plugin_dir = data_dir.join("plugins").join(id.as_str());
+    let initialize = InitializeParams::new(admin_config, user_config, credentials)
+        .with_data_dir(plugin_dir.to_string_lossy())
+        .with_log_level(args.log_level());
+    let mut settings = PluginSettings::new(id, initialize);
+    settings.timeouts = Timeouts::new(Duration::from_secs_f64(args.timeout));
+    settings.max_message_bytes = args.max_message_bytes;
+    let env = args.env.iter().map(|pair| parse_env(pair)).collect::<Result<_, _>>()?;
+    let spec = ProcessSpec { command: command.clone(), args: command_args.to_vec(), env, data_dir: plugin_dir };
+    let mut allowlist = CommandAllowlist::default();
+    for name in &args.allow_commands {
+        allowlist = allowlist.allow(name);
+    }
+    if let Some(dir) = &args.plugins_dir {
+        allowlist = allowlist.with_plugins_dir(absolute(dir)?);
+    }
+    Ok(Request { method, params, settings, spec, allowlist, database: data_dir.join(DATABASE_FILE) })
+}
+
+async fn execute(request: Request) -> Result<Value, Failure> {
+    if let Some(parent) = request.database.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|error| host_failure(format!("could not create the data directory {}: {error}", parent.display())))?;
+    }
+    let backend = SqliteStorage::open(&request.database).map_err(|error| host_failure(error.to_string()))?;
+    let quota = StorageQuota::new(Arc::new(backend), StorageLimits::default());
+    if let Err(error) = quota.sweep_expired().await {
+        tracing::warn!("sweeping expired storage keys failed: {error}");
+    }
+    let storage = StorageHandler::new(quota.scoped(StorageScope::plugin(request.settings.id.as_str())));
+    let launched = process::spawn(&request.spec, &request.allowlist, request.settings.id.as_str())
+        .map_err(|error| refusal(&PluginError::from(error)))?;
+    let plugin = Plugin::start(launched, request.settings, Arc::new(storage)).await.map_err(|error| refusal(&error))?;
+    let outcome = match request.method {
+        HostMethod::Initialize => serde_json::to_value(plugin.manifest()).map_err(|error| host_failure(error.to_string())),
+        method => plugin.call_raw(method.name(), request.params, None).await.map_err(|error| refusal(&error)),
+    };
+    if request.method != HostMethod::Shutdown {
+        plugin.shutdown().await;
+    }
+    outcome
+}
+
+/// The exit code and message for an error: one place.
+fn refusal(error: &PluginError) -> Failure {
+    let exit_code = match error {
+        PluginError::Answered { .. } => 1,
+        PluginError::UnknownMethod { .. } | PluginError::InvalidParams { .. } => 2,
+        _ => 3,
+    };
+    Failure { message: format!("{error} [{}]", error.code().code()), exit_code }
+}
+
+fn host_failure(message: String) -> Failure {
+    Failure { message, exit_code: 3 }
+}
+
+fn default_params(method: HostMethod) -> Value {
+    match method {
+        HostMethod::Initialize | HostMethod::Ping | HostMethod::Shutdown => Value::Null,
+        _ => Value::Object(Map::new()),
+    }
+}
+
+fn parse_json(what: &str, text: &str) -> Result<Value, Failure> {
+    serde_json::from_str(text).map_err(|error| Failure::usage(format!("{what} is not valid JSON: {error}")))
+}
+
+fn parse_object(flag: &str, text: Option<&str>) -> Result<Map<String, Value>, Failure> {
+    match text.map(|text| parse_json(flag, text)).transpose()? {
+        None => Ok(Map::new()),
+        Some(Value::Object(object)) => Ok(object),
+        Some(other) => Err(Failure::usage(format!("{flag} must be a JSON object, got {other}"))),
+    }
+}
+
+fn parse_credentials(text: Option<&str>) -> Result<BTreeMap<String, String>, Failure> {
+    let object = parse_object("--credentials", text)?;
+    object
+        .into_iter()
+        .map(|(key, value)| match value {
+            Value::String(secret) => Ok((key, secret)),
+            _ => Err(Failure::usage(format!("--credentials: the value of `{key}` must be a string"))),
+        })
+        .collect()
+}
+
+fn parse_env(pair: &str) -> Result<(String, String), Failure> {
+    match pair.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
+        _ => Err(Failure::usage(format!("--env takes KEY=VALUE, got {pair:?}"))),
+    }
+}
+
+fn absolute(path: &Path) -> Result<PathBuf, Failure> {
+    std::path::absolute(path).map_err(|error| Failure::usage(format!("bad path {}: {error}", path.display())))
+}

@@ -1,0 +1,84 @@
+//! Errors of a running plugin, and the one place that maps them to JSON-RPC codes.
+
+use std::time::Duration;
+
+use crate::dispatch::{CallError, ConnectionClosed, PluginLabel};
+use crate::protocol::{ErrorCode, ErrorObject, ManifestError};
+use crate::transport::process::ProcessError;
+
+/// Why a plugin did not start, or a call got no result.
+///
+/// Three kinds are kept apart: answers the caller gets ([`PluginError::Answered`] and the
+/// host's own refusals; the plugin keeps running), plugin faults ([`PluginError::is_fault`]:
+/// the supervisor acts), and host bugs (-32603 with an error log).
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    #[error("{plugin} did not start: {source}")]
+    Initialize { plugin: PluginLabel, source: Box<PluginError> },
+    #[error("{plugin} returned an {source}")]
+    InvalidManifest { plugin: PluginLabel, source: ManifestError },
+    #[error("method `{method}` is not part of the plugin protocol")]
+    UnknownMethod { method: String },
+    #[error("{plugin} does not declare `{capability}` in its manifest, so `{method}` was not sent")]
+    CapabilityNotDeclared { plugin: PluginLabel, method: &'static str, capability: &'static str },
+    #[error("invalid params for `{method}`: {why}")]
+    InvalidParams { method: String, why: String },
+    #[error("{plugin} did not answer `{method}` within {}", format_duration(*after))]
+    Timeout { plugin: PluginLabel, method: &'static str, after: Duration },
+    #[error("{plugin} answered `{method}` with error {error}")]
+    Answered { plugin: PluginLabel, method: &'static str, error: ErrorObject },
+    #[error("{plugin} answered `{method}` with a malformed result: {why}")]
+    MalformedResult { plugin: PluginLabel, method: &'static str, why: String },
+    #[error("{closed} (during `{method}`)")]
+    Closed { method: &'static str, closed: ConnectionClosed },
+}
+
+impl PluginError {
+    pub(crate) fn from_call(plugin: &PluginLabel, method: &'static str, error: CallError) -> Self {
+        match error {
+            CallError::Rpc(error) => Self::Answered { plugin: plugin.clone(), method, error },
+            CallError::MalformedError(why) => Self::MalformedResult { plugin: plugin.clone(), method, why },
+            CallError::Closed(closed) => Self::Closed { method, closed },
+        }
+    }
+
+    /// The JSON-RPC code for this error: the plugin's own code for its answers, the
+    /// matching standard code for the host's refusals, -32603 for everything else.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Answered { error, .. } => error.kind(),
+            Self::UnknownMethod { .. } | Self::CapabilityNotDeclared { .. } => ErrorCode::MethodNotFound,
+            Self::InvalidParams { .. } => ErrorCode::InvalidParams,
+            _ => ErrorCode::InternalError,
+        }
+    }
+
+    /// The error as a JSON-RPC error object, for callers that speak JSON-RPC themselves.
+    pub fn to_rpc(&self) -> ErrorObject {
+        match self {
+            Self::Answered { error, .. } => error.clone(),
+            other => ErrorObject::new(other.code(), other.to_string()),
+        }
+    }
+
+    /// A fault of the plugin (timeout, death, protocol violation, -32603), as opposed to an
+    /// answer: only faults count against its health.
+    pub fn is_fault(&self) -> bool {
+        match self {
+            Self::Timeout { .. } | Self::MalformedResult { .. } | Self::InvalidManifest { .. } | Self::Initialize { .. } => true,
+            Self::Closed { closed, .. } => closed.reason.is_fault(),
+            Self::Answered { error, .. } => error.kind() == ErrorCode::InternalError,
+            Self::Process(_) | Self::UnknownMethod { .. } | Self::CapabilityNotDeclared { .. } | Self::InvalidParams { .. } => false,
+        }
+    }
+}
+
+fn format_duration(duration: Duration) -> String {
+    if duration.subsec_nanos() == 0 {
+        format!("{} s", duration.as_secs())
+    } else {
+        format!("{} ms", duration.as_millis())
+    }
+}

@@ -1,0 +1,225 @@
+//! [`Plugin`]: a started, initialized plugin, whatever its transport.
+
+use serde::Serialize;
+use serde_json::Value;
+use serde_json::value::RawValue;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::error::PluginError;
+use super::id::PluginId;
+use crate::dispatch::{CloseReason, Connection, ConnectionConfig, PluginLabel, ReverseHandler};
+use crate::limits::Timeouts;
+use crate::protocol::codec::DEFAULT_MAX_MESSAGE_BYTES;
+use crate::protocol::methods::CheckParams;
+use crate::protocol::types::initialize::InitializeParams;
+use crate::protocol::{HostMethod, Manifest, MethodSpec};
+use crate::transport::{Launched, ShutdownPolicy, TransportHandle};
+
+/// How one plugin is run.
+#[derive(Debug, Clone)]
+pub struct PluginSettings {
+    pub id: PluginId,
+    /// Sent as `initialize` params.
+    pub initialize: InitializeParams,
+    pub timeouts: Timeouts,
+    /// Cap on one message from the plugin.
+    pub max_message_bytes: usize,
+    pub shutdown: ShutdownPolicy,
+}
+
+impl PluginSettings {
+    /// Defaults: 30 s calls, 8 MiB messages, the reference's shutdown steps.
+    pub fn new(id: PluginId, initialize: InitializeParams) -> Self {
+        Self {
+            id,
+            initialize,
+            timeouts: Timeouts::default(),
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            shutdown: ShutdownPolicy::default(),
+        }
+    }
+}
+
+/// A plugin that answered `initialize` with a valid manifest.
+pub struct Plugin {
+    id: PluginId,
+    connection: Connection,
+    transport: TransportHandle,
+    manifest: Manifest,
+    timeouts: Timeouts,
+    shutdown: ShutdownPolicy,
+}
+
+impl Plugin {
+    /// Connects to a launched plugin, sends `initialize` under the timeout layer, and
+    /// validates the manifest. A plugin that fails any step is stopped before this returns.
+    pub async fn start(
+        launched: Launched,
+        settings: PluginSettings,
+        reverse: Arc<dyn ReverseHandler>,
+    ) -> Result<Self, PluginError> {
+        let label = PluginLabel::new(settings.id.as_str(), launched.handle.kind());
+        let mut config = ConnectionConfig::new(label.clone(), reverse);
+        config.max_message_bytes = settings.max_message_bytes;
+        let connection = Connection::open(launched.output, launched.input, launched.exit, config);
+        let mut starting = Starting { connection, transport: launched.handle, timeouts: settings.timeouts };
+        match starting.initialize(&settings.initialize).await {
+            Ok(manifest) => Ok(Self {
+                id: settings.id,
+                connection: starting.connection,
+                transport: starting.transport,
+                manifest,
+                timeouts: starting.timeouts,
+                shutdown: settings.shutdown,
+            }),
+            Err(error) => {
+                // No grace: a plugin that failed to start is not asked to shut down.
+                starting.stop(&settings.shutdown, Duration::ZERO).await;
+                Err(PluginError::Initialize { plugin: label, source: Box::new(error) })
+            }
+        }
+    }
+
+    pub fn id(&self) -> &PluginId {
+        &self.id
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    pub fn label(&self) -> &PluginLabel {
+        self.connection.label()
+    }
+
+    /// Why the plugin's connection ended, if it has.
+    pub fn closed_reason(&self) -> Option<crate::dispatch::ConnectionClosed> {
+        self.connection.closed_reason()
+    }
+
+    /// Calls a method with typed params and result.
+    pub async fn call<M: MethodSpec>(&self, params: &M::Params) -> Result<M::Result, PluginError> {
+        self.call_with_timeout::<M>(params, None).await
+    }
+
+    /// [`Plugin::call`] with a deadline for this call only.
+    pub async fn call_with_timeout<M: MethodSpec>(
+        &self,
+        params: &M::Params,
+        timeout: Option<Duration>,
+    ) -> Result<M::Result, PluginError> {
+        let method = M::METHOD;
+        self.check_capability(method)?;
+        params.check().map_err(|why| invalid_params(method, why))?;
+        let raw = encode(params).map_err(|why| invalid_params(method, why))?;
+        let answer = self.send(method, raw.as_deref(), timeout).await?;
+        serde_json::from_str(answer.get()).map_err(|error| self.malformed(method, &error))
+    }
+
+    /// Calls a method by name with raw JSON params; the params are checked against the
+    /// method's type before anything is sent, and the result is read and normalized.
+    pub async fn call_raw(&self, method: &str, params: Value, timeout: Option<Duration>) -> Result<Value, PluginError> {
+        let method = HostMethod::from_name(method).ok_or_else(|| PluginError::UnknownMethod { method: method.to_owned() })?;
+        self.check_capability(method)?;
+        let params = method.normalize_params(params).map_err(|why| invalid_params(method, why))?;
+        let raw = params.map(|params| serde_json::value::to_raw_value(&params)).transpose();
+        let raw = raw.map_err(|error| invalid_params(method, error.to_string()))?;
+        let answer = self.send(method, raw.as_deref(), timeout).await?;
+        let value: Value = serde_json::from_str(answer.get()).map_err(|error| self.malformed(method, &error))?;
+        method.normalize_result(value).map_err(|error| self.malformed(method, &error))
+    }
+
+    /// Stops the plugin: `shutdown`, a grace period, then closing its input, SIGTERM and
+    /// SIGKILL of its whole process group, as far as needed.
+    pub async fn shutdown(self) {
+        let policy = self.shutdown;
+        let started = tokio::time::Instant::now();
+        self.connection.expect_close();
+        if self.connection.closed_reason().is_none() {
+            let answer = self.timeouts.run(HostMethod::Shutdown.name(), Some(policy.grace), self.connection.call("shutdown", None)).await;
+            if let Err(elapsed) = answer {
+                tracing::debug!(plugin = self.id.as_str(), "`shutdown` got no answer: {elapsed}");
+            }
+        }
+        let remaining_grace = policy.grace.saturating_sub(started.elapsed());
+        let mut starting = Starting { connection: self.connection, transport: self.transport, timeouts: self.timeouts };
+        starting.stop(&policy, remaining_grace).await;
+    }
+
+    fn check_capability(&self, method: HostMethod) -> Result<(), PluginError> {
+        match method.capability() {
+            Some(capability) if !capability.is_declared_in(&self.manifest.capabilities) => {
+                Err(PluginError::CapabilityNotDeclared {
+                    plugin: self.label().clone(),
+                    method: method.name(),
+                    capability: capability.manifest_form(),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The one path every call takes: the timeout layer around the dispatcher.
+    async fn send(&self, method: HostMethod, params: Option<&RawValue>, timeout: Option<Duration>) -> Result<Box<RawValue>, PluginError> {
+        let name = method.name();
+        match self.timeouts.run(name, timeout, self.connection.call(name, params)).await {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(error)) => Err(PluginError::from_call(self.label(), name, error)),
+            Err(elapsed) => Err(PluginError::Timeout { plugin: self.label().clone(), method: name, after: elapsed.0 }),
+        }
+    }
+
+    fn malformed(&self, method: HostMethod, error: &serde_json::Error) -> PluginError {
+        PluginError::MalformedResult { plugin: self.label().clone(), method: method.name(), why: error.to_string() }
+    }
+}
+
+/// The parts of a plugin before (or after) it is usable.
+struct Starting {
+    connection: Connection,
+    transport: TransportHandle,
+    timeouts: Timeouts,
+}
+
+impl Starting {
+    async fn initialize(&mut self, params: &InitializeParams) -> Result<Manifest, PluginError> {
+        let method = HostMethod::Initialize;
+        let raw = encode(params).map_err(|why| invalid_params(method, why))?;
+        let label = self.connection.label().clone();
+        let call = self.connection.call(method.name(), raw.as_deref());
+        let answer = match self.timeouts.run(method.name(), None, call).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(error)) => return Err(PluginError::from_call(&label, method.name(), error)),
+            Err(elapsed) => return Err(PluginError::Timeout { plugin: label, method: method.name(), after: elapsed.0 }),
+        };
+        let value: Value = serde_json::from_str(answer.get()).map_err(|error| PluginError::MalformedResult {
+            plugin: label.clone(),
+            method: method.name(),
+            why: error.to_string(),
+        })?;
+        Manifest::parse(value).map_err(|source| PluginError::InvalidManifest { plugin: label, source })
+    }
+
+    /// Waits up to `grace` for a voluntary exit, then closes the input and escalates.
+    async fn stop(&mut self, policy: &ShutdownPolicy, grace: Duration) {
+        if !self.transport.wait_for_exit(grace).await {
+            self.connection.close_input().await;
+            self.transport.wait_for_exit(policy.after_close_input).await;
+        }
+        self.transport.terminate(policy).await;
+        self.connection.close(CloseReason::Stopped);
+    }
+}
+
+fn encode<P: Serialize>(params: &P) -> Result<Option<Box<RawValue>>, String> {
+    let value = serde_json::to_value(params).map_err(|error| error.to_string())?;
+    if value.is_null() {
+        return Ok(None);
+    }
+    serde_json::value::to_raw_value(&value).map(Some).map_err(|error| error.to_string())
+}
+
+fn invalid_params(method: HostMethod, why: String) -> PluginError {
+    PluginError::InvalidParams { method: method.name().to_owned(), why }
+}

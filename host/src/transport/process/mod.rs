@@ -1,0 +1,157 @@
+//! Process mode: today's Node, npx and Python plugins, unchanged, as child processes.
+//!
+//! Every plugin is checked against the [`CommandAllowlist`], gets its arguments as a list
+//! (never through a shell), starts with an empty environment plus the minimal set of
+//! [`environment`], and leads its own process group, which is killed on every exit path.
+//! Its stderr goes to `tracing` ([`stderr`]); its exit is reported the moment it happens,
+//! so pending calls fail at once with the exit status.
+
+pub mod allowlist;
+pub mod environment;
+mod group;
+pub mod stderr;
+
+pub use allowlist::{CommandAllowlist, DEFAULT_ALLOWED_COMMANDS};
+
+use nix::sys::signal::Signal;
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+use tokio::process::{Child, Command};
+use tokio::task::JoinHandle;
+
+use super::{Launched, ShutdownPolicy, TransportHandle};
+use crate::dispatch::{CloseReason, ExitSender, ExitSignal, exit_signal};
+use group::ProcessGroup;
+
+/// The transport's name in messages.
+pub const TRANSPORT: &str = "process";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error("command `{command}` is not allowed: {why}; allowed: {allowed}")]
+    NotAllowed { command: String, why: String, allowed: String },
+    #[error("command `{command}` was not found")]
+    NotFound { command: String },
+    #[error("could not start `{command}`: {source}")]
+    Spawn { command: String, source: std::io::Error },
+    #[error("could not create the plugin's data directory {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+}
+
+/// What to run, and where.
+#[derive(Debug, Clone)]
+pub struct ProcessSpec {
+    pub command: String,
+    /// One entry per argument, passed as they are.
+    pub args: Vec<String>,
+    /// Variables the admin configured; the blocklist still applies.
+    pub env: Vec<(String, String)>,
+    /// The plugin's private directory: its `HOME` and working directory.
+    pub data_dir: PathBuf,
+}
+
+/// Starts a plugin process.
+pub fn spawn(spec: &ProcessSpec, allowlist: &CommandAllowlist, plugin_id: &str) -> Result<Launched, ProcessError> {
+    let program = allowlist.resolve(&spec.command)?;
+    std::fs::create_dir_all(&spec.data_dir)
+        .map_err(|source| ProcessError::DataDir { path: spec.data_dir.display().to_string(), source })?;
+    let environment = environment::plugin_environment(&spec.env, &spec.data_dir, program.parent());
+    let mut child = Command::new(&program)
+        .args(&spec.args)
+        .env_clear()
+        .envs(environment)
+        .current_dir(&spec.data_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|source| ProcessError::Spawn { command: spec.command.clone(), source })?;
+    let group = child.id().and_then(ProcessGroup::led_by);
+    let (input, output, errors) = match (child.stdin.take(), child.stdout.take(), child.stderr.take()) {
+        (Some(input), Some(output), Some(errors)) => (input, output, errors),
+        _ => unreachable!("all three streams were configured as pipes"),
+    };
+    tracing::debug!(plugin = plugin_id, pid = child.id(), program = %program.display(), "started plugin process");
+    let stderr = tokio::spawn(stderr::forward(errors, plugin_id.to_owned()));
+    let (exit_sender, exit) = exit_signal();
+    let leftovers = child.id().and_then(ProcessGroup::led_by);
+    let monitor = tokio::spawn(watch_exit(child, leftovers, exit_sender, plugin_id.to_owned()));
+    let handle = ProcessHandle { group, exit: exit.clone(), monitor, stderr };
+    Ok(Launched { input: Box::new(input), output: Box::new(output), exit, handle: TransportHandle::Process(handle) })
+}
+
+/// Waits for the child, reports how it ended, then kills whatever is left of its group.
+async fn watch_exit(mut child: Child, leftovers: Option<ProcessGroup>, exit: ExitSender, plugin: String) {
+    let reason = match child.wait().await {
+        Ok(status) => describe(status),
+        Err(error) => format!("could not be waited for: {error}"),
+    };
+    // A grandchild holding the pipes open would hide the exit from the reader.
+    drop(leftovers);
+    tracing::debug!(plugin = %plugin, "plugin process {reason}");
+    exit.send_replace(Some(CloseReason::Exited(reason)));
+}
+
+fn describe(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(signal)) => {
+            let name = Signal::try_from(signal).map(|signal| signal.as_str()).unwrap_or("unknown signal");
+            format!("was killed by signal {signal} ({name})")
+        }
+        _ => format!("ended ({status})"),
+    }
+}
+
+/// A running plugin process. Dropping it kills the whole process group.
+pub struct ProcessHandle {
+    group: Option<ProcessGroup>,
+    exit: ExitSignal,
+    monitor: JoinHandle<()>,
+    stderr: JoinHandle<()>,
+}
+
+impl ProcessHandle {
+    /// The process group id, which is also the plugin's pid.
+    pub fn process_group(&self) -> Option<i32> {
+        self.group.as_ref().map(ProcessGroup::id)
+    }
+
+    pub(crate) async fn wait_for_exit(&mut self, grace: Duration) -> bool {
+        tokio::time::timeout(grace, self.exit.wait_for(Option::is_some)).await.is_ok()
+    }
+
+    /// SIGTERM to the group, then SIGKILL after the policy's wait; then reaps. The input
+    /// has already been closed by the caller.
+    pub(crate) async fn terminate(&mut self, policy: &ShutdownPolicy) {
+        if !self.wait_for_exit(Duration::ZERO).await {
+            if let Some(group) = &self.group {
+                group.signal(Signal::SIGTERM);
+            }
+            if !self.wait_for_exit(policy.after_terminate).await {
+                if let Some(group) = &self.group {
+                    group.signal(Signal::SIGKILL);
+                }
+                self.wait_for_exit(Duration::from_secs(5)).await;
+            }
+        }
+        // The leader is gone; its grandchildren may not be.
+        if let Some(group) = &self.group {
+            group.signal(Signal::SIGKILL);
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(1), &mut self.stderr).await;
+    }
+}
+
+impl Drop for ProcessHandle {
+    fn drop(&mut self) {
+        // The group's own Drop sends SIGKILL to every member.
+        self.group.take();
+        self.monitor.abort();
+        self.stderr.abort();
+    }
+}
