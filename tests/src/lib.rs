@@ -1,1 +1,154 @@
+//! Shared pieces of the end-to-end tests: where the test plugins are, and a host with a
+//! real SQLite file in a temporary directory that starts real processes.
 
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use codex_plugin_host::limits::{StorageLimits, StorageQuota};
+use codex_plugin_host::plugin::{Plugin, PluginError, PluginId, PluginSettings};
+use codex_plugin_host::protocol::types::initialize::InitializeParams;
+use codex_plugin_host::protocol::types::metadata::SearchResponse;
+use codex_plugin_host::storage::handler::StorageHandler;
+use codex_plugin_host::storage::{SqliteStorage, StorageScope};
+use codex_plugin_host::transport::ShutdownPolicy;
+use codex_plugin_host::transport::process::{self, CommandAllowlist, ProcessSpec};
+
+/// The repository's top folder.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is inside the repository").to_path_buf()
+}
+
+/// Our own test plugin (`tests/plugins/test-plugin.mjs`), run with `node`.
+pub fn test_plugin() -> String {
+    repo_root().join("tests/plugins/test-plugin.mjs").to_string_lossy().into_owned()
+}
+
+/// The published `@ashdev/codex-plugin-metadata-openlibrary@2.5.0`, fetched on first use
+/// by `tests/fetch-plugins.sh` (npm pack and extract; never installed).
+pub fn openlibrary() -> String {
+    static FETCHED: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let fetched = FETCHED.get_or_init(|| {
+        let script = repo_root().join("tests/fetch-plugins.sh");
+        let status = Command::new("bash").arg(&script).status().map_err(|error| format!("running {}: {error}", script.display()))?;
+        if !status.success() {
+            return Err(format!("{} failed ({status}): npm and the npm registry are needed", script.display()));
+        }
+        Ok(repo_root().join("tests/plugins/npm/metadata-openlibrary/dist/index.js"))
+    });
+    match fetched {
+        Ok(path) => path.to_string_lossy().into_owned(),
+        Err(why) => panic!("the published Open Library plugin is not available: {why}"),
+    }
+}
+
+/// A host with its own data directory and SQLite file.
+pub struct TestHost {
+    dir: tempfile::TempDir,
+    quota: Arc<StorageQuota>,
+}
+
+impl Default for TestHost {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestHost {
+    pub fn new() -> Self {
+        Self::in_dir(tempfile::tempdir().expect("a temporary directory"))
+    }
+
+    /// A host on an existing data directory, as after a restart.
+    pub fn in_dir(dir: tempfile::TempDir) -> Self {
+        let backend = SqliteStorage::open(&dir.path().join("host.sqlite3")).expect("the database opens");
+        let quota = StorageQuota::new(Arc::new(backend), StorageLimits::default());
+        Self { dir, quota }
+    }
+
+    /// Stops this host and gives its data directory back, to start another on it.
+    pub fn into_dir(self) -> tempfile::TempDir {
+        self.dir
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Starts a plugin process with short shutdown steps and a 10 s call timeout;
+    /// `adjust` can change the settings and the process spec.
+    pub async fn start(
+        &self,
+        id: &str,
+        command: &str,
+        args: &[&str],
+        adjust: impl FnOnce(&mut PluginSettings, &mut ProcessSpec),
+    ) -> Result<Plugin, PluginError> {
+        let id = PluginId::new(id).expect("a valid test plugin id");
+        let plugin_dir = self.dir.path().join("plugins").join(id.as_str());
+        let initialize = InitializeParams::new(Default::default(), Default::default(), Default::default())
+            .with_data_dir(plugin_dir.to_string_lossy());
+        let mut settings = PluginSettings::new(id, initialize);
+        settings.timeouts = codex_plugin_host::limits::Timeouts::new(Duration::from_secs(10));
+        settings.shutdown = ShutdownPolicy {
+            grace: Duration::from_secs(2),
+            after_close_input: Duration::from_millis(300),
+            after_terminate: Duration::from_millis(500),
+        };
+        let mut spec = ProcessSpec {
+            command: command.to_owned(),
+            args: args.iter().map(|arg| arg.to_string()).collect(),
+            env: Vec::new(),
+            data_dir: plugin_dir,
+        };
+        adjust(&mut settings, &mut spec);
+        let storage = StorageHandler::new(self.quota.scoped(StorageScope::plugin(settings.id.as_str())));
+        let launched = process::spawn(&spec, &CommandAllowlist::default(), settings.id.as_str())?;
+        Plugin::start(launched, settings, Arc::new(storage)).await
+    }
+
+    /// Starts `tests/plugins/test-plugin.mjs` in a scenario; panics if it does not start.
+    pub async fn test_plugin(&self, id: &str, scenario: &str) -> Plugin {
+        self.test_plugin_with(id, scenario, |_, _| {}).await
+    }
+
+    pub async fn test_plugin_with(
+        &self,
+        id: &str,
+        scenario: &str,
+        adjust: impl FnOnce(&mut PluginSettings, &mut ProcessSpec),
+    ) -> Plugin {
+        let script = test_plugin();
+        match self.start(id, "node", &[&script, scenario], adjust).await {
+            Ok(plugin) => plugin,
+            Err(error) => panic!("the test plugin did not start in scenario {scenario}: {error}"),
+        }
+    }
+}
+
+/// The steps of a storage-command search, as `(command, answer)` pairs.
+pub fn steps(response: &SearchResponse) -> Vec<(String, Value)> {
+    response
+        .results
+        .iter()
+        .map(|result| (result.external_id.clone(), serde_json::from_str(&result.title).expect("each step is JSON")))
+        .collect()
+}
+
+/// Whether a process has ended (and been reaped), waiting up to 5 s for it to do so.
+pub async fn process_ends(pid: i32) -> bool {
+    for _ in 0..100 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"));
+        let alive = stat.is_ok_and(|stat| {
+            let state = stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next());
+            state != Some("Z")
+        });
+        if !alive {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}

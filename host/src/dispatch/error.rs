@@ -40,7 +40,7 @@ pub enum CloseReason {
     Exited(String),
     #[error("closed its output")]
     OutputClosed,
-    #[error("sent a message over the limit of {limit} bytes")]
+    #[error("sent a message over the limit of {limit} bytes ({} MiB)", *limit as f64 / 1_048_576.0)]
     MessageTooLarge { limit: usize },
     #[error("reading its output failed: {0}")]
     ReadFailed(String),

@@ -15,7 +15,8 @@ use crate::transport::process::ProcessError;
 pub enum PluginError {
     #[error(transparent)]
     Process(#[from] ProcessError),
-    #[error("{plugin} did not start: {source}")]
+    /// Starting failed (`initialize` or its manifest); the plugin was stopped.
+    #[error("{source}; it was not started")]
     Initialize { plugin: PluginLabel, source: Box<PluginError> },
     #[error("{plugin} returned an {source}")]
     InvalidManifest { plugin: PluginLabel, source: ManifestError },

@@ -93,6 +93,11 @@ impl Plugin {
         self.connection.label()
     }
 
+    /// The plugin's process id (also its process group), when it runs as a process.
+    pub fn process_id(&self) -> Option<i32> {
+        self.transport.process_id()
+    }
+
     /// Why the plugin's connection ended, if it has.
     pub fn closed_reason(&self) -> Option<crate::dispatch::ConnectionClosed> {
         self.connection.closed_reason()
@@ -203,6 +208,7 @@ impl Starting {
 
     /// Waits up to `grace` for a voluntary exit, then closes the input and escalates.
     async fn stop(&mut self, policy: &ShutdownPolicy, grace: Duration) {
+        self.connection.expect_close();
         if !self.transport.wait_for_exit(grace).await {
             self.connection.close_input().await;
             self.transport.wait_for_exit(policy.after_close_input).await;

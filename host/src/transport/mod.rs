@@ -30,6 +30,13 @@ impl TransportHandle {
         }
     }
 
+    /// The operating-system process (and process group) id, for a process plugin.
+    pub fn process_id(&self) -> Option<i32> {
+        match self {
+            Self::Process(process) => process.process_group(),
+        }
+    }
+
     /// Waits up to `grace` for the plugin to end by itself; `true` if it did.
     pub async fn wait_for_exit(&mut self, grace: Duration) -> bool {
         match self {
