@@ -1,0 +1,145 @@
+//! `codex-plugin-host call`, run as a real command against real plugin processes.
+
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const HOST: &str = env!("CARGO_BIN_EXE_codex-plugin-host");
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn test_plugin() -> String {
+    repo().join("tests/plugins/test-plugin.mjs").to_string_lossy().into_owned()
+}
+
+/// Runs `codex-plugin-host call ARGS -- node test-plugin.mjs SCENARIO` in `data`.
+fn call(data: &Path, args: &[&str], plugin: &[&str]) -> Output {
+    Command::new(HOST)
+        .arg("call")
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--")
+        .args(plugin)
+        .env_remove("RUST_LOG")
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("the host binary runs")
+}
+
+fn stdout_json(output: &Output) -> Value {
+    let text = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(&text).unwrap_or_else(|error| panic!("stdout is not JSON ({error}): {text}\nstderr: {}", stderr(output)))
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn steps(output: &Output) -> Vec<Value> {
+    let results = stdout_json(output)["results"].as_array().cloned().unwrap_or_default();
+    results.iter().map(|result| serde_json::from_str(result["title"].as_str().unwrap()).unwrap()).collect()
+}
+
+#[test]
+fn ping_and_initialize_print_json_on_stdout_and_logs_on_stderr() {
+    let data = tempfile::tempdir().unwrap();
+    let script = test_plugin();
+    let output = call(data.path(), &["ping"], &["node", &script]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout_json(&output), json!("pong"));
+    let output = call(data.path(), &["initialize"], &["node", &script]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout_json(&output)["name"], json!("test-plugin"));
+}
+
+#[test]
+fn storage_persists_between_calls_of_the_same_plugin() {
+    let data = tempfile::tempdir().unwrap();
+    let script = test_plugin();
+    let set = call(data.path(), &["metadata/series/search", r#"{"query":"set:remember=\"me\""}"#], &["node", &script]);
+    assert!(set.status.success(), "{}", stderr(&set));
+    let get = call(data.path(), &["metadata/series/search", r#"{"query":"get:remember"}"#], &["node", &script]);
+    assert_eq!(steps(&get)[0], json!({"data": "me"}));
+    assert!(data.path().join("codex-plugin-host.sqlite3").exists());
+    let other = call(data.path(), &["metadata/series/search", r#"{"query":"get:remember"}"#, "--plugin-id", "other"], &["node", &script]);
+    assert_eq!(steps(&other)[0], json!({"data": null}), "another plugin id is another scope");
+}
+
+#[test]
+fn a_plugin_error_exits_1_with_its_code_and_message() {
+    let data = tempfile::tempdir().unwrap();
+    let output = call(data.path(), &["sync/getUserInfo"], &["node", &test_plugin()]);
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    assert!(message.contains("no access token") && message.contains("-32003"), "{message}");
+    assert!(output.stdout.is_empty());
+}
+
+#[test]
+fn bad_input_on_the_command_line_exits_2_before_anything_starts() {
+    let data = tempfile::tempdir().unwrap();
+    let script = test_plugin();
+    let cases: [(&[&str], &str); 6] = [
+        (&["metadata/series/search", "{query: naruto}"], "PARAMS_JSON is not valid JSON"),
+        (&["metadata/series/search", r#"{"limit": 5}"#], "missing field `query`"),
+        (&["ping", "--admin-config", "[1]"], "--admin-config must be a JSON object"),
+        (&["ping", "--credentials", r#"{"api_key": 5}"#], "`api_key` must be a string"),
+        (&["releases/poll"], "not part of the plugin protocol [-32601]"),
+        (&["ping", "--timeout", "0"], "--timeout must be a positive number"),
+    ];
+    for (args, fragment) in cases {
+        let output = call(data.path(), args, &["node", &script]);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", stderr(&output));
+        assert!(stderr(&output).contains(fragment), "{args:?}: {}", stderr(&output));
+    }
+}
+
+#[test]
+fn host_errors_exit_3_with_one_clear_line() {
+    let data = tempfile::tempdir().unwrap();
+    let output = call(data.path(), &["ping"], &["bash", "-c", "echo hi"]);
+    assert_eq!(output.status.code(), Some(3));
+    assert!(stderr(&output).contains("command `bash` is not allowed"), "{}", stderr(&output));
+    let output = call(data.path(), &["ping", "--timeout", "0.5"], &["node", &test_plugin(), "never-answers"]);
+    assert_eq!(output.status.code(), Some(3));
+    assert!(stderr(&output).contains("did not answer `ping` within 500 ms"), "{}", stderr(&output));
+    assert_eq!(stderr(&output).lines().filter(|line| line.starts_with("error:")).count(), 1);
+}
+
+#[test]
+fn the_host_environment_is_not_inherited_and_blocked_variables_are_named() {
+    let data = tempfile::tempdir().unwrap();
+    let output = Command::new(HOST)
+        .args(["call", "metadata/series/search", r#"{"query":"env"}"#, "--env", "LD_PRELOAD=/tmp/x.so", "--env", "REGION=eu", "--data-dir"])
+        .arg(data.path())
+        .arg("--")
+        .args(["node", &test_plugin()])
+        .env("CODEX_ENCRYPTION_KEY", "aG9zdCBzZWNyZXQ=")
+        .env("DATABASE_URL", "postgres://host-secret")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let environment = &steps(&output)[0]["env"];
+    assert_eq!(environment["REGION"], json!("eu"));
+    for absent in ["CODEX_ENCRYPTION_KEY", "DATABASE_URL", "LD_PRELOAD"] {
+        assert!(environment.get(absent).is_none(), "{absent} reached the plugin: {environment}");
+    }
+    assert!(stderr(&output).contains("dropping environment variable `LD_PRELOAD`"), "{}", stderr(&output));
+}
+
+#[test]
+fn the_published_open_library_plugin_answers_a_book_search() {
+    let fetch = Command::new("bash").arg(repo().join("tests/fetch-plugins.sh")).status().unwrap();
+    assert!(fetch.success(), "tests/fetch-plugins.sh needs npm and the npm registry");
+    let plugin = repo().join("tests/plugins/npm/metadata-openlibrary/dist/index.js");
+    let data = tempfile::tempdir().unwrap();
+    let output = call(data.path(), &["metadata/book/search", r#"{"query":"dune"}"#], &["node", plugin.to_str().unwrap()]);
+    match output.status.code() {
+        Some(0) => assert!(stdout_json(&output)["results"].is_array()),
+        Some(1) => assert!(stderr(&output).contains("-3200"), "a clean plugin error: {}", stderr(&output)),
+        other => panic!("exit {other:?}: {}", stderr(&output)),
+    }
+}
