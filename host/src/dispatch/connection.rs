@@ -4,11 +4,12 @@ use serde_json::value::RawValue;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{Semaphore, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::error::{CallError, CloseReason, ConnectionClosed, PluginLabel};
+use super::input::Input;
 use super::pending::PendingCalls;
 use super::reverse::{ReverseHandler, ReverseRequest};
 use crate::protocol::codec::{DEFAULT_MAX_MESSAGE_BYTES, LineError, LineReader};
@@ -30,9 +31,6 @@ const EXIT_REASON_WAIT: Duration = Duration::from_secs(2);
 /// After a failed write, how long to let the reader report the plugin's end (a broken
 /// pipe almost always means the plugin died) before blaming the write itself.
 const WRITE_FAILURE_GRACE: Duration = Duration::from_secs(4);
-/// Outgoing lines queued before callers wait: bounded so a plugin that stops reading its
-/// input cannot make the host buffer without end.
-const OUTBOX_CAPACITY: usize = 256;
 /// Plugin requests served at once; further requests wait to be read.
 const MAX_CONCURRENT_REVERSE_REQUESTS: usize = 32;
 /// How much of a junk line goes into the log.
@@ -54,14 +52,10 @@ impl ConnectionConfig {
     }
 }
 
-enum Outgoing {
-    Line(Vec<u8>),
-    /// Close the plugin's input (end of file on its stdin).
-    CloseInput,
-}
-
 struct Shared {
     label: PluginLabel,
+    input: Input,
+    exit: ExitSignal,
     pending: PendingCalls,
     /// The host has begun stopping the plugin: its end is expected, not a fault to report.
     stopping: AtomicBool,
@@ -81,16 +75,33 @@ impl Shared {
             self.closed_signal.send_replace(Some(closed));
         }
     }
+
+    /// Writes one whole line to the plugin. A failed write usually means the plugin died:
+    /// the transport gets a moment to say how before the write itself is blamed.
+    async fn send_line(&self, line: &[u8]) -> bool {
+        match self.input.send_line(line, || self.close(CloseReason::WriteFailed(TORN_WRITE.into()))).await {
+            Ok(()) => true,
+            Err(error) => {
+                let mut exit = self.exit.clone();
+                let reason = match tokio::time::timeout(WRITE_FAILURE_GRACE, exit.wait_for(Option::is_some)).await {
+                    Ok(Ok(reason)) => reason.clone(),
+                    _ => None,
+                };
+                self.close(reason.unwrap_or(CloseReason::WriteFailed(error.to_string())));
+                false
+            }
+        }
+    }
 }
+
+const TORN_WRITE: &str = "a message was abandoned halfway through writing it";
 
 /// A JSON-RPC connection to one plugin. Dropping it stops its tasks.
 pub struct Connection {
     shared: Arc<Shared>,
-    outbox: mpsc::Sender<Outgoing>,
     next_id: AtomicI64,
     closed: watch::Receiver<Option<ConnectionClosed>>,
     reader: JoinHandle<()>,
-    writer: JoinHandle<()>,
 }
 
 impl Connection {
@@ -103,20 +114,19 @@ impl Connection {
         let (closed_signal, closed) = watch::channel(None);
         let shared = Arc::new(Shared {
             label: config.label,
+            input: Input::new(Box::new(input)),
+            exit: exit.clone(),
             pending: PendingCalls::default(),
             stopping: AtomicBool::new(false),
             closed_signal,
         });
-        let (outbox, inbox) = mpsc::channel(OUTBOX_CAPACITY);
-        let writer = tokio::spawn(write_loop(input, inbox, exit.clone(), shared.clone()));
         let reader = tokio::spawn(read_loop(
             LineReader::new(output, config.max_message_bytes),
             exit,
             config.reverse,
-            outbox.clone(),
             shared.clone(),
         ));
-        Self { shared, outbox, next_id: AtomicI64::new(1), closed, reader, writer }
+        Self { shared, next_id: AtomicI64::new(1), closed, reader }
     }
 
     pub fn label(&self) -> &PluginLabel {
@@ -126,12 +136,15 @@ impl Connection {
     /// Sends a request and waits for its answer, however long that takes: deadlines are
     /// the timeout layer's job. Dropping the future forgets the call, and a late answer is
     /// then logged and dropped.
+    ///
+    /// The caller writes its own line (no writer task in between): the request reaches the
+    /// plugin as soon as it is made, which is what keeps a pipeline of calls full.
     pub async fn call(&self, method: &str, params: Option<&RawValue>) -> Result<Box<RawValue>, CallError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let answer = self.shared.pending.register(id)?;
         let _forget_on_drop = ForgetOnDrop { pending: &self.shared.pending, id };
         let line = message::request_line(id, method, params);
-        if self.outbox.send(Outgoing::Line(line)).await.is_err() {
+        if !self.shared.send_line(&line).await {
             return Err(self.closed_error().into());
         }
         match answer.await {
@@ -149,7 +162,7 @@ impl Connection {
     /// Ends the plugin's input, as a polite request to exit. Calls already sent still get
     /// their answers.
     pub async fn close_input(&self) {
-        let _ = self.outbox.send(Outgoing::CloseInput).await;
+        self.shared.input.close().await;
     }
 
     /// Fails every pending call with `reason` and refuses new ones. The first reason wins.
@@ -188,7 +201,6 @@ impl Drop for Connection {
     fn drop(&mut self) {
         self.shared.close(CloseReason::Stopped);
         self.reader.abort();
-        self.writer.abort();
     }
 }
 
@@ -203,46 +215,11 @@ impl Drop for ForgetOnDrop<'_> {
     }
 }
 
-/// Writes queued lines, flushing once the queue is empty so bursts share one flush.
-async fn write_loop<W: AsyncWrite + Unpin>(
-    mut input: W,
-    mut inbox: mpsc::Receiver<Outgoing>,
-    mut exit: ExitSignal,
-    shared: Arc<Shared>,
-) {
-    if let Err(error) = write_all_queued(&mut input, &mut inbox).await {
-        let reason = match tokio::time::timeout(WRITE_FAILURE_GRACE, exit.wait_for(Option::is_some)).await {
-            Ok(Ok(reason)) => reason.clone().unwrap_or(CloseReason::WriteFailed(error.to_string())),
-            _ => CloseReason::WriteFailed(error.to_string()),
-        };
-        shared.close(reason);
-    }
-}
-
-async fn write_all_queued<W: AsyncWrite + Unpin>(input: &mut W, inbox: &mut mpsc::Receiver<Outgoing>) -> std::io::Result<()> {
-    while let Some(first) = inbox.recv().await {
-        let mut next = Some(first);
-        while let Some(outgoing) = next.take() {
-            match outgoing {
-                Outgoing::Line(line) => input.write_all(&line).await?,
-                Outgoing::CloseInput => {
-                    input.flush().await?;
-                    return input.shutdown().await;
-                }
-            }
-            next = inbox.try_recv().ok();
-        }
-        input.flush().await?;
-    }
-    Ok(())
-}
-
 /// Reads the plugin's output until it ends, then closes the connection with the cause.
 async fn read_loop<R: AsyncRead + Unpin>(
     mut lines: LineReader<R>,
     mut exit: ExitSignal,
     reverse: Arc<dyn ReverseHandler>,
-    outbox: mpsc::Sender<Outgoing>,
     shared: Arc<Shared>,
 ) {
     let permits = Arc::new(Semaphore::new(MAX_CONCURRENT_REVERSE_REQUESTS));
@@ -260,10 +237,9 @@ async fn read_loop<R: AsyncRead + Unpin>(
             Incoming::Request(request) => {
                 let Ok(permit) = permits.clone().acquire_owned().await else { break CloseReason::Stopped };
                 let reverse = reverse.clone();
-                let outbox = outbox.clone();
-                let label = shared.label.clone();
+                let shared = shared.clone();
                 serving.spawn(async move {
-                    serve(reverse.as_ref(), request, &outbox, &label).await;
+                    serve(reverse.as_ref(), request, &shared).await;
                     drop(permit);
                 });
             }
@@ -288,17 +264,16 @@ fn deliver(shared: &Shared, response: Response) {
     }
 }
 
-async fn serve(reverse: &dyn ReverseHandler, request: PluginRequest, outbox: &mpsc::Sender<Outgoing>, label: &PluginLabel) {
+async fn serve(reverse: &dyn ReverseHandler, request: PluginRequest, shared: &Shared) {
     let Some(id) = request.id else {
-        tracing::warn!(plugin = label.id(), method = %request.method, "ignoring a notification: plugin requests need an id");
+        tracing::warn!(plugin = shared.label.id(), method = %request.method, "ignoring a notification: plugin requests need an id");
         return;
     };
     let outcome = reverse
         .handle(ReverseRequest { method: request.method, params: request.params, parent_request_id: request.parent_request_id })
         .await;
     let line = message::response_line(&id, &outcome);
-    // A closed outbox means the connection is gone: nobody is left to answer.
-    let _ = outbox.send(Outgoing::Line(line)).await;
+    shared.send_line(&line).await;
 }
 
 async fn wait_for_exit_reason(exit: &mut ExitSignal) -> CloseReason {

@@ -9,6 +9,7 @@
 
 mod connection;
 mod error;
+mod input;
 mod pending;
 mod reverse;
 
