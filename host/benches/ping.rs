@@ -65,7 +65,8 @@ fn runtimes() -> Vec<(&'static str, tokio::runtime::Runtime)> {
 
 fn fetch_plugin() -> PathBuf {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("host/ is in the repository").to_path_buf();
-    let status = std::process::Command::new("bash").arg(repo.join("tests/fetch-plugins.sh")).status().expect("bash runs");
+    let status =
+        std::process::Command::new("bash").arg(repo.join("tests/fetch-plugins.sh")).status().expect("bash runs");
     assert!(status.success(), "tests/fetch-plugins.sh failed: npm and the npm registry are needed");
     repo.join("tests/plugins/npm/metadata-openlibrary/dist/index.js")
 }
@@ -74,18 +75,22 @@ fn fetch_plugin() -> PathBuf {
 /// the host on the very same pipes: both paths see the same process on the same cores.
 async fn round(runtime: &'static str, plugin: &Path) -> (Row, Row) {
     let data = tempfile::tempdir().expect("a temporary directory");
-    let mut launched = process::spawn(&spec(plugin, data.path()), &CommandAllowlist::default(), "bench").expect("the plugin starts");
+    let mut launched =
+        process::spawn(&spec(plugin, data.path()), &CommandAllowlist::default(), "bench").expect("the plugin starts");
     let bare = bare_loop(runtime, &mut launched.input, &mut launched.output).await;
     let host = through_host(runtime, launched).await;
     (bare, host)
 }
 
 /// The baseline: one task, one line out, one line in.
-async fn bare_loop<W: AsyncWrite + Unpin, R: AsyncRead + Unpin>(runtime: &'static str, input: &mut W, output: &mut R) -> Row {
+async fn bare_loop<W: AsyncWrite + Unpin, R: AsyncRead + Unpin>(
+    runtime: &'static str,
+    input: &mut W,
+    output: &mut R,
+) -> Row {
     // An 8 KiB buffer is far larger than the answers still unread at the end of a phase:
     // every phase reads all its answers, so nothing is left buffered for the host.
     let mut output = BufReader::new(output);
-    let input = input;
     let mut line = String::new();
     let mut id = 0u64;
     // Initialize as the host does, so the plugin is in the same state for both paths.
@@ -107,7 +112,10 @@ async fn bare_loop<W: AsyncWrite + Unpin, R: AsyncRead + Unpin>(runtime: &'stati
     while sent < IN_FLIGHT {
         id += 1;
         sent += 1;
-        input.write_all(format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"ping\"}}\n").as_bytes()).await.expect("write");
+        input
+            .write_all(format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"ping\"}}\n").as_bytes())
+            .await
+            .expect("write");
     }
     input.flush().await.expect("flush");
     while received < PIPELINED {
@@ -117,7 +125,10 @@ async fn bare_loop<W: AsyncWrite + Unpin, R: AsyncRead + Unpin>(runtime: &'stati
         if sent < PIPELINED {
             id += 1;
             sent += 1;
-            input.write_all(format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"ping\"}}\n").as_bytes()).await.expect("write");
+            input
+                .write_all(format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"ping\"}}\n").as_bytes())
+                .await
+                .expect("write");
             input.flush().await.expect("flush");
         }
     }
@@ -126,7 +137,12 @@ async fn bare_loop<W: AsyncWrite + Unpin, R: AsyncRead + Unpin>(runtime: &'stati
     summarize(runtime, "bare tokio loop", samples, pipelined)
 }
 
-async fn round_trip<W: AsyncWrite + Unpin, R: AsyncRead + Unpin>(input: &mut W, output: &mut BufReader<R>, line: &mut String, id: u64) {
+async fn round_trip<W: AsyncWrite + Unpin, R: AsyncRead + Unpin>(
+    input: &mut W,
+    output: &mut BufReader<R>,
+    line: &mut String,
+    id: u64,
+) {
     let request = format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"ping\"}}\n");
     input.write_all(request.as_bytes()).await.expect("write");
     input.flush().await.expect("flush");
@@ -148,7 +164,8 @@ fn spec(plugin: &Path, data: &Path) -> ProcessSpec {
 async fn through_host(runtime: &'static str, launched: Launched) -> Row {
     let id = PluginId::new("bench").expect("valid");
     let initialize = InitializeParams::new(Default::default(), Default::default(), Default::default());
-    let plugin = Plugin::start(launched, PluginSettings::new(id, initialize), Arc::new(RefuseAll)).await.expect("initialize");
+    let plugin =
+        Plugin::start(launched, PluginSettings::new(id, initialize), Arc::new(RefuseAll)).await.expect("initialize");
     let mut samples = Vec::with_capacity(SEQUENTIAL);
     for index in 0..WARM_UP + SEQUENTIAL {
         let started = Instant::now();
@@ -210,7 +227,9 @@ fn median(mut rounds: Vec<Row>) -> Row {
 }
 
 fn print_table(rows: &[Row]) {
-    println!("| runtime | path | ping p50 | ping p99 | req/s, 1 in flight | req/s, {IN_FLIGHT} in flight | p50 vs bare | {IN_FLIGHT}-in-flight vs bare |");
+    println!(
+        "| runtime | path | ping p50 | ping p99 | req/s, 1 in flight | req/s, {IN_FLIGHT} in flight | p50 vs bare | {IN_FLIGHT}-in-flight vs bare |"
+    );
     println!("|---|---|---|---|---|---|---|---|");
     for pair in rows.chunks(2) {
         let bare = &pair[0];

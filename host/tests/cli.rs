@@ -31,7 +31,8 @@ fn call(data: &Path, args: &[&str], plugin: &[&str]) -> Output {
 
 fn stdout_json(output: &Output) -> Value {
     let text = String::from_utf8_lossy(&output.stdout);
-    serde_json::from_str(&text).unwrap_or_else(|error| panic!("stdout is not JSON ({error}): {text}\nstderr: {}", stderr(output)))
+    serde_json::from_str(&text)
+        .unwrap_or_else(|error| panic!("stdout is not JSON ({error}): {text}\nstderr: {}", stderr(output)))
 }
 
 fn stderr(output: &Output) -> String {
@@ -64,7 +65,11 @@ fn storage_persists_between_calls_of_the_same_plugin() {
     let get = call(data.path(), &["metadata/series/search", r#"{"query":"get:remember"}"#], &["node", &script]);
     assert_eq!(steps(&get)[0], json!({"data": "me"}));
     assert!(data.path().join("codex-plugin-host.sqlite3").exists());
-    let other = call(data.path(), &["metadata/series/search", r#"{"query":"get:remember"}"#, "--plugin-id", "other"], &["node", &script]);
+    let other = call(
+        data.path(),
+        &["metadata/series/search", r#"{"query":"get:remember"}"#, "--plugin-id", "other"],
+        &["node", &script],
+    );
     assert_eq!(steps(&other)[0], json!({"data": null}), "another plugin id is another scope");
 }
 
@@ -113,7 +118,16 @@ fn host_errors_exit_3_with_one_clear_line() {
 fn the_host_environment_is_not_inherited_and_blocked_variables_are_named() {
     let data = tempfile::tempdir().unwrap();
     let output = Command::new(HOST)
-        .args(["call", "metadata/series/search", r#"{"query":"env"}"#, "--env", "LD_PRELOAD=/tmp/x.so", "--env", "REGION=eu", "--data-dir"])
+        .args([
+            "call",
+            "metadata/series/search",
+            r#"{"query":"env"}"#,
+            "--env",
+            "LD_PRELOAD=/tmp/x.so",
+            "--env",
+            "REGION=eu",
+            "--data-dir",
+        ])
         .arg(data.path())
         .arg("--")
         .args(["node", &test_plugin()])
@@ -136,7 +150,8 @@ fn the_published_open_library_plugin_answers_a_book_search() {
     assert!(fetch.success(), "tests/fetch-plugins.sh needs npm and the npm registry");
     let plugin = repo().join("tests/plugins/npm/metadata-openlibrary/dist/index.js");
     let data = tempfile::tempdir().unwrap();
-    let output = call(data.path(), &["metadata/book/search", r#"{"query":"dune"}"#], &["node", plugin.to_str().unwrap()]);
+    let output =
+        call(data.path(), &["metadata/book/search", r#"{"query":"dune"}"#], &["node", plugin.to_str().unwrap()]);
     match output.status.code() {
         Some(0) => assert!(stdout_json(&output)["results"].is_array()),
         Some(1) => assert!(stderr(&output).contains("-3200"), "a clean plugin error: {}", stderr(&output)),

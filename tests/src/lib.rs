@@ -32,7 +32,10 @@ pub fn openlibrary() -> String {
     static FETCHED: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let fetched = FETCHED.get_or_init(|| {
         let script = repo_root().join("tests/fetch-plugins.sh");
-        let status = Command::new("bash").arg(&script).status().map_err(|error| format!("running {}: {error}", script.display()))?;
+        let status = Command::new("bash")
+            .arg(&script)
+            .status()
+            .map_err(|error| format!("running {}: {error}", script.display()))?;
         if !status.success() {
             return Err(format!("{} failed ({status}): npm and the npm registry are needed", script.display()));
         }

@@ -1,10 +1,10 @@
 //! Every bad input gets a clear error, and nothing already stored is lost.
 
 use codex_plugin_host::plugin::PluginError;
+use codex_plugin_host::protocol::methods::EmptyParams;
 use codex_plugin_host::protocol::methods::{SeriesSearch, SyncPull, SyncUserInfo};
 use codex_plugin_host::protocol::types::metadata::SeriesSearchParams;
 use codex_plugin_host::protocol::types::sync::PullParams;
-use codex_plugin_host::protocol::methods::EmptyParams;
 use codex_plugin_host::protocol::{ErrorCode, codes};
 use codex_plugin_host::transport::process::ProcessError;
 use codex_plugin_host_tests::{TestHost, steps, test_plugin};
@@ -27,8 +27,14 @@ async fn each_invalid_manifest_rule_is_refused_naming_the_field_and_storage_surv
         (json!({"version": "one"}), "version"),
         (json!({"protocolVersion": "2.0"}), "protocolVersion"),
         (json!({"capabilities": {"metadataProvider": ["comics"]}}), "capabilities.metadataProvider[0]"),
-        (json!({"capabilities": {"userReadSync": true, "externalIdSource": "anilist"}}), "capabilities.externalIdSource"),
-        (json!({"oauth": {"authorizationUrl": "file:///etc/passwd", "tokenUrl": "https://t"}}), "oauth.authorizationUrl"),
+        (
+            json!({"capabilities": {"userReadSync": true, "externalIdSource": "anilist"}}),
+            "capabilities.externalIdSource",
+        ),
+        (
+            json!({"oauth": {"authorizationUrl": "file:///etc/passwd", "tokenUrl": "https://t"}}),
+            "oauth.authorizationUrl",
+        ),
         (json!({"requiredCredentials": [{"key": "", "label": "API key"}]}), "requiredCredentials[0].key"),
         (json!({"capabilities": "everything"}), "capabilities"),
     ];
@@ -37,7 +43,9 @@ async fn each_invalid_manifest_rule_is_refused_naming_the_field_and_storage_surv
         let patch_text = patch.to_string();
         let outcome = host.start("manifests", "node", &[&script, "bad-manifest", &patch_text], |_, _| {}).await;
         let Err(PluginError::Initialize { source, .. }) = outcome else { panic!("{patch} was accepted") };
-        let PluginError::InvalidManifest { source: manifest_error, .. } = *source else { panic!("{patch}: not a manifest error") };
+        let PluginError::InvalidManifest { source: manifest_error, .. } = *source else {
+            panic!("{patch}: not a manifest error")
+        };
         assert_eq!(manifest_error.field, field, "{patch}: {manifest_error}");
     }
 
@@ -51,8 +59,13 @@ async fn each_invalid_manifest_rule_is_refused_naming_the_field_and_storage_surv
 async fn a_command_not_on_the_allowlist_is_refused_naming_it_and_the_list() {
     let host = TestHost::new();
     for command in ["bash", "/bin/sh", "../node", "/tmp/node"] {
-        let Err(error) = host.start("refused", command, &["-c", "true"], |_, _| {}).await else { panic!("{command} ran") };
-        assert!(matches!(error, PluginError::Process(ProcessError::NotAllowed { .. } | ProcessError::NotFound { .. })), "{command}: {error}");
+        let Err(error) = host.start("refused", command, &["-c", "true"], |_, _| {}).await else {
+            panic!("{command} ran")
+        };
+        assert!(
+            matches!(error, PluginError::Process(ProcessError::NotAllowed { .. } | ProcessError::NotFound { .. })),
+            "{command}: {error}"
+        );
         assert!(error.to_string().contains(command), "{error}");
     }
     let Err(error) = host.start("refused", "bash", &[], |_, _| {}).await else { panic!() };

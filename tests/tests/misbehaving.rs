@@ -104,7 +104,8 @@ async fn a_plugin_that_never_answers_times_out_and_the_late_call_is_forgotten() 
     assert!(matches!(error, PluginError::Timeout { after, .. } if after == Duration::from_millis(300)), "{error}");
     assert!(error.to_string().contains("did not answer `ping` within 300 ms"), "{error}");
     assert!(error.is_fault());
-    let error = plugin.call_with_timeout::<SeriesSearch>(&search("x"), Some(Duration::from_millis(100))).await.unwrap_err();
+    let error =
+        plugin.call_with_timeout::<SeriesSearch>(&search("x"), Some(Duration::from_millis(100))).await.unwrap_err();
     assert!(matches!(error, PluginError::Timeout { .. }), "{error}");
     assert!(plugin.closed_reason().is_none(), "a timeout does not close the connection");
     plugin.shutdown().await;
@@ -163,10 +164,7 @@ fn process_ends_now(pid: i32) -> bool {
 async fn a_malformed_result_is_a_clear_protocol_error() {
     let host = TestHost::new();
     let plugin = host.test_plugin("bad-result", "bad-result").await;
-    let error = plugin
-        .call_raw("metadata/series/get", serde_json::json!({"externalId": "1"}), None)
-        .await
-        .unwrap_err();
+    let error = plugin.call_raw("metadata/series/get", serde_json::json!({"externalId": "1"}), None).await.unwrap_err();
     assert!(matches!(error, PluginError::MalformedResult { .. }), "{error}");
     assert!(error.to_string().contains("metadata/series/get"), "{error}");
     assert!(error.is_fault());

@@ -3,9 +3,9 @@
 //! must come back as a clean answer or a clean plugin error, never a timeout.
 
 use codex_plugin_host::plugin::PluginError;
+use codex_plugin_host::protocol::ErrorCode;
 use codex_plugin_host::protocol::methods::{BookSearch, NoParams, Ping};
 use codex_plugin_host::protocol::types::metadata::BookSearchParams;
-use codex_plugin_host::protocol::ErrorCode;
 use codex_plugin_host_tests::{TestHost, openlibrary, process_ends};
 use serde_json::json;
 
@@ -34,7 +34,14 @@ async fn ping_and_a_book_search_answer_cleanly() {
     let host = TestHost::new();
     let plugin = start(&host).await;
     assert_eq!(plugin.call::<Ping>(&NoParams).await.unwrap(), "pong");
-    let params = BookSearchParams { isbn: None, query: Some("dune".into()), author: None, year: None, limit: Some(5), cursor: None };
+    let params = BookSearchParams {
+        isbn: None,
+        query: Some("dune".into()),
+        author: None,
+        year: None,
+        limit: Some(5),
+        cursor: None,
+    };
     match plugin.call::<BookSearch>(&params).await {
         Ok(response) => assert!(response.results.len() <= 5),
         Err(PluginError::Answered { error, .. }) => assert!(error.kind().is_domain_answer(), "{error}"),

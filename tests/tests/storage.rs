@@ -1,8 +1,8 @@
 //! Plugin storage through reverse RPC from a real process, on a real SQLite file.
 
+use codex_plugin_host::plugin::Plugin;
 use codex_plugin_host::protocol::methods::SeriesSearch;
 use codex_plugin_host::protocol::types::metadata::SeriesSearchParams;
-use codex_plugin_host::plugin::Plugin;
 use codex_plugin_host_tests::{TestHost, steps};
 use serde_json::{Value, json};
 
@@ -22,7 +22,10 @@ async fn writes_beyond_the_quota_get_clear_errors_and_lose_nothing() {
     assert_eq!(run(&plugin, "fill:100").await[0].1, json!({"filled": 100}));
     let outcomes = run(&plugin, "set:one-too-many=1;big:2097152;set:fill-1=1@tomorrow;longkey:300;get:fill-1").await;
     let error = |index: usize| outcomes[index].1["error"].clone();
-    assert_eq!(error(0), json!({"code": -32602, "message": "Storage key limit exceeded (max 100 keys)", "data": {"limit": 100, "actual": 101}}));
+    assert_eq!(
+        error(0),
+        json!({"code": -32602, "message": "Storage key limit exceeded (max 100 keys)", "data": {"limit": 100, "actual": 101}})
+    );
     assert_eq!(error(1)["message"], json!("Storage value exceeds maximum size of 1MB"));
     assert_eq!(error(1)["data"], json!({"limit": 1048576, "actual": 2097154}));
     assert_eq!(error(2)["code"], json!(-32602));

@@ -109,10 +109,13 @@ pub fn run(args: CallArgs) -> Result<(), Failure> {
 }
 
 fn prepare(args: &CallArgs) -> Result<Request, Failure> {
-    let method = HostMethod::from_name(&args.method).ok_or_else(|| refusal(&PluginError::UnknownMethod { method: args.method.clone() }))?;
+    let method = HostMethod::from_name(&args.method)
+        .ok_or_else(|| refusal(&PluginError::UnknownMethod { method: args.method.clone() }))?;
     let params = match (&args.params, method) {
         (Some(_), HostMethod::Initialize) => {
-            return Err(Failure::usage("`initialize` takes its params from --admin-config, --user-config and --credentials"));
+            return Err(Failure::usage(
+                "`initialize` takes its params from --admin-config, --user-config and --credentials",
+            ));
         }
         (Some(text), _) => parse_json("PARAMS_JSON", text)?,
         (None, _) => default_params(method),
@@ -127,7 +130,8 @@ fn prepare(args: &CallArgs) -> Result<Request, Failure> {
     if !(args.timeout.is_finite() && args.timeout > 0.0) {
         return Err(Failure::usage(format!("--timeout must be a positive number of seconds, got {}", args.timeout)));
     }
-    let (command, command_args) = args.command.split_first().ok_or_else(|| Failure::usage("no plugin command after `--`"))?;
+    let (command, command_args) =
+        args.command.split_first().ok_or_else(|| Failure::usage("no plugin command after `--`"))?;
     let id = match &args.plugin_id {
         Some(id) => PluginId::new(id).map_err(Failure::usage)?,
         None => PluginId::derived_from(command, command_args),
@@ -154,8 +158,9 @@ fn prepare(args: &CallArgs) -> Result<Request, Failure> {
 
 async fn execute(request: Request) -> Result<Value, Failure> {
     if let Some(parent) = request.database.parent() {
-        std::fs::create_dir_all(parent)
-            .map_err(|error| host_failure(format!("could not create the data directory {}: {error}", parent.display())))?;
+        std::fs::create_dir_all(parent).map_err(|error| {
+            host_failure(format!("could not create the data directory {}: {error}", parent.display()))
+        })?;
     }
     let backend = SqliteStorage::open(&request.database).map_err(|error| host_failure(error.to_string()))?;
     let quota = StorageQuota::new(Arc::new(backend), StorageLimits::default());
@@ -167,7 +172,9 @@ async fn execute(request: Request) -> Result<Value, Failure> {
         .map_err(|error| refusal(&PluginError::from(error)))?;
     let plugin = Plugin::start(launched, request.settings, Arc::new(storage)).await.map_err(|error| refusal(&error))?;
     let outcome = match request.method {
-        HostMethod::Initialize => serde_json::to_value(plugin.manifest()).map_err(|error| host_failure(error.to_string())),
+        HostMethod::Initialize => {
+            serde_json::to_value(plugin.manifest()).map_err(|error| host_failure(error.to_string()))
+        }
         method => plugin.call_raw(method.name(), request.params, None).await.map_err(|error| refusal(&error)),
     };
     if request.method != HostMethod::Shutdown {

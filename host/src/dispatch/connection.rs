@@ -190,10 +190,10 @@ impl Connection {
     }
 
     fn closed_error(&self) -> ConnectionClosed {
-        self.shared.pending.closed().unwrap_or_else(|| ConnectionClosed {
-            plugin: self.shared.label.clone(),
-            reason: CloseReason::Stopped,
-        })
+        self.shared
+            .pending
+            .closed()
+            .unwrap_or_else(|| ConnectionClosed { plugin: self.shared.label.clone(), reason: CloseReason::Stopped })
     }
 }
 
@@ -270,7 +270,11 @@ async fn serve(reverse: &dyn ReverseHandler, request: PluginRequest, shared: &Sh
         return;
     };
     let outcome = reverse
-        .handle(ReverseRequest { method: request.method, params: request.params, parent_request_id: request.parent_request_id })
+        .handle(ReverseRequest {
+            method: request.method,
+            params: request.params,
+            parent_request_id: request.parent_request_id,
+        })
         .await;
     let line = message::response_line(&id, &outcome);
     shared.send_line(&line).await;

@@ -82,10 +82,11 @@ struct TornGuard<'a, F: FnOnce()> {
 
 impl<F: FnOnce()> Drop for TornGuard<'_, F> {
     fn drop(&mut self) {
-        if self.written > 0 && self.written < self.total {
-            if let Some(on_torn) = self.on_torn.take() {
-                on_torn();
-            }
+        if self.written > 0
+            && self.written < self.total
+            && let Some(on_torn) = self.on_torn.take()
+        {
+            on_torn();
         }
     }
 }

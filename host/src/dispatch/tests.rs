@@ -31,7 +31,15 @@ impl ScriptedPlugin {
 }
 
 fn open(reverse: Arc<dyn ReverseHandler>, max_message_bytes: usize) -> (Arc<Connection>, ScriptedPlugin, ExitSender) {
-    let (host_input, plugin_input) = tokio::io::duplex(1 << 20);
+    open_with_pipe(reverse, max_message_bytes, 1 << 20)
+}
+
+fn open_with_pipe(
+    reverse: Arc<dyn ReverseHandler>,
+    max_message_bytes: usize,
+    pipe_bytes: usize,
+) -> (Arc<Connection>, ScriptedPlugin, ExitSender) {
+    let (host_input, plugin_input) = tokio::io::duplex(pipe_bytes);
     let (plugin_output, host_output) = tokio::io::duplex(1 << 20);
     let (exit_sender, exit) = exit_signal();
     let mut config = ConnectionConfig::new(PluginLabel::new("scripted", "memory"), reverse);
@@ -41,7 +49,10 @@ fn open(reverse: Arc<dyn ReverseHandler>, max_message_bytes: usize) -> (Arc<Conn
     (Arc::new(connection), plugin, exit_sender)
 }
 
-fn spawn_call(connection: &Arc<Connection>, method: &'static str) -> tokio::task::JoinHandle<Result<String, CallError>> {
+fn spawn_call(
+    connection: &Arc<Connection>,
+    method: &'static str,
+) -> tokio::task::JoinHandle<Result<String, CallError>> {
     let connection = connection.clone();
     tokio::spawn(async move { connection.call(method, None).await.map(|raw| raw.get().to_owned()) })
 }
@@ -74,7 +85,13 @@ async fn junk_lines_are_skipped_and_answers_still_arrive() {
     let (connection, mut plugin, _exit) = open(Arc::new(RefuseAll), 1024);
     let call = spawn_call(&connection, "ping");
     let id = plugin.next_request().await["id"].clone();
-    for junk in ["hello from console.log", "", "{\"half\":", "[1,2,3]", "{\"id\":null,\"error\":{\"code\":-32700,\"message\":\"x\"}}"] {
+    for junk in [
+        "hello from console.log",
+        "",
+        "{\"half\":",
+        "[1,2,3]",
+        "{\"id\":null,\"error\":{\"code\":-32700,\"message\":\"x\"}}",
+    ] {
         plugin.send(junk).await;
     }
     plugin.answer(&id, json!("pong")).await;
@@ -87,7 +104,9 @@ async fn error_answers_are_errors_and_null_results_are_results() {
     let (connection, mut plugin, _exit) = open(Arc::new(RefuseAll), 1024);
     let failing = spawn_call(&connection, "metadata/series/get");
     let id = plugin.next_request().await["id"].clone();
-    plugin.send(&json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32002, "message": "no such series"}}).to_string()).await;
+    plugin
+        .send(&json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32002, "message": "no such series"}}).to_string())
+        .await;
     let Err(CallError::Rpc(error)) = failing.await.unwrap() else { panic!("expected an rpc error") };
     assert_eq!(error.kind(), ErrorCode::NotFound);
 
@@ -203,4 +222,45 @@ async fn closing_the_input_gives_the_plugin_end_of_file() {
     let (connection, mut plugin, _exit) = open(Arc::new(RefuseAll), 1024);
     connection.close_input().await;
     assert!(plugin.requests.next_line().await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_callers_on_a_narrow_pipe_never_interleave_lines() {
+    // A 64-byte pipe makes every write block part-way, so callers pile up behind the one
+    // holding the pipe and their lines are written in batches by whoever holds it.
+    let (connection, mut plugin, _exit) = open_with_pipe(Arc::new(RefuseAll), 1 << 20, 64);
+    let calls: Vec<_> = (0..64)
+        .map(|index| {
+            let connection = connection.clone();
+            tokio::spawn(async move {
+                let params = serde_json::value::to_raw_value(&json!({"query": "q".repeat(index * 97)})).unwrap();
+                connection.call("metadata/series/search", Some(&params)).await.map(|raw| raw.get().to_owned())
+            })
+        })
+        .collect();
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..64 {
+        let request = plugin.next_request().await;
+        let length = request["params"]["query"].as_str().unwrap().len();
+        assert_eq!(length % 97, 0, "a line arrived whole");
+        assert!(seen.insert(request["id"].as_i64().unwrap()));
+        plugin.answer(&request["id"], json!(length)).await;
+    }
+    for call in calls {
+        call.await.unwrap().unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_caller_abandoning_a_half_written_line_closes_the_connection() {
+    // The plugin never reads, so a long line can only be written in part; the caller then
+    // gives up. The stream is corrupt from here on, and the connection says so.
+    let (connection, _plugin, _exit) = open_with_pipe(Arc::new(RefuseAll), 1024, 256);
+    let params = serde_json::value::to_raw_value(&json!({"query": "x".repeat(10_000)})).unwrap();
+    let abandoned =
+        tokio::time::timeout(Duration::from_millis(50), connection.call("metadata/series/search", Some(&params))).await;
+    assert!(abandoned.is_err());
+    let closed = connection.closed().await;
+    assert_eq!(closed.reason, CloseReason::WriteFailed("a message was abandoned halfway through writing it".into()));
+    assert!(matches!(connection.call("ping", None).await, Err(CallError::Closed(_))));
 }

@@ -54,7 +54,9 @@ impl QuotaError {
     pub fn to_rpc(&self) -> ErrorObject {
         let message = self.to_string();
         match self {
-            Self::InvalidKey { limit, actual, .. } | Self::ValueTooLarge { limit, actual } | Self::TooManyKeys { limit, actual } => {
+            Self::InvalidKey { limit, actual, .. }
+            | Self::ValueTooLarge { limit, actual }
+            | Self::TooManyKeys { limit, actual } => {
                 ErrorObject::new(ErrorCode::InvalidParams, message).with_data(json!({"limit": limit, "actual": actual}))
             }
             Self::InvalidExpiry { .. } => ErrorObject::new(ErrorCode::InvalidParams, message),
@@ -136,7 +138,8 @@ impl ScopedStorage {
     pub async fn set(&self, key: String, data: &Value, expires_at: Option<&str>) -> Result<SetResult, QuotaError> {
         self.check_key(&key)?;
         let limits = self.quota.limits;
-        let data = serde_json::to_string(data).map_err(|error| QuotaError::Storage(StorageError::Task(error.to_string())))?;
+        let data =
+            serde_json::to_string(data).map_err(|error| QuotaError::Storage(StorageError::Task(error.to_string())))?;
         if data.len() > limits.max_value_bytes {
             return Err(QuotaError::ValueTooLarge { limit: limits.max_value_bytes, actual: data.len() });
         }

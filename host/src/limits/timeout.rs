@@ -70,7 +70,8 @@ mod tests {
 
     #[test]
     fn overrides_win_in_order() {
-        let timeouts = Timeouts::new(Duration::from_secs(10)).with_method("sync/pullProgress", Duration::from_secs(300));
+        let timeouts =
+            Timeouts::new(Duration::from_secs(10)).with_method("sync/pullProgress", Duration::from_secs(300));
         assert_eq!(timeouts.for_call("ping", None), Duration::from_secs(10));
         assert_eq!(timeouts.for_call("sync/pullProgress", None), Duration::from_secs(300));
         assert_eq!(timeouts.for_call("sync/pullProgress", Some(Duration::from_secs(1))), Duration::from_secs(1));

@@ -68,10 +68,16 @@ impl PluginError {
     /// answer: only faults count against its health.
     pub fn is_fault(&self) -> bool {
         match self {
-            Self::Timeout { .. } | Self::MalformedResult { .. } | Self::InvalidManifest { .. } | Self::Initialize { .. } => true,
+            Self::Timeout { .. }
+            | Self::MalformedResult { .. }
+            | Self::InvalidManifest { .. }
+            | Self::Initialize { .. } => true,
             Self::Closed { closed, .. } => closed.reason.is_fault(),
             Self::Answered { error, .. } => error.kind() == ErrorCode::InternalError,
-            Self::Process(_) | Self::UnknownMethod { .. } | Self::CapabilityNotDeclared { .. } | Self::InvalidParams { .. } => false,
+            Self::Process(_)
+            | Self::UnknownMethod { .. }
+            | Self::CapabilityNotDeclared { .. }
+            | Self::InvalidParams { .. } => false,
         }
     }
 }

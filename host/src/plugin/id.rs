@@ -74,8 +74,14 @@ mod tests {
     fn derived_ids_are_readable_stable_and_valid() {
         let npx = PluginId::derived_from("npx", &args(&["-y", "@ashdev/codex-plugin-metadata-openlibrary@2.5.0"]));
         assert!(npx.as_str().starts_with("npx-codex-plugin-metadata-openlibrary-2-5-0-"), "{npx}");
-        assert_eq!(npx, PluginId::derived_from("npx", &args(&["-y", "@ashdev/codex-plugin-metadata-openlibrary@2.5.0"])));
-        assert_ne!(npx, PluginId::derived_from("npx", &args(&["-y", "@ashdev/codex-plugin-metadata-openlibrary@2.4.0"])));
+        assert_eq!(
+            npx,
+            PluginId::derived_from("npx", &args(&["-y", "@ashdev/codex-plugin-metadata-openlibrary@2.5.0"]))
+        );
+        assert_ne!(
+            npx,
+            PluginId::derived_from("npx", &args(&["-y", "@ashdev/codex-plugin-metadata-openlibrary@2.4.0"]))
+        );
         let node = PluginId::derived_from("/usr/bin/node", &args(&["tests/plugins/misbehaving.mjs", "junk"]));
         assert!(node.as_str().starts_with("node-misbehaving-mjs-"), "{node}");
         assert_ne!(node, PluginId::derived_from("/usr/bin/node", &args(&["tests/plugins/misbehaving.mjs", "flood"])));

@@ -125,7 +125,8 @@ impl Plugin {
     /// Calls a method by name with raw JSON params; the params are checked against the
     /// method's type before anything is sent, and the result is read and normalized.
     pub async fn call_raw(&self, method: &str, params: Value, timeout: Option<Duration>) -> Result<Value, PluginError> {
-        let method = HostMethod::from_name(method).ok_or_else(|| PluginError::UnknownMethod { method: method.to_owned() })?;
+        let method =
+            HostMethod::from_name(method).ok_or_else(|| PluginError::UnknownMethod { method: method.to_owned() })?;
         self.check_capability(method)?;
         let params = method.normalize_params(params).map_err(|why| invalid_params(method, why))?;
         let raw = params.map(|params| serde_json::value::to_raw_value(&params)).transpose();
@@ -142,7 +143,10 @@ impl Plugin {
         let started = tokio::time::Instant::now();
         self.connection.expect_close();
         if self.connection.closed_reason().is_none() {
-            let answer = self.timeouts.run(HostMethod::Shutdown.name(), Some(policy.grace), self.connection.call("shutdown", None)).await;
+            let answer = self
+                .timeouts
+                .run(HostMethod::Shutdown.name(), Some(policy.grace), self.connection.call("shutdown", None))
+                .await;
             if let Err(elapsed) = answer {
                 tracing::debug!(plugin = self.id.as_str(), "`shutdown` got no answer: {elapsed}");
             }
@@ -166,7 +170,12 @@ impl Plugin {
     }
 
     /// The one path every call takes: the timeout layer around the dispatcher.
-    async fn send(&self, method: HostMethod, params: Option<&RawValue>, timeout: Option<Duration>) -> Result<Box<RawValue>, PluginError> {
+    async fn send(
+        &self,
+        method: HostMethod,
+        params: Option<&RawValue>,
+        timeout: Option<Duration>,
+    ) -> Result<Box<RawValue>, PluginError> {
         let name = method.name();
         match self.timeouts.run(name, timeout, self.connection.call(name, params)).await {
             Ok(Ok(answer)) => Ok(answer),
@@ -196,7 +205,9 @@ impl Starting {
         let answer = match self.timeouts.run(method.name(), None, call).await {
             Ok(Ok(answer)) => answer,
             Ok(Err(error)) => return Err(PluginError::from_call(&label, method.name(), error)),
-            Err(elapsed) => return Err(PluginError::Timeout { plugin: label, method: method.name(), after: elapsed.0 }),
+            Err(elapsed) => {
+                return Err(PluginError::Timeout { plugin: label, method: method.name(), after: elapsed.0 });
+            }
         };
         let value: Value = serde_json::from_str(answer.get()).map_err(|error| PluginError::MalformedResult {
             plugin: label.clone(),

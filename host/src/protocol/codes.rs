@@ -81,10 +81,7 @@ impl ErrorCode {
     /// Domain answers (-32001..-32005) are answers about the outside world, not faults of
     /// the plugin: they never count against its health.
     pub fn is_domain_answer(self) -> bool {
-        matches!(
-            self,
-            Self::RateLimited | Self::NotFound | Self::AuthFailed | Self::ApiError | Self::ConfigError
-        )
+        matches!(self, Self::RateLimited | Self::NotFound | Self::AuthFailed | Self::ApiError | Self::ConfigError)
     }
 }
 

@@ -147,8 +147,9 @@ impl Manifest {
         if let Some(description) = &self.description {
             non_empty("description", description)?;
         }
-        semver::Version::parse(&self.version)
-            .map_err(|error| ManifestError::new("version", format!("must be semver, got {:?}: {error}", self.version)))?;
+        semver::Version::parse(&self.version).map_err(|error| {
+            ManifestError::new("version", format!("must be semver, got {:?}: {error}", self.version))
+        })?;
         if !PROTOCOL.is_match(&self.protocol_version) {
             return Err(ManifestError::new(
                 "protocolVersion",
@@ -177,13 +178,13 @@ impl Manifest {
                 ));
             }
         }
-        if let Some(source) = &capabilities.external_id_source {
-            if !ID_SOURCE.is_match(source) {
-                return Err(ManifestError::new(
-                    "capabilities.externalIdSource",
-                    format!("must look like \"api:<service>\", got {source:?}"),
-                ));
-            }
+        if let Some(source) = &capabilities.external_id_source
+            && !ID_SOURCE.is_match(source)
+        {
+            return Err(ManifestError::new(
+                "capabilities.externalIdSource",
+                format!("must look like \"api:<service>\", got {source:?}"),
+            ));
         }
         Ok(())
     }

@@ -6,8 +6,8 @@
 //! `null` (the `shutdown` answer), not a missing result.
 
 use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::value::RawValue;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use std::fmt;
 
 use super::codes::ErrorCode;
@@ -251,7 +251,16 @@ mod tests {
 
     #[test]
     fn junk_is_invalid_not_fatal() {
-        for line in ["", "   ", "hello", "{\"id\":1}", "[1,2]", "{\"id\":null,\"error\":{\"code\":1,\"message\":\"x\"}}", "{\"method\":5}", "{\"jsonrpc\":\"2.0\",\"id\":1,\"res"] {
+        for line in [
+            "",
+            "   ",
+            "hello",
+            "{\"id\":1}",
+            "[1,2]",
+            "{\"id\":null,\"error\":{\"code\":1,\"message\":\"x\"}}",
+            "{\"method\":5}",
+            "{\"jsonrpc\":\"2.0\",\"id\":1,\"res",
+        ] {
             assert!(matches!(classify(line.as_bytes()), Incoming::Invalid(_)), "{line}");
         }
     }
@@ -262,7 +271,10 @@ mod tests {
         let line = request_line(9, "metadata/series/search", Some(&params));
         assert_eq!(line.iter().filter(|&&b| b == b'\n').count(), 1);
         let value: Value = serde_json::from_slice(&line).unwrap();
-        assert_eq!(value, json!({"jsonrpc": "2.0", "id": 9, "method": "metadata/series/search", "params": {"query": "a\nb"}}));
+        assert_eq!(
+            value,
+            json!({"jsonrpc": "2.0", "id": 9, "method": "metadata/series/search", "params": {"query": "a\nb"}})
+        );
         assert_eq!(request_line(1, "ping", None), b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}\n");
         let line = response_line(&json!("x"), &Err(ErrorObject::new(ErrorCode::MethodNotFound, "no")));
         let value: Value = serde_json::from_slice(&line).unwrap();

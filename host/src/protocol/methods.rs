@@ -72,8 +72,18 @@ macro_rules! no_extra_checks {
     ($($params:ty),+ $(,)?) => { $(impl CheckParams for $params {})+ };
 }
 no_extra_checks!(
-    InitializeParams, NoParams, EmptyParams, SeriesSearchParams, GetParams, SeriesMatchParams, BookMatchParams,
-    PullParams, PushParams, recommendations::GetParams, DismissParams, AnyObject,
+    InitializeParams,
+    NoParams,
+    EmptyParams,
+    SeriesSearchParams,
+    GetParams,
+    SeriesMatchParams,
+    BookMatchParams,
+    PullParams,
+    PushParams,
+    recommendations::GetParams,
+    DismissParams,
+    AnyObject,
 );
 
 /// Params of a method that sends none (`ping`, `shutdown`): the member is left out.

@@ -48,7 +48,11 @@ fn expired_keys_are_invisible_do_not_count_and_are_swept() {
         assert_eq!(outcome, PutOutcome::Written, "{name}: the expired key does not count");
         let outcome = storage.put_within_quota(&scope, "more", &entry("4", None), 2, now).unwrap();
         assert_eq!(outcome, PutOutcome::QuotaFull { live_keys: 2 }, "{name}");
-        assert_eq!(storage.put_within_quota(&scope, "new", &entry("5", None), 2, now).unwrap(), PutOutcome::Written, "{name}: overwrite at the limit");
+        assert_eq!(
+            storage.put_within_quota(&scope, "new", &entry("5", None), 2, now).unwrap(),
+            PutOutcome::Written,
+            "{name}: overwrite at the limit"
+        );
         assert_eq!(storage.sweep_expired(now).unwrap(), 1, "{name}");
         assert_eq!(storage.sweep_expired(now).unwrap(), 0, "{name}");
         let later = now + Duration::hours(2);
@@ -62,7 +66,10 @@ fn a_full_quota_refuses_without_writing() {
     for (name, storage, _dir) in backends() {
         let now = Utc::now();
         storage.put_within_quota(&scope, "a", &entry("1", None), 1, now).unwrap();
-        assert_eq!(storage.put_within_quota(&scope, "b", &entry("2", None), 1, now).unwrap(), PutOutcome::QuotaFull { live_keys: 1 });
+        assert_eq!(
+            storage.put_within_quota(&scope, "b", &entry("2", None), 1, now).unwrap(),
+            PutOutcome::QuotaFull { live_keys: 1 }
+        );
         assert!(storage.get(&scope, "b", now).unwrap().is_none(), "{name}");
         assert_eq!(storage.get(&scope, "a", now).unwrap().unwrap().data, "1", "{name}: nothing stored is lost");
     }
@@ -74,7 +81,10 @@ fn sqlite_data_survives_reopening_the_file() {
     let path = dir.path().join("storage.sqlite3");
     let scope = StorageScope::plugin("persist");
     let now = Utc::now();
-    SqliteStorage::open(&path).unwrap().put_within_quota(&scope, "k", &entry("[1,2]", Some(now + Duration::days(1))), 100, now).unwrap();
+    SqliteStorage::open(&path)
+        .unwrap()
+        .put_within_quota(&scope, "k", &entry("[1,2]", Some(now + Duration::days(1))), 100, now)
+        .unwrap();
     let reopened = SqliteStorage::open(&path).unwrap();
     let stored = reopened.get(&scope, "k", now).unwrap().unwrap();
     assert_eq!(stored.data, "[1,2]");

@@ -84,13 +84,19 @@ mod tests {
     async fn raw_json_in_reference_shapes_out() {
         let handler = handler();
         assert_eq!(call(&handler, "storage/get", Some(json!({"key": "k"}))).await.unwrap(), json!({"data": null}));
-        assert_eq!(call(&handler, "storage/set", Some(json!({"key": "k", "data": {"n": 1}}))).await.unwrap(), json!({"success": true}));
+        assert_eq!(
+            call(&handler, "storage/set", Some(json!({"key": "k", "data": {"n": 1}}))).await.unwrap(),
+            json!({"success": true})
+        );
         assert_eq!(call(&handler, "storage/get", Some(json!({"key": "k"}))).await.unwrap(), json!({"data": {"n": 1}}));
         let listed = call(&handler, "storage/list", None).await.unwrap();
         assert_eq!(listed["keys"][0]["key"], json!("k"));
         assert!(listed["keys"][0].get("expiresAt").is_none());
         assert!(listed["keys"][0]["updatedAt"].is_string());
-        assert_eq!(call(&handler, "storage/delete", Some(json!({"key": "k"}))).await.unwrap(), json!({"deleted": true}));
+        assert_eq!(
+            call(&handler, "storage/delete", Some(json!({"key": "k"}))).await.unwrap(),
+            json!({"deleted": true})
+        );
         assert_eq!(call(&handler, "storage/clear", None).await.unwrap(), json!({"deletedCount": 0}));
     }
 

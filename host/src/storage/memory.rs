@@ -61,7 +61,11 @@ impl StorageBackend for MemoryStorage {
         Ok(keys
             .iter()
             .filter(|(_, entry)| entry.is_live(now))
-            .map(|(key, entry)| KeySummary { key: key.clone(), expires_at: entry.expires_at, updated_at: entry.updated_at })
+            .map(|(key, entry)| KeySummary {
+                key: key.clone(),
+                expires_at: entry.expires_at,
+                updated_at: entry.updated_at,
+            })
             .collect())
     }
 

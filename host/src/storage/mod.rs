@@ -78,7 +78,9 @@ pub struct KeySummary {
 pub enum PutOutcome {
     Written,
     /// The key is new and the scope already holds this many live keys.
-    QuotaFull { live_keys: usize },
+    QuotaFull {
+        live_keys: usize,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -41,8 +41,7 @@ impl SqliteStorage {
             connection.execute_batch(SCHEMA)?;
             Ok(connection)
         });
-        let connection =
-            opened.map_err(|source| StorageError::Open { path: path.display().to_string(), source })?;
+        let connection = opened.map_err(|source| StorageError::Open { path: path.display().to_string(), source })?;
         Ok(Self { connection: Mutex::new(connection) })
     }
 

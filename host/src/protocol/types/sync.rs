@@ -222,10 +222,12 @@ mod tests {
 
     #[test]
     fn entries_read_score_or_rating() {
-        let entry: SyncEntry = serde_json::from_value(json!({"externalId": "1", "status": "on_hold", "rating": 80})).unwrap();
+        let entry: SyncEntry =
+            serde_json::from_value(json!({"externalId": "1", "status": "on_hold", "rating": 80})).unwrap();
         assert_eq!(entry.score, Some(80.0));
         assert_eq!(entry.status, ReadingStatus::OnHold);
-        let entry: SyncEntry = serde_json::from_value(json!({"externalId": "1", "status": "paused", "score": 5})).unwrap();
+        let entry: SyncEntry =
+            serde_json::from_value(json!({"externalId": "1", "status": "paused", "score": 5})).unwrap();
         assert_eq!(entry.status, ReadingStatus::Unrecognized("paused".into()));
     }
 

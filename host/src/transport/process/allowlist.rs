@@ -61,13 +61,15 @@ impl CommandAllowlist {
             return Err(self.not_allowed(command, "a path must be absolute"));
         }
         let resolved = path.canonicalize().map_err(|_| ProcessError::NotFound { command: command.to_owned() })?;
-        if let Some(dir) = self.plugins_dir.as_ref().and_then(|dir| dir.canonicalize().ok()) {
-            if resolved.starts_with(&dir) {
-                return Ok(resolved);
-            }
+        if let Some(dir) = self.plugins_dir.as_ref().and_then(|dir| dir.canonicalize().ok())
+            && resolved.starts_with(&dir)
+        {
+            return Ok(resolved);
         }
-        let in_standard_dir = path.parent().is_some_and(|parent| STANDARD_BIN_DIRS.iter().any(|dir| parent == Path::new(dir)));
-        let allowed_name = path.file_name().and_then(|name| name.to_str()).is_some_and(|name| self.names.contains(name));
+        let in_standard_dir =
+            path.parent().is_some_and(|parent| STANDARD_BIN_DIRS.iter().any(|dir| parent == Path::new(dir)));
+        let allowed_name =
+            path.file_name().and_then(|name| name.to_str()).is_some_and(|name| self.names.contains(name));
         let system_target = SYSTEM_PREFIXES.iter().any(|prefix| resolved.starts_with(prefix));
         if in_standard_dir && allowed_name && system_target {
             return Ok(resolved);
@@ -137,7 +139,8 @@ mod tests {
         let allowlist = CommandAllowlist::default().with_plugins_dir(plugins.path());
         assert_eq!(allowlist.resolve(inside.to_str().unwrap()).unwrap(), inside.canonicalize().unwrap());
         assert!(matches!(allowlist.resolve(escaping.to_str().unwrap()), Err(ProcessError::NotAllowed { .. })));
-        let traversal = format!("{}/../{}/evil", plugins.path().display(), outside.path().file_name().unwrap().to_str().unwrap());
+        let traversal =
+            format!("{}/../{}/evil", plugins.path().display(), outside.path().file_name().unwrap().to_str().unwrap());
         assert!(matches!(allowlist.resolve(&traversal), Err(ProcessError::NotAllowed { .. })));
         let missing = plugins.path().join("missing");
         assert!(matches!(allowlist.resolve(missing.to_str().unwrap()), Err(ProcessError::NotFound { .. })));

@@ -13,13 +13,54 @@ pub const FIXED_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
 
 /// The reference host's blocklist, exactly.
 pub const BLOCKED_VARIABLES: [&str; 48] = [
-    "LD_LIBRARY_PATH", "LD_PRELOAD", "LD_AUDIT", "LD_DEBUG", "LD_PROFILE", "DYLD_LIBRARY_PATH",
-    "DYLD_INSERT_LIBRARIES", "DYLD_FALLBACK_LIBRARY_PATH", "PATH", "IFS", "HOME", "USER", "LOGNAME", "USERNAME",
-    "SHELL", "BASH_ENV", "ENV", "CDPATH", "PROMPT_COMMAND", "PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME",
-    "NODE_PATH", "NODE_OPTIONS", "NODE_EXTRA_CA_CERTS", "RUBYLIB", "RUBYOPT", "PERL5LIB", "PERL5OPT",
-    "LD_DEBUG_OUTPUT", "MALLOC_CHECK_", "MALLOC_PERTURB_", "GIT_SSH", "GIT_SSH_COMMAND", "SSH_AUTH_SOCK",
-    "SSH_ASKPASS", "http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "no_proxy",
-    "LC_ALL", "LANG", "NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID",
+    "LD_LIBRARY_PATH",
+    "LD_PRELOAD",
+    "LD_AUDIT",
+    "LD_DEBUG",
+    "LD_PROFILE",
+    "DYLD_LIBRARY_PATH",
+    "DYLD_INSERT_LIBRARIES",
+    "DYLD_FALLBACK_LIBRARY_PATH",
+    "PATH",
+    "IFS",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "USERNAME",
+    "SHELL",
+    "BASH_ENV",
+    "ENV",
+    "CDPATH",
+    "PROMPT_COMMAND",
+    "PYTHONPATH",
+    "PYTHONSTARTUP",
+    "PYTHONHOME",
+    "NODE_PATH",
+    "NODE_OPTIONS",
+    "NODE_EXTRA_CA_CERTS",
+    "RUBYLIB",
+    "RUBYOPT",
+    "PERL5LIB",
+    "PERL5OPT",
+    "LD_DEBUG_OUTPUT",
+    "MALLOC_CHECK_",
+    "MALLOC_PERTURB_",
+    "GIT_SSH",
+    "GIT_SSH_COMMAND",
+    "SSH_AUTH_SOCK",
+    "SSH_ASKPASS",
+    "http_proxy",
+    "https_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    "no_proxy",
+    "LC_ALL",
+    "LANG",
+    "NOTIFY_SOCKET",
+    "LISTEN_FDS",
+    "LISTEN_PID",
 ];
 
 /// The host's own namespace: never passed to a plugin.
@@ -39,7 +80,11 @@ fn refusal(name: &str) -> Option<&'static str> {
 }
 
 /// The whole environment of a plugin process.
-pub fn plugin_environment(configured: &[(String, String)], home: &Path, command_dir: Option<&Path>) -> Vec<(String, String)> {
+pub fn plugin_environment(
+    configured: &[(String, String)],
+    home: &Path,
+    command_dir: Option<&Path>,
+) -> Vec<(String, String)> {
     let path = match command_dir.map(Path::to_string_lossy) {
         Some(dir) if !FIXED_PATH.split(':').any(|fixed| fixed == dir) => format!("{dir}:{FIXED_PATH}"),
         _ => FIXED_PATH.to_owned(),
@@ -51,7 +96,9 @@ pub fn plugin_environment(configured: &[(String, String)], home: &Path, command_
     ];
     for (name, value) in configured {
         match refusal(name) {
-            Some(why) => tracing::warn!(variable = %name, "dropping environment variable `{name}` for the plugin: {why}"),
+            Some(why) => {
+                tracing::warn!(variable = %name, "dropping environment variable `{name}` for the plugin: {why}")
+            }
             None if value.contains('\0') => {
                 tracing::warn!(variable = %name, "dropping environment variable `{name}` for the plugin: its value contains NUL")
             }
@@ -74,7 +121,15 @@ mod tests {
     fn only_the_minimal_set_and_safe_configured_variables_pass() {
         let home = PathBuf::from("/data/plugins/x");
         let environment = plugin_environment(
-            &configured(&["API_REGION", "ld_preload", "Node_Options", "CODEX_ENCRYPTION_KEY", "codex_database_url", "PATH", "A=B"]),
+            &configured(&[
+                "API_REGION",
+                "ld_preload",
+                "Node_Options",
+                "CODEX_ENCRYPTION_KEY",
+                "codex_database_url",
+                "PATH",
+                "A=B",
+            ]),
             &home,
             None,
         );
@@ -86,7 +141,8 @@ mod tests {
 
     #[test]
     fn the_blocklist_is_the_reference_list() {
-        let distinct: std::collections::BTreeSet<_> = BLOCKED_VARIABLES.iter().map(|name| name.to_ascii_uppercase()).collect();
+        let distinct: std::collections::BTreeSet<_> =
+            BLOCKED_VARIABLES.iter().map(|name| name.to_ascii_uppercase()).collect();
         assert_eq!(BLOCKED_VARIABLES.len(), 48);
         assert_eq!(distinct.len(), 45);
         for name in ["LD_PRELOAD", "dyld_insert_libraries", "Https_Proxy", "LC_ALL", "LISTEN_FDS"] {

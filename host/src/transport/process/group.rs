@@ -24,7 +24,10 @@ impl ProcessGroup {
     pub fn signal(&self, signal: Signal) {
         match killpg(self.id, signal) {
             Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
-            Err(error) => tracing::warn!(group = self.id.as_raw(), "sending {signal} to the plugin's process group failed: {error}"),
+            Err(error) => tracing::warn!(
+                group = self.id.as_raw(),
+                "sending {signal} to the plugin's process group failed: {error}"
+            ),
         }
     }
 }

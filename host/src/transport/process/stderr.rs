@@ -108,8 +108,16 @@ mod tests {
     #[test]
     fn levels_timestamps_and_tokens() {
         let cases = [
-            ("2026-11-22T01:20:07.109Z [INFO] [metadata-openlibrary] Starting plugin", LineLevel::Info, "[metadata-openlibrary] Starting plugin"),
-            ("2026-11-22T01:20:07.142Z [ERROR] [openlibrary] Failed to fetch", LineLevel::Error, "[openlibrary] Failed to fetch"),
+            (
+                "2026-11-22T01:20:07.109Z [INFO] [metadata-openlibrary] Starting plugin",
+                LineLevel::Info,
+                "[metadata-openlibrary] Starting plugin",
+            ),
+            (
+                "2026-11-22T01:20:07.142Z [ERROR] [openlibrary] Failed to fetch",
+                LineLevel::Error,
+                "[openlibrary] Failed to fetch",
+            ),
             ("[warning] disk almost full", LineLevel::Warn, "disk almost full"),
             ("[ERR] boom", LineLevel::Error, "boom"),
             ("WARN: slow answer", LineLevel::Warn, "slow answer"),
