@@ -112,10 +112,7 @@ async fn bare_loop<W: AsyncWrite + Unpin, R: AsyncRead + Unpin>(
     while sent < IN_FLIGHT {
         id += 1;
         sent += 1;
-        input
-            .write_all(format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"ping\"}}\n").as_bytes())
-            .await
-            .expect("write");
+        input.write_all(ping_line(id).as_bytes()).await.expect("write");
     }
     input.flush().await.expect("flush");
     while received < PIPELINED {
@@ -125,10 +122,7 @@ async fn bare_loop<W: AsyncWrite + Unpin, R: AsyncRead + Unpin>(
         if sent < PIPELINED {
             id += 1;
             sent += 1;
-            input
-                .write_all(format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"ping\"}}\n").as_bytes())
-                .await
-                .expect("write");
+            input.write_all(ping_line(id).as_bytes()).await.expect("write");
             input.flush().await.expect("flush");
         }
     }
@@ -143,12 +137,15 @@ async fn round_trip<W: AsyncWrite + Unpin, R: AsyncRead + Unpin>(
     line: &mut String,
     id: u64,
 ) {
-    let request = format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"ping\"}}\n");
-    input.write_all(request.as_bytes()).await.expect("write");
+    input.write_all(ping_line(id).as_bytes()).await.expect("write");
     input.flush().await.expect("flush");
     line.clear();
     output.read_line(line).await.expect("read");
     assert!(line.contains("pong"), "unexpected answer {line}");
+}
+
+fn ping_line(id: u64) -> String {
+    format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"method\":\"ping\"}}\n")
 }
 
 fn spec(plugin: &Path, data: &Path) -> ProcessSpec {

@@ -270,13 +270,10 @@ pub struct ExternalId {
     pub external_id: String,
 }
 
-/// `metadata/series/get` result.
-///
-/// `totalVolumeCount` and `totalChapterCount` are independent; the legacy
-/// `totalBookCount` is dropped without error and fills neither.
+/// What series and books have in common, flattened into both on the wire.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct SeriesMetadata {
+pub struct WorkMetadata {
     pub external_id: String,
     pub external_url: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -285,20 +282,10 @@ pub struct SeriesMetadata {
     pub alternate_titles: Vec<AlternateTitle>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<SeriesStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "optional_integer")]
     pub year: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "optional_integer")]
-    pub total_volume_count: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub total_chapter_count: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "optional_integer")]
-    pub age_rating: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reading_direction: Option<ReadingDirection>,
     #[serde(default)]
     pub genres: Vec<String>,
     #[serde(default)]
@@ -312,8 +299,6 @@ pub struct SeriesMetadata {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cover_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub banner_url: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rating: Option<ExternalRating>,
     #[serde(default)]
     pub external_ratings: Vec<ExternalRating>,
@@ -321,6 +306,29 @@ pub struct SeriesMetadata {
     pub external_links: Vec<ExternalLink>,
     #[serde(default)]
     pub external_ids: Vec<ExternalId>,
+}
+
+/// `metadata/series/get` result.
+///
+/// `totalVolumeCount` and `totalChapterCount` are independent; the legacy
+/// `totalBookCount` is dropped without error and fills neither.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SeriesMetadata {
+    #[serde(flatten)]
+    pub work: WorkMetadata,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<SeriesStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "optional_integer")]
+    pub total_volume_count: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total_chapter_count: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "optional_integer")]
+    pub age_rating: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reading_direction: Option<ReadingDirection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub banner_url: Option<String>,
 }
 
 /// A cover image of a book.
@@ -353,16 +361,24 @@ pub struct BookAward {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BookMetadata {
-    pub external_id: String,
-    pub external_url: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub title: Option<String>,
+    #[serde(flatten)]
+    pub work: WorkMetadata,
+    #[serde(flatten)]
+    pub edition: BookEdition,
+    #[serde(default)]
+    pub subjects: Vec<String>,
+    #[serde(default)]
+    pub covers: Vec<BookCover>,
+    #[serde(default)]
+    pub awards: Vec<BookAward>,
+}
+
+/// Where a book stands among its editions and its series.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BookEdition {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subtitle: Option<String>,
-    #[serde(default)]
-    pub alternate_titles: Vec<AlternateTitle>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub summary: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub book_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -373,8 +389,6 @@ pub struct BookMetadata {
     pub page_count: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub release_date: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "optional_integer")]
-    pub year: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub isbn: Option<String>,
     #[serde(default)]
@@ -388,37 +402,9 @@ pub struct BookMetadata {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub translator: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub language: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub series_position: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "optional_integer")]
     pub series_total: Option<i64>,
-    #[serde(default)]
-    pub genres: Vec<String>,
-    #[serde(default)]
-    pub tags: Vec<String>,
-    #[serde(default)]
-    pub subjects: Vec<String>,
-    #[serde(default)]
-    pub authors: Vec<Author>,
-    #[serde(default)]
-    pub artists: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub publisher: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cover_url: Option<String>,
-    #[serde(default)]
-    pub covers: Vec<BookCover>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rating: Option<ExternalRating>,
-    #[serde(default)]
-    pub external_ratings: Vec<ExternalRating>,
-    #[serde(default)]
-    pub awards: Vec<BookAward>,
-    #[serde(default)]
-    pub external_links: Vec<ExternalLink>,
-    #[serde(default)]
-    pub external_ids: Vec<ExternalId>,
 }
 
 #[cfg(test)]
@@ -460,14 +446,36 @@ mod tests {
         .unwrap();
         assert_eq!(metadata.total_volume_count, Some(14));
         assert_eq!(metadata.total_chapter_count, Some(47.5));
-        assert_eq!(metadata.authors[0], Author { name: "Ann".into(), role: None, sort_name: None });
-        assert_eq!(metadata.authors[1].role, Some(AuthorRole::Illustrator));
-        assert_eq!(metadata.authors[2].role, Some(AuthorRole::Unrecognized("dancer".into())));
+        let authors = &metadata.work.authors;
+        assert_eq!(authors[0], Author { name: "Ann".into(), role: None, sort_name: None });
+        assert_eq!(authors[1].role, Some(AuthorRole::Illustrator));
+        assert_eq!(authors[2].role, Some(AuthorRole::Unrecognized("dancer".into())));
         assert_eq!(metadata.status, Some(SeriesStatus::Unrecognized("cancelled".into())));
         let out = serde_json::to_value(&metadata).unwrap();
         assert!(out.get("totalBookCount").is_none());
         assert_eq!(out["genres"], json!([]), "required arrays are always sent");
         assert_eq!(out["status"], json!("cancelled"), "unknown values are kept as they came");
+    }
+
+    #[test]
+    fn book_metadata_reads_every_part_and_writes_one_flat_object() {
+        let wire = json!({
+            "externalId": "b1", "externalUrl": "https://e/b1", "title": "Dune", "subtitle": "A Novel",
+            "isbns": ["9780441013593"], "volume": 1, "pageCount": 412.0, "year": 1965,
+            "authors": [{"name": "Frank Herbert", "role": "author"}],
+            "covers": [{"url": "https://e/c.jpg", "size": "large"}],
+            "awards": [{"name": "Hugo", "year": 1966, "won": true}], "unknownField": true
+        });
+        let book: BookMetadata = serde_json::from_value(wire).unwrap();
+        assert_eq!(book.work.title.as_deref(), Some("Dune"));
+        assert_eq!(book.edition.page_count, Some(412));
+        assert_eq!(book.awards[0].year, Some(1966));
+        let out = serde_json::to_value(&book).unwrap();
+        assert_eq!(out["subtitle"], json!("A Novel"));
+        assert_eq!(out["externalRatings"], json!([]));
+        assert_eq!(out["subjects"], json!([]));
+        assert!(out.get("work").is_none() && out.get("edition").is_none(), "flattened: {out}");
+        assert!(out.get("unknownField").is_none());
     }
 
     #[test]
