@@ -9,7 +9,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::error::{CallError, CloseReason, ConnectionClosed, PluginLabel};
-use super::input::Input;
+use super::input::{Input, Refused};
 use super::pending::PendingCalls;
 use super::reverse::{ReverseHandler, ReverseRequest};
 use crate::protocol::codec::{DEFAULT_MAX_MESSAGE_BYTES, LineError, LineReader};
@@ -76,25 +76,32 @@ impl Shared {
         }
     }
 
-    /// Writes one whole line to the plugin. A failed write usually means the plugin died:
-    /// the transport gets a moment to say how before the write itself is blamed.
-    async fn send_line(&self, line: &[u8]) -> bool {
-        match self.input.send_line(line, || self.close(CloseReason::WriteFailed(TORN_WRITE.into()))).await {
+    /// Hands one whole line to the plugin's input; `false` if the input takes no more.
+    fn send_line(&self, line: &[u8]) -> bool {
+        match self.input.send_line(line) {
             Ok(()) => true,
-            Err(error) => {
-                let mut exit = self.exit.clone();
-                let reason = match tokio::time::timeout(WRITE_FAILURE_GRACE, exit.wait_for(Option::is_some)).await {
-                    Ok(Ok(reason)) => reason.clone(),
-                    _ => None,
-                };
-                self.close(reason.unwrap_or(CloseReason::WriteFailed(error.to_string())));
+            Err(Refused::Closed) => false,
+            Err(Refused::Backlog(queued)) => {
+                self.close(CloseReason::WriteFailed(format!("it stopped reading its input ({queued} bytes waiting)")));
                 false
             }
         }
     }
-}
 
-const TORN_WRITE: &str = "a message was abandoned halfway through writing it";
+    /// Writes whatever callers queue, until the input is shut down or a write fails. A
+    /// failed write usually means the plugin died: the transport gets a moment to say how
+    /// before the write itself is blamed.
+    async fn flush_input(&self) {
+        if let Err(error) = self.input.flush_forever().await {
+            let mut exit = self.exit.clone();
+            let reason = match tokio::time::timeout(WRITE_FAILURE_GRACE, exit.wait_for(Option::is_some)).await {
+                Ok(Ok(reason)) => reason.clone(),
+                _ => None,
+            };
+            self.close(reason.unwrap_or(CloseReason::WriteFailed(error.to_string())));
+        }
+    }
+}
 
 /// A JSON-RPC connection to one plugin. Dropping it stops its tasks.
 pub struct Connection {
@@ -102,6 +109,7 @@ pub struct Connection {
     next_id: AtomicI64,
     closed: watch::Receiver<Option<ConnectionClosed>>,
     reader: JoinHandle<()>,
+    flusher: JoinHandle<()>,
 }
 
 impl Connection {
@@ -126,7 +134,11 @@ impl Connection {
             config.reverse,
             shared.clone(),
         ));
-        Self { shared, next_id: AtomicI64::new(1), closed, reader }
+        let flusher = tokio::spawn({
+            let shared = shared.clone();
+            async move { shared.flush_input().await }
+        });
+        Self { shared, next_id: AtomicI64::new(1), closed, reader, flusher }
     }
 
     pub fn label(&self) -> &PluginLabel {
@@ -137,14 +149,14 @@ impl Connection {
     /// the timeout layer's job. Dropping the future forgets the call, and a late answer is
     /// then logged and dropped.
     ///
-    /// The caller writes its own line (no writer task in between): the request reaches the
-    /// plugin as soon as it is made, which is what keeps a pipeline of calls full.
+    /// The caller writes its own line when the pipe is free (no writer task in between):
+    /// the request reaches the plugin as soon as it is made.
     pub async fn call(&self, method: &str, params: Option<&RawValue>) -> Result<Box<RawValue>, CallError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let answer = self.shared.pending.register(id)?;
         let _forget_on_drop = ForgetOnDrop { pending: &self.shared.pending, id };
         let line = message::request_line(id, method, params);
-        if !self.shared.send_line(&line).await {
+        if !self.shared.send_line(&line) {
             return Err(self.closed_error().into());
         }
         match answer.await {
@@ -159,10 +171,10 @@ impl Connection {
         self.shared.stopping.store(true, Ordering::Relaxed);
     }
 
-    /// Ends the plugin's input, as a polite request to exit. Calls already sent still get
-    /// their answers.
-    pub async fn close_input(&self) {
-        self.shared.input.close().await;
+    /// Ends the plugin's input (after the lines already queued), as a polite request to
+    /// exit. Calls already sent still get their answers. Never waits.
+    pub fn close_input(&self) {
+        self.shared.input.close();
     }
 
     /// Fails every pending call with `reason` and refuses new ones. The first reason wins.
@@ -201,6 +213,7 @@ impl Drop for Connection {
     fn drop(&mut self) {
         self.shared.close(CloseReason::Stopped);
         self.reader.abort();
+        self.flusher.abort();
     }
 }
 
@@ -277,7 +290,7 @@ async fn serve(reverse: &dyn ReverseHandler, request: PluginRequest, shared: &Sh
         })
         .await;
     let line = message::response_line(&id, &outcome);
-    shared.send_line(&line).await;
+    shared.send_line(&line);
 }
 
 async fn wait_for_exit_reason(exit: &mut ExitSignal) -> CloseReason {

@@ -1,92 +1,167 @@
 //! The plugin's input, shared by every caller: whole lines, in order, never interleaved.
 //!
-//! Writers combine: a caller queues its line, and whoever holds the pipe writes everything
-//! queued. So a request goes out the moment it is made when the pipe is free (no writer
-//! task to hand it to), and callers never sleep on a lock when it is busy: the line is
-//! queued and the holder takes it along.
+//! A caller never waits on the pipe. When the pipe is free and nothing is queued, the
+//! caller writes its line at once with one non-blocking write: the request reaches the
+//! plugin the moment it is made, which keeps a pipeline of calls full. Whatever the pipe
+//! does not take is queued, and the connection's flusher task writes the queue out as the
+//! plugin reads. So a caller that gives up (a timeout) can never leave half a line behind,
+//! and a plugin that stops reading its input costs queued bytes up to [`MAX_QUEUED_BYTES`],
+//! past which the connection is closed as a fault.
 
 use std::io;
+use std::pin::Pin;
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::Notify;
+
+/// Bytes queued for a plugin that is not reading its input before the connection is closed.
+pub(super) const MAX_QUEUED_BYTES: usize = 64 << 20;
 
 type Writer = Box<dyn AsyncWrite + Send + Unpin>;
 
+/// Why a line was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Refused {
+    /// The input was closed (by the host, or after a write failed).
+    Closed,
+    /// The plugin has not read [`MAX_QUEUED_BYTES`] of queued input.
+    Backlog(usize),
+}
+
 pub(super) struct Input {
-    /// Lines waiting for the pipe, in order. Never held across an `.await`.
-    queue: Mutex<Vec<u8>>,
-    /// The pipe; `None` once the input is closed.
-    writer: tokio::sync::Mutex<Option<Writer>>,
+    state: Mutex<State>,
+    flusher: Notify,
+}
+
+struct State {
+    /// Bytes not yet written, in order.
+    queue: Vec<u8>,
+    /// The pipe, unless the flusher has it out for a blocking write (or it is closed).
+    writer: Option<Writer>,
+    /// No more lines: the host closed the input, or writing failed.
+    closed: bool,
+    /// The flusher should shut the pipe down once the queue is written.
+    shutdown_requested: bool,
+    /// Bytes went out but their flush did not finish; the flusher completes it.
+    needs_flush: bool,
 }
 
 impl Input {
     pub(super) fn new(writer: Writer) -> Self {
-        Self { queue: Mutex::new(Vec::new()), writer: tokio::sync::Mutex::new(Some(writer)) }
+        let state = State {
+            queue: Vec::new(),
+            writer: Some(writer),
+            closed: false,
+            shutdown_requested: false,
+            needs_flush: false,
+        };
+        Self { state: Mutex::new(state), flusher: Notify::new() }
     }
 
-    /// Queues `line` and writes whatever is queued if the pipe is free; otherwise the
-    /// current holder writes it. If a write is abandoned (the caller is dropped) after part
-    /// of a batch went out, the stream is corrupt: `on_torn` is called to close the
-    /// connection.
-    pub(super) async fn send_line(&self, line: &[u8], on_torn: impl FnOnce()) -> io::Result<()> {
-        self.queued().extend_from_slice(line);
-        let mut on_torn = Some(on_torn);
+    /// Writes `line` now if the pipe takes it, else queues it for the flusher. Never waits.
+    pub(super) fn send_line(&self, line: &[u8]) -> Result<(), Refused> {
+        let mut state = self.lock();
+        if state.closed {
+            return Err(Refused::Closed);
+        }
+        let mut rest = line;
+        if state.queue.is_empty() && !state.needs_flush {
+            if let Some(writer) = state.writer.as_mut() {
+                let (written, flushed) = write_without_waiting(writer, line);
+                rest = &line[written..];
+                if rest.is_empty() && flushed {
+                    return Ok(());
+                }
+                state.needs_flush = true;
+            }
+        }
+        if state.queue.len() + rest.len() > MAX_QUEUED_BYTES {
+            return Err(Refused::Backlog(state.queue.len()));
+        }
+        state.queue.extend_from_slice(rest);
+        drop(state);
+        self.flusher.notify_one();
+        Ok(())
+    }
+
+    /// Closes the plugin's input (end of file on its stdin) once the queued lines are out.
+    pub(super) fn close(&self) {
+        let mut state = self.lock();
+        state.closed = true;
+        state.shutdown_requested = true;
+        drop(state);
+        self.flusher.notify_one();
+    }
+
+    /// The flusher: writes the queue out whenever callers leave bytes in it. Runs until the
+    /// input is shut down or a write fails, and returns that failure.
+    pub(super) async fn flush_forever(&self) -> io::Result<()> {
         loop {
-            let Ok(mut writer) = self.writer.try_lock() else { return Ok(()) };
-            let batch = std::mem::take(&mut *self.queued());
-            if batch.is_empty() {
-                return Ok(());
+            self.flusher.notified().await;
+            loop {
+                let (mut writer, batch, shutdown) = {
+                    let mut state = self.lock();
+                    let Some(writer) = state.writer.take() else { return Ok(()) };
+                    state.needs_flush = false;
+                    (writer, std::mem::take(&mut state.queue), state.shutdown_requested)
+                };
+                let written = async {
+                    writer.write_all(&batch).await?;
+                    writer.flush().await
+                }
+                .await;
+                if let Err(error) = written {
+                    self.lock().closed = true;
+                    return Err(error);
+                }
+                let next = {
+                    let mut state = self.lock();
+                    if shutdown && state.queue.is_empty() {
+                        Next::ShutDown(writer)
+                    } else {
+                        state.writer = Some(writer);
+                        let idle = state.queue.is_empty() && !state.needs_flush && !state.shutdown_requested;
+                        if idle { Next::Wait } else { Next::WriteMore }
+                    }
+                };
+                match next {
+                    Next::ShutDown(mut writer) => {
+                        let _ = writer.shutdown().await;
+                        return Ok(());
+                    }
+                    Next::Wait => break,
+                    Next::WriteMore => {}
+                }
             }
-            let Some(writer) = writer.as_mut() else {
-                return Err(io::Error::new(io::ErrorKind::BrokenPipe, "the plugin's input was closed"));
-            };
-            write_batch(writer, &batch, &mut on_torn).await?;
-            // Released here; anything queued meanwhile is written on the next turn.
         }
     }
 
-    /// Closes the plugin's input (end of file on its stdin), after the lines queued so far.
-    pub(super) async fn close(&self) {
-        let mut writer = self.writer.lock().await;
-        let batch = std::mem::take(&mut *self.queued());
-        if let Some(mut pipe) = writer.take() {
-            if !batch.is_empty() {
-                let _ = write_batch(&mut pipe, &batch, &mut None::<fn()>).await;
-            }
-            let _ = pipe.shutdown().await;
-        }
-    }
-
-    fn queued(&self) -> MutexGuard<'_, Vec<u8>> {
-        // A queue of bytes is consistent after any panic: appends and takes are whole.
-        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every critical section leaves the state whole (no awaits, no partial updates).
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-async fn write_batch(writer: &mut Writer, batch: &[u8], on_torn: &mut Option<impl FnOnce()>) -> io::Result<()> {
-    let mut progress = TornGuard { written: 0, total: batch.len(), on_torn };
-    while progress.written < batch.len() {
-        match writer.write(&batch[progress.written..]).await? {
-            0 => return Err(io::Error::new(io::ErrorKind::WriteZero, "the plugin's input accepts no more bytes")),
-            written => progress.written += written,
-        }
-    }
-    writer.flush().await
+/// What the flusher does after a batch.
+enum Next {
+    ShutDown(Writer),
+    Wait,
+    WriteMore,
 }
 
-/// Notices a batch abandoned halfway.
-struct TornGuard<'a, F: FnOnce()> {
-    written: usize,
-    total: usize,
-    on_torn: &'a mut Option<F>,
-}
-
-impl<F: FnOnce()> Drop for TornGuard<'_, F> {
-    fn drop(&mut self) {
-        if self.written > 0
-            && self.written < self.total
-            && let Some(on_torn) = self.on_torn.take()
-        {
-            on_torn();
+/// One non-blocking attempt to write and flush `bytes`: how many the pipe took, and
+/// whether the flush finished.
+fn write_without_waiting(writer: &mut Writer, bytes: &[u8]) -> (usize, bool) {
+    let mut context = Context::from_waker(Waker::noop());
+    let mut written = 0;
+    while written < bytes.len() {
+        match Pin::new(&mut *writer).poll_write(&mut context, &bytes[written..]) {
+            Poll::Ready(Ok(count)) if count > 0 => written += count,
+            // Full, failed or zero: the flusher retries, waits, or reports the error.
+            _ => return (written, false),
         }
     }
+    let flushed = matches!(Pin::new(&mut *writer).poll_flush(&mut context), Poll::Ready(Ok(())));
+    (written, flushed)
 }

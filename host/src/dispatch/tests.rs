@@ -220,7 +220,7 @@ async fn a_late_answer_is_dropped_and_the_connection_lives_on() {
 #[tokio::test]
 async fn closing_the_input_gives_the_plugin_end_of_file() {
     let (connection, mut plugin, _exit) = open(Arc::new(RefuseAll), 1024);
-    connection.close_input().await;
+    connection.close_input();
     assert!(plugin.requests.next_line().await.unwrap().is_none());
 }
 
@@ -252,15 +252,37 @@ async fn concurrent_callers_on_a_narrow_pipe_never_interleave_lines() {
 }
 
 #[tokio::test]
-async fn a_caller_abandoning_a_half_written_line_closes_the_connection() {
-    // The plugin never reads, so a long line can only be written in part; the caller then
-    // gives up. The stream is corrupt from here on, and the connection says so.
-    let (connection, _plugin, _exit) = open_with_pipe(Arc::new(RefuseAll), 1024, 256);
+async fn a_caller_that_gives_up_never_leaves_half_a_line() {
+    // The plugin reads nothing at first, so a long line only partly fits the pipe and the
+    // caller gives up. The rest must still go out, whole, once the plugin reads again.
+    let (connection, mut plugin, _exit) = open_with_pipe(Arc::new(RefuseAll), 1024, 256);
     let params = serde_json::value::to_raw_value(&json!({"query": "x".repeat(10_000)})).unwrap();
     let abandoned =
         tokio::time::timeout(Duration::from_millis(50), connection.call("metadata/series/search", Some(&params))).await;
     assert!(abandoned.is_err());
+    let request = plugin.next_request().await;
+    assert_eq!(request["params"]["query"].as_str().unwrap().len(), 10_000);
+    let call = spawn_call(&connection, "ping");
+    let ping = plugin.next_request().await;
+    plugin.answer(&ping["id"], json!("pong")).await;
+    assert_eq!(call.await.unwrap().unwrap(), "\"pong\"");
+    assert!(connection.closed_reason().is_none());
+}
+
+#[tokio::test]
+async fn a_plugin_that_stops_reading_its_input_is_closed_past_the_backlog() {
+    let (connection, _plugin, _exit) = open_with_pipe(Arc::new(RefuseAll), 1024, 256);
+    let params = serde_json::value::to_raw_value(&json!({"query": "x".repeat(1 << 20)})).unwrap();
+    let mut callers = Vec::new();
+    for _ in 0..70 {
+        let connection = connection.clone();
+        let params = params.clone();
+        callers.push(tokio::spawn(async move { connection.call("metadata/series/search", Some(&params)).await }));
+    }
     let closed = connection.closed().await;
-    assert_eq!(closed.reason, CloseReason::WriteFailed("a message was abandoned halfway through writing it".into()));
-    assert!(matches!(connection.call("ping", None).await, Err(CallError::Closed(_))));
+    let CloseReason::WriteFailed(why) = &closed.reason else { panic!("{closed}") };
+    assert!(why.starts_with("it stopped reading its input"), "{why}");
+    for caller in callers {
+        assert!(matches!(caller.await.unwrap(), Err(CallError::Closed(_))));
+    }
 }

@@ -221,7 +221,7 @@ impl Starting {
     async fn stop(&mut self, policy: &ShutdownPolicy, grace: Duration) {
         self.connection.expect_close();
         if !self.transport.wait_for_exit(grace).await {
-            self.connection.close_input().await;
+            self.connection.close_input();
             self.transport.wait_for_exit(policy.after_close_input).await;
         }
         self.transport.terminate(policy).await;
