@@ -154,6 +154,7 @@ fn spec(plugin: &Path, data: &Path) -> ProcessSpec {
         args: vec![plugin.to_string_lossy().into_owned()],
         env: Vec::new(),
         data_dir: data.join("plugin"),
+        working_dir: None,
     }
 }
 

@@ -84,22 +84,45 @@ fn a_plugin_error_exits_1_with_its_code_and_message() {
 }
 
 #[test]
-fn bad_input_on_the_command_line_exits_2_before_anything_starts() {
+fn bad_input_on_the_command_line_exits_2_before_anything_starts_and_loses_nothing() {
     let data = tempfile::tempdir().unwrap();
     let script = test_plugin();
-    let cases: [(&[&str], &str); 6] = [
+    let stored = call(data.path(), &["metadata/series/search", r#"{"query":"set:kept=7"}"#], &["node", &script]);
+    assert!(stored.status.success(), "{}", stderr(&stored));
+    let cases: [(&[&str], &str); 8] = [
         (&["metadata/series/search", "{query: naruto}"], "PARAMS_JSON is not valid JSON"),
         (&["metadata/series/search", r#"{"limit": 5}"#], "missing field `query`"),
         (&["ping", "--admin-config", "[1]"], "--admin-config must be a JSON object"),
+        (&["ping", "--user-config", "{"], "--user-config is not valid JSON"),
         (&["ping", "--credentials", r#"{"api_key": 5}"#], "`api_key` must be a string"),
         (&["releases/poll"], "not part of the plugin protocol [-32601]"),
-        (&["ping", "--timeout", "0"], "--timeout must be a positive number"),
+        (&["ping", "--timeout", "0"], "--timeout must be between"),
+        (&["ping", "--timeout", "1e20"], "--timeout must be between"),
     ];
     for (args, fragment) in cases {
-        let output = call(data.path(), args, &["node", &script]);
+        let mut args = args.to_vec();
+        args.extend(["--plugin-id", "never-started"]);
+        let output = call(data.path(), &args, &["node", &script]);
         assert_eq!(output.status.code(), Some(2), "{args:?}: {}", stderr(&output));
         assert!(stderr(&output).contains(fragment), "{args:?}: {}", stderr(&output));
+        assert!(!data.path().join("plugins/never-started").exists(), "{args:?} started the plugin");
     }
+    let kept = call(data.path(), &["metadata/series/search", r#"{"query":"get:kept"}"#], &["node", &script]);
+    assert_eq!(steps(&kept)[0], json!({"data": 7}), "nothing stored was lost");
+}
+
+#[test]
+fn relative_script_paths_resolve_from_the_callers_directory() {
+    let data = tempfile::tempdir().unwrap();
+    let output = Command::new(HOST)
+        .args(["call", "ping", "--data-dir"])
+        .arg(data.path())
+        .args(["--", "node", "tests/plugins/test-plugin.mjs"])
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout_json(&output), json!("pong"));
 }
 
 #[test]
@@ -157,4 +180,29 @@ fn the_published_open_library_plugin_answers_a_book_search() {
         Some(1) => assert!(stderr(&output).contains("-3200"), "a clean plugin error: {}", stderr(&output)),
         other => panic!("exit {other:?}: {}", stderr(&output)),
     }
+}
+
+#[test]
+fn sigterm_stops_the_command_and_its_plugin() {
+    use std::io::{BufRead, BufReader};
+    let data = tempfile::tempdir().unwrap();
+    let mut command = Command::new(HOST)
+        .args(["call", "ping", "--log-level", "debug", "--data-dir"])
+        .arg(data.path())
+        .args(["--", "node", &test_plugin(), "never-answers"])
+        .env_remove("RUST_LOG")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut log = BufReader::new(command.stderr.take().unwrap()).lines();
+    let started = log.by_ref().map_while(Result::ok).find(|line| line.contains("started plugin process")).unwrap();
+    let pid: i32 = started.split("pid=").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
+    // The ping is on its way to a plugin that never answers; now the operator gives up.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(command.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let rest: Vec<String> = log.map_while(Result::ok).collect();
+    assert_eq!(command.wait().unwrap().code(), Some(130), "{rest:?}");
+    assert!(rest.iter().any(|line| line.contains("interrupted by SIGTERM")), "{rest:?}");
+    assert!(!Path::new(&format!("/proc/{pid}")).exists(), "plugin {pid} outlived the command");
 }

@@ -105,6 +105,7 @@ impl TestHost {
             args: args.iter().map(|arg| arg.to_string()).collect(),
             env: Vec::new(),
             data_dir: plugin_dir,
+            working_dir: None,
         };
         adjust(&mut settings, &mut spec);
         let storage = StorageHandler::new(self.quota.scoped(StorageScope::plugin(settings.id.as_str())));

@@ -17,6 +17,7 @@ use crate::protocol::types::initialize::{InitializeParams, LogLevel};
 use crate::storage::handler::StorageHandler;
 use crate::storage::{SqliteStorage, StorageScope};
 use crate::transport::process::{self, CommandAllowlist, ProcessSpec};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 /// The database file in the data directory.
 pub const DATABASE_FILE: &str = "codex-plugin-host.sqlite3";
@@ -127,9 +128,7 @@ fn prepare(args: &CallArgs) -> Result<Request, Failure> {
     let admin_config = parse_object("--admin-config", args.admin_config.as_deref())?;
     let user_config = parse_object("--user-config", args.user_config.as_deref())?;
     let credentials = parse_credentials(args.credentials.as_deref())?;
-    if !(args.timeout.is_finite() && args.timeout > 0.0) {
-        return Err(Failure::usage(format!("--timeout must be a positive number of seconds, got {}", args.timeout)));
-    }
+    let timeout = parse_timeout(args.timeout)?;
     let (command, command_args) =
         args.command.split_first().ok_or_else(|| Failure::usage("no plugin command after `--`"))?;
     let id = match &args.plugin_id {
@@ -142,10 +141,18 @@ fn prepare(args: &CallArgs) -> Result<Request, Failure> {
         .with_data_dir(plugin_dir.to_string_lossy())
         .with_log_level(args.log_level());
     let mut settings = PluginSettings::new(id, initialize);
-    settings.timeouts = Timeouts::new(Duration::from_secs_f64(args.timeout));
+    settings.timeouts = Timeouts::new(timeout);
     settings.max_message_bytes = args.max_message_bytes;
     let env = args.env.iter().map(|pair| parse_env(pair)).collect::<Result<_, _>>()?;
-    let spec = ProcessSpec { command: command.clone(), args: command_args.to_vec(), env, data_dir: plugin_dir };
+    let working_dir =
+        std::env::current_dir().map_err(|error| Failure::usage(format!("no working directory: {error}")))?;
+    let spec = ProcessSpec {
+        command: command.clone(),
+        args: command_args.to_vec(),
+        env,
+        data_dir: plugin_dir,
+        working_dir: Some(working_dir),
+    };
     let mut allowlist = CommandAllowlist::default();
     for name in &args.allow_commands {
         allowlist = allowlist.allow(name);
@@ -168,19 +175,63 @@ async fn execute(request: Request) -> Result<Value, Failure> {
         tracing::warn!("sweeping expired storage keys failed: {error}");
     }
     let storage = StorageHandler::new(quota.scoped(StorageScope::plugin(request.settings.id.as_str())));
+    let mut termination = Termination::listen();
     let launched = process::spawn(&request.spec, &request.allowlist, request.settings.id.as_str())
         .map_err(|error| refusal(&PluginError::from(error)))?;
-    let plugin = Plugin::start(launched, request.settings, Arc::new(storage)).await.map_err(|error| refusal(&error))?;
-    let outcome = match request.method {
-        HostMethod::Initialize => {
-            serde_json::to_value(plugin.manifest()).map_err(|error| host_failure(error.to_string()))
-        }
-        method => plugin.call_raw(method.name(), request.params, None).await.map_err(|error| refusal(&error)),
+    let starting = Plugin::start(launched, request.settings, Arc::new(storage));
+    let plugin = tokio::select! {
+        started = starting => started.map_err(|error| refusal(&error))?,
+        signal = termination.recv() => return Err(interrupted(signal)),
+    };
+    let outcome = tokio::select! {
+        outcome = answer(&plugin, request.method, request.params) => outcome,
+        signal = termination.recv() => Err(interrupted(signal)),
     };
     if request.method != HostMethod::Shutdown {
         plugin.shutdown().await;
     }
     outcome
+}
+
+async fn answer(plugin: &Plugin, method: HostMethod, params: Value) -> Result<Value, Failure> {
+    match method {
+        HostMethod::Initialize => {
+            serde_json::to_value(plugin.manifest()).map_err(|error| host_failure(error.to_string()))
+        }
+        method => plugin.call_raw(method.name(), params, None).await.map_err(|error| refusal(&error)),
+    }
+}
+
+/// SIGINT and SIGTERM, listened for from the start. The plugin leads its own process
+/// group, so a terminal's Ctrl-C never reaches it: the command must stop it itself.
+struct Termination {
+    signals: Option<(Signal, Signal)>,
+}
+
+impl Termination {
+    fn listen() -> Self {
+        let signals = match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+            (Ok(interrupt), Ok(terminate)) => Some((interrupt, terminate)),
+            _ => {
+                tracing::warn!("could not listen for SIGINT and SIGTERM");
+                None
+            }
+        };
+        Self { signals }
+    }
+
+    /// The name of the first signal received.
+    async fn recv(&mut self) -> &'static str {
+        let Some((interrupt, terminate)) = self.signals.as_mut() else { return std::future::pending().await };
+        tokio::select! {
+            _ = interrupt.recv() => "SIGINT",
+            _ = terminate.recv() => "SIGTERM",
+        }
+    }
+}
+
+fn interrupted(signal: &str) -> Failure {
+    Failure { message: format!("interrupted by {signal}; the plugin was stopped"), exit_code: 130 }
 }
 
 /// The exit code and message for an error: one place.
@@ -191,6 +242,15 @@ fn refusal(error: &PluginError) -> Failure {
         _ => 3,
     };
     Failure { message: format!("{error} [{}]", error.code().code()), exit_code }
+}
+
+/// Between a millisecond and a day.
+fn parse_timeout(seconds: f64) -> Result<Duration, Failure> {
+    let allowed = Duration::from_millis(1)..=Duration::from_secs(24 * 3600);
+    match Duration::try_from_secs_f64(seconds) {
+        Ok(timeout) if allowed.contains(&timeout) => Ok(timeout),
+        _ => Err(Failure::usage(format!("--timeout must be between 0.001 and 86400 seconds, got {seconds}"))),
+    }
 }
 
 fn host_failure(message: String) -> Failure {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
 
 use super::error::{CallError, CloseReason, ConnectionClosed, PluginLabel};
 use super::input::{Input, Refused};
@@ -26,6 +27,8 @@ pub fn exit_signal() -> (ExitSender, ExitSignal) {
     watch::channel(None)
 }
 
+/// After the plugin ends, how long its remaining output is still read.
+const EXIT_DRAIN: Duration = Duration::from_millis(500);
 /// After the plugin's output ends, how long to wait for the transport to say why.
 const EXIT_REASON_WAIT: Duration = Duration::from_secs(2);
 /// After a failed write, how long to let the reader report the plugin's end (a broken
@@ -238,8 +241,30 @@ async fn read_loop<R: AsyncRead + Unpin>(
     let permits = Arc::new(Semaphore::new(MAX_CONCURRENT_REVERSE_REQUESTS));
     // Owns the tasks serving plugin requests: they end with this loop.
     let mut serving = JoinSet::new();
+    // Set once the transport reports the plugin's end: output still buffered in the pipe is
+    // read until then (the answer to `shutdown`, say), but a descendant that escaped the
+    // process group and holds the pipe open cannot keep pending calls waiting.
+    let mut drain_until: Option<(CloseReason, Instant)> = None;
+    // A transport that goes away without a reason has nothing more to say.
+    let mut exit_silent = false;
     let reason = loop {
-        let line = match lines.next_line().await {
+        let next = match &drain_until {
+            None => tokio::select! {
+                next = lines.next_line() => next,
+                ended = exit.wait_for(Option::is_some), if !exit_silent => {
+                    match ended.map(|reason| reason.clone()) {
+                        Ok(Some(reason)) => drain_until = Some((reason, Instant::now() + EXIT_DRAIN)),
+                        _ => exit_silent = true,
+                    }
+                    continue;
+                }
+            },
+            Some((reason, deadline)) => match tokio::time::timeout_at(*deadline, lines.next_line()).await {
+                Ok(next) => next,
+                Err(_) => break reason.clone(),
+            },
+        };
+        let line = match next {
             Ok(Some(line)) => line,
             Ok(None) => break wait_for_exit_reason(&mut exit).await,
             Err(LineError::TooLong { limit }) => break CloseReason::MessageTooLarge { limit },

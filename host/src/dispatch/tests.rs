@@ -286,3 +286,25 @@ async fn a_plugin_that_stops_reading_its_input_is_closed_past_the_backlog() {
         assert!(matches!(caller.await.unwrap(), Err(CallError::Closed(_))));
     }
 }
+
+#[tokio::test]
+async fn an_exit_fails_pending_calls_even_while_a_descendant_holds_the_output_open() {
+    let (connection, mut plugin, exit) = open(Arc::new(RefuseAll), 1024);
+    let call = spawn_call(&connection, "ping");
+    plugin.next_request().await;
+    // The output pipe stays open (the scripted plugin is still alive and holds it).
+    exit.send_replace(Some(CloseReason::Exited("exited with status 1".into())));
+    let Err(CallError::Closed(closed)) = call.await.unwrap() else { panic!("expected the exit") };
+    assert_eq!(closed.reason, CloseReason::Exited("exited with status 1".into()));
+    drop(plugin);
+}
+
+#[tokio::test]
+async fn output_written_before_the_exit_is_still_delivered() {
+    let (connection, mut plugin, exit) = open(Arc::new(RefuseAll), 1024);
+    let call = spawn_call(&connection, "shutdown");
+    let id = plugin.next_request().await["id"].clone();
+    plugin.answer(&id, Value::Null).await;
+    exit.send_replace(Some(CloseReason::Exited("exited with status 0".into())));
+    assert_eq!(call.await.unwrap().unwrap(), "null");
+}

@@ -91,11 +91,11 @@ impl StorageQuota {
         blocking(move || backend.sweep_expired(Utc::now())).await
     }
 
-    /// Sweeps expired keys every `interval` until the returned task is aborted or dropped
-    /// with its owner.
-    pub fn spawn_sweeper(self: &Arc<Self>, interval: Duration) -> tokio::task::JoinHandle<()> {
+    /// Sweeps expired keys every `interval` (the first sweep at once) until the returned
+    /// [`Sweeper`] is dropped.
+    pub fn spawn_sweeper(self: &Arc<Self>, interval: Duration) -> Sweeper {
         let quota = self.clone();
-        tokio::spawn(async move {
+        Sweeper(tokio::spawn(async move {
             let mut ticks = tokio::time::interval(interval);
             loop {
                 ticks.tick().await;
@@ -105,7 +105,16 @@ impl StorageQuota {
                     Err(error) => tracing::warn!("sweeping expired storage keys failed: {error}"),
                 }
             }
-        })
+        }))
+    }
+}
+
+/// The background sweep of expired keys; stops when dropped.
+pub struct Sweeper(tokio::task::JoinHandle<()>);
+
+impl Drop for Sweeper {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -97,3 +97,31 @@ fn sqlite_open_failure_names_the_path() {
     let error = SqliteStorage::open(&dir.path().join("missing").join("x.sqlite3")).err().unwrap();
     assert!(error.to_string().contains("missing"), "{error}");
 }
+
+#[test]
+fn two_connections_to_one_file_never_exceed_the_quota_together() {
+    // Two hosts (two connections) on the same database: only SQLite's write lock keeps
+    // their check-and-write atomic, so this fails without `BEGIN IMMEDIATE`.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.sqlite3");
+    let scope = StorageScope::plugin("shared");
+    let writers: Vec<_> = ["left", "right"]
+        .into_iter()
+        .map(|side| {
+            let storage = SqliteStorage::open(&path).unwrap();
+            let scope = scope.clone();
+            std::thread::spawn(move || {
+                let mut written = 0;
+                for index in 0..50 {
+                    let key = format!("{side}-{index}");
+                    let outcome = storage.put_within_quota(&scope, &key, &entry("1", None), 60, Utc::now()).unwrap();
+                    written += usize::from(outcome == PutOutcome::Written);
+                }
+                written
+            })
+        })
+        .collect();
+    let written: usize = writers.into_iter().map(|writer| writer.join().unwrap()).sum();
+    assert_eq!(written, 60);
+    assert_eq!(SqliteStorage::open(&path).unwrap().list(&scope, Utc::now()).unwrap().len(), 60);
+}

@@ -131,3 +131,27 @@ async fn the_sweeper_deletes_expired_keys() {
     assert_eq!(quota.sweep_expired().await.unwrap(), 1);
     assert_eq!(backend.sweep_expired(Utc::now()).unwrap(), 0);
 }
+
+#[tokio::test]
+async fn the_background_sweeper_runs_until_dropped() {
+    let backend = Arc::new(MemoryStorage::new());
+    let quota = StorageQuota::new(backend.clone(), StorageLimits::default());
+    let storage = quota.scoped(StorageScope::plugin("swept"));
+    // Listing "as of" 2000 shows rows that expired in 2001 until something deletes them.
+    let as_of_2000 = chrono::DateTime::parse_from_rfc3339("2000-01-01T00:00:00Z").unwrap().with_timezone(&Utc);
+    let rows = || backend.list(storage.scope(), as_of_2000).unwrap().len();
+    storage.set("old".into(), &json!(1), Some("2001-01-01T00:00:00Z")).await.unwrap();
+    assert_eq!(rows(), 1);
+    let sweeper = quota.spawn_sweeper(Duration::from_millis(5));
+    for _ in 0..400 {
+        if rows() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(rows(), 0, "the sweeper deleted the expired key");
+    drop(sweeper);
+    storage.set("later".into(), &json!(1), Some("2001-01-01T00:00:00Z")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(rows(), 1, "a dropped sweeper sweeps no more");
+}

@@ -2,18 +2,26 @@
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-/// A process group led by the plugin. Dropping it sends SIGKILL to the whole group, so a
-/// grandchild (the `node` under `npx`) never outlives the plugin.
-#[derive(Debug)]
+/// A process group led by the plugin. Dropping any handle to it sends SIGKILL to the whole
+/// group, so a grandchild (the `node` under `npx`) never outlives the plugin.
+///
+/// Once every member has been killed (or a signal finds the group empty), the handles stop
+/// signalling it: after its leader is reaped the id may one day lead an unrelated group,
+/// which must never be hit.
+#[derive(Debug, Clone)]
 pub struct ProcessGroup {
     id: Pid,
+    gone: Arc<AtomicBool>,
 }
 
 impl ProcessGroup {
     /// The group of a child started with `process_group(0)`: its id is the child's pid.
     pub fn led_by(pid: u32) -> Option<Self> {
-        i32::try_from(pid).ok().filter(|pid| *pid > 1).map(|pid| Self { id: Pid::from_raw(pid) })
+        let id = i32::try_from(pid).ok().filter(|pid| *pid > 1)?;
+        Some(Self { id: Pid::from_raw(id), gone: Arc::new(AtomicBool::new(false)) })
     }
 
     pub fn id(&self) -> i32 {
@@ -22,13 +30,26 @@ impl ProcessGroup {
 
     /// Sends `signal` to every process of the group; a group already gone is not an error.
     pub fn signal(&self, signal: Signal) {
-        match killpg(self.id, signal) {
-            Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
-            Err(error) => tracing::warn!(
-                group = self.id.as_raw(),
-                "sending {signal} to the plugin's process group failed: {error}"
-            ),
+        if self.gone.load(Ordering::Acquire) {
+            return;
         }
+        match killpg(self.id, signal) {
+            Ok(()) => {}
+            Err(nix::errno::Errno::ESRCH) => self.gone.store(true, Ordering::Release),
+            Err(error) => {
+                tracing::warn!(
+                    group = self.id.as_raw(),
+                    "sending {signal} to the plugin's process group failed: {error}"
+                )
+            }
+        }
+    }
+
+    /// Kills what is left of the group after its leader ended. Every member gets SIGKILL,
+    /// so the id is never signalled again.
+    pub fn kill_remains(&self) {
+        self.signal(Signal::SIGKILL);
+        self.gone.store(true, Ordering::Release);
     }
 }
 

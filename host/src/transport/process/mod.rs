@@ -48,8 +48,11 @@ pub struct ProcessSpec {
     pub args: Vec<String>,
     /// Variables the admin configured; the blocklist still applies.
     pub env: Vec<(String, String)>,
-    /// The plugin's private directory: its `HOME` and working directory.
+    /// The plugin's private directory: its `HOME` (created if missing).
     pub data_dir: PathBuf,
+    /// Where relative paths in the command line resolve: the caller's directory for an
+    /// ad-hoc `call`, the plugin's data directory when nothing else is given.
+    pub working_dir: Option<PathBuf>,
 }
 
 /// Starts a plugin process.
@@ -62,7 +65,7 @@ pub fn spawn(spec: &ProcessSpec, allowlist: &CommandAllowlist, plugin_id: &str) 
         .args(&spec.args)
         .env_clear()
         .envs(environment)
-        .current_dir(&spec.data_dir)
+        .current_dir(spec.working_dir.as_ref().unwrap_or(&spec.data_dir))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -71,14 +74,17 @@ pub fn spawn(spec: &ProcessSpec, allowlist: &CommandAllowlist, plugin_id: &str) 
         .spawn()
         .map_err(|source| ProcessError::Spawn { command: spec.command.clone(), source })?;
     let group = child.id().and_then(ProcessGroup::led_by);
+    let leftovers = group.clone();
     let (input, output, errors) = match (child.stdin.take(), child.stdout.take(), child.stderr.take()) {
         (Some(input), Some(output), Some(errors)) => (input, output, errors),
         _ => unreachable!("all three streams were configured as pipes"),
     };
     tracing::debug!(plugin = plugin_id, pid = child.id(), program = %program.display(), "started plugin process");
-    let stderr = tokio::spawn(stderr::forward(errors, plugin_id.to_owned()));
+    let plugin_label = plugin_id.to_owned();
+    let stderr = tokio::spawn(async move {
+        stderr::forward(errors, plugin_label).await;
+    });
     let (exit_sender, exit) = exit_signal();
-    let leftovers = child.id().and_then(ProcessGroup::led_by);
     let monitor = tokio::spawn(watch_exit(child, leftovers, exit_sender, plugin_id.to_owned()));
     let handle = ProcessHandle { group, exit: exit.clone(), monitor, stderr };
     Ok(Launched { input: Box::new(input), output: Box::new(output), exit, handle: TransportHandle::Process(handle) })
@@ -91,7 +97,9 @@ async fn watch_exit(mut child: Child, leftovers: Option<ProcessGroup>, exit: Exi
         Err(error) => format!("could not be waited for: {error}"),
     };
     // A grandchild holding the pipes open would hide the exit from the reader.
-    drop(leftovers);
+    if let Some(group) = &leftovers {
+        group.kill_remains();
+    }
     tracing::debug!(plugin = %plugin, "plugin process {reason}");
     exit.send_replace(Some(CloseReason::Exited(reason)));
 }
