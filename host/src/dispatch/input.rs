@@ -66,15 +66,16 @@ impl Input {
             return Err(Refused::Closed);
         }
         let mut rest = line;
-        if state.queue.is_empty() && !state.needs_flush {
-            if let Some(writer) = state.writer.as_mut() {
-                let (written, flushed) = write_without_waiting(writer, line);
-                rest = &line[written..];
-                if rest.is_empty() && flushed {
-                    return Ok(());
-                }
-                state.needs_flush = true;
+        if state.queue.is_empty()
+            && !state.needs_flush
+            && let Some(writer) = state.writer.as_mut()
+        {
+            let (written, flushed) = write_without_waiting(writer, line);
+            rest = &line[written..];
+            if rest.is_empty() && flushed {
+                return Ok(());
             }
+            state.needs_flush = true;
         }
         if state.queue.len() + rest.len() > MAX_QUEUED_BYTES {
             return Err(Refused::Backlog(state.queue.len()));

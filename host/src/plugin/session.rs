@@ -44,10 +44,8 @@ impl PluginSettings {
 /// A plugin that answered `initialize` with a valid manifest.
 pub struct Plugin {
     id: PluginId,
-    connection: Connection,
-    transport: TransportHandle,
+    channel: Channel,
     manifest: Manifest,
-    timeouts: Timeouts,
     shutdown: ShutdownPolicy,
 }
 
@@ -63,19 +61,12 @@ impl Plugin {
         let mut config = ConnectionConfig::new(label.clone(), reverse);
         config.max_message_bytes = settings.max_message_bytes;
         let connection = Connection::open(launched.output, launched.input, launched.exit, config);
-        let mut starting = Starting { connection, transport: launched.handle, timeouts: settings.timeouts };
-        match starting.initialize(&settings.initialize).await {
-            Ok(manifest) => Ok(Self {
-                id: settings.id,
-                connection: starting.connection,
-                transport: starting.transport,
-                manifest,
-                timeouts: starting.timeouts,
-                shutdown: settings.shutdown,
-            }),
+        let mut channel = Channel { connection, transport: launched.handle, timeouts: settings.timeouts };
+        match channel.initialize(&settings.initialize).await {
+            Ok(manifest) => Ok(Self { id: settings.id, channel, manifest, shutdown: settings.shutdown }),
             Err(error) => {
                 // No grace: a plugin that failed to start is not asked to shut down.
-                starting.stop(&settings.shutdown, Duration::ZERO).await;
+                channel.stop(&settings.shutdown, Duration::ZERO).await;
                 Err(PluginError::Initialize { plugin: label, source: Box::new(error) })
             }
         }
@@ -90,17 +81,17 @@ impl Plugin {
     }
 
     pub fn label(&self) -> &PluginLabel {
-        self.connection.label()
+        self.channel.connection.label()
     }
 
     /// The plugin's process id (also its process group), when it runs as a process.
     pub fn process_id(&self) -> Option<i32> {
-        self.transport.process_id()
+        self.channel.transport.process_id()
     }
 
     /// Why the plugin's connection ended, if it has.
     pub fn closed_reason(&self) -> Option<crate::dispatch::ConnectionClosed> {
-        self.connection.closed_reason()
+        self.channel.connection.closed_reason()
     }
 
     /// Calls a method with typed params and result.
@@ -118,8 +109,8 @@ impl Plugin {
         self.check_capability(method)?;
         params.check().map_err(|why| invalid_params(method, why))?;
         let raw = encode(params).map_err(|why| invalid_params(method, why))?;
-        let answer = self.send(method, raw.as_deref(), timeout).await?;
-        serde_json::from_str(answer.get()).map_err(|error| self.malformed(method, &error))
+        let answer = self.channel.send(method, raw.as_deref(), timeout).await?;
+        serde_json::from_str(answer.get()).map_err(|error| self.channel.malformed(method, &error))
     }
 
     /// Calls a method by name with raw JSON params; the params are checked against the
@@ -131,29 +122,25 @@ impl Plugin {
         let params = method.normalize_params(params).map_err(|why| invalid_params(method, why))?;
         let raw = params.map(|params| serde_json::value::to_raw_value(&params)).transpose();
         let raw = raw.map_err(|error| invalid_params(method, error.to_string()))?;
-        let answer = self.send(method, raw.as_deref(), timeout).await?;
-        let value: Value = serde_json::from_str(answer.get()).map_err(|error| self.malformed(method, &error))?;
-        method.normalize_result(value).map_err(|error| self.malformed(method, &error))
+        let answer = self.channel.send(method, raw.as_deref(), timeout).await?;
+        let value: Value =
+            serde_json::from_str(answer.get()).map_err(|error| self.channel.malformed(method, &error))?;
+        method.normalize_result(value).map_err(|error| self.channel.malformed(method, &error))
     }
 
     /// Stops the plugin: `shutdown`, a grace period, then closing its input, SIGTERM and
     /// SIGKILL of its whole process group, as far as needed.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         let policy = self.shutdown;
         let started = tokio::time::Instant::now();
-        self.connection.expect_close();
-        if self.connection.closed_reason().is_none() {
-            let answer = self
-                .timeouts
-                .run(HostMethod::Shutdown.name(), Some(policy.grace), self.connection.call("shutdown", None))
-                .await;
-            if let Err(elapsed) = answer {
-                tracing::debug!(plugin = self.id.as_str(), "`shutdown` got no answer: {elapsed}");
-            }
+        self.channel.connection.expect_close();
+        if self.channel.connection.closed_reason().is_none()
+            && let Err(error) = self.channel.send(HostMethod::Shutdown, None, Some(policy.grace)).await
+        {
+            tracing::debug!(plugin = self.id.as_str(), "`shutdown` got no answer: {error}");
         }
         let remaining_grace = policy.grace.saturating_sub(started.elapsed());
-        let mut starting = Starting { connection: self.connection, transport: self.transport, timeouts: self.timeouts };
-        starting.stop(&policy, remaining_grace).await;
+        self.channel.stop(&policy, remaining_grace).await;
     }
 
     fn check_capability(&self, method: HostMethod) -> Result<(), PluginError> {
@@ -168,7 +155,17 @@ impl Plugin {
             _ => Ok(()),
         }
     }
+}
 
+/// A plugin's connection, its transport and its deadlines: what every call goes through,
+/// from `initialize` to `shutdown`.
+struct Channel {
+    connection: Connection,
+    transport: TransportHandle,
+    timeouts: Timeouts,
+}
+
+impl Channel {
     /// The one path every call takes: the timeout layer around the dispatcher.
     async fn send(
         &self,
@@ -177,44 +174,26 @@ impl Plugin {
         timeout: Option<Duration>,
     ) -> Result<Box<RawValue>, PluginError> {
         let name = method.name();
+        let label = self.connection.label();
         match self.timeouts.run(name, timeout, self.connection.call(name, params)).await {
             Ok(Ok(answer)) => Ok(answer),
-            Ok(Err(error)) => Err(PluginError::from_call(self.label(), name, error)),
-            Err(elapsed) => Err(PluginError::Timeout { plugin: self.label().clone(), method: name, after: elapsed.0 }),
+            Ok(Err(error)) => Err(PluginError::from_call(label, name, error)),
+            Err(elapsed) => Err(PluginError::Timeout { plugin: label.clone(), method: name, after: elapsed.0 }),
         }
     }
 
     fn malformed(&self, method: HostMethod, error: &serde_json::Error) -> PluginError {
-        PluginError::MalformedResult { plugin: self.label().clone(), method: method.name(), why: error.to_string() }
+        let plugin = self.connection.label().clone();
+        PluginError::MalformedResult { plugin, method: method.name(), why: error.to_string() }
     }
-}
 
-/// The parts of a plugin before (or after) it is usable.
-struct Starting {
-    connection: Connection,
-    transport: TransportHandle,
-    timeouts: Timeouts,
-}
-
-impl Starting {
     async fn initialize(&mut self, params: &InitializeParams) -> Result<Manifest, PluginError> {
         let method = HostMethod::Initialize;
         let raw = encode(params).map_err(|why| invalid_params(method, why))?;
-        let label = self.connection.label().clone();
-        let call = self.connection.call(method.name(), raw.as_deref());
-        let answer = match self.timeouts.run(method.name(), None, call).await {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(error)) => return Err(PluginError::from_call(&label, method.name(), error)),
-            Err(elapsed) => {
-                return Err(PluginError::Timeout { plugin: label, method: method.name(), after: elapsed.0 });
-            }
-        };
-        let value: Value = serde_json::from_str(answer.get()).map_err(|error| PluginError::MalformedResult {
-            plugin: label.clone(),
-            method: method.name(),
-            why: error.to_string(),
-        })?;
-        Manifest::parse(value).map_err(|source| PluginError::InvalidManifest { plugin: label, source })
+        let answer = self.send(method, raw.as_deref(), None).await?;
+        let value: Value = serde_json::from_str(answer.get()).map_err(|error| self.malformed(method, &error))?;
+        let plugin = self.connection.label().clone();
+        Manifest::parse(value).map_err(|source| PluginError::InvalidManifest { plugin, source })
     }
 
     /// Waits up to `grace` for a voluntary exit, then closes the input and escalates.

@@ -92,8 +92,7 @@ pub struct Manifest {
     pub name: String,
     pub display_name: String,
     pub version: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
+    pub description: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub author: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -144,9 +143,7 @@ impl Manifest {
     pub fn validate(&self) -> Result<(), ManifestError> {
         check_name(&self.name).map_err(|rule| ManifestError::new("name", rule))?;
         non_empty("displayName", &self.display_name)?;
-        if let Some(description) = &self.description {
-            non_empty("description", description)?;
-        }
+        non_empty("description", &self.description)?;
         semver::Version::parse(&self.version).map_err(|error| {
             ManifestError::new("version", format!("must be semver, got {:?}: {error}", self.version))
         })?;
@@ -257,6 +254,7 @@ mod tests {
             (&["name"], json!("a".repeat(101)), "name"),
             (&["name"], json!(5), "name"),
             (&["name"], Value::Null, "manifest"),
+            (&["description"], Value::Null, "manifest"),
             (&["displayName"], json!(" "), "displayName"),
             (&["description"], json!(""), "description"),
             (&["version"], json!("2.5"), "version"),

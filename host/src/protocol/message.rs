@@ -109,6 +109,10 @@ pub fn classify(line: &[u8]) -> Incoming {
     if text.is_empty() {
         return Incoming::Invalid("blank line".into());
     }
+    // serde would read a JSON array into the envelope by position: only objects count.
+    if text.first() != Some(&b'{') {
+        return Incoming::Invalid("not a JSON object".into());
+    }
     let envelope: Envelope = match serde_json::from_slice(text) {
         Ok(envelope) => envelope,
         Err(error) => return Incoming::Invalid(format!("not a JSON-RPC object: {error}")),
@@ -187,7 +191,22 @@ pub fn response_line(id: &Value, outcome: &Result<Value, ErrorObject>) -> Vec<u8
         Ok(result) => OutgoingResponse { jsonrpc: "2.0", id, result: Some(result), error: None },
         Err(error) => OutgoingResponse { jsonrpc: "2.0", id, result: None, error: Some(error) },
     };
-    finish_line(serde_json::to_vec(&response))
+    match serde_json::to_vec(&response) {
+        Ok(mut line) => {
+            line.push(b'\n');
+            line
+        }
+        Err(error) => {
+            // A `Value` always serializes; should that ever change, the plugin still gets
+            // an answer rather than a hang.
+            tracing::error!("could not encode an answer to a plugin request: {error}");
+            let fallback = ErrorObject::new(ErrorCode::InternalError, "the host could not encode its answer");
+            let response = OutgoingResponse { jsonrpc: "2.0", id, result: None, error: Some(&fallback) };
+            let mut line = serde_json::to_vec(&response).unwrap_or_default();
+            line.push(b'\n');
+            line
+        }
+    }
 }
 
 fn finish_line(encoded: serde_json::Result<Vec<u8>>) -> Vec<u8> {

@@ -8,6 +8,7 @@ use crate::dispatch::{BoxFuture, ReverseHandler, ReverseRequest};
 use crate::limits::{QuotaError, ScopedStorage};
 use crate::protocol::types::storage::{KeyParams, SetParams};
 use crate::protocol::{ErrorCode, ErrorObject};
+use crate::storage::StorageError;
 
 /// Serves a plugin's `storage/*` requests from its own scope; any other method is -32601.
 pub struct StorageHandler {
@@ -59,7 +60,8 @@ fn required<T: DeserializeOwned>(params: Option<&RawValue>) -> Result<T, ErrorOb
 }
 
 fn to_value<T: serde::Serialize>(result: Result<T, QuotaError>) -> Result<Value, QuotaError> {
-    result.map(|answer| serde_json::to_value(answer).expect("storage results are plain JSON"))
+    let answer = result?;
+    serde_json::to_value(answer).map_err(|error| QuotaError::Storage(StorageError::Task(error.to_string())))
 }
 
 #[cfg(test)]
