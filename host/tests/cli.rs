@@ -189,7 +189,7 @@ fn sigterm_stops_the_command_and_its_plugin() {
     let mut command = Command::new(HOST)
         .args(["call", "ping", "--log-level", "debug", "--data-dir"])
         .arg(data.path())
-        .args(["--", "node", &test_plugin(), "never-answers"])
+        .args(["--", "node", &test_plugin(), "stuck"])
         .env_remove("RUST_LOG")
         .stderr(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
@@ -198,7 +198,8 @@ fn sigterm_stops_the_command_and_its_plugin() {
     let mut log = BufReader::new(command.stderr.take().unwrap()).lines();
     let started = log.by_ref().map_while(Result::ok).find(|line| line.contains("started plugin process")).unwrap();
     let pid: i32 = started.split("pid=").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
-    // The ping is on its way to a plugin that never answers; now the operator gives up.
+    // The ping is on its way to a plugin that never answers, and ignores SIGTERM and the end
+    // of its input; now the operator gives up. Only the host's escalation can stop it.
     std::thread::sleep(std::time::Duration::from_millis(200));
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(command.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
     let rest: Vec<String> = log.map_while(Result::ok).collect();

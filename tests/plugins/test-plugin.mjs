@@ -14,6 +14,7 @@
 //   stderr-flood      writes 64 KiB of stderr per request, and 32 MiB at start
 //   bad-manifest      returns the manifest with ARG (a JSON object) merged into it
 //   ignores-shutdown  answers `shutdown` but stays alive, ignoring stdin EOF and SIGTERM
+//   stuck             answers `initialize`, then nothing at all, ignoring stdin EOF and SIGTERM
 //   grandchild        starts a long-lived grandchild process; search returns its pid
 //   bad-result        answers `metadata/series/get` with a result of the wrong shape
 //
@@ -114,10 +115,12 @@ async function search(params) {
 
 async function handle(request) {
   const { id, method, params } = request;
+  if (scenario === "stuck" && method !== "initialize") return;
   if (scenario === "stderr-flood") process.stderr.write(`[WARN] ${"flood ".repeat(10_000)}\n`.repeat(1));
   switch (method) {
     case "initialize":
       if (scenario === "silent-init") return;
+      if (scenario === "stuck") return answer(id, manifest);
       if (scenario === "bad-manifest") return answer(id, { ...manifest, ...JSON.parse(scenarioArg) });
       return answer(id, manifest);
     case "ping":
@@ -152,7 +155,7 @@ async function handle(request) {
   }
 }
 
-if (scenario === "ignores-shutdown") {
+if (scenario === "ignores-shutdown" || scenario === "stuck") {
   process.on("SIGTERM", () => {});
   setInterval(() => {}, 1000);
 }
@@ -182,5 +185,5 @@ lines.on("line", (line) => {
   void handle(message);
 });
 lines.on("close", () => {
-  if (scenario !== "ignores-shutdown") process.exit(0);
+  if (scenario !== "ignores-shutdown" && scenario !== "stuck") process.exit(0);
 });

@@ -183,14 +183,27 @@ async fn execute(request: Request) -> Result<Value, Failure> {
         started = starting => started.map_err(|error| refusal(&error))?,
         signal = termination.recv() => return Err(interrupted(signal)),
     };
-    let outcome = tokio::select! {
-        outcome = answer(&plugin, request.method, request.params) => outcome,
-        signal = termination.recv() => Err(interrupted(signal)),
+    let answered = tokio::select! {
+        outcome = answer(&plugin, request.method, request.params) => Ok(outcome),
+        signal = termination.recv() => Err(signal),
     };
-    if request.method != HostMethod::Shutdown {
-        plugin.shutdown().await;
+    match answered {
+        Ok(outcome) => {
+            if request.method != HostMethod::Shutdown {
+                plugin.shutdown().await;
+            }
+            outcome
+        }
+        Err(signal) => {
+            // No polite `shutdown` for an operator who wants out; a second signal stops the
+            // escalation and drops the plugin, which kills its process group at once.
+            tokio::select! {
+                () = plugin.kill() => {}
+                _ = termination.recv() => {}
+            }
+            Err(interrupted(signal))
+        }
     }
-    outcome
 }
 
 async fn answer(plugin: &Plugin, method: HostMethod, params: Value) -> Result<Value, Failure> {
@@ -202,31 +215,45 @@ async fn answer(plugin: &Plugin, method: HostMethod, params: Value) -> Result<Va
     }
 }
 
-/// SIGINT and SIGTERM, listened for from the start. The plugin leads its own process
+/// SIGINT, SIGTERM, SIGHUP and SIGQUIT, listened for from the start. The plugin leads its own process
 /// group, so a terminal's Ctrl-C never reaches it: the command must stop it itself.
 struct Termination {
-    signals: Option<(Signal, Signal)>,
+    signals: Vec<(&'static str, Signal)>,
 }
 
 impl Termination {
+    const SIGNALS: [(&'static str, SignalKind); 4] = [
+        ("SIGINT", SignalKind::interrupt()),
+        ("SIGTERM", SignalKind::terminate()),
+        ("SIGHUP", SignalKind::hangup()),
+        ("SIGQUIT", SignalKind::quit()),
+    ];
+
     fn listen() -> Self {
-        let signals = match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
-            (Ok(interrupt), Ok(terminate)) => Some((interrupt, terminate)),
-            _ => {
-                tracing::warn!("could not listen for SIGINT and SIGTERM");
-                None
+        let mut signals = Vec::new();
+        for (name, kind) in Self::SIGNALS {
+            match signal(kind) {
+                Ok(listener) => signals.push((name, listener)),
+                Err(error) => tracing::warn!("could not listen for {name}: {error}"),
             }
-        };
+        }
         Self { signals }
     }
 
-    /// The name of the first signal received.
+    /// The name of the next signal received.
     async fn recv(&mut self) -> &'static str {
-        let Some((interrupt, terminate)) = self.signals.as_mut() else { return std::future::pending().await };
-        tokio::select! {
-            _ = interrupt.recv() => "SIGINT",
-            _ = terminate.recv() => "SIGTERM",
+        if self.signals.is_empty() {
+            return std::future::pending().await;
         }
+        std::future::poll_fn(|context| {
+            for (name, listener) in &mut self.signals {
+                if listener.poll_recv(context).is_ready() {
+                    return std::task::Poll::Ready(*name);
+                }
+            }
+            std::task::Poll::Pending
+        })
+        .await
     }
 }
 

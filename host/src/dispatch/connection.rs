@@ -79,16 +79,13 @@ impl Shared {
         }
     }
 
-    /// Hands one whole line to the plugin's input; `false` if the input takes no more.
-    fn send_line(&self, line: &[u8]) -> bool {
-        match self.input.send_line(line) {
-            Ok(()) => true,
-            Err(Refused::Closed) => false,
-            Err(Refused::Backlog(queued)) => {
-                self.close(CloseReason::WriteFailed(format!("it stopped reading its input ({queued} bytes waiting)")));
-                false
-            }
+    /// Hands one whole line to the plugin's input.
+    fn send_line(&self, line: &[u8]) -> Result<(), Refused> {
+        let sent = self.input.send_line(line);
+        if let Err(Refused::Backlog(queued)) = &sent {
+            self.close(CloseReason::WriteFailed(format!("it stopped reading its input ({queued} bytes waiting)")));
         }
+        sent
     }
 
     /// Writes whatever callers queue, until the input is shut down or a write fails. A
@@ -159,8 +156,14 @@ impl Connection {
         let answer = self.shared.pending.register(id)?;
         let _forget_on_drop = ForgetOnDrop { pending: &self.shared.pending, id };
         let line = message::request_line(id, method, params);
-        if !self.shared.send_line(&line) {
-            return Err(self.closed_error().into());
+        match self.shared.send_line(&line) {
+            Ok(()) => {}
+            Err(Refused::TooLarge(bytes)) => {
+                return Err(CallError::RequestTooLarge { bytes, limit: super::input::MAX_QUEUED_BYTES });
+            }
+            // The input is gone: the connection closes with the cause as soon as it is known
+            // (a failed write waits a moment for the plugin's exit status).
+            Err(Refused::Closed | Refused::Backlog(_)) => return Err(self.closed().await.into()),
         }
         match answer.await {
             Ok(outcome) => outcome,
@@ -315,7 +318,9 @@ async fn serve(reverse: &dyn ReverseHandler, request: PluginRequest, shared: &Sh
         })
         .await;
     let line = message::response_line(&id, &outcome);
-    shared.send_line(&line);
+    if let Err(refused) = shared.send_line(&line) {
+        tracing::debug!(plugin = shared.label.id(), "an answer to the plugin was not sent: {refused:?}");
+    }
 }
 
 async fn wait_for_exit_reason(exit: &mut ExitSignal) -> CloseReason {

@@ -77,4 +77,7 @@ pub enum CallError {
     /// The connection ended before the answer came.
     #[error(transparent)]
     Closed(#[from] ConnectionClosed),
+    /// The request itself is larger than a plugin's input may hold; nothing was sent.
+    #[error("the request of {bytes} bytes is over the limit of {limit} bytes; it was not sent")]
+    RequestTooLarge { bytes: usize, limit: usize },
 }

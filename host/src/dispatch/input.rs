@@ -25,8 +25,10 @@ type Writer = Box<dyn AsyncWrite + Send + Unpin>;
 pub(super) enum Refused {
     /// The input was closed (by the host, or after a write failed).
     Closed,
-    /// The plugin has not read [`MAX_QUEUED_BYTES`] of queued input.
+    /// The plugin has not read [`MAX_QUEUED_BYTES`] of queued input; the input is closed.
     Backlog(usize),
+    /// The line alone is larger than [`MAX_QUEUED_BYTES`]; nothing of it was written.
+    TooLarge(usize),
 }
 
 pub(super) struct Input {
@@ -45,6 +47,8 @@ struct State {
     shutdown_requested: bool,
     /// Bytes went out but their flush did not finish; the flusher completes it.
     needs_flush: bool,
+    /// Bytes the flusher took from the queue and has not finished writing.
+    in_flight: usize,
 }
 
 impl Input {
@@ -55,12 +59,16 @@ impl Input {
             closed: false,
             shutdown_requested: false,
             needs_flush: false,
+            in_flight: 0,
         };
         Self { state: Mutex::new(state), flusher: Notify::new() }
     }
 
     /// Writes `line` now if the pipe takes it, else queues it for the flusher. Never waits.
     pub(super) fn send_line(&self, line: &[u8]) -> Result<(), Refused> {
+        if line.len() > MAX_QUEUED_BYTES {
+            return Err(Refused::TooLarge(line.len()));
+        }
         let mut state = self.lock();
         if state.closed {
             return Err(Refused::Closed);
@@ -77,8 +85,12 @@ impl Input {
             }
             state.needs_flush = true;
         }
-        if state.queue.len() + rest.len() > MAX_QUEUED_BYTES {
-            return Err(Refused::Backlog(state.queue.len()));
+        // A direct write only happens with nothing queued or in flight, so a line is never
+        // refused here after part of it went out.
+        let waiting = state.queue.len() + state.in_flight;
+        if waiting + rest.len() > MAX_QUEUED_BYTES {
+            state.closed = true;
+            return Err(Refused::Backlog(waiting));
         }
         state.queue.extend_from_slice(rest);
         drop(state);
@@ -105,7 +117,9 @@ impl Input {
                     let mut state = self.lock();
                     let Some(writer) = state.writer.take() else { return Ok(()) };
                     state.needs_flush = false;
-                    (writer, std::mem::take(&mut state.queue), state.shutdown_requested)
+                    let batch = std::mem::take(&mut state.queue);
+                    state.in_flight = batch.len();
+                    (writer, batch, state.shutdown_requested)
                 };
                 let written = async {
                     writer.write_all(&batch).await?;
@@ -118,6 +132,7 @@ impl Input {
                 }
                 let next = {
                     let mut state = self.lock();
+                    state.in_flight = 0;
                     if shutdown && state.queue.is_empty() {
                         Next::ShutDown(writer)
                     } else {

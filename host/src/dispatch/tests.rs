@@ -279,7 +279,7 @@ async fn a_plugin_that_stops_reading_its_input_is_closed_past_the_backlog() {
         let params = params.clone();
         callers.push(tokio::spawn(async move { connection.call("metadata/series/search", Some(&params)).await }));
     }
-    let closed = connection.closed().await;
+    let closed = within_seconds(connection.closed()).await;
     let CloseReason::WriteFailed(why) = &closed.reason else { panic!("{closed}") };
     assert!(why.starts_with("it stopped reading its input"), "{why}");
     for caller in callers {
@@ -294,7 +294,7 @@ async fn an_exit_fails_pending_calls_even_while_a_descendant_holds_the_output_op
     plugin.next_request().await;
     // The output pipe stays open (the scripted plugin is still alive and holds it).
     exit.send_replace(Some(CloseReason::Exited("exited with status 1".into())));
-    let Err(CallError::Closed(closed)) = call.await.unwrap() else { panic!("expected the exit") };
+    let Err(CallError::Closed(closed)) = within_seconds(call).await.unwrap() else { panic!("expected the exit") };
     assert_eq!(closed.reason, CloseReason::Exited("exited with status 1".into()));
     drop(plugin);
 }
@@ -304,7 +304,39 @@ async fn output_written_before_the_exit_is_still_delivered() {
     let (connection, mut plugin, exit) = open(Arc::new(RefuseAll), 1024);
     let call = spawn_call(&connection, "shutdown");
     let id = plugin.next_request().await["id"].clone();
-    plugin.answer(&id, Value::Null).await;
+    // The exit is reported first; the answer is read during the drain that follows.
     exit.send_replace(Some(CloseReason::Exited("exited with status 0".into())));
-    assert_eq!(call.await.unwrap().unwrap(), "null");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    plugin.answer(&id, Value::Null).await;
+    assert_eq!(within_seconds(call).await.unwrap().unwrap(), "null");
+}
+
+#[tokio::test]
+async fn a_request_over_the_input_limit_is_refused_without_writing_anything() {
+    let (connection, mut plugin, _exit) = open(Arc::new(RefuseAll), 1024);
+    let huge = serde_json::value::to_raw_value(&json!({"query": "x".repeat(65 << 20)})).unwrap();
+    let error = connection.call("metadata/series/search", Some(&huge)).await.unwrap_err();
+    assert!(matches!(error, CallError::RequestTooLarge { limit, .. } if limit == 64 << 20), "{error}");
+    let call = spawn_call(&connection, "ping");
+    let request = plugin.next_request().await;
+    assert_eq!(request["method"], json!("ping"), "the next line is whole and first");
+    plugin.answer(&request["id"], json!("pong")).await;
+    assert_eq!(within_seconds(call).await.unwrap().unwrap(), "\"pong\"");
+}
+
+#[tokio::test]
+async fn after_a_failed_write_calls_get_the_plugins_exit_not_a_stop() {
+    let (connection, plugin, exit) = open(Arc::new(RefuseAll), 1024);
+    let ScriptedPlugin { requests, output } = plugin;
+    drop(requests);
+    exit.send_replace(Some(CloseReason::Exited("exited with status 9".into())));
+    let error = within_seconds(connection.call("ping", None)).await.unwrap_err();
+    let CallError::Closed(closed) = error else { panic!("{error}") };
+    assert_eq!(closed.reason, CloseReason::Exited("exited with status 9".into()));
+    drop(output);
+}
+
+/// Fails a test that would otherwise hang if the behaviour under test broke.
+async fn within_seconds<T>(future: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(10), future).await.expect("no hang")
 }

@@ -42,6 +42,9 @@ impl PluginError {
             CallError::Rpc(error) => Self::Answered { plugin: plugin.clone(), method, error },
             CallError::MalformedError(why) => Self::MalformedResult { plugin: plugin.clone(), method, why },
             CallError::Closed(closed) => Self::Closed { method, closed },
+            too_large @ CallError::RequestTooLarge { .. } => {
+                Self::InvalidParams { method: method.to_owned(), why: too_large.to_string() }
+            }
         }
     }
 

@@ -143,6 +143,14 @@ impl Plugin {
         self.channel.stop(&policy, remaining_grace).await;
     }
 
+    /// Stops the plugin without asking it: closes its input, then SIGTERM and SIGKILL of its
+    /// process group as the policy allows. Dropping the future (or the plugin) instead kills
+    /// the group at once.
+    pub async fn kill(mut self) {
+        let policy = self.shutdown;
+        self.channel.stop(&policy, Duration::ZERO).await;
+    }
+
     fn check_capability(&self, method: HostMethod) -> Result<(), PluginError> {
         match method.capability() {
             Some(capability) if !capability.is_declared_in(&self.manifest.capabilities) => {

@@ -157,8 +157,10 @@ impl ProcessHandle {
 
 impl Drop for ProcessHandle {
     fn drop(&mut self) {
-        // The group's own Drop sends SIGKILL to every member.
-        self.group.take();
+        // Every member gets SIGKILL, and the id is marked gone for the monitor's copy.
+        if let Some(group) = self.group.take() {
+            group.kill_remains();
+        }
         self.monitor.abort();
         self.stderr.abort();
     }
