@@ -1,19 +1,10 @@
-//! The plugin protocol: JSON-RPC 2.0 messages over newline-delimited JSON.
-//!
-//! Everything here is pure data and validation, with no I/O: [`message`] classifies and
-//! builds lines, [`codec`] reads bounded lines from a byte stream, [`methods`] names every
-//! method and its capability, [`types`] holds the params and results, [`manifest`]
-//! validates what a plugin says about itself, and [`codes`] is the one place that knows
-//! the error codes.
+//! The plugin protocol. The wire types live in the `codex-plugin-protocol` crate, shared
+//! with the guest SDK; [`codec`] adds what only the host needs: reading bounded lines from
+//! an async byte stream.
 
 pub mod codec;
-pub mod codes;
-pub mod manifest;
-pub mod message;
-pub mod methods;
-pub mod types;
 
-pub use codes::ErrorCode;
-pub use manifest::{Manifest, ManifestError};
-pub use message::{ErrorObject, Incoming, PluginRequest, Response};
-pub use methods::{Capability, HostMethod, MethodSpec};
+pub use codex_plugin_protocol::{
+    Capability, ErrorCode, ErrorObject, HostMethod, Incoming, Manifest, ManifestError, MethodSpec, PluginRequest,
+    Response, codes, manifest, message, methods, types,
+};

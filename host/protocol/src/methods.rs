@@ -8,14 +8,14 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::manifest::{Capabilities, Manifest};
-use super::types::initialize::InitializeParams;
-use super::types::metadata::{
+use crate::manifest::{Capabilities, Manifest};
+use crate::types::initialize::InitializeParams;
+use crate::types::metadata::{
     BookMatchParams, BookMetadata, BookSearchParams, GetParams, MatchResponse, SearchResponse, SeriesMatchParams,
     SeriesMetadata, SeriesSearchParams,
 };
-use super::types::recommendations::{self, AnyObject, DismissParams, DismissResponse};
-use super::types::sync::{PullParams, PullResponse, PushParams, PushResponse, StatusResponse, UserInfo};
+use crate::types::recommendations::{self, AnyObject, DismissParams, DismissResponse};
+use crate::types::sync::{PullParams, PullResponse, PushParams, PushResponse, StatusResponse, UserInfo};
 
 /// What a plugin must declare in its manifest before the host sends it a method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -27,13 +27,18 @@ pub enum LogLevel {
 #[serde(rename_all = "camelCase")]
 pub struct InitializeParams {
     /// Admin config merged with user config, user keys winning (as the reference sends).
+    #[serde(default)]
     pub config: Map<String, Value>,
+    #[serde(default)]
     pub admin_config: Map<String, Value>,
+    #[serde(default)]
     pub user_config: Map<String, Value>,
     /// Decrypted only for this message.
+    #[serde(default)]
     pub credentials: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<String>,
+    #[serde(default)]
     pub log_level: LogLevel,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_id: Option<String>,

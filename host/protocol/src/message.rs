@@ -10,7 +10,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use std::fmt;
 
-use super::codes::ErrorCode;
+use crate::codes::ErrorCode;
 
 /// The error object of a JSON-RPC response.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -196,10 +196,9 @@ pub fn response_line(id: &Value, outcome: &Result<Value, ErrorObject>) -> Vec<u8
             line.push(b'\n');
             line
         }
-        Err(error) => {
+        Err(_) => {
             // A `Value` always serializes; should that ever change, the plugin still gets
             // an answer rather than a hang.
-            tracing::error!("could not encode an answer to a plugin request: {error}");
             let fallback = ErrorObject::new(ErrorCode::InternalError, "the host could not encode its answer");
             let response = OutgoingResponse { jsonrpc: "2.0", id, result: None, error: Some(&fallback) };
             let mut line = serde_json::to_vec(&response).unwrap_or_default();
