@@ -374,7 +374,7 @@ pub struct BookMetadata {
 }
 
 /// Where a book stands among its editions and its series.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BookEdition {
     #[serde(default, skip_serializing_if = "Option::is_none")]

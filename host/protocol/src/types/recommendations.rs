@@ -76,7 +76,7 @@ pub struct RankedTag {
 
 /// One recommended series. The guide's field names (`url`, `description`, `why`) are read
 /// as the SDK's (`externalUrl`, `summary`, `reason`); a fractional rating is fine.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Recommendation {
     pub external_id: String,

@@ -1,0 +1,108 @@
+//! `sandbox-prober`, a hostile guest: on `metadata/series/search` it tries to reach what a
+//! sandbox should deny, and reports each probe as one search result: `externalId` names
+//! the probe, `title` is `{"reached": bool, "detail": "..."}`.
+//!
+//! The query names a TCP target, `host:port` (a loopback server of the test). Probes:
+//! `environment` (the variables it can see), `arguments`, `file-outside` (`/etc/passwd`),
+//! `parent-dir` (listing `..`), `data-dir` (a file written and read back in its own data
+//! directory), `socket` (a TCP connection to the target), `http` (an HTTP GET to it).
+//!
+//! `cargo build -p sandbox-prober` (native) or `--target wasm32-wasip2 --profile guest`.
+
+use codex_plugin_sdk::prelude::*;
+use serde_json::json;
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::process::ExitCode;
+use std::time::Duration;
+
+struct Prober;
+
+type Probe = std::result::Result<String, String>;
+
+fn environment() -> Probe {
+    let names: Vec<String> = std::env::vars().map(|(name, _)| name).collect();
+    if names.is_empty() { Err("no variables".into()) } else { Ok(names.join(",")) }
+}
+
+fn arguments() -> Probe {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.is_empty() { Err("no arguments".into()) } else { Ok(args.join(" ")) }
+}
+
+fn file_outside() -> Probe {
+    std::fs::read_to_string("/etc/passwd")
+        .map(|text| format!("{} bytes", text.len()))
+        .map_err(|error| error.to_string())
+}
+
+fn parent_dir() -> Probe {
+    std::fs::read_dir("..").map(|entries| format!("{} entries", entries.count())).map_err(|error| error.to_string())
+}
+
+fn data_dir(ctx: &Context) -> Probe {
+    let dir = ctx.data_dir().ok_or("no data directory")?;
+    let path = std::path::Path::new(&dir).join("probe.txt");
+    std::fs::write(&path, "written by sandbox-prober").map_err(|error| error.to_string())?;
+    std::fs::read_to_string(&path).map_err(|error| error.to_string())
+}
+
+fn connect(target: &str) -> std::result::Result<TcpStream, String> {
+    let address = target.to_socket_addrs().map_err(|error| error.to_string())?.next().ok_or("no address")?;
+    TcpStream::connect_timeout(&address, Duration::from_secs(2)).map_err(|error| error.to_string())
+}
+
+fn socket(target: &str) -> Probe {
+    connect(target).map(|stream| format!("connected to {:?}", stream.peer_addr()))
+}
+
+fn http(target: &str) -> Probe {
+    let mut stream = connect(target)?;
+    let request = format!("GET / HTTP/1.0\r\nHost: {target}\r\n\r\n");
+    stream.write_all(request.as_bytes()).map_err(|error| error.to_string())?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).map_err(|error| error.to_string())?;
+    Ok(answer.lines().next().unwrap_or_default().to_owned())
+}
+
+fn report(name: &str, probe: Probe) -> SearchResult {
+    let (reached, detail) = match probe {
+        Ok(detail) => (true, detail),
+        Err(detail) => (false, detail),
+    };
+    SearchResult {
+        external_id: name.into(),
+        title: json!({"reached": reached, "detail": detail}).to_string(),
+        alternate_titles: vec![],
+        year: None,
+        cover_url: None,
+        relevance_score: None,
+        preview: None,
+    }
+}
+
+impl SeriesProvider for Prober {
+    async fn search(&self, ctx: &Context, params: SeriesSearchParams) -> Result<SearchResponse> {
+        let target = params.query;
+        let results = vec![
+            report("environment", environment()),
+            report("arguments", arguments()),
+            report("file-outside", file_outside()),
+            report("parent-dir", parent_dir()),
+            report("data-dir", data_dir(ctx)),
+            report("socket", socket(&target)),
+            report("http", http(&target)),
+        ];
+        Ok(SearchResponse { results, next_cursor: None })
+    }
+
+    async fn get(&self, _ctx: &Context, params: GetParams) -> Result<SeriesMetadata> {
+        Err(PluginError::NotFound(params.external_id))
+    }
+}
+
+fn main() -> ExitCode {
+    Plugin::new(PluginInfo::new("sandbox-prober", "Sandbox Prober", "0.1.0", "Reports what it can reach"))
+        .series(Prober)
+        .run()
+}
