@@ -155,6 +155,7 @@ fn spec(plugin: &Path, data: &Path) -> ProcessSpec {
         env: Vec::new(),
         data_dir: data.join("plugin"),
         working_dir: None,
+        memory_limit_bytes: None,
     }
 }
 

@@ -106,10 +106,12 @@ impl TestHost {
             env: Vec::new(),
             data_dir: plugin_dir,
             working_dir: None,
+            memory_limit_bytes: None,
         };
         adjust(&mut settings, &mut spec);
         let storage = StorageHandler::new(self.quota.scoped(StorageScope::plugin(settings.id.as_str())));
-        let launched = process::spawn(&spec, &CommandAllowlist::default(), settings.id.as_str())?;
+        let allowlist = CommandAllowlist::default().with_plugins_dir(binary_dir());
+        let launched = process::spawn(&spec, &allowlist, settings.id.as_str())?;
         Plugin::start(launched, settings, Arc::new(storage)).await
     }
 
@@ -130,7 +132,53 @@ impl TestHost {
             Err(error) => panic!("the test plugin did not start in scenario {scenario}: {error}"),
         }
     }
+
+    /// Starts an example plugin of `guest-examples/`, built natively.
+    pub async fn example(
+        &self,
+        id: &str,
+        example: &str,
+        adjust: impl FnOnce(&mut PluginSettings, &mut ProcessSpec),
+    ) -> Result<Plugin, PluginError> {
+        let binary = example_binary(example);
+        self.start(id, &binary, &[], adjust).await
+    }
 }
+
+/// Where cargo put this build's binaries (`target/debug`).
+pub fn binary_dir() -> PathBuf {
+    let test = std::env::current_exe().expect("the test binary has a path");
+    // target/<profile>/deps/<test binary>
+    test.parent().and_then(Path::parent).expect("tests run from target/<profile>/deps").to_path_buf()
+}
+
+/// The native binary of an example, built (by cargo, once per test run) if needed.
+pub fn example_binary(example: &str) -> String {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let profile_dir = binary_dir();
+        let target_dir = profile_dir.parent().expect("target/<profile>");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut command = Command::new(cargo);
+        command.current_dir(repo_root()).args(["build", "--quiet", "--target-dir"]).arg(target_dir);
+        if profile_dir.ends_with("release") {
+            command.arg("--release");
+        }
+        for name in EXAMPLES {
+            command.args(["-p", name]);
+        }
+        let status = command.status().map_err(|error| format!("running cargo: {error}"))?;
+        if status.success() { Ok(()) } else { Err(format!("building the examples failed ({status})")) }
+    });
+    if let Err(why) = built {
+        panic!("{why}");
+    }
+    binary_dir().join(example).to_string_lossy().into_owned()
+}
+
+/// Every example plugin in `guest-examples/` (the SDK aside), found when this crate was
+/// built. `tests/examples.rs` must have a test named after each, or it does not compile.
+pub const EXAMPLES: &[&str] = include!(concat!(env!("OUT_DIR"), "/examples.rs"));
 
 /// The steps of a storage-command search, as `(command, answer)` pairs.
 pub fn steps(response: &SearchResponse) -> Vec<(String, Value)> {

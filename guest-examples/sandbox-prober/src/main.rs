@@ -21,7 +21,8 @@ struct Prober;
 type Probe = std::result::Result<String, String>;
 
 fn environment() -> Probe {
-    let names: Vec<String> = std::env::vars().map(|(name, _)| name).collect();
+    let mut names: Vec<String> = std::env::vars().map(|(name, _)| name).collect();
+    names.sort();
     if names.is_empty() { Err("no variables".into()) } else { Ok(names.join(",")) }
 }
 

@@ -57,6 +57,9 @@ pub struct CallArgs {
     /// Executables under this directory may run as plugins.
     #[arg(long, value_name = "DIR")]
     plugins_dir: Option<PathBuf>,
+    /// Cap on the plugin's address space, in MiB (for native plugins; not for Node).
+    #[arg(long, value_name = "MIB")]
+    memory_limit_mib: Option<u64>,
     /// Cap on one message from the plugin, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_MESSAGE_BYTES)]
     max_message_bytes: usize,
@@ -152,6 +155,7 @@ fn prepare(args: &CallArgs) -> Result<Request, Failure> {
         env,
         data_dir: plugin_dir,
         working_dir: Some(working_dir),
+        memory_limit_bytes: args.memory_limit_mib.map(|mebibytes| mebibytes.saturating_mul(1 << 20)),
     };
     let mut allowlist = CommandAllowlist::default();
     for name in &args.allow_commands {

@@ -13,6 +13,7 @@ pub mod stderr;
 
 pub use allowlist::{CommandAllowlist, DEFAULT_ALLOWED_COMMANDS};
 
+use nix::sys::resource::{Resource, setrlimit};
 use nix::sys::signal::Signal;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
@@ -53,6 +54,10 @@ pub struct ProcessSpec {
     /// Where relative paths in the command line resolve: the caller's directory for an
     /// ad-hoc `call`, the plugin's data directory when nothing else is given.
     pub working_dir: Option<PathBuf>,
+    /// A cap on the process's address space (`RLIMIT_AS`), if any. Right for native
+    /// plugins; a JavaScript engine reserves far more address space than it uses, so leave
+    /// it unset for Node plugins.
+    pub memory_limit_bytes: Option<u64>,
 }
 
 /// Starts a plugin process.
@@ -61,7 +66,8 @@ pub fn spawn(spec: &ProcessSpec, allowlist: &CommandAllowlist, plugin_id: &str) 
     std::fs::create_dir_all(&spec.data_dir)
         .map_err(|source| ProcessError::DataDir { path: spec.data_dir.display().to_string(), source })?;
     let environment = environment::plugin_environment(&spec.env, &spec.data_dir, program.parent());
-    let mut child = Command::new(&program)
+    let mut command = Command::new(&program);
+    command
         .args(&spec.args)
         .env_clear()
         .envs(environment)
@@ -70,9 +76,15 @@ pub fn spawn(spec: &ProcessSpec, allowlist: &CommandAllowlist, plugin_id: &str) 
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|source| ProcessError::Spawn { command: spec.command.clone(), source })?;
+        .kill_on_drop(true);
+    if let Some(limit) = spec.memory_limit_bytes {
+        // SAFETY: runs in the forked child before exec; setrlimit is async-signal-safe and
+        // touches no memory shared with the parent.
+        unsafe {
+            command.pre_exec(move || setrlimit(Resource::RLIMIT_AS, limit, limit).map_err(std::io::Error::from));
+        }
+    }
+    let mut child = command.spawn().map_err(|source| ProcessError::Spawn { command: spec.command.clone(), source })?;
     let group = child.id().and_then(ProcessGroup::led_by);
     let leftovers = group.clone();
     let (input, output, errors) = match (child.stdin.take(), child.stdout.take(), child.stderr.take()) {

@@ -1,0 +1,285 @@
+//! Every example plugin of `guest-examples/`, built natively and driven through the host
+//! in process mode, its answers checked. The table included below names one test per
+//! example folder: an example without a test here does not compile.
+
+use codex_plugin_host::dispatch::CloseReason;
+use codex_plugin_host::limits::Timeouts;
+use codex_plugin_host::plugin::{Plugin, PluginError, PluginSettings};
+use codex_plugin_host::protocol::ErrorCode;
+use codex_plugin_host::protocol::methods::{NoParams, Ping, SeriesSearch};
+use codex_plugin_host::protocol::types::initialize::InitializeParams;
+use codex_plugin_host::protocol::types::metadata::SeriesSearchParams;
+use codex_plugin_host_tests::{TestHost, process_ends};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::time::Duration;
+
+include!(concat!(env!("OUT_DIR"), "/example_tests.rs"));
+
+async fn start(host: &TestHost, example: &str) -> Plugin {
+    start_with(host, example, |_| {}).await
+}
+
+async fn start_with(host: &TestHost, example: &str, adjust: impl FnOnce(&mut PluginSettings)) -> Plugin {
+    match host.example(example, example, |settings, _| adjust(settings)).await {
+        Ok(plugin) => plugin,
+        Err(error) => panic!("{example} did not start: {error}"),
+    }
+}
+
+fn initialize_with(admin: Value, credentials: &[(&str, &str)]) -> impl FnOnce(&mut PluginSettings) {
+    let credentials: BTreeMap<String, String> =
+        credentials.iter().map(|(key, value)| (key.to_string(), value.to_string())).collect();
+    move |settings| {
+        let data_dir = settings.initialize.data_dir.clone();
+        let mut initialize =
+            InitializeParams::new(admin.as_object().cloned().unwrap_or_default(), Default::default(), credentials);
+        initialize.data_dir = data_dir;
+        settings.initialize = initialize;
+    }
+}
+
+fn search(query: &str) -> SeriesSearchParams {
+    SeriesSearchParams { query: query.into(), limit: None, cursor: None }
+}
+
+fn short_timeouts(settings: &mut PluginSettings) {
+    settings.timeouts =
+        Timeouts::new(Duration::from_secs(10)).with_method("metadata/series/search", Duration::from_millis(700));
+}
+
+#[tokio::test]
+async fn metadata_echo() {
+    let host = TestHost::new();
+    let plugin = start_with(&host, "metadata-echo", initialize_with(json!({"maxResults": 3}), &[])).await;
+    let manifest = plugin.manifest();
+    assert_eq!(manifest.capabilities.metadata_provider, ["series", "book"]);
+
+    let found = plugin.call_raw("metadata/series/search", json!({"query": "dune"}), None).await.unwrap();
+    let results = found["results"].as_array().unwrap();
+    assert_eq!(results.len(), 3, "the admin's maxResults");
+    assert_eq!(results[0]["title"], json!("dune"));
+    let scores: Vec<f64> = results.iter().map(|result| result["relevanceScore"].as_f64().unwrap()).collect();
+    assert!(scores.windows(2).all(|pair| pair[0] > pair[1]), "relevance decreases: {scores:?}");
+    let limited = plugin.call_raw("metadata/book/search", json!({"query": "dune", "limit": 2}), None).await.unwrap();
+    assert_eq!(limited["results"].as_array().unwrap().len(), 2, "the request's smaller limit");
+
+    let series = plugin.call_raw("metadata/series/get", json!({"externalId": "dune-0"}), None).await.unwrap();
+    assert_eq!(series["totalVolumeCount"], json!(14));
+    assert_eq!(series["totalChapterCount"], json!(47.5));
+    assert_eq!(series["alternateTitles"][1]["language"], json!("ja"));
+    assert_eq!(series["authors"][0]["role"], json!("writer"));
+    assert_eq!(series["rating"]["score"], json!(87.5));
+    assert_eq!(series["externalLinks"][1]["linkType"], json!("purchase"));
+    let book = plugin.call_raw("metadata/book/get", json!({"externalId": "dune-0"}), None).await.unwrap();
+    assert_eq!(book["title"], json!("dune"));
+    assert_eq!(book["awards"][0]["won"], json!(true));
+    assert_eq!(book["pageCount"], json!(320));
+
+    let matched = plugin.call_raw("metadata/series/match", json!({"title": "Dune"}), None).await.unwrap();
+    assert_eq!(matched["match"]["title"], json!("Dune"));
+    assert_eq!(matched["confidence"], json!(0.9));
+    assert_eq!(matched["alternatives"].as_array().unwrap().len(), 2);
+    let error = plugin.call_raw("metadata/book/search", json!({"author": "x"}), None).await.unwrap_err();
+    assert_eq!(error.code(), ErrorCode::InvalidParams);
+    plugin.shutdown().await;
+}
+
+#[tokio::test]
+async fn sync_echo() {
+    let host = TestHost::new();
+    let anonymous = start(&host, "sync-echo").await;
+    let error = anonymous.call_raw("sync/getUserInfo", json!({}), None).await.unwrap_err();
+    assert_eq!(error.code(), ErrorCode::AuthFailed, "{error}");
+    assert!(!error.is_fault());
+    anonymous.shutdown().await;
+
+    let plugin = start_with(&host, "sync-echo", initialize_with(json!({}), &[("access_token", "t0ken-123")])).await;
+    assert_eq!(plugin.manifest().capabilities.external_id_source.as_deref(), Some("api:echo"));
+    let user = plugin.call_raw("sync/getUserInfo", json!({}), None).await.unwrap();
+    assert_eq!(user["username"], json!("reader-t0ke"));
+
+    let mut pages = Vec::new();
+    for page in 1..=3 {
+        let pulled = plugin.call_raw("sync/pullProgress", json!({"page": page, "limit": 10}), None).await.unwrap();
+        pages.push((pulled["entries"].as_array().unwrap().len(), pulled["hasMore"].as_bool().unwrap()));
+    }
+    assert_eq!(pages, [(10, true), (10, true), (3, false)]);
+    let mut cursor = Value::Null;
+    let mut seen = 0;
+    loop {
+        let params = if cursor.is_null() { json!({"limit": 8}) } else { json!({"limit": 8, "cursor": cursor}) };
+        let pulled = plugin.call_raw("sync/pullProgress", params, None).await.unwrap();
+        seen += pulled["entries"].as_array().unwrap().len();
+        cursor = pulled.get("nextCursor").cloned().unwrap_or(Value::Null);
+        if !pulled["hasMore"].as_bool().unwrap() {
+            break;
+        }
+    }
+    assert_eq!(seen, 23, "the cursor walks every entry once");
+
+    let entries = json!({"entries": [
+        {"externalId": "series-01", "status": "reading"},
+        {"externalId": "missing-7", "status": "completed"}
+    ]});
+    let pushed = plugin.call_raw("sync/pushProgress", entries, None).await.unwrap();
+    assert_eq!(pushed["success"][0], json!({"externalId": "series-01", "status": "updated"}));
+    assert_eq!(pushed["failed"][0]["externalId"], json!("missing-7"));
+    assert_eq!(pushed["failed"][0]["status"], json!("failed"));
+    plugin.shutdown().await;
+}
+
+#[tokio::test]
+async fn recommendations_echo() {
+    let host = TestHost::new();
+    let library = json!({"library": [
+        {"seriesId": "1", "title": "Dune", "userRating": 90},
+        {"seriesId": "2", "title": "Hyperion"},
+        {"seriesId": "3", "title": "Solaris"}
+    ], "excludeIds": ["more-3"]});
+    let plugin = start(&host, "recommendations-echo").await;
+    let recommended = plugin.call_raw("recommendations/get", library.clone(), None).await.unwrap();
+    let ids: Vec<&str> =
+        recommended["recommendations"].as_array().unwrap().iter().map(|r| r["externalId"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["more-1", "more-2"], "excludeIds are left out");
+    assert_eq!(recommended["recommendations"][0]["score"], json!(0.9));
+    let dismissed = plugin
+        .call_raw("recommendations/dismiss", json!({"externalId": "more-1", "reason": "not_interested"}), None)
+        .await
+        .unwrap();
+    assert_eq!(dismissed, json!({"dismissed": true}));
+    plugin.shutdown().await;
+
+    // Dismissals live in plugin storage: a fresh process still leaves them out.
+    let plugin = start(&host, "recommendations-echo").await;
+    let recommended = plugin.call_raw("recommendations/get", library.clone(), None).await.unwrap();
+    let ids: Vec<&str> =
+        recommended["recommendations"].as_array().unwrap().iter().map(|r| r["externalId"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["more-2"]);
+    let cleared = plugin.call_raw("recommendations/clear", json!({}), None).await.unwrap();
+    assert_eq!(cleared["cleared"], json!(true));
+    let recommended = plugin.call_raw("recommendations/get", library, None).await.unwrap();
+    assert_eq!(recommended["recommendations"].as_array().unwrap().len(), 2);
+    plugin.shutdown().await;
+}
+
+#[tokio::test]
+async fn spin_loop() {
+    let host = TestHost::new();
+    let plugin = start_with(&host, "spin-loop", short_timeouts).await;
+    let pid = plugin.process_id().unwrap();
+    let error = plugin.call::<SeriesSearch>(&search("x")).await.unwrap_err();
+    assert!(matches!(error, PluginError::Timeout { .. }), "{error}");
+    plugin.shutdown().await;
+    assert!(process_ends(pid).await, "the spinning process was killed");
+}
+
+#[tokio::test]
+async fn memory_hog() {
+    let host = TestHost::new();
+    let plugin = host
+        .example("memory-hog", "memory-hog", |settings, spec| {
+            short_timeouts(settings);
+            spec.memory_limit_bytes = Some(256 << 20);
+        })
+        .await
+        .unwrap();
+    let error = plugin.call::<SeriesSearch>(&search("x")).await.unwrap_err();
+    let PluginError::Closed { closed, .. } = &error else {
+        panic!("expected the process to die at its limit: {error}")
+    };
+    // The allocation fails at the limit and Rust aborts the process.
+    assert_eq!(closed.reason, CloseReason::Exited("was killed by signal 6 (SIGABRT)".into()));
+    plugin.shutdown().await;
+}
+
+#[tokio::test]
+async fn stdout_flood() {
+    let host = TestHost::new();
+    let plugin = start_with(&host, "stdout-flood", short_timeouts).await;
+    let pid = plugin.process_id().unwrap();
+    let error = plugin.call::<SeriesSearch>(&search("x")).await.unwrap_err();
+    assert!(matches!(error, PluginError::Timeout { .. }), "junk is skipped, so the call times out: {error}");
+    plugin.shutdown().await;
+    assert!(process_ends(pid).await);
+}
+
+#[tokio::test]
+async fn giant_line() {
+    let host = TestHost::new();
+    let plugin = start(&host, "giant-line").await;
+    let error = plugin.call::<SeriesSearch>(&search("x")).await.unwrap_err();
+    let PluginError::Closed { closed, .. } = &error else { panic!("{error}") };
+    assert_eq!(closed.reason, CloseReason::MessageTooLarge { limit: 8 << 20 });
+    plugin.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_json() {
+    let host = TestHost::new();
+    let plugin = start_with(&host, "bad-json", short_timeouts).await;
+    let error = plugin.call::<SeriesSearch>(&search("x")).await.unwrap_err();
+    assert!(matches!(error, PluginError::Timeout { .. }), "{error}");
+    assert!(plugin.closed_reason().is_none(), "broken lines are skipped, the connection lives");
+    plugin.shutdown().await;
+}
+
+#[tokio::test]
+async fn exit_mid_request() {
+    let host = TestHost::new();
+    let plugin = start(&host, "exit-mid-request").await;
+    let error = plugin.call::<SeriesSearch>(&search("x")).await.unwrap_err();
+    let PluginError::Closed { closed, .. } = &error else { panic!("{error}") };
+    assert_eq!(closed.reason, CloseReason::Exited("exited with status 3".into()));
+    plugin.shutdown().await;
+}
+
+#[tokio::test]
+async fn storage_abuser() {
+    let host = TestHost::new();
+    let plugin = start(&host, "storage-abuser").await;
+    let answer = plugin.call::<SeriesSearch>(&search("x")).await.unwrap();
+    let steps: BTreeMap<String, String> =
+        answer.results.into_iter().map(|result| (result.external_id, result.title)).collect();
+    assert_eq!(steps["first-100-keys"], "100 stored");
+    assert_eq!(steps["key-101"], "refused -32602: Storage key limit exceeded (max 100 keys)");
+    assert_eq!(steps["value-2-mib"], "refused -32602: Storage value exceeds maximum size of 1MB");
+    assert!(steps["bad-expiry"].starts_with("refused -32602: Invalid expiresAt timestamp"), "{}", steps["bad-expiry"]);
+    assert!(steps["key-300-bytes"].starts_with("refused -32602: Invalid storage key"), "{}", steps["key-300-bytes"]);
+    assert_eq!(steps["keys-kept"], "100");
+    assert_eq!(plugin.call::<Ping>(&NoParams).await.unwrap(), "pong");
+    plugin.shutdown().await;
+}
+
+#[tokio::test]
+async fn sandbox_prober() {
+    // A loopback HTTP server for the prober to find.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = listener.local_addr().unwrap().to_string();
+    let server = std::thread::spawn(move || {
+        for stream in listener.incoming().take(2).flatten() {
+            let mut stream = stream;
+            let mut request = [0; 512];
+            let _ = stream.read(&mut request);
+            let _ = stream.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        }
+    });
+    let host = TestHost::new();
+    let plugin = start(&host, "sandbox-prober").await;
+    let answer = plugin.call::<SeriesSearch>(&search(&target)).await.unwrap();
+    let probes: BTreeMap<String, Value> = answer
+        .results
+        .into_iter()
+        .map(|result| (result.external_id, serde_json::from_str(&result.title).unwrap()))
+        .collect();
+    // Process mode isolates the environment, not the network or the file system: that is
+    // wasm mode's job. These are the facts the prober reports here.
+    assert_eq!(probes["environment"]["detail"], json!("HOME,LANG,PATH"), "{probes:?}");
+    assert_eq!(probes["arguments"]["reached"], json!(false));
+    assert_eq!(probes["data-dir"]["detail"], json!("written by sandbox-prober"));
+    assert_eq!(probes["socket"]["reached"], json!(true));
+    assert_eq!(probes["http"]["detail"], json!("HTTP/1.0 200 OK"));
+    plugin.shutdown().await;
+    server.join().unwrap();
+}
