@@ -55,6 +55,63 @@ fn main() {
         rows.push(median(host));
     }
     print_table(&rows);
+    println!();
+    sdk_overhead();
+}
+
+/// What the Rust guest SDK adds to a round trip: `ping` through the host to `bare-ping`
+/// (a hand-written loop, no SDK) and to `metadata-echo` (the SDK), both native release
+/// builds, on the current-thread runtime, in alternating rounds.
+fn sdk_overhead() {
+    let binaries = build_guests(&["bare-ping", "metadata-echo"]);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    let (mut bare, mut sdk) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        for (binary, rows, label) in
+            [(&binaries[0], &mut bare, "bare-ping (no SDK)"), (&binaries[1], &mut sdk, "metadata-echo (SDK)")]
+        {
+            let data = tempfile::tempdir().expect("a temporary directory");
+            let mut guest = spec(binary, data.path());
+            guest.command = binary.to_string_lossy().into_owned();
+            guest.args.clear();
+            let allowlist = CommandAllowlist::default().with_plugins_dir(binary.parent().expect("a folder"));
+            rows.push(runtime.block_on(async {
+                let launched = process::spawn(&guest, &allowlist, "bench").expect("the guest starts");
+                through_host(label, launched).await
+            }));
+        }
+    }
+    let (bare, sdk) = (median(bare), median(sdk));
+    println!(
+        "| guest (through the host, current_thread) | ping p50 | ping p99 | req/s, 1 in flight | req/s, {IN_FLIGHT} in flight | p50 vs no SDK |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for row in [&bare, &sdk] {
+        println!(
+            "| {} | {:.1} µs | {:.1} µs | {:.0} | {:.0} | {:+.1} µs |",
+            row.runtime,
+            micros(row.p50),
+            micros(row.p99),
+            row.sequential_per_second,
+            row.pipelined_per_second,
+            micros(row.p50) - micros(bare.p50),
+        );
+    }
+}
+
+/// Release builds of guest examples, next to this benchmark's own binary.
+fn build_guests(names: &[&str]) -> Vec<PathBuf> {
+    let profile_dir =
+        std::env::current_exe().expect("a path").parent().and_then(Path::parent).expect("target/release").to_path_buf();
+    let target_dir = profile_dir.parent().expect("target/");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut build = std::process::Command::new(cargo);
+    build.args(["build", "--quiet", "--release", "--target-dir"]).arg(target_dir);
+    for name in names {
+        build.args(["-p", name]);
+    }
+    assert!(build.status().expect("cargo runs").success(), "building the guests failed");
+    names.iter().map(|name| profile_dir.join(name)).collect()
 }
 
 fn runtimes() -> Vec<(&'static str, tokio::runtime::Runtime)> {

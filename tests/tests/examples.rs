@@ -283,3 +283,14 @@ async fn sandbox_prober() {
     plugin.shutdown().await;
     server.join().unwrap();
 }
+
+#[tokio::test]
+async fn bare_ping() {
+    let host = TestHost::new();
+    let plugin = start(&host, "bare-ping").await;
+    assert_eq!(plugin.manifest().name, "bare-ping");
+    assert_eq!(plugin.call::<Ping>(&NoParams).await.unwrap(), "pong");
+    let pid = plugin.process_id().unwrap();
+    plugin.shutdown().await;
+    assert!(process_ends(pid).await);
+}

@@ -1,9 +1,11 @@
 //! Lines from stdin, with a deadline: the plugin's loop waits for the next line or for the
 //! earliest storage deadline, whichever comes first.
 //!
-//! Natively a reader thread feeds a channel. In `wasm32-wasip2` there are no threads: the
-//! loop polls stdin and a monotonic-clock timer together through `wasi:io/poll`.
+//! Natively stdin is polled with `poll(2)`; in `wasm32-wasip2` together with a
+//! monotonic-clock timer through `wasi:io/poll`. No thread: a line reaches the loop
+//! without a hand-over between threads.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 /// Longest line the plugin accepts from the host; a longer one is skipped and answered
@@ -70,119 +72,121 @@ impl LineBuffer {
     }
 }
 
-#[cfg(not(target_os = "wasi"))]
-pub use native::Stdin;
-#[cfg(target_os = "wasi")]
-pub use wasi::Stdin;
+/// Stdin, read without a thread: the loop waits for it to become readable or for its
+/// deadline, whichever comes first.
+pub struct Stdin {
+    raw: platform::RawStdin,
+    buffer: LineBuffer,
+    ready: VecDeque<Next>,
+    closed: bool,
+}
 
-#[cfg(not(target_os = "wasi"))]
-mod native {
-    use super::{LineBuffer, LineSource, Next};
-    use std::io::Read;
-    use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
-    use std::time::Duration;
-
-    /// Stdin read by a thread of its own, so the loop can wait with a deadline.
-    pub struct Stdin {
-        lines: Receiver<Next>,
+impl Stdin {
+    pub fn open() -> Self {
+        Self { raw: platform::RawStdin::open(), buffer: LineBuffer::default(), ready: VecDeque::new(), closed: false }
     }
+}
 
-    impl Stdin {
-        pub fn open() -> Self {
-            let (sender, lines) = sync_channel(64);
-            // Detached on purpose: it ends at end of input, or with the process.
-            std::thread::spawn(move || read_lines(sender));
-            Self { lines }
-        }
-    }
-
-    fn read_lines(sender: SyncSender<Next>) {
-        let mut stdin = std::io::stdin().lock();
-        let mut buffer = LineBuffer::default();
-        let mut chunk = vec![0; 64 << 10];
+impl LineSource for Stdin {
+    fn next_line(&mut self, wait: Option<Duration>) -> Next {
         loop {
-            let read = match stdin.read(&mut chunk) {
-                Ok(0) | Err(_) => break,
-                Ok(read) => read,
-            };
-            for line in buffer.push(&chunk[..read]) {
-                if sender.send(line).is_err() {
-                    return;
+            if let Some(next) = self.ready.pop_front() {
+                return next;
+            }
+            if self.closed {
+                return Next::Closed;
+            }
+            if !self.raw.wait_readable(wait) {
+                return Next::TimedOut;
+            }
+            match self.raw.read() {
+                Some(bytes) => self.ready.extend(self.buffer.push(&bytes)),
+                None => {
+                    self.ready.extend(self.buffer.finish());
+                    self.closed = true;
                 }
             }
         }
-        if let Some(last) = buffer.finish() {
-            let _ = sender.send(last);
-        }
-        let _ = sender.send(Next::Closed);
+    }
+}
+
+const CHUNK_BYTES: usize = 64 << 10;
+
+#[cfg(not(target_os = "wasi"))]
+mod platform {
+    use nix::errno::Errno;
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::io::Read;
+    use std::os::fd::AsFd;
+    use std::time::Duration;
+
+    /// File descriptor 0, polled with `poll(2)`.
+    pub(super) struct RawStdin {
+        chunk: Vec<u8>,
     }
 
-    impl LineSource for Stdin {
-        fn next_line(&mut self, wait: Option<Duration>) -> Next {
-            let received = match wait {
-                Some(wait) => self.lines.recv_timeout(wait),
-                None => self.lines.recv().map_err(|_| RecvTimeoutError::Disconnected),
-            };
-            match received {
-                Ok(next) => next,
-                Err(RecvTimeoutError::Timeout) => Next::TimedOut,
-                Err(RecvTimeoutError::Disconnected) => Next::Closed,
+    impl RawStdin {
+        pub(super) fn open() -> Self {
+            Self { chunk: vec![0; super::CHUNK_BYTES] }
+        }
+
+        /// `false` when `wait` passed with nothing to read.
+        pub(super) fn wait_readable(&mut self, wait: Option<Duration>) -> bool {
+            let Some(wait) = wait else { return true };
+            // Rounded up, so a deadline is never polled for as zero milliseconds early.
+            let millis = wait.as_micros().div_ceil(1000);
+            let timeout = PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX);
+            let stdin = std::io::stdin();
+            loop {
+                let mut fds = [PollFd::new(stdin.as_fd(), PollFlags::POLLIN)];
+                match poll(&mut fds, timeout) {
+                    Ok(0) => return false,
+                    Err(Errno::EINTR) => continue,
+                    // Readable, closed or failed: `read` tells which.
+                    _ => return true,
+                }
+            }
+        }
+
+        /// The bytes available now (blocking until some are), `None` at end of input.
+        pub(super) fn read(&mut self) -> Option<Vec<u8>> {
+            match std::io::stdin().lock().read(&mut self.chunk) {
+                Ok(0) | Err(_) => None,
+                Ok(read) => Some(self.chunk[..read].to_vec()),
             }
         }
     }
 }
 
 #[cfg(target_os = "wasi")]
-mod wasi {
-    use super::{LineBuffer, LineSource, Next};
-    use std::collections::VecDeque;
+mod platform {
     use std::time::Duration;
     use wasip2::cli::stdin::get_stdin;
     use wasip2::clocks::monotonic_clock::subscribe_duration;
     use wasip2::io::poll::poll;
-    use wasip2::io::streams::{InputStream, StreamError};
+    use wasip2::io::streams::InputStream;
 
-    /// Stdin as a `wasi:io` stream, polled together with a timer.
-    pub struct Stdin {
+    /// Stdin as a `wasi:io` stream, polled together with a monotonic-clock timer.
+    pub(super) struct RawStdin {
         stream: InputStream,
-        buffer: LineBuffer,
-        ready: VecDeque<Next>,
-        closed: bool,
     }
 
-    impl Stdin {
-        pub fn open() -> Self {
-            Self { stream: get_stdin(), buffer: LineBuffer::default(), ready: VecDeque::new(), closed: false }
+    impl RawStdin {
+        pub(super) fn open() -> Self {
+            Self { stream: get_stdin() }
         }
-    }
 
-    impl LineSource for Stdin {
-        fn next_line(&mut self, wait: Option<Duration>) -> Next {
-            loop {
-                if let Some(next) = self.ready.pop_front() {
-                    return next;
-                }
-                if self.closed {
-                    return Next::Closed;
-                }
-                let readable = self.stream.subscribe();
-                match wait {
-                    Some(wait) => {
-                        let timer = subscribe_duration(u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX));
-                        if !poll(&[&readable, &timer]).contains(&0) {
-                            return Next::TimedOut;
-                        }
-                    }
-                    None => readable.block(),
-                }
-                match self.stream.read(64 << 10) {
-                    Ok(bytes) => self.ready.extend(self.buffer.push(&bytes)),
-                    Err(StreamError::Closed | StreamError::LastOperationFailed(_)) => {
-                        self.ready.extend(self.buffer.finish());
-                        self.closed = true;
-                    }
-                }
-            }
+        /// `false` when `wait` passed with nothing to read.
+        pub(super) fn wait_readable(&mut self, wait: Option<Duration>) -> bool {
+            let Some(wait) = wait else { return true };
+            let readable = self.stream.subscribe();
+            let timer = subscribe_duration(u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX));
+            poll(&[&readable, &timer]).contains(&0)
+        }
+
+        /// The bytes available now (blocking until some are), `None` at end of input.
+        pub(super) fn read(&mut self) -> Option<Vec<u8>> {
+            self.stream.blocking_read(super::CHUNK_BYTES as u64).ok()
         }
     }
 }
