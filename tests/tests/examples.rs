@@ -118,6 +118,13 @@ async fn sync_echo() {
         }
     }
     assert_eq!(seen, 23, "the cursor walks every entry once");
+    for cursor in ["-1", "9223372036854775807", "ten"] {
+        let error = plugin.call_raw("sync/pullProgress", json!({"cursor": cursor}), None).await.unwrap_err();
+        assert_eq!(error.code(), ErrorCode::InvalidParams, "cursor {cursor}: {error}");
+    }
+    let beyond = plugin.call_raw("sync/pullProgress", json!({"page": i64::MAX, "limit": 100}), None).await.unwrap();
+    assert_eq!(beyond["entries"], json!([]));
+    assert_eq!(beyond["hasMore"], json!(false));
 
     let entries = json!({"entries": [
         {"externalId": "series-01", "status": "reading"},
@@ -151,8 +158,25 @@ async fn recommendations_echo() {
     assert_eq!(dismissed, json!({"dismissed": true}));
     plugin.shutdown().await;
 
-    // Dismissals live in plugin storage: a fresh process still leaves them out.
-    let plugin = start(&host, "recommendations-echo").await;
+    // Dismissals live in plugin storage: a fresh process still leaves them out, and two
+    // dismissals in flight at once both stick.
+    let plugin = std::sync::Arc::new(start(&host, "recommendations-echo").await);
+    let dismissals: Vec<_> = ["more-7", "more-8"]
+        .into_iter()
+        .map(|id| {
+            let plugin = plugin.clone();
+            tokio::spawn(
+                async move { plugin.call_raw("recommendations/dismiss", json!({"externalId": id}), None).await },
+            )
+        })
+        .collect();
+    for dismissal in dismissals {
+        dismissal.await.unwrap().unwrap();
+    }
+    let many = json!({"library": [{"seriesId": "7", "title": "A"}, {"seriesId": "8", "title": "B"}, {"seriesId": "9", "title": "C"}]});
+    let recommended = plugin.call_raw("recommendations/get", many, None).await.unwrap();
+    assert_eq!(recommended["recommendations"].as_array().unwrap().len(), 1, "{recommended}");
+    let Ok(plugin) = std::sync::Arc::try_unwrap(plugin) else { panic!("no call holds the plugin") };
     let recommended = plugin.call_raw("recommendations/get", library.clone(), None).await.unwrap();
     let ids: Vec<&str> =
         recommended["recommendations"].as_array().unwrap().iter().map(|r| r["externalId"].as_str().unwrap()).collect();

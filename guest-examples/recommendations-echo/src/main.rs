@@ -3,7 +3,9 @@
 //! It shows the recommendation surface of the SDK and plugin storage: every library entry
 //! yields a recommendation (`more-<seriesId>`), scored by the reader's rating; ids in
 //! `excludeIds` and ids the user dismissed are left out. Dismissals are kept in plugin
-//! storage (key `dismissed`), so they survive restarts; `clear` forgets them.
+//! storage, one key per id (`dismissed:<id>`), so they survive restarts and two dismissals
+//! in flight at once never overwrite each other (requests run concurrently: a shared list
+//! read, changed and written back across awaits would lose one); `clear` forgets them.
 //!
 //! ```sh
 //! cargo build -p recommendations-echo
@@ -15,7 +17,7 @@ use codex_plugin_sdk::prelude::*;
 use serde_json::json;
 use std::process::ExitCode;
 
-const DISMISSED: &str = "dismissed";
+const DISMISSED: &str = "dismissed:";
 
 struct Echo;
 
@@ -25,7 +27,8 @@ impl RecommendationProvider for Echo {
         ctx: &Context,
         params: recommendations::GetParams,
     ) -> Result<recommendations::GetResponse> {
-        let dismissed: Vec<String> = ctx.storage().get_as(DISMISSED).await?.unwrap_or_default();
+        let keys = ctx.storage().list().await?;
+        let dismissed: Vec<&str> = keys.iter().filter_map(|info| info.key.strip_prefix(DISMISSED)).collect();
         let limit = params.limit.unwrap_or(20).clamp(0, 100) as usize;
         let recommendations = params
             .library
@@ -40,18 +43,15 @@ impl RecommendationProvider for Echo {
                 ..Recommendation::default()
             })
             .filter(|recommendation| !params.exclude_ids.contains(&recommendation.external_id))
-            .filter(|recommendation| !dismissed.contains(&recommendation.external_id))
+            .filter(|recommendation| !dismissed.contains(&recommendation.external_id.as_str()))
             .take(limit)
             .collect();
         Ok(recommendations::GetResponse { recommendations, generated_at: None, cached: false })
     }
 
     async fn dismiss(&self, ctx: &Context, params: DismissParams) -> Result<DismissResponse> {
-        let mut dismissed: Vec<String> = ctx.storage().get_as(DISMISSED).await?.unwrap_or_default();
-        if !dismissed.contains(&params.external_id) {
-            dismissed.push(params.external_id);
-        }
-        ctx.storage().set(DISMISSED, &dismissed, None).await?;
+        let reason = params.reason.map(|reason| reason.as_str().to_owned());
+        ctx.storage().set(&format!("{DISMISSED}{}", params.external_id), json!({"reason": reason}), None).await?;
         Ok(DismissResponse { dismissed: true })
     }
 

@@ -19,7 +19,9 @@ impl Context {
         Self { storage, log, initialized: RefCell::new(None) }
     }
 
-    pub(crate) fn initialize(&self, params: InitializeParams) {
+    pub(crate) fn initialize(&self, mut params: InitializeParams) {
+        // The host should have removed it; Codex's own host does not.
+        params.user_config.remove(codex_plugin_protocol::types::initialize::HOST_ONLY_NAMESPACE);
         self.log.set_level(params.log_level);
         *self.initialized.borrow_mut() = Some(params);
     }

@@ -23,6 +23,8 @@ pub enum PluginError {
     Config(String),
     /// -32602: the request's params were not what the method takes.
     InvalidParams(String),
+    /// -32602 naming the offending field in `data.field`, as the official SDK does.
+    InvalidParam { field: String, message: String },
     /// -32601: this plugin does not offer the method (an optional one, say).
     MethodNotFound(String),
     /// -32603: anything else; a fault as far as the host is concerned.
@@ -30,6 +32,15 @@ pub enum PluginError {
 }
 
 impl PluginError {
+    /// Params that do not parse as `T`: -32602 "Invalid params: …" naming the field.
+    pub(crate) fn params_as<T: serde::de::DeserializeOwned>(params: serde_json::Value) -> Result<T, PluginError> {
+        serde_path_to_error::deserialize(params).map_err(|error| {
+            let path = error.path().to_string();
+            let field = if path == "." { "params".to_owned() } else { path };
+            PluginError::InvalidParam { field, message: format!("Invalid params: {}", error.inner()) }
+        })
+    }
+
     pub fn rate_limited(retry_after_seconds: u64, message: impl Into<String>) -> Self {
         Self::RateLimited { retry_after_seconds, message: message.into() }
     }
@@ -51,6 +62,9 @@ impl PluginError {
             Self::Api { message, status_code: None } => ErrorObject::new(ErrorCode::ApiError, message),
             Self::Config(message) => ErrorObject::new(ErrorCode::ConfigError, message),
             Self::InvalidParams(message) => ErrorObject::new(ErrorCode::InvalidParams, message),
+            Self::InvalidParam { field, message } => {
+                ErrorObject::new(ErrorCode::InvalidParams, message).with_data(json!({"field": field}))
+            }
             Self::MethodNotFound(message) => ErrorObject::new(ErrorCode::MethodNotFound, message),
             Self::Internal(message) => ErrorObject::new(ErrorCode::InternalError, message),
         }
@@ -87,6 +101,11 @@ mod tests {
             (PluginError::api("upstream", None), -32004, None),
             (PluginError::Config("missing key".into()), -32005, None),
             (PluginError::InvalidParams("bad".into()), -32602, None),
+            (
+                PluginError::InvalidParam { field: "query".into(), message: "bad".into() },
+                -32602,
+                Some(json!({"field": "query"})),
+            ),
             (PluginError::MethodNotFound("nope".into()), -32601, None),
             (PluginError::Internal("oops".into()), -32603, None),
         ];

@@ -116,7 +116,7 @@ const CHUNK_BYTES: usize = 64 << 10;
 mod platform {
     use nix::errno::Errno;
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-    use std::io::Read;
+    use std::io::{ErrorKind, Read};
     use std::os::fd::AsFd;
     use std::time::Duration;
 
@@ -150,9 +150,15 @@ mod platform {
 
         /// The bytes available now (blocking until some are), `None` at end of input.
         pub(super) fn read(&mut self) -> Option<Vec<u8>> {
-            match std::io::stdin().lock().read(&mut self.chunk) {
-                Ok(0) | Err(_) => None,
-                Ok(read) => Some(self.chunk[..read].to_vec()),
+            loop {
+                match std::io::stdin().lock().read(&mut self.chunk) {
+                    Ok(0) => return None,
+                    Ok(read) => return Some(self.chunk[..read].to_vec()),
+                    Err(error) if error.kind() == ErrorKind::Interrupted => continue,
+                    // A non-blocking stdin with nothing yet: back to waiting.
+                    Err(error) if error.kind() == ErrorKind::WouldBlock => return Some(Vec::new()),
+                    Err(_) => return None,
+                }
             }
         }
     }

@@ -3,7 +3,7 @@
 //! A plugin implements one or more providers ([`SeriesProvider`], [`BookProvider`],
 //! [`SyncProvider`], [`RecommendationProvider`]) and hands them to a [`Plugin`], whose
 //! manifest's capabilities follow from the providers given. [`Plugin::run`] then speaks
-//! JSON-RPC 2.0 on stdin/stdout exactly as the official TypeScript SDK does:
+//! JSON-RPC 2.0 on stdin/stdout with the official TypeScript SDK's wire behaviour:
 //!
 //! - `initialize`, `ping` and `shutdown` are handled for you; `initialize`'s configuration
 //!   and credentials reach your methods through their [`Context`];
@@ -12,6 +12,9 @@
 //! - unknown methods get -32601, lines that are not JSON -32700, params that do not parse
 //!   -32602, and [`PluginError`] maps to the official codes (-32001 … -32005);
 //! - [`Logger`] writes `[LEVEL]` lines to stderr, never to stdout.
+//!
+//! The loop is one thread and wakes only for the host's lines and for storage deadlines:
+//! do other I/O synchronously inside a method instead of awaiting another runtime.
 //!
 //! The same code builds natively (run it with `codex-plugin-host call … -- ./plugin`) and
 //! for `wasm32-wasip2` (a component the host runs in-process).

@@ -36,7 +36,8 @@ impl Output {
 
 struct Waiting {
     method: &'static str,
-    deadline: Instant,
+    /// `None` when the timeout is too long to put a date on: no deadline.
+    deadline: Option<Instant>,
     answer: oneshot::Sender<Result<Value, StorageError>>,
 }
 
@@ -73,7 +74,7 @@ impl HostLink {
         let id = self.next_id.get();
         self.next_id.set(id + 1);
         let (answer, answered) = oneshot::channel();
-        let deadline = Instant::now() + self.timeout.get();
+        let deadline = Instant::now().checked_add(self.timeout.get());
         self.waiting.borrow_mut().insert(id, Waiting { method, deadline, answer });
         let params = params.map(serde_json::value::to_raw_value).transpose().map_err(|error| {
             self.waiting.borrow_mut().remove(&id);
@@ -99,8 +100,13 @@ impl HostLink {
 
     /// Fails every request whose deadline has passed.
     pub(crate) fn expire(&self, now: Instant) {
-        let expired: Vec<i64> =
-            self.waiting.borrow().iter().filter(|(_, waiting)| waiting.deadline <= now).map(|(id, _)| *id).collect();
+        let expired: Vec<i64> = self
+            .waiting
+            .borrow()
+            .iter()
+            .filter(|(_, waiting)| waiting.deadline.is_some_and(|deadline| deadline <= now))
+            .map(|(id, _)| *id)
+            .collect();
         let timeout = self.timeout.get();
         for id in expired {
             if let Some(waiting) = self.waiting.borrow_mut().remove(&id) {
@@ -111,7 +117,7 @@ impl HostLink {
 
     /// The earliest deadline of a waiting request.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.waiting.borrow().values().map(|waiting| waiting.deadline).min()
+        self.waiting.borrow().values().filter_map(|waiting| waiting.deadline).min()
     }
 
     /// No more answers will come: every waiting request fails, and new ones at once.

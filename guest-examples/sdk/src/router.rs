@@ -50,8 +50,7 @@ where
     P: DeserializeOwned,
     R: Serialize,
 {
-    let params = serde_json::from_value(params)
-        .map_err(|error| PluginError::InvalidParams(format!("Invalid params: {error}")))?;
+    let params = PluginError::params_as(params)?;
     let result = method(params).await?;
     serde_json::to_value(result).map_err(|error| PluginError::Internal(format!("could not encode the result: {error}")))
 }

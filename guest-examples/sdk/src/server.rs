@@ -4,10 +4,12 @@ use codex_plugin_protocol::manifest::{Capabilities, CredentialField, Manifest};
 use codex_plugin_protocol::message::{self, Incoming};
 use codex_plugin_protocol::types::initialize::InitializeParams;
 use codex_plugin_protocol::{ErrorCode, ErrorObject, HostMethod, PluginRequest};
+use futures::FutureExt;
 use futures::executor::LocalPool;
 use futures::task::LocalSpawnExt;
 use serde_json::{Map, Value, json};
 use std::io::Write;
+use std::panic::AssertUnwindSafe;
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -156,6 +158,9 @@ impl Loop {
         let mut pool = LocalPool::new();
         loop {
             pool.run_until_stalled();
+            // Deadlines are checked on every turn, not only when the host is quiet.
+            self.link.expire(Instant::now());
+            pool.run_until_stalled();
             let wait = self.link.next_deadline().map(|deadline| deadline.saturating_duration_since(Instant::now()));
             match input.next_line(wait) {
                 Next::Line(line) => {
@@ -167,7 +172,7 @@ impl Loop {
                     let error = ErrorObject::new(ErrorCode::InvalidRequest, "a line over 64 MiB was skipped");
                     self.link.answer(&Value::Null, &Err(error));
                 }
-                Next::TimedOut => self.link.expire(Instant::now()),
+                Next::TimedOut => {}
                 Next::Closed => break,
             }
         }
@@ -192,7 +197,9 @@ impl Loop {
     }
 
     fn request(&self, request: PluginRequest, pool: &LocalPool) -> Continue {
-        let Some(id) = request.id else { return Continue::Go };
+        // As the official SDK: a request without an id (or with `id: null`) is answered
+        // with `id: null`.
+        let id = request.id.unwrap_or(Value::Null);
         let params = match request.params.map(|raw| serde_json::from_str::<Value>(raw.get())).transpose() {
             Ok(params) => params.unwrap_or(Value::Null),
             Err(error) => {
@@ -202,7 +209,12 @@ impl Loop {
             }
         };
         match request.method.as_str() {
-            "initialize" => self.link.answer(&id, &self.initialize(params)),
+            "initialize" => {
+                self.ctx.initialize(lenient_initialize(params));
+                let manifest = serde_json::to_value(self.manifest.as_ref())
+                    .map_err(|error| ErrorObject::new(ErrorCode::InternalError, error.to_string()));
+                self.link.answer(&id, &manifest);
+            }
             "ping" => self.link.answer(&id, &Ok(json!("pong"))),
             "shutdown" => {
                 self.link.answer(&id, &Ok(Value::Null));
@@ -211,14 +223,6 @@ impl Loop {
             method => self.spawn_method(id, method, params, pool),
         }
         Continue::Go
-    }
-
-    fn initialize(&self, params: Value) -> Result<Value, ErrorObject> {
-        let params: InitializeParams = serde_json::from_value(params)
-            .map_err(|error| ErrorObject::new(ErrorCode::InvalidParams, format!("Invalid params: {error}")))?;
-        self.ctx.initialize(params);
-        serde_json::to_value(self.manifest.as_ref())
-            .map_err(|error| ErrorObject::new(ErrorCode::InternalError, error.to_string()))
     }
 
     fn spawn_method(&self, id: Value, method: &str, params: Value, pool: &LocalPool) {
@@ -234,7 +238,13 @@ impl Loop {
         let ctx = self.ctx.clone();
         let link = self.link.clone();
         let task = async move {
-            let answer = route.route(&ctx, method, params).await.map_err(|error| error.to_rpc());
+            // A panicking method fails its own request, not the plugin (natively; a wasm
+            // guest built with `panic = "abort"` ends as its trap).
+            let answered = AssertUnwindSafe(route.route(&ctx, method, params)).catch_unwind().await;
+            let answer = match answered {
+                Ok(answer) => answer.map_err(|error| error.to_rpc()),
+                Err(panic) => Err(ErrorObject::new(ErrorCode::InternalError, panic_message(panic.as_ref()))),
+            };
             link.answer(&id, &answer);
         };
         if pool.spawner().spawn_local(task).is_err() {
@@ -242,17 +252,51 @@ impl Loop {
         }
     }
 
-    /// A line that is not a request or an answer: -32700 for broken JSON, -32600 otherwise.
+    /// A line that is not a request or an answer: -32700 for broken JSON, -32601 for a
+    /// method that is not a name, -32600 otherwise.
     fn refuse(&self, line: &[u8], why: &str) {
         let (code, message, id) = match serde_json::from_slice::<Value>(line) {
             Err(_) => (ErrorCode::ParseError, "Parse error: invalid JSON".to_owned(), Value::Null),
             Ok(value) => {
                 let id = value.get("id").cloned().unwrap_or(Value::Null);
-                (ErrorCode::InvalidRequest, format!("Invalid request: {why}"), id)
+                match value.get("method") {
+                    Some(method) => (ErrorCode::MethodNotFound, format!("Method not found: {method}"), id),
+                    None => (ErrorCode::InvalidRequest, format!("Invalid request: {why}"), id),
+                }
             }
         };
         self.link.answer(&id, &Err(ErrorObject::new(code, message)));
     }
+}
+
+/// `initialize` params as the official SDK takes them: whatever is missing or malformed
+/// is left at its default rather than refusing to start.
+fn lenient_initialize(params: Value) -> InitializeParams {
+    if let Ok(params) = serde_json::from_value::<InitializeParams>(params.clone()) {
+        return params;
+    }
+    let object = |key: &str| params.get(key).and_then(Value::as_object).cloned().unwrap_or_default();
+    let text = |key: &str| params.get(key).and_then(Value::as_str).map(str::to_owned);
+    let credentials = object("credentials")
+        .into_iter()
+        .filter_map(|(key, value)| value.as_str().map(|secret| (key, secret.to_owned())))
+        .collect();
+    let mut lenient = InitializeParams::new(object("adminConfig"), object("userConfig"), credentials);
+    lenient.log_level =
+        params.get("logLevel").cloned().and_then(|level| serde_json::from_value(level).ok()).unwrap_or_default();
+    lenient.data_dir = text("dataDir");
+    lenient.user_id = text("userId");
+    lenient.user_plugin_id = text("userPluginId");
+    lenient
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    let detail = panic
+        .downcast_ref::<&str>()
+        .map(|text| text.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".to_owned());
+    format!("the plugin failed: {detail}")
 }
 
 #[derive(Debug, PartialEq, Eq)]

@@ -64,15 +64,42 @@ impl SeriesProvider for Remembering {
     }
 }
 
-fn run(lines: &[Option<&str>]) -> Vec<Value> {
-    let output = Captured::default();
-    let plugin = Plugin::new(PluginInfo::new("test-sdk", "Test", "1.0.0", "SDK test plugin"))
+fn test_plugin() -> Plugin {
+    Plugin::new(PluginInfo::new("test-sdk", "Test", "1.0.0", "SDK test plugin"))
         .series(Remembering)
-        .host_timeout(Duration::from_millis(20));
-    let script = Script(lines.iter().map(|line| line.map(str::to_owned)).collect());
-    plugin.serve(script, Box::new(output.clone()));
+        .host_timeout(Duration::from_millis(20))
+}
+
+fn serve(plugin: Plugin, source: impl LineSource) -> Vec<Value> {
+    let output = Captured::default();
+    plugin.serve(source, Box::new(output.clone()));
     let text = String::from_utf8(output.0.borrow().clone()).unwrap();
     text.lines().map(|line| serde_json::from_str(line).unwrap()).collect()
+}
+
+fn run(lines: &[Option<&str>]) -> Vec<Value> {
+    serve(test_plugin(), Script(lines.iter().map(|line| line.map(str::to_owned)).collect()))
+}
+
+/// A host that never stops talking: a ping every millisecond, for a while.
+struct Busy {
+    first: Option<String>,
+    until: std::time::Instant,
+    next_id: u64,
+}
+
+impl LineSource for Busy {
+    fn next_line(&mut self, _wait: Option<Duration>) -> Next {
+        if let Some(first) = self.first.take() {
+            return Next::Line(first.into_bytes());
+        }
+        if std::time::Instant::now() > self.until {
+            return Next::Closed;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+        self.next_id += 1;
+        Next::Line(format!(r#"{{"jsonrpc":"2.0","id":{},"method":"ping"}}"#, 1000 + self.next_id).into_bytes())
+    }
 }
 
 #[test]
@@ -140,29 +167,107 @@ fn bad_input_gets_the_standard_errors_and_never_panics() {
         Some(r#"{"jsonrpc":"2.0","id":6,"method":"metadata/book/search","params":{"query":"x"}}"#),
         Some(r#"{"jsonrpc":"2.0","id":7,"method":"no/such/method"}"#),
         Some(r#"{"jsonrpc":"2.0","id":8,"method":"metadata/series/get","params":{"externalId":"42"}}"#),
-        Some(r#"{"jsonrpc":"2.0","id":9,"method":"initialize","params":{"credentials":{"key":5}}}"#),
+        Some(r#"{"jsonrpc":"2.0","id":9,"method":"initialize","params":{"credentials":{"key":5},"logLevel":"trace"}}"#),
         Some(r#"{"jsonrpc":"2.0","id":10,"method":"metadata/series/match","params":{"title":"x"}}"#),
         Some(r#"{"jsonrpc":"2.0","id":11,"method":7}"#),
         Some(""),
     ]);
-    let codes: Vec<(Value, i64)> =
-        answers.iter().map(|answer| (answer["id"].clone(), answer["error"]["code"].as_i64().unwrap())).collect();
+    let codes: Vec<(Value, Option<i64>)> =
+        answers.iter().map(|answer| (answer["id"].clone(), answer["error"]["code"].as_i64())).collect();
     assert_eq!(
         codes,
         vec![
-            (Value::Null, -32700),
-            (Value::Null, -32700),
-            (Value::Null, -32600),
-            (json!(2), -32602),
-            (json!(3), -32602),
-            (json!(4), -32602),
-            (json!(5), -32602),
-            (json!(6), -32601),
-            (json!(7), -32601),
-            (json!(8), -32002),
-            (json!(9), -32602),
-            (json!(10), -32601),
-            (json!(11), -32600),
+            (Value::Null, Some(-32700)),
+            (Value::Null, Some(-32700)),
+            (Value::Null, Some(-32600)),
+            (json!(2), Some(-32602)),
+            (json!(3), Some(-32602)),
+            (json!(4), Some(-32602)),
+            (json!(5), Some(-32602)),
+            (json!(6), Some(-32601)),
+            (json!(7), Some(-32601)),
+            (json!(8), Some(-32002)),
+            (json!(9), None),
+            (json!(10), Some(-32601)),
+            (json!(11), Some(-32601)),
         ]
     );
+}
+
+#[test]
+fn params_errors_name_the_field_as_the_official_sdk_does() {
+    let answers = run(&[Some(r#"{"jsonrpc":"2.0","id":1,"method":"metadata/series/search","params":{"query":5}}"#)]);
+    assert_eq!(answers[0]["error"]["data"], json!({"field": "query"}));
+    assert!(answers[0]["error"]["message"].as_str().unwrap().starts_with("Invalid params:"));
+}
+
+#[test]
+fn initialize_is_lenient_like_the_official_sdk() {
+    let answers = run(&[
+        Some(r#"{"jsonrpc":"2.0","id":1,"method":"initialize"}"#),
+        Some(
+            r#"{"jsonrpc":"2.0","id":2,"method":"initialize","params":{"adminConfig":{"maxResults":3},"credentials":{"token":"t","bad":5},"logLevel":"trace"}}"#,
+        ),
+    ]);
+    assert_eq!(answers[0]["result"]["name"], json!("test-sdk"));
+    assert_eq!(answers[1]["result"]["name"], json!("test-sdk"));
+}
+
+#[test]
+fn requests_without_an_id_are_answered_with_a_null_id_and_shutdown_still_stops() {
+    let answers = run(&[
+        Some(r#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#),
+        Some(r#"{"jsonrpc":"2.0","method":"ping"}"#),
+        Some(r#"{"jsonrpc":"2.0","method":"shutdown"}"#),
+        Some(r#"{"jsonrpc":"2.0","id":9,"method":"ping"}"#),
+    ]);
+    assert_eq!(answers.len(), 3, "nothing after shutdown: {answers:?}");
+    assert_eq!(answers[0], json!({"jsonrpc": "2.0", "id": null, "result": "pong"}));
+    assert_eq!(answers[2]["result"], Value::Null);
+}
+
+#[test]
+fn a_storage_deadline_fires_while_the_host_keeps_talking() {
+    let busy = Busy {
+        first: Some(r#"{"jsonrpc":"2.0","id":"s","method":"metadata/series/search","params":{"query":"k"}}"#.into()),
+        until: std::time::Instant::now() + Duration::from_millis(300),
+        next_id: 0,
+    };
+    let answers = serve(test_plugin(), busy);
+    let search = answers.iter().find(|answer| answer["id"] == json!("s")).expect("the search was answered");
+    let message = search["error"]["message"].as_str().unwrap();
+    assert!(message.contains("got no answer from the host within"), "{message}");
+}
+
+/// Panics in `get`.
+struct Fragile;
+
+impl SeriesProvider for Fragile {
+    async fn search(&self, _ctx: &Context, _params: SeriesSearchParams) -> Result<SearchResponse> {
+        Ok(SearchResponse { results: vec![], next_cursor: None })
+    }
+
+    async fn get(&self, _ctx: &Context, params: GetParams) -> Result<SeriesMetadata> {
+        let index: usize = params.external_id.parse().unwrap_or(usize::MAX);
+        let shelf = [1, 2, 3];
+        panic!("index {index} is past the shelf of {}", shelf.len())
+    }
+}
+
+#[test]
+fn a_panicking_method_fails_its_request_and_the_plugin_keeps_serving() {
+    let plugin = Plugin::new(PluginInfo::new("fragile", "Fragile", "1.0.0", "Panics")).series(Fragile);
+    let script = Script(
+        [
+            r#"{"jsonrpc":"2.0","id":1,"method":"metadata/series/get","params":{"externalId":"9"}}"#,
+            r#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#,
+        ]
+        .iter()
+        .map(|line| Some(line.to_string()))
+        .collect(),
+    );
+    let answers = serve(plugin, script);
+    assert_eq!(answers[0]["error"]["code"], json!(-32603));
+    assert!(answers[0]["error"]["message"].as_str().unwrap().contains("index 9 is past the shelf"), "{answers:?}");
+    assert_eq!(answers[1]["result"], json!("pong"));
 }

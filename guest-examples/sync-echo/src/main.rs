@@ -83,13 +83,15 @@ impl SyncProvider for Echo {
     async fn pull_progress(&self, _ctx: &Context, params: PullParams) -> Result<PullResponse> {
         let size = params.limit.unwrap_or(DEFAULT_PAGE_SIZE).clamp(1, 100);
         let start = match (&params.cursor, params.page) {
-            (Some(cursor), _) => {
-                cursor.parse::<i64>().map_err(|_| PluginError::InvalidParams(format!("bad cursor {cursor:?}")))?
-            }
-            (None, Some(page)) => (page.max(1) - 1) * size,
+            (Some(cursor), _) => cursor
+                .parse::<i64>()
+                .ok()
+                .filter(|start| (0..=ENTRIES).contains(start))
+                .ok_or_else(|| PluginError::InvalidParams(format!("bad cursor {cursor:?}")))?,
+            (None, Some(page)) => page.clamp(1, ENTRIES + 1).saturating_sub(1).saturating_mul(size).min(ENTRIES),
             (None, None) => 0,
         };
-        let end = (start + size).min(ENTRIES);
+        let end = start.saturating_add(size).min(ENTRIES);
         let has_more = end < ENTRIES;
         Ok(PullResponse {
             entries: (start..end).map(Self::entry).collect(),
