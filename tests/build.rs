@@ -17,8 +17,13 @@ fn main() {
     let list = names.iter().map(|name| format!("{name:?}")).collect::<Vec<_>>().join(", ");
     let out = Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("examples.rs");
     std::fs::write(out, format!("&[{list}]")).expect("OUT_DIR is writable");
-    let checks: String =
-        names.iter().map(|name| format!("    ({name:?}, {} as fn()),\n", name.replace('-', "_"))).collect();
+    let checks: String = names
+        .iter()
+        .map(|name| {
+            let test = name.replace('-', "_");
+            format!("    ({name:?}, {test}::process as fn()),\n    ({name:?}, {test}::wasm as fn()),\n")
+        })
+        .collect();
     let table = format!(
         "/// Each example and its test: a missing test is a compile error.\n#[allow(dead_code)]\nconst EVERY_EXAMPLE_HAS_A_TEST: &[(&str, fn())] = &[\n{checks}];\n"
     );

@@ -207,3 +207,47 @@ fn sigterm_stops_the_command_and_its_plugin() {
     assert!(rest.iter().any(|line| line.contains("interrupted by SIGTERM")), "{rest:?}");
     assert!(!Path::new(&format!("/proc/{pid}")).exists(), "plugin {pid} outlived the command");
 }
+
+#[test]
+fn a_component_runs_in_wasm_mode_with_its_storage_kept_between_calls() {
+    // The test binary lives in <target>/<profile>/deps; the component goes to
+    // <target>/wasm32-wasip2/guest.
+    let target = std::env::current_exe().unwrap().ancestors().nth(3).unwrap().to_path_buf();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let built = Command::new(cargo)
+        .current_dir(repo())
+        .args(["build", "--quiet", "-p", "recommendations-echo", "--target", "wasm32-wasip2", "--profile", "guest"])
+        .arg("--target-dir")
+        .arg(&target)
+        .status()
+        .unwrap();
+    assert!(built.success(), "building the component failed");
+    let component = target.join("wasm32-wasip2/guest/recommendations-echo.wasm");
+    let data = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(HOST)
+            .arg("call")
+            .args(args)
+            .arg("--data-dir")
+            .arg(data.path())
+            .arg("--wasm")
+            .arg(&component)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap()
+    };
+    let manifest = run(&["initialize"]);
+    assert!(manifest.status.success(), "{}", stderr(&manifest));
+    assert_eq!(stdout_json(&manifest)["capabilities"], json!({"userRecommendationProvider": true}));
+    let dismissed = run(&["recommendations/dismiss", r#"{"externalId":"more-1"}"#]);
+    assert_eq!(stdout_json(&dismissed), json!({"dismissed": true}), "{}", stderr(&dismissed));
+    let library = r#"{"library":[{"seriesId":"1","title":"Dune"},{"seriesId":"2","title":"Emma"}]}"#;
+    let recommended = run(&["recommendations/get", library]);
+    let ids: Vec<Value> = stdout_json(&recommended)["recommendations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["externalId"].clone())
+        .collect();
+    assert_eq!(ids, [json!("more-2")], "the dismissal was kept in storage between calls");
+}

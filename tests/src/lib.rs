@@ -2,9 +2,10 @@
 //! real SQLite file in a temporary directory that starts real processes.
 
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use codex_plugin_host::limits::{StorageLimits, StorageQuota};
@@ -15,6 +16,7 @@ use codex_plugin_host::storage::handler::StorageHandler;
 use codex_plugin_host::storage::{SqliteStorage, StorageScope};
 use codex_plugin_host::transport::ShutdownPolicy;
 use codex_plugin_host::transport::process::{self, CommandAllowlist, ProcessSpec};
+use codex_plugin_host::transport::wasm::{self, WasmComponent, WasmRuntime, WasmSpec};
 
 /// The repository's top folder.
 pub fn repo_root() -> PathBuf {
@@ -93,13 +95,7 @@ impl TestHost {
         let plugin_dir = self.dir.path().join("plugins").join(id.as_str());
         let initialize = InitializeParams::new(Default::default(), Default::default(), Default::default())
             .with_data_dir(plugin_dir.to_string_lossy());
-        let mut settings = PluginSettings::new(id, initialize);
-        settings.timeouts = codex_plugin_host::limits::Timeouts::new(Duration::from_secs(10));
-        settings.shutdown = ShutdownPolicy {
-            grace: Duration::from_secs(2),
-            after_close_input: Duration::from_millis(300),
-            after_terminate: Duration::from_millis(500),
-        };
+        let mut settings = test_settings(id, initialize);
         let mut spec = ProcessSpec {
             command: command.to_owned(),
             args: args.iter().map(|arg| arg.to_string()).collect(),
@@ -133,16 +129,108 @@ impl TestHost {
         }
     }
 
-    /// Starts an example plugin of `guest-examples/`, built natively.
+    /// Starts an example plugin of `guest-examples/` on a transport.
     pub async fn example(
         &self,
-        id: &str,
         example: &str,
-        adjust: impl FnOnce(&mut PluginSettings, &mut ProcessSpec),
+        transport: Transport,
+        adjust: impl FnOnce(&mut PluginSettings),
     ) -> Result<Plugin, PluginError> {
-        let binary = example_binary(example);
-        self.start(id, &binary, &[], adjust).await
+        self.example_with_memory_limit(example, transport, None, adjust).await
     }
+
+    /// [`TestHost::example`] with a memory limit: `RLIMIT_AS` for a process, the store
+    /// limit for a wasm guest (default 64 MiB).
+    pub async fn example_with_memory_limit(
+        &self,
+        example: &str,
+        transport: Transport,
+        memory_limit_bytes: Option<u64>,
+        adjust: impl FnOnce(&mut PluginSettings),
+    ) -> Result<Plugin, PluginError> {
+        match transport {
+            Transport::Process => {
+                let binary = example_binary(example);
+                self.start(example, &binary, &[], |settings, spec| {
+                    spec.memory_limit_bytes = memory_limit_bytes;
+                    adjust(settings);
+                })
+                .await
+            }
+            Transport::Wasm => {
+                let id = PluginId::new(example).expect("example names are valid ids");
+                let plugin_dir = self.dir.path().join("plugins").join(id.as_str());
+                let initialize = InitializeParams::new(Default::default(), Default::default(), Default::default())
+                    .with_data_dir("/data");
+                let mut settings = test_settings(id, initialize);
+                adjust(&mut settings);
+                let memory_limit_bytes = memory_limit_bytes
+                    .map_or(wasm::DEFAULT_MEMORY_LIMIT_BYTES, |limit| usize::try_from(limit).unwrap_or(usize::MAX));
+                let spec = WasmSpec { data_dir: Some(plugin_dir), memory_limit_bytes };
+                let storage = StorageHandler::new(self.quota.scoped(StorageScope::plugin(settings.id.as_str())));
+                let launched = wasm::spawn(&wasm_component(example), &spec, settings.id.as_str())
+                    .unwrap_or_else(|error| panic!("{example} did not start as a component: {error}"));
+                Plugin::start(launched, settings, Arc::new(storage)).await
+            }
+        }
+    }
+}
+
+/// The two ways a plugin runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Process,
+    Wasm,
+}
+
+/// Short shutdown steps and a 10 s call timeout.
+fn test_settings(id: PluginId, initialize: InitializeParams) -> PluginSettings {
+    let mut settings = PluginSettings::new(id, initialize);
+    settings.timeouts = codex_plugin_host::limits::Timeouts::new(Duration::from_secs(10));
+    settings.shutdown = ShutdownPolicy {
+        grace: Duration::from_secs(2),
+        after_close_input: Duration::from_millis(300),
+        after_terminate: Duration::from_millis(500),
+    };
+    settings
+}
+
+/// An example compiled to a component (built by cargo, once per test run), and loaded
+/// once into this test binary's wasm runtime.
+pub fn wasm_component(example: &str) -> WasmComponent {
+    static RUNTIME: OnceLock<WasmRuntime> = OnceLock::new();
+    static LOADED: Mutex<BTreeMap<String, WasmComponent>> = Mutex::new(BTreeMap::new());
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    if let Err(why) = BUILT.get_or_init(|| cargo_build(&["--target", "wasm32-wasip2", "--profile", "guest"])) {
+        panic!("{why}");
+    }
+    let runtime = RUNTIME.get_or_init(|| WasmRuntime::new().expect("the wasm engine starts"));
+    let mut loaded = LOADED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    loaded
+        .entry(example.to_owned())
+        .or_insert_with(|| {
+            let target_dir = binary_dir().parent().expect("target/<profile>").to_path_buf();
+            let path = target_dir.join("wasm32-wasip2/guest").join(format!("{example}.wasm"));
+            runtime.load(&path).unwrap_or_else(|error| panic!("{error}"))
+        })
+        .clone()
+}
+
+/// Builds every example with cargo into this build's target directory.
+fn cargo_build(extra: &[&str]) -> Result<(), String> {
+    let profile_dir = binary_dir();
+    let target_dir = profile_dir.parent().expect("target/<profile>");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = Command::new(cargo);
+    command.current_dir(repo_root()).args(["build", "--quiet", "--target-dir"]).arg(target_dir).args(extra);
+    if extra.is_empty() && profile_dir.ends_with("release") {
+        command.arg("--release");
+    }
+    for name in EXAMPLES {
+        command.args(["-p", name]);
+    }
+    let status = command.status().map_err(|error| format!("running cargo: {error}"))?;
+    if status.success() { Ok(()) } else { Err(format!("building the examples {extra:?} failed ({status})")) }
 }
 
 /// Where cargo put this build's binaries (`target/debug`).
@@ -155,22 +243,7 @@ pub fn binary_dir() -> PathBuf {
 /// The native binary of an example, built (by cargo, once per test run) if needed.
 pub fn example_binary(example: &str) -> String {
     static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
-    let built = BUILT.get_or_init(|| {
-        let profile_dir = binary_dir();
-        let target_dir = profile_dir.parent().expect("target/<profile>");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut command = Command::new(cargo);
-        command.current_dir(repo_root()).args(["build", "--quiet", "--target-dir"]).arg(target_dir);
-        if profile_dir.ends_with("release") {
-            command.arg("--release");
-        }
-        for name in EXAMPLES {
-            command.args(["-p", name]);
-        }
-        let status = command.status().map_err(|error| format!("running cargo: {error}"))?;
-        if status.success() { Ok(()) } else { Err(format!("building the examples failed ({status})")) }
-    });
-    if let Err(why) = built {
+    if let Err(why) = BUILT.get_or_init(|| cargo_build(&[])) {
         panic!("{why}");
     }
     binary_dir().join(example).to_string_lossy().into_owned()

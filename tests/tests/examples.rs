@@ -9,7 +9,7 @@ use codex_plugin_host::protocol::ErrorCode;
 use codex_plugin_host::protocol::methods::{NoParams, Ping, SeriesSearch};
 use codex_plugin_host::protocol::types::initialize::InitializeParams;
 use codex_plugin_host::protocol::types::metadata::SeriesSearchParams;
-use codex_plugin_host_tests::{TestHost, process_ends};
+use codex_plugin_host_tests::{TestHost, Transport, process_ends};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -17,15 +17,55 @@ use std::time::Duration;
 
 include!(concat!(env!("OUT_DIR"), "/example_tests.rs"));
 
-async fn start(host: &TestHost, example: &str) -> Plugin {
-    start_with(host, example, |_| {}).await
+async fn start(host: &TestHost, example: &str, transport: Transport) -> Plugin {
+    start_with(host, example, transport, |_| {}).await
 }
 
-async fn start_with(host: &TestHost, example: &str, adjust: impl FnOnce(&mut PluginSettings)) -> Plugin {
-    match host.example(example, example, |settings, _| adjust(settings)).await {
+async fn start_with(
+    host: &TestHost,
+    example: &str,
+    transport: Transport,
+    adjust: impl FnOnce(&mut PluginSettings),
+) -> Plugin {
+    match host.example(example, transport, adjust).await {
         Ok(plugin) => plugin,
-        Err(error) => panic!("{example} did not start: {error}"),
+        Err(error) => panic!("{example} did not start ({transport:?}): {error}"),
     }
+}
+
+/// One test body per example, run on both transports: `<example>::process` and
+/// `<example>::wasm`.
+macro_rules! on_both_transports {
+    ($($example:ident => $body:ident),+ $(,)?) => {$(
+        mod $example {
+            use codex_plugin_host_tests::Transport;
+
+            #[tokio::test]
+            pub(super) async fn process() {
+                super::$body(Transport::Process).await
+            }
+
+            #[tokio::test]
+            pub(super) async fn wasm() {
+                super::$body(Transport::Wasm).await
+            }
+        }
+    )+};
+}
+
+on_both_transports! {
+    metadata_echo => metadata_echo_on,
+    sync_echo => sync_echo_on,
+    recommendations_echo => recommendations_echo_on,
+    spin_loop => spin_loop_on,
+    memory_hog => memory_hog_on,
+    stdout_flood => stdout_flood_on,
+    giant_line => giant_line_on,
+    bad_json => bad_json_on,
+    exit_mid_request => exit_mid_request_on,
+    storage_abuser => storage_abuser_on,
+    sandbox_prober => sandbox_prober_on,
+    bare_ping => bare_ping_on,
 }
 
 fn initialize_with(admin: Value, credentials: &[(&str, &str)]) -> impl FnOnce(&mut PluginSettings) {
@@ -49,10 +89,9 @@ fn short_timeouts(settings: &mut PluginSettings) {
         Timeouts::new(Duration::from_secs(10)).with_method("metadata/series/search", Duration::from_millis(700));
 }
 
-#[tokio::test]
-async fn metadata_echo() {
+async fn metadata_echo_on(transport: Transport) {
     let host = TestHost::new();
-    let plugin = start_with(&host, "metadata-echo", initialize_with(json!({"maxResults": 3}), &[])).await;
+    let plugin = start_with(&host, "metadata-echo", transport, initialize_with(json!({"maxResults": 3}), &[])).await;
     let manifest = plugin.manifest();
     assert_eq!(manifest.capabilities.metadata_provider, ["series", "book"]);
 
@@ -86,16 +125,16 @@ async fn metadata_echo() {
     plugin.shutdown().await;
 }
 
-#[tokio::test]
-async fn sync_echo() {
+async fn sync_echo_on(transport: Transport) {
     let host = TestHost::new();
-    let anonymous = start(&host, "sync-echo").await;
+    let anonymous = start(&host, "sync-echo", transport).await;
     let error = anonymous.call_raw("sync/getUserInfo", json!({}), None).await.unwrap_err();
     assert_eq!(error.code(), ErrorCode::AuthFailed, "{error}");
     assert!(!error.is_fault());
     anonymous.shutdown().await;
 
-    let plugin = start_with(&host, "sync-echo", initialize_with(json!({}), &[("access_token", "t0ken-123")])).await;
+    let plugin =
+        start_with(&host, "sync-echo", transport, initialize_with(json!({}), &[("access_token", "t0ken-123")])).await;
     assert_eq!(plugin.manifest().capabilities.external_id_source.as_deref(), Some("api:echo"));
     let user = plugin.call_raw("sync/getUserInfo", json!({}), None).await.unwrap();
     assert_eq!(user["username"], json!("reader-t0ke"));
@@ -137,15 +176,14 @@ async fn sync_echo() {
     plugin.shutdown().await;
 }
 
-#[tokio::test]
-async fn recommendations_echo() {
+async fn recommendations_echo_on(transport: Transport) {
     let host = TestHost::new();
     let library = json!({"library": [
         {"seriesId": "1", "title": "Dune", "userRating": 90},
         {"seriesId": "2", "title": "Hyperion"},
         {"seriesId": "3", "title": "Solaris"}
     ], "excludeIds": ["more-3"]});
-    let plugin = start(&host, "recommendations-echo").await;
+    let plugin = start(&host, "recommendations-echo", transport).await;
     let recommended = plugin.call_raw("recommendations/get", library.clone(), None).await.unwrap();
     let ids: Vec<&str> =
         recommended["recommendations"].as_array().unwrap().iter().map(|r| r["externalId"].as_str().unwrap()).collect();
@@ -160,7 +198,7 @@ async fn recommendations_echo() {
 
     // Dismissals live in plugin storage: a fresh process still leaves them out, and two
     // dismissals in flight at once both stick.
-    let plugin = std::sync::Arc::new(start(&host, "recommendations-echo").await);
+    let plugin = std::sync::Arc::new(start(&host, "recommendations-echo", transport).await);
     let dismissals: Vec<_> = ["more-7", "more-8"]
         .into_iter()
         .map(|id| {
@@ -188,81 +226,81 @@ async fn recommendations_echo() {
     plugin.shutdown().await;
 }
 
-#[tokio::test]
-async fn spin_loop() {
+async fn spin_loop_on(transport: Transport) {
     let host = TestHost::new();
-    let plugin = start_with(&host, "spin-loop", short_timeouts).await;
-    let pid = plugin.process_id().unwrap();
+    let plugin = start_with(&host, "spin-loop", transport, short_timeouts).await;
+    let pid = plugin.process_id();
     let error = plugin.call::<SeriesSearch>(&search("x")).await.unwrap_err();
     assert!(matches!(error, PluginError::Timeout { .. }), "{error}");
     plugin.shutdown().await;
-    assert!(process_ends(pid).await, "the spinning process was killed");
+    if let Some(pid) = pid {
+        assert!(process_ends(pid).await, "the spinning process was killed");
+    }
 }
 
-#[tokio::test]
-async fn memory_hog() {
+async fn memory_hog_on(transport: Transport) {
     let host = TestHost::new();
-    let plugin = host
-        .example("memory-hog", "memory-hog", |settings, spec| {
-            short_timeouts(settings);
-            spec.memory_limit_bytes = Some(256 << 20);
-        })
-        .await
-        .unwrap();
+    let plugin =
+        host.example_with_memory_limit("memory-hog", transport, Some(256 << 20), short_timeouts).await.unwrap();
     let error = plugin.call::<SeriesSearch>(&search("x")).await.unwrap_err();
-    let PluginError::Closed { closed, .. } = &error else {
-        panic!("expected the process to die at its limit: {error}")
-    };
-    // The allocation fails at the limit and Rust aborts the process.
-    assert_eq!(closed.reason, CloseReason::Exited("was killed by signal 6 (SIGABRT)".into()));
+    let PluginError::Closed { closed, .. } = &error else { panic!("expected the guest to die at its limit: {error}") };
+    // The allocation fails at the limit and Rust aborts: a signal for a process, a trap for
+    // a wasm guest.
+    match (transport, &closed.reason) {
+        (Transport::Process, reason) => {
+            assert_eq!(reason, &CloseReason::Exited("was killed by signal 6 (SIGABRT)".into()))
+        }
+        (Transport::Wasm, CloseReason::Exited(how)) => assert!(how.starts_with("trapped"), "{how}"),
+        (_, other) => panic!("{other:?}"),
+    }
     plugin.shutdown().await;
 }
 
-#[tokio::test]
-async fn stdout_flood() {
+async fn stdout_flood_on(transport: Transport) {
     let host = TestHost::new();
-    let plugin = start_with(&host, "stdout-flood", short_timeouts).await;
-    let pid = plugin.process_id().unwrap();
+    let plugin = start_with(&host, "stdout-flood", transport, short_timeouts).await;
+    let pid = plugin.process_id();
     let error = plugin.call::<SeriesSearch>(&search("x")).await.unwrap_err();
     assert!(matches!(error, PluginError::Timeout { .. }), "junk is skipped, so the call times out: {error}");
     plugin.shutdown().await;
-    assert!(process_ends(pid).await);
+    if let Some(pid) = pid {
+        assert!(process_ends(pid).await);
+    }
 }
 
-#[tokio::test]
-async fn giant_line() {
+async fn giant_line_on(transport: Transport) {
     let host = TestHost::new();
-    let plugin = start(&host, "giant-line").await;
+    // Building a 20 MiB answer takes more than a guest's default 64 MiB of memory.
+    let plugin = host.example_with_memory_limit("giant-line", transport, Some(256 << 20), |_| {}).await.unwrap();
     let error = plugin.call::<SeriesSearch>(&search("x")).await.unwrap_err();
     let PluginError::Closed { closed, .. } = &error else { panic!("{error}") };
     assert_eq!(closed.reason, CloseReason::MessageTooLarge { limit: 8 << 20 });
     plugin.shutdown().await;
 }
 
-#[tokio::test]
-async fn bad_json() {
+async fn bad_json_on(transport: Transport) {
     let host = TestHost::new();
-    let plugin = start_with(&host, "bad-json", short_timeouts).await;
+    let plugin = start_with(&host, "bad-json", transport, short_timeouts).await;
     let error = plugin.call::<SeriesSearch>(&search("x")).await.unwrap_err();
     assert!(matches!(error, PluginError::Timeout { .. }), "{error}");
     assert!(plugin.closed_reason().is_none(), "broken lines are skipped, the connection lives");
     plugin.shutdown().await;
 }
 
-#[tokio::test]
-async fn exit_mid_request() {
+async fn exit_mid_request_on(transport: Transport) {
     let host = TestHost::new();
-    let plugin = start(&host, "exit-mid-request").await;
+    let plugin = start(&host, "exit-mid-request", transport).await;
     let error = plugin.call::<SeriesSearch>(&search("x")).await.unwrap_err();
     let PluginError::Closed { closed, .. } = &error else { panic!("{error}") };
-    assert_eq!(closed.reason, CloseReason::Exited("exited with status 3".into()));
+    // WASI 0.2's exit carries only success or failure: a guest's `exit(3)` is status 1.
+    let status = if transport == Transport::Process { 3 } else { 1 };
+    assert_eq!(closed.reason, CloseReason::Exited(format!("exited with status {status}")));
     plugin.shutdown().await;
 }
 
-#[tokio::test]
-async fn storage_abuser() {
+async fn storage_abuser_on(transport: Transport) {
     let host = TestHost::new();
-    let plugin = start(&host, "storage-abuser").await;
+    let plugin = start(&host, "storage-abuser", transport).await;
     let answer = plugin.call::<SeriesSearch>(&search("x")).await.unwrap();
     let steps: BTreeMap<String, String> =
         answer.results.into_iter().map(|result| (result.external_id, result.title)).collect();
@@ -276,13 +314,14 @@ async fn storage_abuser() {
     plugin.shutdown().await;
 }
 
-#[tokio::test]
-async fn sandbox_prober() {
+async fn sandbox_prober_on(transport: Transport) {
     // A loopback HTTP server for the prober to find.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let target = listener.local_addr().unwrap().to_string();
+    listener.set_nonblocking(false).unwrap();
     let server = std::thread::spawn(move || {
-        for stream in listener.incoming().take(2).flatten() {
+        let expected = if transport == Transport::Process { 2 } else { 0 };
+        for stream in listener.incoming().take(expected).flatten() {
             let mut stream = stream;
             let mut request = [0; 512];
             let _ = stream.read(&mut request);
@@ -290,31 +329,42 @@ async fn sandbox_prober() {
         }
     });
     let host = TestHost::new();
-    let plugin = start(&host, "sandbox-prober").await;
+    let plugin = start(&host, "sandbox-prober", transport).await;
     let answer = plugin.call::<SeriesSearch>(&search(&target)).await.unwrap();
     let probes: BTreeMap<String, Value> = answer
         .results
         .into_iter()
         .map(|result| (result.external_id, serde_json::from_str(&result.title).unwrap()))
         .collect();
-    // Process mode isolates the environment, not the network or the file system: that is
-    // wasm mode's job. These are the facts the prober reports here.
-    assert_eq!(probes["environment"]["detail"], json!("HOME,LANG,PATH"), "{probes:?}");
-    assert_eq!(probes["arguments"]["reached"], json!(false));
-    assert_eq!(probes["data-dir"]["detail"], json!("written by sandbox-prober"));
-    assert_eq!(probes["socket"]["reached"], json!(true));
-    assert_eq!(probes["http"]["detail"], json!("HTTP/1.0 200 OK"));
+    let reached = |probe: &str| probes[probe]["reached"] == json!(true);
+    assert_eq!(probes["data-dir"]["detail"], json!("written by sandbox-prober"), "{probes:?}");
+    assert!(!reached("arguments"), "{probes:?}");
+    match transport {
+        // Process mode isolates the environment, not the network or the file system.
+        Transport::Process => {
+            assert_eq!(probes["environment"]["detail"], json!("HOME,LANG,PATH"), "{probes:?}");
+            assert!(reached("socket") && reached("file-outside"), "{probes:?}");
+            assert_eq!(probes["http"]["detail"], json!("HTTP/1.0 200 OK"));
+        }
+        // Wasm mode denies all of it: no variables, nothing but /data, no sockets.
+        Transport::Wasm => {
+            for probe in ["environment", "file-outside", "parent-dir", "socket", "http"] {
+                assert!(!reached(probe), "{probe} was reachable: {probes:?}");
+            }
+        }
+    }
     plugin.shutdown().await;
     server.join().unwrap();
 }
 
-#[tokio::test]
-async fn bare_ping() {
+async fn bare_ping_on(transport: Transport) {
     let host = TestHost::new();
-    let plugin = start(&host, "bare-ping").await;
+    let plugin = start(&host, "bare-ping", transport).await;
     assert_eq!(plugin.manifest().name, "bare-ping");
     assert_eq!(plugin.call::<Ping>(&NoParams).await.unwrap(), "pong");
-    let pid = plugin.process_id().unwrap();
+    let pid = plugin.process_id();
     plugin.shutdown().await;
-    assert!(process_ends(pid).await);
+    if let Some(pid) = pid {
+        assert!(process_ends(pid).await);
+    }
 }

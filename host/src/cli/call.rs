@@ -16,7 +16,9 @@ use crate::protocol::codec::DEFAULT_MAX_MESSAGE_BYTES;
 use crate::protocol::types::initialize::{InitializeParams, LogLevel};
 use crate::storage::handler::StorageHandler;
 use crate::storage::{SqliteStorage, StorageScope};
+use crate::transport::Launched;
 use crate::transport::process::{self, CommandAllowlist, ProcessSpec};
+use crate::transport::wasm::{self, WasmRuntime, WasmSpec};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 /// The database file in the data directory.
@@ -66,8 +68,11 @@ pub struct CallArgs {
     /// Log level of the host and of the plugin.
     #[arg(long, value_enum, default_value_t = Level::Info)]
     log_level: Level,
+    /// Run a WebAssembly component (wasm32-wasip2) in this process instead of a command.
+    #[arg(long, value_name = "FILE", conflicts_with = "command")]
+    wasm: Option<PathBuf>,
     /// The plugin's command and its arguments, after `--`.
-    #[arg(last = true, required = true, value_name = "COMMAND")]
+    #[arg(last = true, required_unless_present = "wasm", value_name = "COMMAND")]
     command: Vec<String>,
 }
 
@@ -95,9 +100,29 @@ struct Request {
     method: HostMethod,
     params: Value,
     settings: PluginSettings,
-    spec: ProcessSpec,
-    allowlist: CommandAllowlist,
+    launch: Launch,
     database: PathBuf,
+}
+
+/// How the plugin is started.
+enum Launch {
+    Process { spec: ProcessSpec, allowlist: CommandAllowlist },
+    Wasm { component: PathBuf, spec: WasmSpec },
+}
+
+impl Launch {
+    fn start(&self, plugin_id: &str) -> Result<Launched, Failure> {
+        match self {
+            Self::Process { spec, allowlist } => {
+                process::spawn(spec, allowlist, plugin_id).map_err(|error| refusal(&PluginError::from(error)))
+            }
+            Self::Wasm { component, spec } => {
+                let runtime = WasmRuntime::new().map_err(|error| host_failure(error.to_string()))?;
+                let component = runtime.load(component).map_err(|error| host_failure(error.to_string()))?;
+                wasm::spawn(&component, spec, plugin_id).map_err(|error| host_failure(error.to_string()))
+            }
+        }
+    }
 }
 
 pub fn run(args: CallArgs) -> Result<(), Failure> {
@@ -132,30 +157,53 @@ fn prepare(args: &CallArgs) -> Result<Request, Failure> {
     let user_config = parse_object("--user-config", args.user_config.as_deref())?;
     let credentials = parse_credentials(args.credentials.as_deref())?;
     let timeout = parse_timeout(args.timeout)?;
-    let (command, command_args) =
-        args.command.split_first().ok_or_else(|| Failure::usage("no plugin command after `--`"))?;
-    let id = match &args.plugin_id {
-        Some(id) => PluginId::new(id).map_err(Failure::usage)?,
-        None => PluginId::derived_from(command, command_args),
+    let id = match (&args.plugin_id, &args.wasm, args.command.split_first()) {
+        (Some(id), _, _) => PluginId::new(id).map_err(Failure::usage)?,
+        (None, Some(component), _) => PluginId::derived_from(&component.to_string_lossy(), &[]),
+        (None, None, Some((command, command_args))) => PluginId::derived_from(command, command_args),
+        (None, None, None) => return Err(Failure::usage("no plugin: give `--wasm FILE` or a command after `--`")),
     };
     let data_dir = absolute(&args.data_dir)?;
     let plugin_dir = data_dir.join("plugins").join(id.as_str());
+    let memory_limit_bytes = args.memory_limit_mib.map(|mebibytes| mebibytes.saturating_mul(1 << 20));
+    let launch = match &args.wasm {
+        Some(component) => Launch::Wasm {
+            component: absolute(component)?,
+            spec: WasmSpec {
+                data_dir: Some(plugin_dir.clone()),
+                memory_limit_bytes: memory_limit_bytes
+                    .map_or(wasm::DEFAULT_MEMORY_LIMIT_BYTES, |limit| usize::try_from(limit).unwrap_or(usize::MAX)),
+            },
+        },
+        None => process_launch(args, &plugin_dir, memory_limit_bytes)?,
+    };
+    // A wasm guest sees its data directory as `/data`.
+    let data_dir_seen = match launch {
+        Launch::Wasm { .. } => "/data".to_owned(),
+        Launch::Process { .. } => plugin_dir.to_string_lossy().into_owned(),
+    };
     let initialize = InitializeParams::new(admin_config, user_config, credentials)
-        .with_data_dir(plugin_dir.to_string_lossy())
+        .with_data_dir(data_dir_seen)
         .with_log_level(args.log_level());
     let mut settings = PluginSettings::new(id, initialize);
     settings.timeouts = Timeouts::new(timeout);
     settings.max_message_bytes = args.max_message_bytes;
-    let env = args.env.iter().map(|pair| parse_env(pair)).collect::<Result<_, _>>()?;
+    Ok(Request { method, params, settings, launch, database: data_dir.join(DATABASE_FILE) })
+}
+
+fn process_launch(args: &CallArgs, plugin_dir: &Path, memory_limit_bytes: Option<u64>) -> Result<Launch, Failure> {
+    let (command, command_args) =
+        args.command.split_first().ok_or_else(|| Failure::usage("no plugin command after `--`"))?;
     let working_dir =
         std::env::current_dir().map_err(|error| Failure::usage(format!("no working directory: {error}")))?;
+    let env = args.env.iter().map(|pair| parse_env(pair)).collect::<Result<_, _>>()?;
     let spec = ProcessSpec {
         command: command.clone(),
         args: command_args.to_vec(),
         env,
-        data_dir: plugin_dir,
+        data_dir: plugin_dir.to_path_buf(),
         working_dir: Some(working_dir),
-        memory_limit_bytes: args.memory_limit_mib.map(|mebibytes| mebibytes.saturating_mul(1 << 20)),
+        memory_limit_bytes,
     };
     let mut allowlist = CommandAllowlist::default();
     for name in &args.allow_commands {
@@ -164,7 +212,7 @@ fn prepare(args: &CallArgs) -> Result<Request, Failure> {
     if let Some(dir) = &args.plugins_dir {
         allowlist = allowlist.with_plugins_dir(absolute(dir)?);
     }
-    Ok(Request { method, params, settings, spec, allowlist, database: data_dir.join(DATABASE_FILE) })
+    Ok(Launch::Process { spec, allowlist })
 }
 
 async fn execute(request: Request) -> Result<Value, Failure> {
@@ -180,8 +228,7 @@ async fn execute(request: Request) -> Result<Value, Failure> {
     }
     let storage = StorageHandler::new(quota.scoped(StorageScope::plugin(request.settings.id.as_str())));
     let mut termination = Termination::listen();
-    let launched = process::spawn(&request.spec, &request.allowlist, request.settings.id.as_str())
-        .map_err(|error| refusal(&PluginError::from(error)))?;
+    let launched = request.launch.start(request.settings.id.as_str())?;
     let starting = Plugin::start(launched, request.settings, Arc::new(storage));
     let plugin = tokio::select! {
         started = starting => started.map_err(|error| refusal(&error))?,

@@ -1,8 +1,12 @@
-//! How a plugin is started and stopped. A transport yields the plugin's input and output
-//! streams and an exit signal; everything else (framing, correlation, timeouts, quotas)
-//! is shared and lives in [`crate::dispatch`] and [`crate::limits`].
+//! How a plugin is started and stopped: as a child process ([`process`]) or as a
+//! WebAssembly component in this process ([`wasm`]). A transport yields the plugin's input
+//! and output streams and an exit signal; everything else (framing, correlation, timeouts,
+//! quotas, stderr logging) is shared and lives in [`crate::dispatch`], [`crate::limits`]
+//! and [`stderr`].
 
 pub mod process;
+pub mod stderr;
+pub mod wasm;
 
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -20,6 +24,7 @@ pub struct Launched {
 /// The transport-specific half of a running plugin. Dropping it kills the plugin.
 pub enum TransportHandle {
     Process(process::ProcessHandle),
+    Wasm(wasm::WasmHandle),
 }
 
 impl TransportHandle {
@@ -27,6 +32,7 @@ impl TransportHandle {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Process(_) => process::TRANSPORT,
+            Self::Wasm(_) => wasm::TRANSPORT,
         }
     }
 
@@ -34,6 +40,7 @@ impl TransportHandle {
     pub fn process_id(&self) -> Option<i32> {
         match self {
             Self::Process(process) => process.process_group(),
+            Self::Wasm(_) => None,
         }
     }
 
@@ -41,6 +48,7 @@ impl TransportHandle {
     pub async fn wait_for_exit(&mut self, grace: Duration) -> bool {
         match self {
             Self::Process(process) => process.wait_for_exit(grace).await,
+            Self::Wasm(guest) => guest.wait_for_exit(grace).await,
         }
     }
 
@@ -49,6 +57,7 @@ impl TransportHandle {
     pub async fn terminate(&mut self, policy: &ShutdownPolicy) {
         match self {
             Self::Process(process) => process.terminate(policy).await,
+            Self::Wasm(guest) => guest.terminate().await,
         }
     }
 }

@@ -3,13 +3,12 @@
 //! Every plugin is checked against the [`CommandAllowlist`], gets its arguments as a list
 //! (never through a shell), starts with an empty environment plus the minimal set of
 //! [`environment`], and leads its own process group, which is killed on every exit path.
-//! Its stderr goes to `tracing` ([`stderr`]); its exit is reported the moment it happens,
+//! Its stderr goes to `tracing` ([`super::stderr`]); its exit is reported the moment it happens,
 //! so pending calls fail at once with the exit status.
 
 pub mod allowlist;
 pub mod environment;
 mod group;
-pub mod stderr;
 
 pub use allowlist::{CommandAllowlist, DEFAULT_ALLOWED_COMMANDS};
 
@@ -22,7 +21,7 @@ use std::time::Duration;
 use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 
-use super::{Launched, ShutdownPolicy, TransportHandle};
+use super::{Launched, ShutdownPolicy, TransportHandle, stderr};
 use crate::dispatch::{CloseReason, ExitSender, ExitSignal, exit_signal};
 use group::ProcessGroup;
 

@@ -1,0 +1,137 @@
+//! One running guest: its store, its pipes, and the task that runs it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use wasmtime::component::ResourceTable;
+use wasmtime::{Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
+use wasmtime_wasi::cli::{AsyncStdinStream, AsyncStdoutStream};
+use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxView, WasiView};
+
+use super::runtime::WasmComponent;
+use super::{DEFAULT_MEMORY_LIMIT_BYTES, WasmError};
+use crate::dispatch::{CloseReason, ExitSender, ExitSignal, exit_signal};
+use crate::transport::{Launched, TransportHandle, stderr};
+
+/// Room in each pipe between host and guest.
+const PIPE_BYTES: usize = 64 << 10;
+
+/// What one guest is granted.
+#[derive(Debug, Clone)]
+pub struct WasmSpec {
+    /// The plugin's private directory, visible to the guest as `/data`; nothing else is.
+    pub data_dir: Option<PathBuf>,
+    /// Linear memory the guest may grow to.
+    pub memory_limit_bytes: usize,
+}
+
+impl Default for WasmSpec {
+    fn default() -> Self {
+        Self { data_dir: None, memory_limit_bytes: DEFAULT_MEMORY_LIMIT_BYTES }
+    }
+}
+
+/// The state of one guest's store.
+pub struct GuestState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limits: StoreLimits,
+}
+
+impl WasiView for GuestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// Starts a guest: its stdin and stdout become the returned streams. Must be called inside
+/// a tokio runtime.
+pub fn spawn(component: &WasmComponent, spec: &WasmSpec, plugin_id: &str) -> Result<Launched, WasmError> {
+    let (host_input, guest_stdin) = tokio::io::duplex(PIPE_BYTES);
+    let (guest_stdout, host_output) = tokio::io::duplex(PIPE_BYTES);
+    let (guest_stderr, host_errors) = tokio::io::duplex(PIPE_BYTES);
+    let mut builder = WasiCtx::builder();
+    builder
+        .stdin(AsyncStdinStream::new(guest_stdin))
+        .stdout(AsyncStdoutStream::new(PIPE_BYTES, guest_stdout))
+        .stderr(AsyncStdoutStream::new(PIPE_BYTES, guest_stderr))
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false);
+    if let Some(dir) = &spec.data_dir {
+        std::fs::create_dir_all(dir)
+            .map_err(|error| WasmError::DataDir { path: dir.display().to_string(), source: error.into() })?;
+        builder
+            .preopened_dir(dir, "/data", FsPerms::ReadWrite)
+            .map_err(|source| WasmError::DataDir { path: dir.display().to_string(), source })?;
+    }
+    let limits = StoreLimitsBuilder::new().memory_size(spec.memory_limit_bytes).build();
+    let state = GuestState { wasi: builder.build(), table: ResourceTable::new(), limits };
+    let mut store = Store::new(component.pre.engine(), state);
+    store.limiter(|state| &mut state.limits);
+    // Every epoch tick the guest yields, so one guest never holds a worker thread.
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
+    let (exit_sender, exit) = exit_signal();
+    let pre = component.pre.clone();
+    let label = plugin_id.to_owned();
+    let run = tokio::spawn(async move {
+        let outcome = match pre.instantiate_async(&mut store).await {
+            Ok(command) => command.wasi_cli_run().call_run(&mut store).await,
+            Err(error) => Err(error),
+        };
+        report_exit(&exit_sender, &label, outcome);
+        // The store, and with it the guest's ends of the pipes, is dropped here.
+    });
+    let plugin = plugin_id.to_owned();
+    let errors = tokio::spawn(async move {
+        stderr::forward(host_errors, plugin).await;
+    });
+    let handle = WasmHandle { exit: exit.clone(), run, errors };
+    Ok(Launched {
+        input: Box::new(host_input),
+        output: Box::new(host_output),
+        exit,
+        handle: TransportHandle::Wasm(handle),
+    })
+}
+
+fn report_exit(exit: &ExitSender, plugin: &str, outcome: wasmtime::Result<Result<(), ()>>) {
+    let reason = match outcome {
+        Ok(Ok(())) => "exited with status 0".to_owned(),
+        Ok(Err(())) => "exited with status 1".to_owned(),
+        Err(error) => match error.downcast_ref::<I32Exit>() {
+            Some(I32Exit(code)) => format!("exited with status {code}"),
+            None => format!("trapped: {error:#}"),
+        },
+    };
+    tracing::debug!(plugin, "wasm guest {reason}");
+    exit.send_replace(Some(CloseReason::Exited(reason)));
+}
+
+/// A running guest. Dropping it stops the guest.
+pub struct WasmHandle {
+    exit: ExitSignal,
+    run: JoinHandle<()>,
+    errors: JoinHandle<()>,
+}
+
+impl WasmHandle {
+    pub(crate) async fn wait_for_exit(&mut self, grace: Duration) -> bool {
+        tokio::time::timeout(grace, self.exit.wait_for(Option::is_some)).await.is_ok()
+    }
+
+    /// Drops the guest: it stops at its next epoch tick at the latest.
+    pub(crate) async fn terminate(&mut self) {
+        self.run.abort();
+        let _ = (&mut self.run).await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), &mut self.errors).await;
+    }
+}
+
+impl Drop for WasmHandle {
+    fn drop(&mut self) {
+        self.run.abort();
+        self.errors.abort();
+    }
+}

@@ -1,0 +1,34 @@
+//! WebAssembly mode: plugins compiled to WASI Preview 2 components (`wasm32-wasip2`), run
+//! in this process by wasmtime. No process is spawned.
+//!
+//! The guest's stdin, stdout and stderr are in-memory pipes joined to the same dispatcher
+//! as process mode; everything else about the guest is denied unless granted: no
+//! environment, no arguments, no sockets, no directory but its own data directory (as
+//! `/data`), a memory limit. [`WasmRuntime`] holds what every guest shares (the engine, the
+//! linker, the epoch ticker); [`spawn`] starts one guest and yields the same
+//! [`Launched`](super::Launched) a process does.
+
+mod guest;
+mod runtime;
+
+pub use guest::{WasmHandle, WasmSpec, spawn};
+pub use runtime::{WasmComponent, WasmRuntime};
+
+/// The transport's name in messages.
+pub const TRANSPORT: &str = "wasm";
+
+/// Linear memory a guest may use unless its plugin says otherwise.
+pub const DEFAULT_MEMORY_LIMIT_BYTES: usize = 64 << 20;
+
+/// Why a component could not be loaded or started.
+#[derive(Debug, thiserror::Error)]
+pub enum WasmError {
+    #[error("the wasm engine could not be set up: {0:#}")]
+    Engine(wasmtime::Error),
+    #[error("could not load component {path}: {source:#}")]
+    Load { path: String, source: wasmtime::Error },
+    #[error("component {path} is not a WASI command (it must export wasi:cli/run): {source:#}")]
+    NotACommand { path: String, source: wasmtime::Error },
+    #[error("could not grant the data directory {path}: {source:#}")]
+    DataDir { path: String, source: wasmtime::Error },
+}

@@ -1,0 +1,69 @@
+//! What every guest of a host shares: the engine, the linker, and the epoch ticker.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine};
+use wasmtime_wasi::p2::bindings::CommandPre;
+
+use super::WasmError;
+use super::guest::GuestState;
+
+/// How often the engine's epoch advances: the granularity at which a running guest yields
+/// to other tasks (and, later, at which a spinning guest is stopped).
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// The engine and linker of a host; cheap to clone.
+#[derive(Clone)]
+pub struct WasmRuntime {
+    engine: Engine,
+    linker: Arc<Linker<GuestState>>,
+}
+
+impl WasmRuntime {
+    /// An engine with epoch interruption, and a linker with WASI 0.2. Starts the epoch
+    /// ticker, a thread that ends when the last clone of the engine is dropped.
+    pub fn new() -> Result<Self, WasmError> {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        let engine = Engine::new(&config).map_err(WasmError::Engine)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(WasmError::Engine)?;
+        let weak = engine.weak();
+        std::thread::Builder::new()
+            .name("wasm-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = weak.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })
+            .map_err(|error| WasmError::Engine(error.into()))?;
+        Ok(Self { engine, linker: Arc::new(linker) })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Compiles the component at `path` and checks that it is a WASI command.
+    pub fn load(&self, path: &Path) -> Result<WasmComponent, WasmError> {
+        let shown = path.display().to_string();
+        let component = Component::from_file(&self.engine, path)
+            .map_err(|source| WasmError::Load { path: shown.clone(), source })?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .and_then(CommandPre::new)
+            .map_err(|source| WasmError::NotACommand { path: shown, source })?;
+        Ok(WasmComponent { pre })
+    }
+}
+
+/// A compiled component, ready to instantiate as many guests as needed.
+#[derive(Clone)]
+pub struct WasmComponent {
+    pub(super) pre: CommandPre<GuestState>,
+}
