@@ -250,4 +250,6 @@ fn a_component_runs_in_wasm_mode_with_its_storage_kept_between_calls() {
         .map(|r| r["externalId"].clone())
         .collect();
     assert_eq!(ids, [json!("more-2")], "the dismissal was kept in storage between calls");
+    let cached: Vec<_> = std::fs::read_dir(data.path().join("wasm-cache")).unwrap().collect();
+    assert_eq!(cached.len(), 1, "one compiled entry, reused by every call after the first");
 }

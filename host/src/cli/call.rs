@@ -18,11 +18,13 @@ use crate::storage::handler::StorageHandler;
 use crate::storage::{SqliteStorage, StorageScope};
 use crate::transport::Launched;
 use crate::transport::process::{self, CommandAllowlist, ProcessSpec};
-use crate::transport::wasm::{self, WasmRuntime, WasmSpec};
+use crate::transport::wasm::{self, ComponentCache, WasmRuntime, WasmSpec};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 /// The database file in the data directory.
 pub const DATABASE_FILE: &str = "codex-plugin-host.sqlite3";
+/// Compiled components, in the data directory.
+pub const WASM_CACHE_DIR: &str = "wasm-cache";
 
 /// Start a plugin, send it one method, print the JSON result.
 #[derive(Debug, Args)]
@@ -107,7 +109,7 @@ struct Request {
 /// How the plugin is started.
 enum Launch {
     Process { spec: ProcessSpec, allowlist: CommandAllowlist },
-    Wasm { component: PathBuf, spec: WasmSpec },
+    Wasm { component: PathBuf, spec: WasmSpec, cache: PathBuf },
 }
 
 impl Launch {
@@ -116,9 +118,14 @@ impl Launch {
             Self::Process { spec, allowlist } => {
                 process::spawn(spec, allowlist, plugin_id).map_err(|error| refusal(&PluginError::from(error)))
             }
-            Self::Wasm { component, spec } => {
+            Self::Wasm { component, spec, cache } => {
                 let runtime = WasmRuntime::new().map_err(|error| host_failure(error.to_string()))?;
-                let component = runtime.load(component).map_err(|error| host_failure(error.to_string()))?;
+                let cache = ComponentCache::open(cache).map_err(|error| {
+                    host_failure(format!("could not open the component cache {}: {error}", cache.display()))
+                })?;
+                let (component, outcome) =
+                    runtime.load_cached(component, &cache).map_err(|error| host_failure(error.to_string()))?;
+                tracing::debug!("component cache: {outcome:?}");
                 wasm::spawn(&component, spec, plugin_id).map_err(|error| host_failure(error.to_string()))
             }
         }
@@ -174,6 +181,7 @@ fn prepare(args: &CallArgs) -> Result<Request, Failure> {
                 memory_limit_bytes: memory_limit_bytes
                     .map_or(wasm::DEFAULT_MEMORY_LIMIT_BYTES, |limit| usize::try_from(limit).unwrap_or(usize::MAX)),
             },
+            cache: data_dir.join(WASM_CACHE_DIR),
         },
         None => process_launch(args, &plugin_dir, memory_limit_bytes)?,
     };

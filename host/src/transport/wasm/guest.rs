@@ -4,12 +4,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use wasmtime::component::ResourceTable;
-use wasmtime::{Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
+use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::cli::{AsyncStdinStream, AsyncStdoutStream};
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxView, WasiView};
 
 use super::runtime::WasmComponent;
-use super::{DEFAULT_MEMORY_LIMIT_BYTES, WasmError};
+use super::{DEFAULT_MEMORY_LIMIT_BYTES, MemoryLimitExceeded, WasmError};
 use crate::dispatch::{CloseReason, ExitSender, ExitSignal, exit_signal};
 use crate::transport::{Launched, TransportHandle, stderr};
 
@@ -35,7 +35,29 @@ impl Default for WasmSpec {
 pub struct GuestState {
     wasi: WasiCtx,
     table: ResourceTable,
-    limits: StoreLimits,
+    limits: GuestLimits,
+}
+
+/// The memory limit of one guest, as a typed error rather than a failed allocation the
+/// guest would turn into an anonymous abort.
+struct GuestLimits {
+    memory_bytes: usize,
+}
+
+/// Table elements a guest may grow to: far beyond what a plugin needs.
+const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+
+impl ResourceLimiter for GuestLimits {
+    fn memory_growing(&mut self, _current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.memory_bytes {
+            return Err(MemoryLimitExceeded { limit: self.memory_bytes, wanted: desired }.into());
+        }
+        Ok(maximum.is_none_or(|maximum| desired <= maximum))
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS && maximum.is_none_or(|maximum| desired <= maximum))
+    }
 }
 
 impl WasiView for GuestState {
@@ -65,7 +87,7 @@ pub fn spawn(component: &WasmComponent, spec: &WasmSpec, plugin_id: &str) -> Res
             .preopened_dir(dir, "/data", FsPerms::ReadWrite)
             .map_err(|source| WasmError::DataDir { path: dir.display().to_string(), source })?;
     }
-    let limits = StoreLimitsBuilder::new().memory_size(spec.memory_limit_bytes).build();
+    let limits = GuestLimits { memory_bytes: spec.memory_limit_bytes };
     let state = GuestState { wasi: builder.build(), table: ResourceTable::new(), limits };
     let mut store = Store::new(component.pre.engine(), state);
     store.limiter(|state| &mut state.limits);
@@ -100,13 +122,26 @@ fn report_exit(exit: &ExitSender, plugin: &str, outcome: wasmtime::Result<Result
     let reason = match outcome {
         Ok(Ok(())) => "exited with status 0".to_owned(),
         Ok(Err(())) => "exited with status 1".to_owned(),
-        Err(error) => match error.downcast_ref::<I32Exit>() {
-            Some(I32Exit(code)) => format!("exited with status {code}"),
-            None => format!("trapped: {error:#}"),
-        },
+        Err(error) => describe_failure(&error),
     };
     tracing::debug!(plugin, "wasm guest {reason}");
     exit.send_replace(Some(CloseReason::Exited(reason)));
+}
+
+/// How a guest that did not return ended: an exit, the memory limit, or a trap, said in
+/// one line (the full error, with its wasm backtrace, goes to the debug log).
+fn describe_failure(error: &wasmtime::Error) -> String {
+    if let Some(I32Exit(code)) = error.downcast_ref::<I32Exit>() {
+        return format!("exited with status {code}");
+    }
+    if let Some(exceeded) = error.downcast_ref::<MemoryLimitExceeded>() {
+        return exceeded.to_string();
+    }
+    tracing::debug!("wasm guest trap: {error:?}");
+    match error.downcast_ref::<Trap>() {
+        Some(trap) => format!("trapped: {trap}"),
+        None => format!("trapped: {}", error.root_cause()),
+    }
 }
 
 /// A running guest. Dropping it stops the guest.

@@ -8,9 +8,11 @@
 //! linker, the epoch ticker); [`spawn`] starts one guest and yields the same
 //! [`Launched`](super::Launched) a process does.
 
+mod cache;
 mod guest;
 mod runtime;
 
+pub use cache::{CacheOutcome, ComponentCache};
 pub use guest::{WasmHandle, WasmSpec, spawn};
 pub use runtime::{WasmComponent, WasmRuntime};
 
@@ -19,6 +21,15 @@ pub const TRANSPORT: &str = "wasm";
 
 /// Linear memory a guest may use unless its plugin says otherwise.
 pub const DEFAULT_MEMORY_LIMIT_BYTES: usize = 64 << 20;
+
+/// A guest asked for more linear memory than its plugin may use. Raised by the store's
+/// limiter, so the trap that ends the guest names the limit instead of looking like a bug.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("memory limit of {} MiB exceeded (the guest asked for {} MiB)", limit / (1 << 20), wanted.div_ceil(1 << 20))]
+pub struct MemoryLimitExceeded {
+    pub limit: usize,
+    pub wanted: usize,
+}
 
 /// Why a component could not be loaded or started.
 #[derive(Debug, thiserror::Error)]

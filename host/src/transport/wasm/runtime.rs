@@ -8,6 +8,7 @@ use wasmtime::{Config, Engine};
 use wasmtime_wasi::p2::bindings::CommandPre;
 
 use super::WasmError;
+use super::cache::{CacheOutcome, ComponentCache};
 use super::guest::GuestState;
 
 /// How often the engine's epoch advances: the granularity at which a running guest yields
@@ -53,6 +54,20 @@ impl WasmRuntime {
         let shown = path.display().to_string();
         let component = Component::from_file(&self.engine, path)
             .map_err(|source| WasmError::Load { path: shown.clone(), source })?;
+        self.prepare(component, shown)
+    }
+
+    /// [`WasmRuntime::load`] through a cache of compiled components: a component compiles
+    /// once, then loads from disk.
+    pub fn load_cached(&self, path: &Path, cache: &ComponentCache) -> Result<(WasmComponent, CacheOutcome), WasmError> {
+        let shown = path.display().to_string();
+        let load = |source: wasmtime::Error| WasmError::Load { path: shown.clone(), source };
+        let bytes = std::fs::read(path).map_err(|error| load(error.into()))?;
+        let (component, outcome) = cache.load(&self.engine, &bytes).map_err(load)?;
+        Ok((self.prepare(component, shown.clone())?, outcome))
+    }
+
+    fn prepare(&self, component: Component, shown: String) -> Result<WasmComponent, WasmError> {
         let pre = self
             .linker
             .instantiate_pre(&component)
