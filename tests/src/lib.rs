@@ -198,6 +198,11 @@ fn test_settings(id: PluginId, initialize: InitializeParams) -> PluginSettings {
 /// An example compiled to a component (built by cargo, once per test run), and loaded
 /// once into this test binary's wasm runtime.
 pub fn wasm_component(example: &str) -> WasmComponent {
+    try_wasm_component(example).unwrap_or_else(|why| panic!("{why}"))
+}
+
+/// [`wasm_component`], with the host's refusal to load it as an error.
+pub fn try_wasm_component(example: &str) -> Result<WasmComponent, String> {
     static RUNTIME: OnceLock<WasmRuntime> = OnceLock::new();
     static LOADED: Mutex<BTreeMap<String, WasmComponent>> = Mutex::new(BTreeMap::new());
     static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
@@ -206,14 +211,14 @@ pub fn wasm_component(example: &str) -> WasmComponent {
     }
     let runtime = RUNTIME.get_or_init(|| WasmRuntime::new().expect("the wasm engine starts"));
     let mut loaded = LOADED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    loaded
-        .entry(example.to_owned())
-        .or_insert_with(|| {
-            let target_dir = binary_dir().parent().expect("target/<profile>").to_path_buf();
-            let path = target_dir.join("wasm32-wasip2/guest").join(format!("{example}.wasm"));
-            runtime.load(&path).unwrap_or_else(|error| panic!("{error}"))
-        })
-        .clone()
+    if let Some(component) = loaded.get(example) {
+        return Ok(component.clone());
+    }
+    let target_dir = binary_dir().parent().expect("target/<profile>").to_path_buf();
+    let path = target_dir.join("wasm32-wasip2/guest").join(format!("{example}.wasm"));
+    let component = runtime.load(&path).map_err(|error| error.to_string())?;
+    loaded.insert(example.to_owned(), component.clone());
+    Ok(component)
 }
 
 /// Builds every example with cargo into this build's target directory.

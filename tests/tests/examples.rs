@@ -66,6 +66,7 @@ on_both_transports! {
     storage_abuser => storage_abuser_on,
     sandbox_prober => sandbox_prober_on,
     bare_ping => bare_ping_on,
+    socket_importer => socket_importer_on,
 }
 
 fn initialize_with(admin: Value, credentials: &[(&str, &str)]) -> impl FnOnce(&mut PluginSettings) {
@@ -366,5 +367,26 @@ async fn bare_ping_on(transport: Transport) {
     plugin.shutdown().await;
     if let Some(pid) = pid {
         assert!(process_ends(pid).await);
+    }
+}
+
+async fn socket_importer_on(transport: Transport) {
+    match transport {
+        Transport::Process => {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let target = listener.local_addr().unwrap().to_string();
+            let host = TestHost::new();
+            let plugin = start(&host, "socket-importer", transport).await;
+            let answer = plugin.call::<SeriesSearch>(&search(&target)).await.unwrap();
+            assert_eq!(answer.results[0].title, "connected", "process mode does not confine the network");
+            plugin.shutdown().await;
+        }
+        Transport::Wasm => {
+            let refused =
+                codex_plugin_host_tests::try_wasm_component("socket-importer").err().expect("refused at load");
+            assert!(refused.contains("imports what a plugin may not"), "{refused}");
+            assert!(refused.contains("wasi:sockets/tcp@"), "the offending imports are listed: {refused}");
+            assert!(!refused.contains("wasi:cli/stdin"), "allowed imports are not: {refused}");
+        }
     }
 }

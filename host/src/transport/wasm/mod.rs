@@ -11,10 +11,12 @@
 mod cache;
 mod guest;
 mod runtime;
+mod world;
 
 pub use cache::{CacheOutcome, ComponentCache};
 pub use guest::{WasmHandle, WasmSpec, spawn};
 pub use runtime::{WasmComponent, WasmRuntime};
+pub use world::PLUGIN_WORLD;
 
 /// The transport's name in messages.
 pub const TRANSPORT: &str = "wasm";
@@ -38,6 +40,8 @@ pub enum WasmError {
     Engine(wasmtime::Error),
     #[error("could not load component {path}: {source:#}")]
     Load { path: String, source: wasmtime::Error },
+    #[error("component {path} imports what a plugin may not ({}); the plugin world, wit/plugin.wit, allows stdio, clocks, random, files under /data and wasi:http", imports.join(", "))]
+    ForbiddenImports { path: String, imports: Vec<String> },
     #[error("component {path} is not a WASI command (it must export wasi:cli/run): {source:#}")]
     NotACommand { path: String, source: wasmtime::Error },
     #[error("could not grant the data directory {path}: {source:#}")]

@@ -67,7 +67,12 @@ impl WasmRuntime {
         Ok((self.prepare(component, shown.clone())?, outcome))
     }
 
+    /// Checks the component against the plugin world, then links it.
     fn prepare(&self, component: Component, shown: String) -> Result<WasmComponent, WasmError> {
+        let forbidden = super::world::forbidden_imports(&self.engine, &component);
+        if !forbidden.is_empty() {
+            return Err(WasmError::ForbiddenImports { path: shown, imports: forbidden });
+        }
         let pre = self
             .linker
             .instantiate_pre(&component)
