@@ -166,7 +166,8 @@ impl TestHost {
                 adjust(&mut settings);
                 let memory_limit_bytes = memory_limit_bytes
                     .map_or(wasm::DEFAULT_MEMORY_LIMIT_BYTES, |limit| usize::try_from(limit).unwrap_or(usize::MAX));
-                let spec = WasmSpec { data_dir: Some(plugin_dir), memory_limit_bytes };
+                let request_deadline = settings.timeouts.default_timeout();
+                let spec = WasmSpec { data_dir: Some(plugin_dir), memory_limit_bytes, request_deadline };
                 let storage = StorageHandler::new(self.quota.scoped(StorageScope::plugin(settings.id.as_str())));
                 let launched = wasm::spawn(&wasm_component(example), &spec, settings.id.as_str())
                     .unwrap_or_else(|error| panic!("{example} did not start as a component: {error}"));

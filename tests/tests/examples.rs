@@ -229,10 +229,24 @@ async fn recommendations_echo_on(transport: Transport) {
 
 async fn spin_loop_on(transport: Transport) {
     let host = TestHost::new();
-    let plugin = start_with(&host, "spin-loop", transport, short_timeouts).await;
+    // The deadline is the plugin's request timeout: 700 ms here.
+    let plugin = start_with(&host, "spin-loop", transport, |settings| {
+        settings.timeouts = Timeouts::new(Duration::from_millis(700));
+    })
+    .await;
     let pid = plugin.process_id();
     let error = plugin.call::<SeriesSearch>(&search("x")).await.unwrap_err();
-    assert!(matches!(error, PluginError::Timeout { .. }), "{error}");
+    match transport {
+        // A process is only timed out; the host kills it at shutdown.
+        Transport::Process => assert!(matches!(error, PluginError::Timeout { .. }), "{error}"),
+        // A wasm guest is interrupted by the epoch watchdog at the deadline, which is the
+        // cause the pending call fails with.
+        Transport::Wasm => {
+            let PluginError::Closed { closed, .. } = &error else { panic!("expected the interrupt: {error}") };
+            let expected = "request deadline of 700 ms exceeded: the guest ran without answering";
+            assert_eq!(closed.reason, CloseReason::Exited(expected.into()));
+        }
+    }
     plugin.shutdown().await;
     if let Some(pid) = pid {
         assert!(process_ends(pid).await, "the spinning process was killed");

@@ -180,6 +180,7 @@ fn prepare(args: &CallArgs) -> Result<Request, Failure> {
                 data_dir: Some(plugin_dir.clone()),
                 memory_limit_bytes: memory_limit_bytes
                     .map_or(wasm::DEFAULT_MEMORY_LIMIT_BYTES, |limit| usize::try_from(limit).unwrap_or(usize::MAX)),
+                request_deadline: timeout,
             },
             cache: data_dir.join(WASM_CACHE_DIR),
         },

@@ -4,14 +4,16 @@ use std::path::PathBuf;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use wasmtime::component::ResourceTable;
-use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline};
+use wasmtime::{ResourceLimiter, Store, Trap};
 use wasmtime_wasi::cli::{AsyncStdinStream, AsyncStdoutStream};
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxView, WasiView};
 
-use super::runtime::WasmComponent;
+use super::runtime::{EPOCH_TICK, WasmComponent};
+use super::watchdog::{DeadlineExceeded, Watchdog, WatchedOutput};
 use super::{DEFAULT_MEMORY_LIMIT_BYTES, MemoryLimitExceeded, WasmError};
 use crate::dispatch::{CloseReason, ExitSender, ExitSignal, exit_signal};
 use crate::transport::{Launched, TransportHandle, stderr};
+use std::sync::Arc;
 
 /// Room in each pipe between host and guest.
 const PIPE_BYTES: usize = 64 << 10;
@@ -23,11 +25,18 @@ pub struct WasmSpec {
     pub data_dir: Option<PathBuf>,
     /// Linear memory the guest may grow to.
     pub memory_limit_bytes: usize,
+    /// How long the guest may execute without writing a line before it is interrupted:
+    /// the plugin's request timeout. Time blocked waiting for input does not count.
+    pub request_deadline: Duration,
 }
 
 impl Default for WasmSpec {
     fn default() -> Self {
-        Self { data_dir: None, memory_limit_bytes: DEFAULT_MEMORY_LIMIT_BYTES }
+        Self {
+            data_dir: None,
+            memory_limit_bytes: DEFAULT_MEMORY_LIMIT_BYTES,
+            request_deadline: crate::limits::DEFAULT_REQUEST_TIMEOUT,
+        }
     }
 }
 
@@ -70,12 +79,13 @@ impl WasiView for GuestState {
 /// a tokio runtime.
 pub fn spawn(component: &WasmComponent, spec: &WasmSpec, plugin_id: &str) -> Result<Launched, WasmError> {
     let (host_input, guest_stdin) = tokio::io::duplex(PIPE_BYTES);
+    let watchdog = Arc::new(Watchdog::default());
     let (guest_stdout, host_output) = tokio::io::duplex(PIPE_BYTES);
     let (guest_stderr, host_errors) = tokio::io::duplex(PIPE_BYTES);
     let mut builder = WasiCtx::builder();
     builder
         .stdin(AsyncStdinStream::new(guest_stdin))
-        .stdout(AsyncStdoutStream::new(PIPE_BYTES, guest_stdout))
+        .stdout(AsyncStdoutStream::new(PIPE_BYTES, WatchedOutput::new(guest_stdout, watchdog.clone())))
         .stderr(AsyncStdoutStream::new(PIPE_BYTES, guest_stderr))
         .allow_tcp(false)
         .allow_udp(false)
@@ -91,9 +101,12 @@ pub fn spawn(component: &WasmComponent, spec: &WasmSpec, plugin_id: &str) -> Res
     let state = GuestState { wasi: builder.build(), table: ResourceTable::new(), limits };
     let mut store = Store::new(component.pre.engine(), state);
     store.limiter(|state| &mut state.limits);
-    // Every epoch tick the guest yields, so one guest never holds a worker thread.
+    // Every epoch tick the guest yields, so one guest never holds a worker thread; past its
+    // request deadline without output it is interrupted.
+    let deadline = spec.request_deadline;
+    let allowed_ticks = deadline.as_millis().div_ceil(EPOCH_TICK.as_millis()).max(1) as u64;
     store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
+    store.epoch_deadline_callback(move |_| watchdog.check(allowed_ticks, deadline));
     let (exit_sender, exit) = exit_signal();
     let pre = component.pre.clone();
     let label = plugin_id.to_owned();
@@ -135,6 +148,9 @@ fn describe_failure(error: &wasmtime::Error) -> String {
         return format!("exited with status {code}");
     }
     if let Some(exceeded) = error.downcast_ref::<MemoryLimitExceeded>() {
+        return exceeded.to_string();
+    }
+    if let Some(exceeded) = error.downcast_ref::<DeadlineExceeded>() {
         return exceeded.to_string();
     }
     tracing::debug!("wasm guest trap: {error:?}");

@@ -11,11 +11,13 @@
 mod cache;
 mod guest;
 mod runtime;
+mod watchdog;
 mod world;
 
 pub use cache::{CacheOutcome, ComponentCache};
 pub use guest::{WasmHandle, WasmSpec, spawn};
 pub use runtime::{WasmComponent, WasmRuntime};
+pub use watchdog::DeadlineExceeded;
 pub use world::PLUGIN_WORLD;
 
 /// The transport's name in messages.

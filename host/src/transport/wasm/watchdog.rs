@@ -1,0 +1,107 @@
+//! The request deadline of a running guest, enforced with epoch interruption.
+//!
+//! The engine's epoch advances every [`super::runtime::EPOCH_TICK`]; a guest executing wasm
+//! code notices each advance and asks the watchdog whether it may go on. A guest blocked
+//! waiting for its stdin executes nothing, so idle time never counts. What counts is how
+//! long the guest has executed since it last wrote to its stdout (an answer, or a request
+//! to the host): past the deadline it is interrupted, and the trap says why.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::AsyncWrite;
+use wasmtime::UpdateDeadline;
+
+/// A guest that executed for its whole deadline without writing a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("request deadline of {} exceeded: the guest ran without answering", format_deadline(*deadline))]
+pub struct DeadlineExceeded {
+    pub deadline: Duration,
+}
+
+fn format_deadline(deadline: Duration) -> String {
+    if deadline.subsec_nanos() == 0 {
+        format!("{} s", deadline.as_secs())
+    } else {
+        format!("{} ms", deadline.as_millis())
+    }
+}
+
+/// Epoch ticks the guest executed since it last wrote.
+#[derive(Debug, Default)]
+pub(super) struct Watchdog {
+    ticks_since_output: AtomicU64,
+}
+
+impl Watchdog {
+    /// The store's epoch callback: yield to other tasks every tick, and interrupt the guest
+    /// once it has run `allowed_ticks` ticks without output.
+    pub(super) fn check(&self, allowed_ticks: u64, deadline: Duration) -> wasmtime::Result<UpdateDeadline> {
+        let ran = self.ticks_since_output.fetch_add(1, Ordering::Relaxed) + 1;
+        if ran > allowed_ticks {
+            return Err(DeadlineExceeded { deadline }.into());
+        }
+        Ok(UpdateDeadline::Yield(1))
+    }
+
+    fn output_seen(&self) {
+        self.ticks_since_output.store(0, Ordering::Relaxed);
+    }
+}
+
+/// The guest's stdout, telling the watchdog whenever the guest writes.
+pub(super) struct WatchedOutput<W> {
+    inner: W,
+    watchdog: Arc<Watchdog>,
+}
+
+impl<W> WatchedOutput<W> {
+    pub(super) fn new(inner: W, watchdog: Arc<Watchdog>) -> Self {
+        Self { inner, watchdog }
+    }
+}
+
+impl<W: AsyncWrite + Unpin> AsyncWrite for WatchedOutput<W> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bytes: &[u8]) -> Poll<io::Result<usize>> {
+        let written = Pin::new(&mut self.inner).poll_write(cx, bytes);
+        if matches!(written, Poll::Ready(Ok(count)) if count > 0) {
+            self.watchdog.output_seen();
+        }
+        written
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    #[tokio::test]
+    async fn ticks_without_output_run_out_and_output_resets_them() {
+        let watchdog = Arc::new(Watchdog::default());
+        let deadline = Duration::from_millis(30);
+        for _ in 0..3 {
+            assert!(watchdog.check(3, deadline).is_ok());
+        }
+        let (sink, _keep) = tokio::io::duplex(64);
+        let mut output = WatchedOutput::new(sink, watchdog.clone());
+        output.write_all(b"{}\n").await.unwrap();
+        for _ in 0..3 {
+            assert!(watchdog.check(3, deadline).is_ok(), "writing reset the count");
+        }
+        let Err(error) = watchdog.check(3, deadline) else { panic!("the fourth tick is over the deadline") };
+        assert_eq!(error.downcast_ref::<DeadlineExceeded>(), Some(&DeadlineExceeded { deadline }));
+        assert_eq!(error.to_string(), "request deadline of 30 ms exceeded: the guest ran without answering");
+    }
+}
