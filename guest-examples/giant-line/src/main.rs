@@ -11,15 +11,7 @@ struct Giant;
 
 impl SeriesProvider for Giant {
     async fn search(&self, _ctx: &Context, _params: SeriesSearchParams) -> Result<SearchResponse> {
-        let result = SearchResult {
-            external_id: "giant".into(),
-            title: "x".repeat(20 << 20),
-            alternate_titles: vec![],
-            year: None,
-            cover_url: None,
-            relevance_score: None,
-            preview: None,
-        };
+        let result = SearchResult::new("giant", "x".repeat(20 << 20));
         Ok(SearchResponse { results: vec![result], next_cursor: None })
     }
 

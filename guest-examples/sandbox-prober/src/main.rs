@@ -83,15 +83,7 @@ fn report(name: &str, probe: Probe) -> SearchResult {
         Ok(detail) => (true, detail),
         Err(detail) => (false, detail),
     };
-    SearchResult {
-        external_id: name.into(),
-        title: json!({"reached": reached, "detail": detail}).to_string(),
-        alternate_titles: vec![],
-        year: None,
-        cover_url: None,
-        relevance_score: None,
-        preview: None,
-    }
+    SearchResult::new(name, json!({"reached": reached, "detail": detail}).to_string())
 }
 
 impl SeriesProvider for Prober {

@@ -47,15 +47,7 @@ impl SeriesProvider for Remembering {
     async fn search(&self, ctx: &Context, params: SeriesSearchParams) -> Result<SearchResponse> {
         let remembered = ctx.storage().get(&params.query).await?;
         let title = remembered.map_or_else(|| "unknown".to_owned(), |value| value.to_string());
-        let result = SearchResult {
-            external_id: params.query,
-            title,
-            alternate_titles: vec![],
-            year: None,
-            cover_url: None,
-            relevance_score: None,
-            preview: None,
-        };
+        let result = SearchResult::new(params.query, title);
         Ok(SearchResponse { results: vec![result], next_cursor: None })
     }
 

@@ -18,15 +18,7 @@ impl SeriesProvider for Importer {
             Ok(_) => "connected".to_owned(),
             Err(error) => format!("refused: {error}"),
         };
-        let result = SearchResult {
-            external_id: params.query,
-            title: outcome,
-            alternate_titles: vec![],
-            year: None,
-            cover_url: None,
-            relevance_score: None,
-            preview: None,
-        };
+        let result = SearchResult::new(params.query, outcome);
         Ok(SearchResponse { results: vec![result], next_cursor: None })
     }
 

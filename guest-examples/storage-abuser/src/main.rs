@@ -20,15 +20,7 @@ async fn step(storage: &Storage, key: &str, value: serde_json::Value, expires_at
 }
 
 fn result(step: &str, outcome: String) -> SearchResult {
-    SearchResult {
-        external_id: step.into(),
-        title: outcome,
-        alternate_titles: vec![],
-        year: None,
-        cover_url: None,
-        relevance_score: None,
-        preview: None,
-    }
+    SearchResult::new(step, outcome)
 }
 
 impl SeriesProvider for Abuser {

@@ -128,6 +128,21 @@ pub struct SearchResult {
     pub preview: Option<SearchPreview>,
 }
 
+impl SearchResult {
+    /// A result with just an id and a title; every other field empty.
+    pub fn new(external_id: impl Into<String>, title: impl Into<String>) -> Self {
+        Self {
+            external_id: external_id.into(),
+            title: title.into(),
+            alternate_titles: Vec::new(),
+            year: None,
+            cover_url: None,
+            relevance_score: None,
+            preview: None,
+        }
+    }
+}
+
 /// What a search result shows before it is opened.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
