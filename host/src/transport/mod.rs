@@ -62,6 +62,12 @@ impl TransportHandle {
     }
 }
 
+/// Waits up to `grace` for the plugin to end; `true` if it has. One definition for every
+/// transport: each reports its end through the same kind of signal.
+pub(crate) async fn exited_within(exit: &mut ExitSignal, grace: Duration) -> bool {
+    tokio::time::timeout(grace, exit.wait_for(Option::is_some)).await.is_ok()
+}
+
 /// How long each step of a shutdown may take: the `shutdown` request and the wait for a
 /// voluntary exit (grace), then closing the input, then SIGTERM, then SIGKILL.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -141,7 +141,7 @@ impl ProcessHandle {
     }
 
     pub(crate) async fn wait_for_exit(&mut self, grace: Duration) -> bool {
-        tokio::time::timeout(grace, self.exit.wait_for(Option::is_some)).await.is_ok()
+        super::exited_within(&mut self.exit, grace).await
     }
 
     /// SIGTERM to the group, then SIGKILL after the policy's wait; then reaps. The input

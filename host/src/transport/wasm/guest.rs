@@ -169,7 +169,7 @@ pub struct WasmHandle {
 
 impl WasmHandle {
     pub(crate) async fn wait_for_exit(&mut self, grace: Duration) -> bool {
-        tokio::time::timeout(grace, self.exit.wait_for(Option::is_some)).await.is_ok()
+        crate::transport::exited_within(&mut self.exit, grace).await
     }
 
     /// Drops the guest: it stops at its next epoch tick at the latest.
