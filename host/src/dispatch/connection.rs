@@ -38,12 +38,19 @@ const WRITE_FAILURE_GRACE: Duration = Duration::from_secs(4);
 const MAX_CONCURRENT_REVERSE_REQUESTS: usize = 32;
 /// How much of a junk line goes into the log.
 const LOGGED_JUNK_BYTES: usize = 200;
+/// Junk lines logged one by one after each message; the rest of a run is counted.
+const LOGGED_JUNK_LINES: u64 = 10;
+/// Default cap on lines that are not JSON-RPC between two messages.
+pub const DEFAULT_MAX_JUNK_BYTES: usize = 16 << 20;
 
 /// Settings of one connection.
 pub struct ConnectionConfig {
     pub label: PluginLabel,
     /// Cap on one message from the plugin, enforced while reading.
     pub max_message_bytes: usize,
+    /// Cap on the bytes of lines that are not JSON-RPC the plugin may write between two
+    /// messages: a plugin flooding its output is a fault, not a cost the host bears forever.
+    pub max_junk_bytes: usize,
     /// Serves the plugin's requests (`storage/*`).
     pub reverse: Arc<dyn ReverseHandler>,
 }
@@ -51,7 +58,7 @@ pub struct ConnectionConfig {
 impl ConnectionConfig {
     /// Defaults: 8 MiB messages, and the given handler for plugin requests.
     pub fn new(label: PluginLabel, reverse: Arc<dyn ReverseHandler>) -> Self {
-        Self { label, max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES, reverse }
+        Self { label, max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES, max_junk_bytes: DEFAULT_MAX_JUNK_BYTES, reverse }
     }
 }
 
@@ -132,6 +139,7 @@ impl Connection {
             LineReader::new(output, config.max_message_bytes),
             exit,
             config.reverse,
+            config.max_junk_bytes,
             shared.clone(),
         ));
         let flusher = tokio::spawn({
@@ -239,8 +247,10 @@ async fn read_loop<R: AsyncRead + Unpin>(
     mut lines: LineReader<R>,
     mut exit: ExitSignal,
     reverse: Arc<dyn ReverseHandler>,
+    max_junk_bytes: usize,
     shared: Arc<Shared>,
 ) {
+    let mut junk = Junk::default();
     let permits = Arc::new(Semaphore::new(MAX_CONCURRENT_REVERSE_REQUESTS));
     // Owns the tasks serving plugin requests: they end with this loop.
     let mut serving = JoinSet::new();
@@ -273,7 +283,11 @@ async fn read_loop<R: AsyncRead + Unpin>(
             Err(LineError::TooLong { limit }) => break CloseReason::MessageTooLarge { limit },
             Err(LineError::Io(error)) => break CloseReason::ReadFailed(error.to_string()),
         };
-        match message::classify(line) {
+        let incoming = message::classify(line);
+        if !matches!(incoming, Incoming::Invalid(_)) {
+            junk.end_of_run(&shared.label);
+        }
+        match incoming {
             Incoming::Response(response) => deliver(&shared, response),
             Incoming::Request(request) => {
                 let Ok(permit) = permits.clone().acquire_owned().await else { break CloseReason::Stopped };
@@ -285,13 +299,47 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 });
             }
             Incoming::Invalid(why) => {
-                let shown = String::from_utf8_lossy(&line[..line.len().min(LOGGED_JUNK_BYTES)]).into_owned();
-                tracing::warn!(plugin = shared.label.id(), line = %shown, "skipping a line that is not JSON-RPC: {why}");
+                if junk.add(line.len() + 1) <= LOGGED_JUNK_LINES {
+                    let shown = String::from_utf8_lossy(&line[..line.len().min(LOGGED_JUNK_BYTES)]).into_owned();
+                    tracing::warn!(plugin = shared.label.id(), line = %shown, "skipping a line that is not JSON-RPC: {why}");
+                }
+                if junk.bytes > max_junk_bytes {
+                    break CloseReason::OutputFlooded { limit: max_junk_bytes };
+                }
             }
         }
         while serving.try_join_next().is_some() {}
     };
     shared.close(reason);
+}
+
+/// A run of lines that are not JSON-RPC, since the last message.
+#[derive(Default)]
+struct Junk {
+    lines: u64,
+    bytes: usize,
+}
+
+impl Junk {
+    /// Counts a line; returns how many lines the run has now.
+    fn add(&mut self, bytes: usize) -> u64 {
+        self.lines += 1;
+        self.bytes = self.bytes.saturating_add(bytes);
+        self.lines
+    }
+
+    /// A message arrived: the run is over (and its unlogged lines are reported).
+    fn end_of_run(&mut self, plugin: &PluginLabel) {
+        if self.lines > LOGGED_JUNK_LINES {
+            let unlogged = self.lines - LOGGED_JUNK_LINES;
+            tracing::warn!(
+                plugin = plugin.id(),
+                "skipped {unlogged} more lines that are not JSON-RPC ({} bytes in all)",
+                self.bytes
+            );
+        }
+        *self = Self::default();
+    }
 }
 
 fn deliver(shared: &Shared, response: Response) {

@@ -42,6 +42,8 @@ pub enum CloseReason {
     OutputClosed,
     #[error("sent a message over the limit of {limit} bytes ({} MiB)", *limit as f64 / 1_048_576.0)]
     MessageTooLarge { limit: usize },
+    #[error("wrote over {limit} bytes of lines that are not JSON-RPC without one message between them")]
+    OutputFlooded { limit: usize },
     #[error("reading its output failed: {0}")]
     ReadFailed(String),
     #[error("writing to its input failed: {0}")]

@@ -340,3 +340,32 @@ async fn after_a_failed_write_calls_get_the_plugins_exit_not_a_stop() {
 async fn within_seconds<T>(future: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(Duration::from_secs(10), future).await.expect("no hang")
 }
+
+#[tokio::test]
+async fn a_plugin_flooding_its_output_with_junk_is_a_fault() {
+    let (host_input, plugin_input) = tokio::io::duplex(1 << 20);
+    let (plugin_output, host_output) = tokio::io::duplex(1 << 20);
+    let (_exit_sender, exit) = exit_signal();
+    let mut config = ConnectionConfig::new(PluginLabel::new("flood", "memory"), Arc::new(RefuseAll));
+    config.max_junk_bytes = 4096;
+    let connection = Arc::new(Connection::open(host_output, host_input, exit, config));
+    let mut plugin = ScriptedPlugin { requests: BufReader::new(plugin_input).lines(), output: plugin_output };
+    let call = spawn_call(&connection, "ping");
+    let id = plugin.next_request().await["id"].clone();
+    // Junk below the cap, then a message: the run starts over.
+    for _ in 0..30 {
+        plugin.send(&"junk ".repeat(20)).await;
+    }
+    plugin.answer(&id, json!("pong")).await;
+    assert_eq!(call.await.unwrap().unwrap(), "\"pong\"");
+    let call = spawn_call(&connection, "ping");
+    plugin.next_request().await;
+    for _ in 0..60 {
+        plugin.send(&"junk ".repeat(20)).await;
+    }
+    let Err(CallError::Closed(closed)) = within_seconds(call).await.unwrap() else {
+        panic!("expected the flood to close it")
+    };
+    assert_eq!(closed.reason, CloseReason::OutputFlooded { limit: 4096 });
+    assert!(closed.to_string().contains("over 4096 bytes of lines that are not JSON-RPC"), "{closed}");
+}
