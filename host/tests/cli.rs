@@ -252,4 +252,7 @@ fn a_component_runs_in_wasm_mode_with_its_storage_kept_between_calls() {
     assert_eq!(ids, [json!("more-2")], "the dismissal was kept in storage between calls");
     let cached: Vec<_> = std::fs::read_dir(data.path().join("wasm-cache")).unwrap().collect();
     assert_eq!(cached.len(), 1, "one compiled entry, reused by every call after the first");
+    let bad_host = run(&["ping", "--allow-http-host", "https://api.example.org"]);
+    assert_eq!(bad_host.status.code(), Some(2), "{}", stderr(&bad_host));
+    assert!(stderr(&bad_host).contains(r#"allowed HTTP host "https://api.example.org" is not valid"#));
 }

@@ -10,12 +10,14 @@ use std::time::Duration;
 
 use codex_plugin_host::limits::{StorageLimits, StorageQuota};
 use codex_plugin_host::plugin::{Plugin, PluginError, PluginId, PluginSettings};
+use codex_plugin_host::protocol::methods::SeriesSearch;
 use codex_plugin_host::protocol::types::initialize::InitializeParams;
-use codex_plugin_host::protocol::types::metadata::SearchResponse;
+use codex_plugin_host::protocol::types::metadata::{SearchResponse, SeriesSearchParams};
 use codex_plugin_host::storage::handler::StorageHandler;
 use codex_plugin_host::storage::{SqliteStorage, StorageScope};
 use codex_plugin_host::transport::ShutdownPolicy;
 use codex_plugin_host::transport::process::{self, CommandAllowlist, ProcessSpec};
+use codex_plugin_host::transport::wasm::http::HttpPolicy;
 use codex_plugin_host::transport::wasm::{self, WasmComponent, WasmRuntime, WasmSpec};
 
 /// The repository's top folder.
@@ -136,18 +138,18 @@ impl TestHost {
         transport: Transport,
         adjust: impl FnOnce(&mut PluginSettings),
     ) -> Result<Plugin, PluginError> {
-        self.example_with_memory_limit(example, transport, None, adjust).await
+        self.example_granted(example, transport, Grants::default(), adjust).await
     }
 
-    /// [`TestHost::example`] with a memory limit: `RLIMIT_AS` for a process, the store
-    /// limit for a wasm guest (default 64 MiB).
-    pub async fn example_with_memory_limit(
+    /// [`TestHost::example`] with what the admin granted it.
+    pub async fn example_granted(
         &self,
         example: &str,
         transport: Transport,
-        memory_limit_bytes: Option<u64>,
+        grants: Grants,
         adjust: impl FnOnce(&mut PluginSettings),
     ) -> Result<Plugin, PluginError> {
+        let Grants { memory_limit_bytes, http } = grants;
         match transport {
             Transport::Process => {
                 let binary = example_binary(example);
@@ -167,7 +169,8 @@ impl TestHost {
                 let memory_limit_bytes = memory_limit_bytes
                     .map_or(wasm::DEFAULT_MEMORY_LIMIT_BYTES, |limit| usize::try_from(limit).unwrap_or(usize::MAX));
                 let request_deadline = settings.timeouts.default_timeout();
-                let spec = WasmSpec { data_dir: Some(plugin_dir), memory_limit_bytes, request_deadline };
+                let spec =
+                    WasmSpec { data_dir: Some(plugin_dir), memory_limit_bytes, request_deadline, http: Arc::new(http) };
                 let storage = StorageHandler::new(self.quota.scoped(StorageScope::plugin(settings.id.as_str())));
                 let launched = wasm::spawn(&wasm_component(example), &spec, settings.id.as_str())
                     .unwrap_or_else(|error| panic!("{example} did not start as a component: {error}"));
@@ -175,6 +178,15 @@ impl TestHost {
             }
         }
     }
+}
+
+/// What an admin grants an example beyond the defaults.
+#[derive(Debug, Clone, Default)]
+pub struct Grants {
+    /// `RLIMIT_AS` for a process, the store limit for a wasm guest (default 64 MiB).
+    pub memory_limit_bytes: Option<u64>,
+    /// Where a wasm guest may send HTTP requests (process mode does not confine the network).
+    pub http: HttpPolicy,
 }
 
 /// The two ways a plugin runs.
@@ -268,6 +280,18 @@ pub fn steps(response: &SearchResponse) -> Vec<(String, Value)> {
         .collect()
 }
 
+/// Runs the `sandbox-prober` example's probes against `target`: each probe's
+/// `{"reached": bool, "detail": "..."}`, by name.
+pub async fn probe(plugin: &Plugin, target: &str) -> BTreeMap<String, Value> {
+    let params = SeriesSearchParams { query: target.into(), limit: None, cursor: None };
+    let answer = plugin.call::<SeriesSearch>(&params).await.expect("the prober answers");
+    answer
+        .results
+        .into_iter()
+        .map(|result| (result.external_id, serde_json::from_str(&result.title).expect("each probe is JSON")))
+        .collect()
+}
+
 /// Whether a process has ended (and been reaped), waiting up to 5 s for it to do so.
 pub async fn process_ends(pid: i32) -> bool {
     for _ in 0..100 {
@@ -282,4 +306,41 @@ pub async fn process_ends(pid: i32) -> bool {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     false
+}
+
+/// An HTTP server on a loopback port that answers every request `200 ok` and counts the
+/// connections it was sent; it serves until the test binary ends.
+pub struct LoopbackServer {
+    /// `127.0.0.1:<port>`.
+    pub address: String,
+    connections: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl LoopbackServer {
+    pub fn start() -> Self {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        let address = listener.local_addr().expect("a bound address").to_string();
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = connections.clone();
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut request = [0; 4096];
+                let _ = stream.read(&mut request);
+                let _ = stream.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+            }
+        });
+        Self { address, connections }
+    }
+
+    /// The port part of [`LoopbackServer::address`].
+    pub fn port(&self) -> &str {
+        self.address.rsplit(':').next().expect("host:port")
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }

@@ -9,10 +9,9 @@ use codex_plugin_host::protocol::ErrorCode;
 use codex_plugin_host::protocol::methods::{NoParams, Ping, SeriesSearch};
 use codex_plugin_host::protocol::types::initialize::InitializeParams;
 use codex_plugin_host::protocol::types::metadata::SeriesSearchParams;
-use codex_plugin_host_tests::{TestHost, Transport, process_ends};
+use codex_plugin_host_tests::{Grants, LoopbackServer, TestHost, Transport, process_ends};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::time::Duration;
 
 include!(concat!(env!("OUT_DIR"), "/example_tests.rs"));
@@ -79,6 +78,10 @@ fn initialize_with(admin: Value, credentials: &[(&str, &str)]) -> impl FnOnce(&m
         initialize.data_dir = data_dir;
         settings.initialize = initialize;
     }
+}
+
+fn memory_limit(bytes: u64) -> Grants {
+    Grants { memory_limit_bytes: Some(bytes), ..Grants::default() }
 }
 
 fn search(query: &str) -> SeriesSearchParams {
@@ -255,8 +258,7 @@ async fn spin_loop_on(transport: Transport) {
 
 async fn memory_hog_on(transport: Transport) {
     let host = TestHost::new();
-    let plugin =
-        host.example_with_memory_limit("memory-hog", transport, Some(256 << 20), short_timeouts).await.unwrap();
+    let plugin = host.example_granted("memory-hog", transport, memory_limit(256 << 20), short_timeouts).await.unwrap();
     let error = plugin.call::<SeriesSearch>(&search("x")).await.unwrap_err();
     let PluginError::Closed { closed, .. } = &error else { panic!("expected the guest to die at its limit: {error}") };
     // A process: the allocation fails at RLIMIT_AS and Rust aborts. A wasm guest: the
@@ -288,7 +290,7 @@ async fn stdout_flood_on(transport: Transport) {
 async fn giant_line_on(transport: Transport) {
     let host = TestHost::new();
     // Building a 20 MiB answer takes more than a guest's default 64 MiB of memory.
-    let plugin = host.example_with_memory_limit("giant-line", transport, Some(256 << 20), |_| {}).await.unwrap();
+    let plugin = host.example_granted("giant-line", transport, memory_limit(256 << 20), |_| {}).await.unwrap();
     let error = plugin.call::<SeriesSearch>(&search("x")).await.unwrap_err();
     let PluginError::Closed { closed, .. } = &error else { panic!("{error}") };
     assert_eq!(closed.reason, CloseReason::MessageTooLarge { limit: 8 << 20 });
@@ -332,27 +334,10 @@ async fn storage_abuser_on(transport: Transport) {
 }
 
 async fn sandbox_prober_on(transport: Transport) {
-    // A loopback HTTP server for the prober to find.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let target = listener.local_addr().unwrap().to_string();
-    listener.set_nonblocking(false).unwrap();
-    let server = std::thread::spawn(move || {
-        let expected = if transport == Transport::Process { 2 } else { 0 };
-        for stream in listener.incoming().take(expected).flatten() {
-            let mut stream = stream;
-            let mut request = [0; 512];
-            let _ = stream.read(&mut request);
-            let _ = stream.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok");
-        }
-    });
+    let server = LoopbackServer::start();
     let host = TestHost::new();
     let plugin = start(&host, "sandbox-prober", transport).await;
-    let answer = plugin.call::<SeriesSearch>(&search(&target)).await.unwrap();
-    let probes: BTreeMap<String, Value> = answer
-        .results
-        .into_iter()
-        .map(|result| (result.external_id, serde_json::from_str(&result.title).unwrap()))
-        .collect();
+    let probes = codex_plugin_host_tests::probe(&plugin, &server.address).await;
     let reached = |probe: &str| probes[probe]["reached"] == json!(true);
     assert_eq!(probes["data-dir"]["detail"], json!("written by sandbox-prober"), "{probes:?}");
     assert!(!reached("arguments"), "{probes:?}");
@@ -361,17 +346,20 @@ async fn sandbox_prober_on(transport: Transport) {
         Transport::Process => {
             assert_eq!(probes["environment"]["detail"], json!("HOME,LANG,PATH"), "{probes:?}");
             assert!(reached("socket") && reached("file-outside"), "{probes:?}");
-            assert_eq!(probes["http"]["detail"], json!("HTTP/1.0 200 OK"));
+            assert_eq!(probes["http"]["detail"], json!("status 200: ok"));
+            assert_eq!(server.connections(), 2);
         }
-        // Wasm mode denies all of it: no variables, nothing but /data, no sockets.
+        // Wasm mode denies all of it: no variables, nothing but /data, no sockets, and
+        // HTTP to no host, since the admin allowed none.
         Transport::Wasm => {
             for probe in ["environment", "file-outside", "parent-dir", "socket", "http"] {
                 assert!(!reached(probe), "{probe} was reachable: {probes:?}");
             }
+            assert_eq!(probes["http"]["detail"], json!("ErrorCode::HttpRequestDenied"));
+            assert_eq!(server.connections(), 0, "nothing left the host");
         }
     }
     plugin.shutdown().await;
-    server.join().unwrap();
 }
 
 async fn bare_ping_on(transport: Transport) {

@@ -1,9 +1,10 @@
-//! What only wasm mode does: many guests in one host, and a deadline that counts execution,
-//! not waiting.
+//! What only wasm mode does: many guests in one host, a deadline that counts execution,
+//! not waiting, and outgoing HTTP only where the admin allowed it.
 
 use codex_plugin_host::limits::Timeouts;
 use codex_plugin_host::protocol::methods::{NoParams, Ping};
-use codex_plugin_host_tests::{TestHost, Transport};
+use codex_plugin_host::transport::wasm::http::HttpPolicy;
+use codex_plugin_host_tests::{Grants, LoopbackServer, TestHost, Transport, probe};
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -37,4 +38,46 @@ async fn time_spent_waiting_for_input_does_not_count_against_the_deadline() {
     assert_eq!(guest.call::<Ping>(&NoParams).await.unwrap(), "pong");
     assert!(guest.closed_reason().is_none(), "the guest was not interrupted");
     guest.shutdown().await;
+}
+
+/// The `sandbox-prober` guest's `http` probe of `target`, with the given policy.
+async fn http_probe(target: &str, allowed: &[&str], internal_addresses: bool) -> String {
+    let hosts = allowed.iter().map(|host| host.parse().expect("a valid allowed host")).collect();
+    let grants =
+        Grants { http: HttpPolicy::allow(hosts).with_internal_addresses(internal_addresses), ..Grants::default() };
+    let host = TestHost::new();
+    let prober = host.example_granted("sandbox-prober", Transport::Wasm, grants, |_| {}).await.unwrap();
+    let probes = probe(&prober, target).await;
+    prober.shutdown().await;
+    assert_eq!(probes["socket"]["reached"], false, "never a socket: {probes:?}");
+    probes["http"]["detail"].as_str().expect("a detail").to_owned()
+}
+
+#[tokio::test]
+async fn http_reaches_a_loopback_server_the_admin_allowed_with_internal_addresses() {
+    let server = LoopbackServer::start();
+    assert_eq!(http_probe(&server.address, &[&server.address], true).await, "status 200: ok");
+    // By name too: `localhost` is resolved by the host, then its address is checked.
+    let by_name = format!("localhost:{}", server.port());
+    assert_eq!(http_probe(&by_name, &["localhost"], true).await, "status 200: ok");
+    assert_eq!(server.connections(), 2);
+}
+
+#[tokio::test]
+async fn an_allowed_host_on_an_internal_address_is_refused_unless_internal_addresses_are_allowed() {
+    let server = LoopbackServer::start();
+    assert_eq!(http_probe(&server.address, &["127.0.0.1"], false).await, "ErrorCode::DestinationIpProhibited");
+    // The name is allowed, but it resolves to loopback: checked after resolution.
+    let by_name = format!("localhost:{}", server.port());
+    assert_eq!(http_probe(&by_name, &["localhost"], false).await, "ErrorCode::DestinationIpProhibited");
+    assert_eq!(server.connections(), 0, "nothing reached the server");
+}
+
+#[tokio::test]
+async fn http_to_a_host_the_admin_did_not_list_is_refused() {
+    let server = LoopbackServer::start();
+    // Another host, and the right host on another port.
+    assert_eq!(http_probe(&server.address, &["api.example.org"], true).await, "ErrorCode::HttpRequestDenied");
+    assert_eq!(http_probe(&server.address, &["127.0.0.1:1"], true).await, "ErrorCode::HttpRequestDenied");
+    assert_eq!(server.connections(), 0, "nothing reached the server");
 }

@@ -5,16 +5,19 @@
 //! The query names a TCP target, `host:port` (a loopback server of the test). Probes:
 //! `environment` (the variables it can see), `arguments`, `file-outside` (`/etc/passwd`),
 //! `parent-dir` (listing `..`), `data-dir` (a file written and read back in its own data
-//! directory), `socket` (a TCP connection to the target), `http` (an HTTP GET to it).
+//! directory), `socket` (a TCP connection to the target), `http` (a GET of `/` from it,
+//! reported as `status <code>: <body>`).
 //!
 //! As a component it has no socket probe to run: the plugin world has no `wasi:sockets`,
-//! and a component importing it is refused at load (`socket-importer` shows that), so
-//! there the `socket` and `http` probes report that they cannot be expressed.
+//! and a component importing it is refused at load (`socket-importer` shows that). Its
+//! `http` probe goes through `wasi:http`, which the host lets through only to the hosts
+//! and addresses the admin allowed; a refusal is reported by its `wasi:http` error code.
 //!
 //! `cargo build -p sandbox-prober` (native) or `--target wasm32-wasip2 --profile guest`.
 
 use codex_plugin_sdk::prelude::*;
 use serde_json::json;
+#[cfg(not(target_os = "wasi"))]
 use std::io::{Read, Write};
 #[cfg(not(target_os = "wasi"))]
 use std::net::{TcpStream, ToSocketAddrs};
@@ -69,13 +72,44 @@ fn socket(target: &str) -> Probe {
     connect(target).map(|_| format!("connected to {target}"))
 }
 
+#[cfg(not(target_os = "wasi"))]
 fn http(target: &str) -> Probe {
     let mut stream = connect(target)?;
     let request = format!("GET / HTTP/1.0\r\nHost: {target}\r\n\r\n");
     stream.write_all(request.as_bytes()).map_err(|error| error.to_string())?;
     let mut answer = String::new();
     stream.read_to_string(&mut answer).map_err(|error| error.to_string())?;
-    Ok(answer.lines().next().unwrap_or_default().to_owned())
+    let (head, body) = answer.split_once("\r\n\r\n").ok_or("no end of headers")?;
+    let status = head.split_whitespace().nth(1).ok_or("no status")?;
+    Ok(format!("status {status}: {body}"))
+}
+
+#[cfg(target_os = "wasi")]
+fn http(target: &str) -> Probe {
+    use wasip2::http::outgoing_handler;
+    use wasip2::http::types::{Fields, OutgoingRequest, Scheme};
+    use wasip2::io::streams::StreamError;
+
+    let request = OutgoingRequest::new(Fields::new());
+    request.set_scheme(Some(&Scheme::Http)).map_err(|()| "scheme refused")?;
+    request.set_authority(Some(target)).map_err(|()| "authority refused")?;
+    request.set_path_with_query(Some("/")).map_err(|()| "path refused")?;
+    let pending = outgoing_handler::handle(request, None).map_err(|error| format!("{error:?}"))?;
+    pending.subscribe().block();
+    let response = pending.get().ok_or("no response")?.map_err(|()| "response taken")?;
+    let response = response.map_err(|error| format!("{error:?}"))?;
+    let status = response.status();
+    let body = response.consume().map_err(|()| "body taken")?;
+    let stream = body.stream().map_err(|()| "body stream taken")?;
+    let mut bytes = Vec::new();
+    loop {
+        match stream.blocking_read(64 << 10) {
+            Ok(chunk) => bytes.extend(chunk),
+            Err(StreamError::Closed) => break,
+            Err(StreamError::LastOperationFailed(error)) => return Err(error.to_debug_string()),
+        }
+    }
+    Ok(format!("status {status}: {}", String::from_utf8_lossy(&bytes)))
 }
 
 fn report(name: &str, probe: Probe) -> SearchResult {

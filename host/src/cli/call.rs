@@ -18,6 +18,7 @@ use crate::storage::handler::StorageHandler;
 use crate::storage::{SqliteStorage, StorageScope};
 use crate::transport::Launched;
 use crate::transport::process::{self, CommandAllowlist, ProcessSpec};
+use crate::transport::wasm::http::{AllowedHost, HttpPolicy};
 use crate::transport::wasm::{self, ComponentCache, WasmRuntime, WasmSpec};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
@@ -73,6 +74,12 @@ pub struct CallArgs {
     /// Run a WebAssembly component (wasm32-wasip2) in this process instead of a command.
     #[arg(long, value_name = "FILE", conflicts_with = "command")]
     wasm: Option<PathBuf>,
+    /// A host a wasm plugin may send HTTP requests to, `name` or `name:port` (repeatable).
+    #[arg(long = "allow-http-host", value_name = "HOST", requires = "wasm")]
+    allow_http_hosts: Vec<String>,
+    /// Let the allowed hosts resolve to loopback, private or link-local addresses.
+    #[arg(long, requires = "wasm")]
+    allow_internal_addresses: bool,
     /// The plugin's command and its arguments, after `--`.
     #[arg(last = true, required_unless_present = "wasm", value_name = "COMMAND")]
     command: Vec<String>,
@@ -144,6 +151,12 @@ pub fn run(args: CallArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+fn http_policy(args: &CallArgs) -> Result<HttpPolicy, Failure> {
+    let hosts = args.allow_http_hosts.iter().map(|entry| entry.parse::<AllowedHost>());
+    let hosts = hosts.collect::<Result<Vec<_>, _>>().map_err(|error| Failure::usage(error.to_string()))?;
+    Ok(HttpPolicy::allow(hosts).with_internal_addresses(args.allow_internal_addresses))
+}
+
 fn prepare(args: &CallArgs) -> Result<Request, Failure> {
     let method = HostMethod::from_name(&args.method)
         .ok_or_else(|| refusal(&PluginError::UnknownMethod { method: args.method.clone() }))?;
@@ -181,6 +194,7 @@ fn prepare(args: &CallArgs) -> Result<Request, Failure> {
                 memory_limit_bytes: memory_limit_bytes
                     .map_or(wasm::DEFAULT_MEMORY_LIMIT_BYTES, |limit| usize::try_from(limit).unwrap_or(usize::MAX)),
                 request_deadline: timeout,
+                http: Arc::new(http_policy(args)?),
             },
             cache: data_dir.join(WASM_CACHE_DIR),
         },

@@ -7,11 +7,13 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Store, Trap};
 use wasmtime_wasi::cli::{AsyncStdinStream, AsyncStdoutStream};
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use super::http::{GuardedConnector, HttpPolicy};
 use super::runtime::{EPOCH_TICK, WasmComponent};
 use super::watchdog::{DeadlineExceeded, Watchdog, WatchedOutput};
 use super::{DEFAULT_MEMORY_LIMIT_BYTES, MemoryLimitExceeded, WasmError};
-use crate::dispatch::{CloseReason, ExitSender, ExitSignal, exit_signal};
+use crate::dispatch::{CloseReason, ExitSignal, exit_signal};
 use crate::transport::{Launched, TransportHandle, stderr};
 use std::sync::Arc;
 
@@ -28,6 +30,8 @@ pub struct WasmSpec {
     /// How long the guest may execute without writing a line before it is interrupted:
     /// the plugin's request timeout. Time blocked waiting for input does not count.
     pub request_deadline: Duration,
+    /// Where the guest may send `wasi:http` requests; by default nowhere.
+    pub http: Arc<HttpPolicy>,
 }
 
 impl Default for WasmSpec {
@@ -36,6 +40,7 @@ impl Default for WasmSpec {
             data_dir: None,
             memory_limit_bytes: DEFAULT_MEMORY_LIMIT_BYTES,
             request_deadline: crate::limits::DEFAULT_REQUEST_TIMEOUT,
+            http: Arc::default(),
         }
     }
 }
@@ -45,6 +50,8 @@ pub struct GuestState {
     wasi: WasiCtx,
     table: ResourceTable,
     limits: GuestLimits,
+    http: WasiHttpCtx,
+    connector: GuardedConnector,
 }
 
 /// The memory limit of one guest, as a typed error rather than a failed allocation the
@@ -75,6 +82,12 @@ impl WasiView for GuestState {
     }
 }
 
+impl WasiHttpView for GuestState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.connector }
+    }
+}
+
 /// Starts a guest: its stdin and stdout become the returned streams. Must be called inside
 /// a tokio runtime.
 pub fn spawn(component: &WasmComponent, spec: &WasmSpec, plugin_id: &str) -> Result<Launched, WasmError> {
@@ -98,7 +111,13 @@ pub fn spawn(component: &WasmComponent, spec: &WasmSpec, plugin_id: &str) -> Res
             .map_err(|source| WasmError::DataDir { path: dir.display().to_string(), source })?;
     }
     let limits = GuestLimits { memory_bytes: spec.memory_limit_bytes };
-    let state = GuestState { wasi: builder.build(), table: ResourceTable::new(), limits };
+    let state = GuestState {
+        wasi: builder.build(),
+        table: ResourceTable::new(),
+        limits,
+        http: WasiHttpCtx::new(),
+        connector: GuardedConnector::new(spec.http.clone(), plugin_id),
+    };
     let mut store = Store::new(component.pre.engine(), state);
     store.limiter(|state| &mut state.limits);
     // Every epoch tick the guest yields, so one guest never holds a worker thread; past its
@@ -111,11 +130,12 @@ pub fn spawn(component: &WasmComponent, spec: &WasmSpec, plugin_id: &str) -> Res
     let pre = component.pre.clone();
     let label = plugin_id.to_owned();
     let run = tokio::spawn(async move {
-        let outcome = match pre.instantiate_async(&mut store).await {
-            Ok(command) => command.wasi_cli_run().call_run(&mut store).await,
-            Err(error) => Err(error),
+        let reason = match pre.instantiate_async(&mut store).await {
+            Ok(command) => describe_exit(command.wasi_cli_run().call_run(&mut store).await),
+            Err(error) => format!("could not be instantiated: {error:#}"),
         };
-        report_exit(&exit_sender, &label, outcome);
+        tracing::debug!(plugin = label, "wasm guest {reason}");
+        exit_sender.send_replace(Some(CloseReason::Exited(reason)));
         // The store, and with it the guest's ends of the pipes, is dropped here.
     });
     let plugin = plugin_id.to_owned();
@@ -131,14 +151,13 @@ pub fn spawn(component: &WasmComponent, spec: &WasmSpec, plugin_id: &str) -> Res
     })
 }
 
-fn report_exit(exit: &ExitSender, plugin: &str, outcome: wasmtime::Result<Result<(), ()>>) {
-    let reason = match outcome {
+/// How a guest's run ended, in one line.
+fn describe_exit(outcome: wasmtime::Result<Result<(), ()>>) -> String {
+    match outcome {
         Ok(Ok(())) => "exited with status 0".to_owned(),
         Ok(Err(())) => "exited with status 1".to_owned(),
         Err(error) => describe_failure(&error),
-    };
-    tracing::debug!(plugin, "wasm guest {reason}");
-    exit.send_replace(Some(CloseReason::Exited(reason)));
+    }
 }
 
 /// How a guest that did not return ended: an exit, the memory limit, or a trap, said in

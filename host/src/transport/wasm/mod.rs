@@ -10,6 +10,7 @@
 
 mod cache;
 mod guest;
+pub mod http;
 mod runtime;
 mod watchdog;
 mod world;

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Config, Engine};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 use wasmtime_wasi::p2::bindings::CommandPre;
 
 use super::WasmError;
@@ -15,6 +15,15 @@ use super::guest::GuestState;
 /// to other tasks (and, later, at which a spinning guest is stopped).
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
+/// Guests one host holds at once unless told otherwise.
+pub const DEFAULT_GUEST_CAPACITY: u32 = 1000;
+
+/// What one guest may take from the pool. A Rust `wasm32-wasip2` plugin uses one memory,
+/// two tables and four core instances; the headroom is for other toolchains.
+const CORE_INSTANCES_PER_GUEST: u32 = 8;
+const MEMORIES_PER_GUEST: u32 = 2;
+const TABLES_PER_GUEST: u32 = 4;
+
 /// The engine and linker of a host; cheap to clone.
 #[derive(Clone)]
 pub struct WasmRuntime {
@@ -23,14 +32,22 @@ pub struct WasmRuntime {
 }
 
 impl WasmRuntime {
-    /// An engine with epoch interruption, and a linker with WASI 0.2. Starts the epoch
-    /// ticker, a thread that ends when the last clone of the engine is dropped.
+    /// [`WasmRuntime::with_capacity`] for [`DEFAULT_GUEST_CAPACITY`] guests.
     pub fn new() -> Result<Self, WasmError> {
+        Self::with_capacity(DEFAULT_GUEST_CAPACITY)
+    }
+
+    /// An engine with epoch interruption and a pooling allocator sized for `guests` guests
+    /// at once, and a linker with WASI 0.2 and `wasi:http`. Starts the epoch ticker, a
+    /// thread that ends when the last clone of the engine is dropped.
+    pub fn with_capacity(guests: u32) -> Result<Self, WasmError> {
         let mut config = Config::new();
         config.epoch_interruption(true);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool_for(guests)));
         let engine = Engine::new(&config).map_err(WasmError::Engine)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(WasmError::Engine)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(WasmError::Engine)?;
         let weak = engine.weak();
         std::thread::Builder::new()
             .name("wasm-epoch".into())
@@ -80,6 +97,23 @@ impl WasmRuntime {
             .map_err(|source| WasmError::NotACommand { path: shown, source })?;
         Ok(WasmComponent { pre })
     }
+}
+
+/// Slots for `guests` guests: instances, memories (each up to 4 GiB, the most a 32-bit
+/// memory can address; a plugin's own limit is the store's limiter), tables and stacks.
+/// Slots are address space, reserved once; only what a guest touches becomes resident.
+fn pool_for(guests: u32) -> PoolingAllocationConfig {
+    let mut pool = PoolingAllocationConfig::new();
+    pool.total_component_instances(guests)
+        .total_stacks(guests)
+        .total_core_instances(guests.saturating_mul(CORE_INSTANCES_PER_GUEST))
+        .total_memories(guests.saturating_mul(MEMORIES_PER_GUEST))
+        .total_tables(guests.saturating_mul(TABLES_PER_GUEST))
+        .max_core_instances_per_component(CORE_INSTANCES_PER_GUEST)
+        .max_memories_per_component(MEMORIES_PER_GUEST)
+        .max_tables_per_component(TABLES_PER_GUEST)
+        .max_memory_size(1 << 32);
+    pool
 }
 
 /// A compiled component, ready to instantiate as many guests as needed.
