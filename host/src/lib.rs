@@ -19,5 +19,7 @@ pub mod dispatch;
 pub mod limits;
 pub mod plugin;
 pub mod protocol;
+pub mod registry;
 pub mod storage;
 pub mod transport;
+pub mod vault;

@@ -1,0 +1,163 @@
+//! Users' connections to plugins, and credentials, sealed by the vault and bound to their
+//! row. A plugin-wide credential has the empty user id.
+
+use rusqlite::{OptionalExtension, params};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+
+use super::{Registry, RegistryError, check_user_id};
+use crate::vault::{RowBinding, Sealed, Secret, Vault};
+
+/// One user's connection to a plugin.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserConnection {
+    pub user: String,
+    /// Sent as `userConfig` (without its host-only `_codex` key).
+    pub config: Map<String, Value>,
+}
+
+/// What a key rotation did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RotationReport {
+    /// Values re-sealed under the new key.
+    pub rotated: usize,
+    /// Values left for a later run, when the rotation was stopped.
+    pub remaining: usize,
+}
+
+impl Registry {
+    /// Connects a user to a plugin, or replaces the user's configuration.
+    pub fn connect_user(&self, plugin: &str, user: &str, config: Map<String, Value>) -> Result<(), RegistryError> {
+        check_user_id(user).map_err(|why| RegistryError::Invalid { plugin: plugin.to_owned(), why })?;
+        self.get(plugin)?;
+        self.lock().execute(
+            "INSERT INTO plugin_users (plugin_id, user_id, config) VALUES (?, ?, ?)
+             ON CONFLICT (plugin_id, user_id) DO UPDATE SET config = excluded.config",
+            params![plugin, user, Value::Object(config).to_string()],
+        )?;
+        Ok(())
+    }
+
+    /// A user's connection to a plugin.
+    pub fn user_connection(&self, plugin: &str, user: &str) -> Result<UserConnection, RegistryError> {
+        let connection = self.lock();
+        let mut statement =
+            connection.prepare_cached("SELECT config FROM plugin_users WHERE plugin_id = ? AND user_id = ?")?;
+        let config: Option<String> = statement.query_row([plugin, user], |row| row.get(0)).optional()?;
+        let not_connected = || RegistryError::NotConnected { plugin: plugin.to_owned(), user: user.to_owned() };
+        let config = config.ok_or_else(not_connected)?;
+        let corrupt = |why: String| RegistryError::Corrupt { plugin: plugin.to_owned(), what: "user config", why };
+        let config = serde_json::from_str(&config).map_err(|error| corrupt(error.to_string()))?;
+        Ok(UserConnection { user: user.to_owned(), config })
+    }
+
+    /// Seals and stores credentials of a plugin (`user` `None`) or of one user's connection,
+    /// replacing values of the same names, all or none.
+    pub fn set_credentials(
+        &self,
+        vault: &Vault,
+        plugin: &str,
+        user: Option<&str>,
+        values: &BTreeMap<String, Secret>,
+    ) -> Result<(), RegistryError> {
+        self.get(plugin)?;
+        if let Some(user) = user {
+            self.user_connection(plugin, user)?;
+        }
+        let user = user.unwrap_or_default();
+        if let Some(name) = values.keys().find(|name| name.is_empty() || name.chars().any(char::is_control)) {
+            return Err(RegistryError::Invalid { plugin: plugin.to_owned(), why: format!("credential name {name:?}") });
+        }
+        let mut connection = self.lock();
+        let transaction = connection.transaction()?;
+        for (field, value) in values {
+            let sealed = vault.seal(RowBinding { plugin, user, field }, value);
+            transaction.execute(
+                "INSERT INTO plugin_credentials (plugin_id, user_id, name, key_id, nonce, ciphertext)
+                 VALUES (?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (plugin_id, user_id, name) DO UPDATE
+                 SET key_id = excluded.key_id, nonce = excluded.nonce, ciphertext = excluded.ciphertext",
+                params![plugin, user, field, sealed.key_id, sealed.nonce, sealed.ciphertext],
+            )?;
+        }
+        transaction.commit()?;
+        Ok(())
+    }
+
+    /// The names of a plugin's (or a user's) credentials, without their values.
+    pub fn credential_names(&self, plugin: &str, user: Option<&str>) -> Result<Vec<String>, RegistryError> {
+        Ok(self.sealed_credentials(plugin, user.unwrap_or_default())?.into_keys().collect())
+    }
+
+    /// Opens a plugin's credentials, or a user's merged over the plugin's (the user's win).
+    pub fn credentials(
+        &self,
+        vault: &Vault,
+        plugin: &str,
+        user: Option<&str>,
+    ) -> Result<BTreeMap<String, Secret>, RegistryError> {
+        let mut opened = BTreeMap::new();
+        for user in std::iter::once("").chain(user) {
+            for (field, sealed) in self.sealed_credentials(plugin, user)? {
+                let secret = vault.open(RowBinding { plugin, user, field: &field }, &sealed)?;
+                opened.insert(field, secret);
+            }
+        }
+        Ok(opened)
+    }
+
+    pub(super) fn sealed_credentials(
+        &self,
+        plugin: &str,
+        user: &str,
+    ) -> Result<BTreeMap<String, Sealed>, RegistryError> {
+        let connection = self.lock();
+        let mut statement = connection.prepare_cached(
+            "SELECT name, key_id, nonce, ciphertext FROM plugin_credentials WHERE plugin_id = ? AND user_id = ?",
+        )?;
+        let rows = statement.query_map([plugin, user], |row| {
+            Ok((row.get(0)?, Sealed { key_id: row.get(1)?, nonce: row.get(2)?, ciphertext: row.get(3)? }))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Re-seals every credential not yet under the vault's current key, one row at a time:
+    /// each row is rewritten in one statement, guarded by its old key id, so an interrupted
+    /// rotation leaves every value readable under exactly one key, and running it again
+    /// finishes the work. `progress` sees each rotated row and may stop the rotation.
+    pub fn rotate_credentials(
+        &self,
+        vault: &Vault,
+        mut progress: impl FnMut(RowBinding<'_>) -> ControlFlow<()>,
+    ) -> Result<RotationReport, RegistryError> {
+        let pending: Vec<(String, String, String, Sealed)> = {
+            let connection = self.lock();
+            let mut statement = connection.prepare(
+                "SELECT plugin_id, user_id, name, key_id, nonce, ciphertext FROM plugin_credentials
+                 WHERE key_id != ? ORDER BY plugin_id, user_id, name",
+            )?;
+            let rows = statement.query_map([vault.current_key_id()], |row| {
+                let sealed = Sealed { key_id: row.get(3)?, nonce: row.get(4)?, ciphertext: row.get(5)? };
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, sealed))
+            })?;
+            rows.collect::<Result<_, _>>()?
+        };
+        let mut report = RotationReport { rotated: 0, remaining: pending.len() };
+        for (plugin, user, field, sealed) in &pending {
+            let row = RowBinding { plugin, user, field };
+            let resealed = vault.seal(row, &vault.open(row, sealed)?);
+            self.lock().execute(
+                "UPDATE plugin_credentials SET key_id = ?, nonce = ?, ciphertext = ?
+                 WHERE plugin_id = ? AND user_id = ? AND name = ? AND key_id = ?",
+                params![resealed.key_id, resealed.nonce, resealed.ciphertext, plugin, user, field, sealed.key_id],
+            )?;
+            report.rotated += 1;
+            report.remaining -= 1;
+            if progress(row).is_break() {
+                break;
+            }
+        }
+        Ok(report)
+    }
+}

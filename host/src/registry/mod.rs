@@ -1,0 +1,110 @@
+//! The registry: plugins an admin registered, and each user's connection to them, in the
+//! host's SQLite file (the same file as plugin storage).
+//!
+//! A plugin's identity is the id the admin chose, never the `name` in its manifest. Health
+//! is written here only when it changes state (disabled, reset): a successful call never
+//! touches the database.
+
+mod connections;
+mod definition;
+mod plugins;
+
+pub use connections::{RotationReport, UserConnection};
+pub use definition::{CredentialDelivery, Launch, PluginDefinition};
+pub use plugins::PluginRecord;
+
+use rusqlite::Connection;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use crate::vault::VaultError;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS plugins (
+    id              TEXT    PRIMARY KEY,
+    definition      TEXT    NOT NULL,
+    enabled         INTEGER NOT NULL DEFAULT 1,
+    disabled_reason TEXT,
+    recent_faults   TEXT    NOT NULL DEFAULT '[]',
+    manifest        TEXT,
+    metrics         TEXT    NOT NULL DEFAULT '{}',
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS plugin_users (
+    plugin_id TEXT NOT NULL REFERENCES plugins (id) ON DELETE CASCADE,
+    user_id   TEXT NOT NULL,
+    config    TEXT NOT NULL DEFAULT '{}',
+    PRIMARY KEY (plugin_id, user_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS plugin_credentials (
+    plugin_id  TEXT NOT NULL REFERENCES plugins (id) ON DELETE CASCADE,
+    user_id    TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    key_id     TEXT NOT NULL,
+    nonce      BLOB NOT NULL,
+    ciphertext BLOB NOT NULL,
+    PRIMARY KEY (plugin_id, user_id, name)
+) WITHOUT ROWID;
+";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("could not open the registry in {path}: {source}")]
+    Open { path: String, source: rusqlite::Error },
+    #[error("registry database error: {0}")]
+    Database(#[from] rusqlite::Error),
+    #[error("no plugin is registered as `{0}`")]
+    NotRegistered(String),
+    #[error("a plugin is already registered as `{0}`")]
+    AlreadyRegistered(String),
+    #[error("user `{user}` is not connected to plugin `{plugin}`; run `plugin connect {plugin} --user {user}` first")]
+    NotConnected { plugin: String, user: String },
+    #[error("plugin `{plugin}`: {why}")]
+    Invalid { plugin: String, why: String },
+    #[error("the stored {what} of plugin `{plugin}` is unreadable: {why}")]
+    Corrupt { plugin: String, what: &'static str, why: String },
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+}
+
+/// The registry's connection to the host's database.
+pub struct Registry {
+    connection: Mutex<Connection>,
+}
+
+impl Registry {
+    /// Opens (or creates) the registry tables in the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, RegistryError> {
+        let opened = Connection::open(path).and_then(|connection| {
+            connection.busy_timeout(Duration::from_secs(5))?;
+            connection.pragma_update(None, "journal_mode", "WAL")?;
+            connection.pragma_update(None, "foreign_keys", "ON")?;
+            connection.execute_batch(SCHEMA)?;
+            Ok(connection)
+        });
+        let connection = opened.map_err(|source| RegistryError::Open { path: path.display().to_string(), source })?;
+        Ok(Self { connection: Mutex::new(connection) })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        self.connection.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A user id: what the embedding server calls its user, 1 to 200 characters, no control
+/// characters.
+pub fn check_user_id(user: &str) -> Result<(), String> {
+    if user.is_empty() || user.chars().count() > 200 || user.chars().any(char::is_control) {
+        return Err(format!("user id {user:?} must be 1 to 200 characters without control characters"));
+    }
+    Ok(())
+}
+
+fn now_micros() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+#[cfg(test)]
+mod tests;

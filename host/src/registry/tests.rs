@@ -1,0 +1,187 @@
+use super::*;
+use crate::plugin::PluginId;
+use crate::vault::{EncryptionKey, Secret, Vault};
+use serde_json::{Map, json};
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+
+fn registry() -> (tempfile::TempDir, Registry) {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::open(&dir.path().join("host.sqlite3")).unwrap();
+    (dir, registry)
+}
+
+fn echo() -> PluginDefinition {
+    PluginDefinition::new(Launch::Process { command: "node".into(), args: vec!["echo.mjs".into()] })
+}
+
+fn id(text: &str) -> PluginId {
+    PluginId::new(text).unwrap()
+}
+
+fn key(byte: u8) -> EncryptionKey {
+    use base64::Engine as _;
+    EncryptionKey::from_base64(&base64::engine::general_purpose::STANDARD.encode([byte; 32]), "test").unwrap()
+}
+
+fn secrets(pairs: &[(&str, &str)]) -> BTreeMap<String, Secret> {
+    pairs.iter().map(|(name, value)| (name.to_string(), Secret::new(*value))).collect()
+}
+
+#[test]
+fn plugins_are_added_read_listed_changed_and_removed() {
+    let (_dir, registry) = registry();
+    registry.add(&id("echo"), &echo()).unwrap();
+    registry.add(&id("alpha"), &echo()).unwrap();
+    let error = registry.add(&id("echo"), &echo()).unwrap_err();
+    assert_eq!(error.to_string(), "a plugin is already registered as `echo`");
+
+    registry.set_admin_config("echo", json!({"maxResults": 3}).as_object().unwrap().clone()).unwrap();
+    registry.record_disabled("echo", "5 faults within 1 h", &["timeout".into()]).unwrap();
+    let record = registry.get("echo").unwrap();
+    assert_eq!(record.definition.admin_config["maxResults"], json!(3));
+    assert!(!record.enabled);
+    assert_eq!(record.disabled_reason.as_deref(), Some("5 faults within 1 h"));
+    assert_eq!(record.recent_faults, ["timeout"]);
+    registry.set_enabled("echo", true).unwrap();
+    let record = registry.get("echo").unwrap();
+    assert!(record.enabled && record.disabled_reason.is_none() && record.recent_faults.is_empty());
+
+    let ids: Vec<String> = registry.list().unwrap().into_iter().map(|record| record.id.to_string()).collect();
+    assert_eq!(ids, ["alpha", "echo"]);
+    registry.remove("echo").unwrap();
+    assert_eq!(registry.get("echo").unwrap_err().to_string(), "no plugin is registered as `echo`");
+    assert!(matches!(registry.remove("echo"), Err(RegistryError::NotRegistered(_))));
+    assert!(matches!(registry.set_enabled("echo", false), Err(RegistryError::NotRegistered(_))));
+}
+
+#[test]
+fn invalid_definitions_are_refused_and_nothing_is_stored() {
+    let (_dir, registry) = registry();
+    let mut timeout = echo();
+    timeout.request_timeout_ms = 0;
+    let mut relative = PluginDefinition::new(Launch::Wasm { file: "plugin.wasm".into() });
+    let mut hosts = PluginDefinition::new(Launch::Wasm { file: "/plugins/p.wasm".into() });
+    hosts.allowed_http_hosts = vec!["https://api.example.org".into()];
+    let mut process_hosts = echo();
+    process_hosts.allowed_http_hosts = vec!["api.example.org".into()];
+    relative.memory_limit_bytes = Some(64 << 20);
+    for (definition, fragment) in [
+        (timeout, "between 1 ms and 1 hour"),
+        (relative, "not absolute"),
+        (hosts, "allowed HTTP host \"https://api.example.org\" is not valid"),
+        (process_hosts, "apply to wasm plugins"),
+    ] {
+        let error = registry.add(&id("bad"), &definition).unwrap_err();
+        assert!(error.to_string().contains(fragment), "{error}");
+        assert!(matches!(registry.get("bad"), Err(RegistryError::NotRegistered(_))));
+    }
+}
+
+#[test]
+fn removing_a_plugin_removes_its_users_credentials_and_storage() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("host.sqlite3");
+    let storage = crate::storage::SqliteStorage::open(&path).unwrap();
+    let registry = Registry::open(&path).unwrap();
+    let vault = Vault::new(key(1));
+    registry.add(&id("echo"), &echo()).unwrap();
+    registry.add(&id("echo-two"), &echo()).unwrap();
+    registry.connect_user("echo", "alice", Map::new()).unwrap();
+    registry.set_credentials(&vault, "echo", Some("alice"), &secrets(&[("token", "t")])).unwrap();
+    use crate::storage::{StorageBackend, StorageScope};
+    let now = chrono::Utc::now();
+    for scope in
+        [StorageScope::plugin("echo"), StorageScope::user_plugin("echo:alice"), StorageScope::plugin("echo-two")]
+    {
+        let entry = crate::storage::Entry { data: "1".into(), expires_at: None, updated_at: now };
+        storage.put_within_quota(&scope, "k", &entry, 100, now).unwrap();
+    }
+    registry.remove("echo").unwrap();
+    assert!(storage.get(&StorageScope::plugin("echo"), "k", now).unwrap().is_none());
+    assert!(storage.get(&StorageScope::user_plugin("echo:alice"), "k", now).unwrap().is_none());
+    assert!(storage.get(&StorageScope::plugin("echo-two"), "k", now).unwrap().is_some(), "another plugin's data stays");
+    registry.add(&id("echo"), &echo()).unwrap();
+    assert!(matches!(registry.user_connection("echo", "alice"), Err(RegistryError::NotConnected { .. })));
+    assert!(registry.credential_names("echo", Some("alice")).unwrap().is_empty());
+}
+
+#[test]
+fn credentials_round_trip_and_a_users_override_the_plugins() {
+    let (_dir, registry) = registry();
+    let vault = Vault::new(key(1));
+    registry.add(&id("echo"), &echo()).unwrap();
+    registry.set_credentials(&vault, "echo", None, &secrets(&[("api_key", "shared"), ("region", "eu")])).unwrap();
+    let error = registry.set_credentials(&vault, "echo", Some("bob"), &secrets(&[("api_key", "x")])).unwrap_err();
+    assert!(error.to_string().contains("user `bob` is not connected"), "{error}");
+    registry.connect_user("echo", "bob", Map::new()).unwrap();
+    registry.set_credentials(&vault, "echo", Some("bob"), &secrets(&[("api_key", "bobs")])).unwrap();
+    let plugin_wide = registry.credentials(&vault, "echo", None).unwrap();
+    assert_eq!(plugin_wide["api_key"].expose(), "shared");
+    let bobs = registry.credentials(&vault, "echo", Some("bob")).unwrap();
+    assert_eq!((bobs["api_key"].expose(), bobs["region"].expose()), ("bobs", "eu"));
+    assert_eq!(registry.credential_names("echo", None).unwrap(), ["api_key", "region"]);
+}
+
+#[test]
+fn a_ciphertext_copied_to_another_row_in_the_database_does_not_open() {
+    let (_dir, registry) = registry();
+    let vault = Vault::new(key(1));
+    registry.add(&id("echo"), &echo()).unwrap();
+    registry.connect_user("echo", "alice", Map::new()).unwrap();
+    registry.connect_user("echo", "mallory", Map::new()).unwrap();
+    registry.set_credentials(&vault, "echo", Some("alice"), &secrets(&[("token", "alices")])).unwrap();
+    registry.set_credentials(&vault, "echo", Some("mallory"), &secrets(&[("token", "mallorys")])).unwrap();
+    registry
+        .lock()
+        .execute(
+            "UPDATE plugin_credentials SET (key_id, nonce, ciphertext) =
+             (SELECT key_id, nonce, ciphertext FROM plugin_credentials WHERE user_id = 'alice')
+             WHERE user_id = 'mallory'",
+            [],
+        )
+        .unwrap();
+    let error = registry.credentials(&vault, "echo", Some("mallory")).unwrap_err();
+    assert!(error.to_string().contains("moved from another row"), "{error}");
+    assert_eq!(registry.credentials(&vault, "echo", Some("alice")).unwrap()["token"].expose(), "alices");
+}
+
+#[test]
+fn an_interrupted_rotation_leaves_each_value_under_exactly_one_key_and_resumes() {
+    let (_dir, registry) = registry();
+    let old = Vault::new(key(1));
+    registry.add(&id("echo"), &echo()).unwrap();
+    let values: Vec<(String, String)> =
+        (0..5).map(|index| (format!("field{index}"), format!("value{index}"))).collect();
+    let pairs: Vec<(&str, &str)> = values.iter().map(|(name, value)| (name.as_str(), value.as_str())).collect();
+    registry.set_credentials(&old, "echo", None, &secrets(&pairs)).unwrap();
+
+    let rotating = Vault::new(key(2)).with_older_key(key(1));
+    let mut seen = 0;
+    let report = registry
+        .rotate_credentials(&rotating, |_| {
+            seen += 1;
+            if seen == 2 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+        })
+        .unwrap();
+    assert_eq!(report, RotationReport { rotated: 2, remaining: 3 });
+    // Each value opens under exactly one of the two keys, and none is lost.
+    let new_only = Vault::new(key(2));
+    for (field, value) in &values {
+        let sealed = registry.sealed_credentials("echo", "").unwrap().remove(field).unwrap();
+        let row = crate::vault::RowBinding { plugin: "echo", user: "", field };
+        let opened: Vec<String> = [&old, &new_only]
+            .iter()
+            .filter_map(|vault| vault.open(row, &sealed).ok())
+            .map(|s| s.expose().into())
+            .collect();
+        assert_eq!(opened, [value.clone()], "{field}");
+    }
+    let report = registry.rotate_credentials(&rotating, |_| ControlFlow::Continue(())).unwrap();
+    assert_eq!(report, RotationReport { rotated: 3, remaining: 0 });
+    let all = registry.credentials(&new_only, "echo", None).unwrap();
+    let opened: Vec<(String, String)> = all.iter().map(|(name, value)| (name.clone(), value.expose().into())).collect();
+    assert_eq!(opened, values);
+    let again = registry.rotate_credentials(&rotating, |_| ControlFlow::Continue(())).unwrap();
+    assert_eq!(again, RotationReport::default(), "nothing left to rotate");
+}
