@@ -175,7 +175,7 @@ fn an_interrupted_rotation_leaves_each_value_under_exactly_one_key_and_resumes()
             .filter_map(|vault| vault.open(row, &sealed).ok())
             .map(|s| s.expose().into())
             .collect();
-        assert_eq!(opened, [value.clone()], "{field}");
+        assert_eq!(opened, std::slice::from_ref(value), "{field}");
     }
     let report = registry.rotate_credentials(&rotating, |_| ControlFlow::Continue(())).unwrap();
     assert_eq!(report, RotationReport { rotated: 3, remaining: 0 });
