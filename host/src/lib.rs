@@ -16,10 +16,13 @@
 
 pub mod cli;
 pub mod dispatch;
+pub mod host;
 pub mod limits;
+pub mod metrics;
 pub mod plugin;
 pub mod protocol;
 pub mod registry;
 pub mod storage;
+pub mod supervisor;
 pub mod transport;
 pub mod vault;

@@ -218,20 +218,24 @@ pub fn wasm_component(example: &str) -> WasmComponent {
 pub fn try_wasm_component(example: &str) -> Result<WasmComponent, String> {
     static RUNTIME: OnceLock<WasmRuntime> = OnceLock::new();
     static LOADED: Mutex<BTreeMap<String, WasmComponent>> = Mutex::new(BTreeMap::new());
-    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
-    if let Err(why) = BUILT.get_or_init(|| cargo_build(&["--target", "wasm32-wasip2", "--profile", "guest"])) {
-        panic!("{why}");
-    }
     let runtime = RUNTIME.get_or_init(|| WasmRuntime::new().expect("the wasm engine starts"));
     let mut loaded = LOADED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(component) = loaded.get(example) {
         return Ok(component.clone());
     }
-    let target_dir = binary_dir().parent().expect("target/<profile>").to_path_buf();
-    let path = target_dir.join("wasm32-wasip2/guest").join(format!("{example}.wasm"));
-    let component = runtime.load(&path).map_err(|error| error.to_string())?;
+    let component = runtime.load(&wasm_component_path(example)).map_err(|error| error.to_string())?;
     loaded.insert(example.to_owned(), component.clone());
     Ok(component)
+}
+
+/// Where an example's component is, built (by cargo, once per test run) if needed.
+pub fn wasm_component_path(example: &str) -> PathBuf {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    if let Err(why) = BUILT.get_or_init(|| cargo_build(&["--target", "wasm32-wasip2", "--profile", "guest"])) {
+        panic!("{why}");
+    }
+    let target_dir = binary_dir().parent().expect("target/<profile>").to_path_buf();
+    target_dir.join("wasm32-wasip2/guest").join(format!("{example}.wasm"))
 }
 
 /// Builds every example with cargo into this build's target directory.

@@ -34,6 +34,16 @@ pub enum PluginError {
     MalformedResult { plugin: PluginLabel, method: &'static str, why: String },
     #[error("{closed} (during `{method}`)")]
     Closed { method: &'static str, closed: ConnectionClosed },
+    /// The host could not start the plugin as registered (unknown id, missing key,
+    /// component that does not load): an admin's problem, not the plugin's fault.
+    #[error("plugin `{plugin}` could not be started: {why}")]
+    Launch { plugin: String, why: String },
+    /// Disabled by an admin, or by the supervisor after repeated faults.
+    #[error("plugin `{plugin}` is disabled: {reason}")]
+    Disabled { plugin: String, reason: String },
+    /// Down after a fault, and not due to restart within the call's deadline.
+    #[error("plugin `{plugin}` is restarting after a fault; retry in {} s", retry_in.as_secs_f64().ceil())]
+    Restarting { plugin: String, retry_in: Duration },
 }
 
 impl PluginError {
@@ -80,7 +90,10 @@ impl PluginError {
             Self::Process(_)
             | Self::UnknownMethod { .. }
             | Self::CapabilityNotDeclared { .. }
-            | Self::InvalidParams { .. } => false,
+            | Self::InvalidParams { .. }
+            | Self::Launch { .. }
+            | Self::Disabled { .. }
+            | Self::Restarting { .. } => false,
         }
     }
 }

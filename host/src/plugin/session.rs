@@ -94,6 +94,12 @@ impl Plugin {
         self.channel.connection.closed_reason()
     }
 
+    /// Waits until the plugin's connection ends (it exited, trapped, broke the protocol or
+    /// was stopped), and says why.
+    pub async fn closed(&self) -> crate::dispatch::ConnectionClosed {
+        self.channel.connection.closed().await
+    }
+
     /// Calls a method with typed params and result.
     pub async fn call<M: MethodSpec>(&self, params: &M::Params) -> Result<M::Result, PluginError> {
         self.call_with_timeout::<M>(params, None).await

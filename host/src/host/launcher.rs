@@ -1,0 +1,164 @@
+//! Starts registered plugins: what the registry says, with the vault's credentials, on the
+//! transport the plugin was registered for.
+
+use futures::future::BoxFuture;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use crate::limits::{StorageQuota, Timeouts};
+use crate::plugin::{Plugin, PluginError, PluginId, PluginSettings};
+use crate::protocol::types::initialize::InitializeParams;
+use crate::registry::{CredentialDelivery, Launch, PluginRecord, Registry};
+use crate::storage::StorageScope;
+use crate::storage::handler::StorageHandler;
+use crate::supervisor::{Disabled, Launcher};
+use crate::transport::process::{self, CommandAllowlist, ProcessSpec};
+use crate::transport::wasm::{self, ComponentCache, WasmRuntime, WasmSpec};
+use crate::transport::{Launched, ShutdownPolicy};
+use crate::vault::{Secret, Vault, VaultError};
+
+/// The directory of plugin data and compiled components.
+pub(super) struct Layout {
+    pub plugins_dir: PathBuf,
+    pub wasm_cache_dir: PathBuf,
+}
+
+pub(super) struct RegistryLauncher {
+    pub registry: Arc<Registry>,
+    pub vault: Option<Vault>,
+    pub quota: Arc<StorageQuota>,
+    pub allowlist: CommandAllowlist,
+    pub shutdown: ShutdownPolicy,
+    pub layout: Layout,
+    /// Made on the first wasm plugin's start.
+    pub wasm: OnceLock<Result<(WasmRuntime, ComponentCache), String>>,
+}
+
+impl Launcher for RegistryLauncher {
+    fn launch<'a>(&'a self, plugin: &'a str, user: Option<&'a str>) -> BoxFuture<'a, Result<Plugin, PluginError>> {
+        Box::pin(self.start(plugin, user))
+    }
+
+    fn record_disabled(&self, plugin: &str, disabled: &Disabled) {
+        if let Err(error) = self.registry.record_disabled(plugin, &disabled.reason, &disabled.recent_faults) {
+            tracing::error!(plugin, "could not record that the plugin was disabled: {error}");
+        }
+    }
+}
+
+impl RegistryLauncher {
+    async fn start(&self, plugin: &str, user: Option<&str>) -> Result<Plugin, PluginError> {
+        let refused = |why: String| PluginError::Launch { plugin: plugin.to_owned(), why };
+        let record = self.registry.get(plugin).map_err(|error| refused(error.to_string()))?;
+        if !record.enabled {
+            let reason = record.disabled_reason.clone().unwrap_or_else(|| "disabled by an admin".into());
+            return Err(PluginError::Disabled { plugin: plugin.to_owned(), reason });
+        }
+        let user_config = match user {
+            Some(user) => {
+                self.registry.user_connection(plugin, user).map_err(|error| refused(error.to_string()))?.config
+            }
+            None => Default::default(),
+        };
+        let credentials = self.credentials(plugin, user).map_err(refused)?;
+        let (data_dir, scope) = match user {
+            Some(user) => {
+                let digest = Sha256::digest(user.as_bytes());
+                let folder: String = digest[..8].iter().map(|byte| format!("{byte:02x}")).collect();
+                let dir = self.layout.plugins_dir.join(plugin).join("users").join(folder);
+                (dir, StorageScope::user_plugin(&format!("{plugin}:{user}")))
+            }
+            None => (self.layout.plugins_dir.join(plugin), StorageScope::plugin(plugin)),
+        };
+        let wasm = matches!(record.definition.launch, Launch::Wasm { .. });
+        let seen_data_dir = if wasm { "/data".to_owned() } else { data_dir.to_string_lossy().into_owned() };
+        let exposed = credentials.iter().map(|(name, value)| (name.clone(), value.expose().to_owned())).collect();
+        let mut initialize = InitializeParams::new(record.definition.admin_config.clone(), user_config, exposed)
+            .with_data_dir(seen_data_dir);
+        if let Some(user) = user {
+            initialize = initialize.with_user(user, format!("{plugin}:{user}"));
+        }
+        let id = record.id.clone();
+        let mut settings = PluginSettings::new(id.clone(), initialize);
+        settings.timeouts = Timeouts::new(record.definition.request_timeout());
+        settings.shutdown = self.shutdown;
+        let launched = self.spawn(&record, &id, data_dir, &credentials)?;
+        let storage = Arc::new(StorageHandler::new(self.quota.scoped(scope)));
+        let started = Plugin::start(launched, settings, storage).await?;
+        let manifest = serde_json::to_value(started.manifest()).expect("a manifest serializes");
+        if let Err(error) = self.registry.record_manifest(plugin, &manifest) {
+            tracing::warn!(plugin, "could not cache the manifest: {error}");
+        }
+        Ok(started)
+    }
+
+    /// The plugin's credentials, merged with the user's; none needs no key.
+    fn credentials(&self, plugin: &str, user: Option<&str>) -> Result<BTreeMap<String, Secret>, String> {
+        let mut names = self.registry.credential_names(plugin, None).map_err(|error| error.to_string())?;
+        if let Some(user) = user {
+            names.extend(self.registry.credential_names(plugin, Some(user)).map_err(|error| error.to_string())?);
+        }
+        if names.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let vault = self.vault.as_ref().ok_or_else(|| VaultError::MissingKey.to_string())?;
+        self.registry.credentials(vault, plugin, user).map_err(|error| error.to_string())
+    }
+
+    fn spawn(
+        &self,
+        record: &PluginRecord,
+        id: &PluginId,
+        data_dir: PathBuf,
+        credentials: &BTreeMap<String, Secret>,
+    ) -> Result<Launched, PluginError> {
+        let refused = |why: String| PluginError::Launch { plugin: id.to_string(), why };
+        let definition = &record.definition;
+        match &definition.launch {
+            Launch::Process { command, args } => {
+                let mut env: Vec<(String, String)> = definition.env.clone().into_iter().collect();
+                if definition.credential_delivery == CredentialDelivery::Environment {
+                    let delivered =
+                        credentials.iter().map(|(name, value)| (name.to_uppercase(), value.expose().into()));
+                    env.extend(delivered);
+                }
+                let spec = ProcessSpec {
+                    command: command.clone(),
+                    args: args.clone(),
+                    env,
+                    data_dir,
+                    working_dir: None,
+                    memory_limit_bytes: definition.memory_limit_bytes,
+                };
+                Ok(process::spawn(&spec, &self.allowlist, id.as_str())?)
+            }
+            Launch::Wasm { file } => {
+                let (runtime, cache) = self
+                    .wasm
+                    .get_or_init(|| {
+                        let runtime = WasmRuntime::new().map_err(|error| error.to_string())?;
+                        let cache = ComponentCache::open(&self.layout.wasm_cache_dir).map_err(|error| {
+                            format!(
+                                "could not open the component cache {}: {error}",
+                                self.layout.wasm_cache_dir.display()
+                            )
+                        })?;
+                        Ok((runtime, cache))
+                    })
+                    .as_ref()
+                    .map_err(|why| refused(why.clone()))?;
+                let (component, _) = runtime.load_cached(file, cache).map_err(|error| refused(error.to_string()))?;
+                let memory = definition.memory_limit_bytes.map(|limit| usize::try_from(limit).unwrap_or(usize::MAX));
+                let spec = WasmSpec {
+                    data_dir: Some(data_dir),
+                    memory_limit_bytes: memory.unwrap_or(wasm::DEFAULT_MEMORY_LIMIT_BYTES),
+                    request_deadline: definition.request_timeout(),
+                    http: Arc::new(definition.http_policy().map_err(refused)?),
+                };
+                wasm::spawn(&component, &spec, id.as_str()).map_err(|error| refused(error.to_string()))
+            }
+        }
+    }
+}

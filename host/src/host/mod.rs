@@ -1,0 +1,211 @@
+//! The library API for an embedding server: a host of registered plugins, each started on
+//! first use, supervised, and stopped cleanly.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! use codex_plugin_host::host::{HostConfig, PluginHost};
+//! use codex_plugin_host::registry::{Launch, PluginDefinition};
+//! use codex_plugin_host::plugin::PluginId;
+//!
+//! let host = PluginHost::open(HostConfig::new("/var/lib/codex/plugins"))?;
+//! let definition = PluginDefinition::new(Launch::Wasm { file: "/opt/plugins/echo.wasm".into() });
+//! host.registry().add(&PluginId::new("echo")?, &definition)?;
+//! let found = host.call("echo", None, "metadata/series/search", serde_json::json!({"query": "dune"})).await?;
+//! println!("{found}");
+//! host.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+
+mod launcher;
+
+use serde_json::Value;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use crate::limits::quota::Sweeper;
+use crate::limits::{StorageLimits, StorageQuota};
+use crate::metrics::{Metrics, PluginMetrics};
+use crate::plugin::PluginError;
+use crate::registry::{Registry, RegistryError};
+use crate::storage::SqliteStorage;
+use crate::supervisor::{HealthPolicy, HealthState, Supervisor};
+use crate::transport::ShutdownPolicy;
+use crate::transport::process::CommandAllowlist;
+use crate::vault::{EncryptionKey, Vault, VaultError};
+use launcher::{Layout, RegistryLauncher};
+
+/// The database file in the data directory: storage and registry.
+pub const DATABASE_FILE: &str = "codex-plugin-host.sqlite3";
+/// Compiled components, in the data directory.
+pub const WASM_CACHE_DIR: &str = "wasm-cache";
+
+/// How a host is set up. [`HostConfig::new`] gives the protocol's defaults.
+#[derive(Debug, Clone)]
+pub struct HostConfig {
+    /// The database, plugin data directories and the component cache live here.
+    pub data_dir: PathBuf,
+    /// The vault key's file; when `None`, `CODEX_ENCRYPTION_KEY`. Without either, plugins
+    /// with credentials do not start, and the error says why.
+    pub key_file: Option<PathBuf>,
+    pub allowlist: CommandAllowlist,
+    pub health: HealthPolicy,
+    pub storage_limits: StorageLimits,
+    pub shutdown: ShutdownPolicy,
+}
+
+impl HostConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            key_file: None,
+            allowlist: CommandAllowlist::default(),
+            health: HealthPolicy::default(),
+            storage_limits: StorageLimits::default(),
+            shutdown: ShutdownPolicy::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("could not create the data directory {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+}
+
+/// Registered plugins, started on first use and kept healthy.
+pub struct PluginHost {
+    registry: Arc<Registry>,
+    vault: Option<Vault>,
+    supervisor: Supervisor,
+    _sweeper: Sweeper,
+}
+
+/// How often expired storage keys are deleted.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(600);
+
+impl PluginHost {
+    /// Opens the host's database in `config.data_dir` (creating it) and reads the vault
+    /// key. A key that is given but malformed is an error; a missing key is not, until a
+    /// plugin with credentials starts. Must be called inside a tokio runtime.
+    pub fn open(config: HostConfig) -> Result<Self, HostError> {
+        let data_dir = &config.data_dir;
+        std::fs::create_dir_all(data_dir)
+            .map_err(|source| HostError::DataDir { path: data_dir.display().to_string(), source })?;
+        let database = data_dir.join(DATABASE_FILE);
+        let quota = StorageQuota::new(Arc::new(SqliteStorage::open(&database)?), config.storage_limits);
+        let registry = Arc::new(Registry::open(&database)?);
+        let vault = match EncryptionKey::from_environment(config.key_file.as_deref()) {
+            Ok(key) => Some(Vault::new(key)),
+            Err(VaultError::MissingKey) => None,
+            Err(error) => return Err(error.into()),
+        };
+        let launcher = RegistryLauncher {
+            registry: registry.clone(),
+            vault: vault.clone(),
+            quota: quota.clone(),
+            allowlist: config.allowlist,
+            shutdown: config.shutdown,
+            layout: Layout { plugins_dir: data_dir.join("plugins"), wasm_cache_dir: data_dir.join(WASM_CACHE_DIR) },
+            wasm: OnceLock::new(),
+        };
+        let supervisor = Supervisor::new(Arc::new(launcher), config.health, Arc::new(Metrics::default()));
+        Ok(Self { registry, vault, supervisor, _sweeper: quota.spawn_sweeper(SWEEP_INTERVAL) })
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The vault, when a key was found.
+    pub fn vault(&self) -> Result<&Vault, VaultError> {
+        self.vault.as_ref().ok_or(VaultError::MissingKey)
+    }
+
+    /// Calls `method` on the registered plugin `plugin`, as `user` when given (the user
+    /// must be connected to it), with the plugin's timeout.
+    pub async fn call(
+        &self,
+        plugin: &str,
+        user: Option<&str>,
+        method: &str,
+        params: Value,
+    ) -> Result<Value, PluginError> {
+        self.supervisor.call(plugin, user, method, params, None).await
+    }
+
+    /// [`PluginHost::call`] with a deadline of its own.
+    pub async fn call_with_timeout(
+        &self,
+        plugin: &str,
+        user: Option<&str>,
+        method: &str,
+        params: Value,
+        timeout: Duration,
+    ) -> Result<Value, PluginError> {
+        self.supervisor.call(plugin, user, method, params, Some(timeout)).await
+    }
+
+    /// The plugin's health in this host; a plugin disabled in the registry shows as such.
+    pub fn health(&self, plugin: &str) -> Result<HealthState, RegistryError> {
+        let record = self.registry.get(plugin)?;
+        if !record.enabled {
+            let reason = record.disabled_reason.unwrap_or_else(|| "disabled by an admin".into());
+            return Ok(HealthState::Disabled(crate::supervisor::Disabled {
+                reason,
+                recent_faults: record.recent_faults,
+            }));
+        }
+        Ok(self.supervisor.health(plugin))
+    }
+
+    /// The plugin's call counts: those of earlier hosts, kept in the registry, plus this
+    /// host's.
+    pub fn metrics(&self, plugin: &str) -> Result<PluginMetrics, RegistryError> {
+        let stored = self.registry.get(plugin)?.metrics;
+        let mut metrics: PluginMetrics = serde_json::from_value(stored).unwrap_or_default();
+        metrics.merge(&self.supervisor.metrics().plugin(plugin));
+        Ok(metrics)
+    }
+
+    /// Enables the plugin again and forgets its faults.
+    pub async fn reset(&self, plugin: &str) -> Result<(), RegistryError> {
+        self.registry.set_enabled(plugin, true)?;
+        self.supervisor.reset(plugin);
+        Ok(())
+    }
+
+    /// Disables the plugin by an admin's hand, stopping its instances.
+    pub async fn disable(&self, plugin: &str) -> Result<(), RegistryError> {
+        self.registry.set_enabled(plugin, false)?;
+        self.supervisor.stop_plugin(plugin).await;
+        Ok(())
+    }
+
+    /// Stops the plugin's instances and removes it, with its users, credentials and storage.
+    pub async fn remove(&self, plugin: &str) -> Result<(), RegistryError> {
+        self.supervisor.stop_plugin(plugin).await;
+        self.registry.remove(plugin)
+    }
+
+    /// Stops every plugin gracefully and keeps this host's call counts in the registry.
+    pub async fn shutdown(self) {
+        self.supervisor.shutdown().await;
+        for (plugin, counts) in self.supervisor.metrics().take() {
+            let Ok(record) = self.registry.get(&plugin) else { continue };
+            let mut merged: PluginMetrics = serde_json::from_value(record.metrics).unwrap_or_default();
+            merged.merge(&counts);
+            let json = serde_json::to_value(&merged).expect("metrics serialize");
+            if let Err(error) = self.registry.record_metrics(&plugin, &json) {
+                tracing::warn!(plugin, "could not keep the call counts: {error}");
+            }
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! The supervisor on registered plugins, with the clock paused: restarts with backoff,
+//! auto-disable after repeated faults, reset, domain errors that never count, and a
+//! crash-looping plugin beside a healthy one that keeps answering. Real wasm guests, a real
+//! database file.
+
+use codex_plugin_host::host::{HostConfig, PluginHost};
+use codex_plugin_host::plugin::{PluginError, PluginId};
+use codex_plugin_host::registry::{Launch, PluginDefinition};
+use codex_plugin_host::supervisor::HealthState;
+use codex_plugin_host_tests::wasm_component_path;
+use serde_json::json;
+use std::time::Duration;
+use tokio::time::Instant;
+
+fn host(dir: &tempfile::TempDir) -> PluginHost {
+    let host = PluginHost::open(HostConfig::new(dir.path())).expect("the host opens");
+    for (id, example) in [("crasher", "exit-mid-request"), ("echo", "metadata-echo")] {
+        let definition = PluginDefinition::new(Launch::Wasm { file: wasm_component_path(example) });
+        host.registry().add(&PluginId::new(id).unwrap(), &definition).unwrap();
+    }
+    host
+}
+
+const WAIT_FOR_RESTART: Duration = Duration::from_secs(120);
+
+async fn crash(host: &PluginHost) -> PluginError {
+    let search = json!({"query": "x"});
+    let error = host
+        .call_with_timeout("crasher", None, "metadata/series/search", search, WAIT_FOR_RESTART)
+        .await
+        .expect_err("the crasher exits on every search");
+    assert!(error.to_string().contains("exited with status"), "{error}");
+    error
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_crash_looping_plugin_backs_off_then_is_disabled_while_a_healthy_one_keeps_answering() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = host(&dir);
+    crash(&host).await;
+    let mut waits = Vec::new();
+    for _ in 0..4 {
+        let echo = host.call("echo", None, "metadata/series/search", json!({"query": "dune"})).await.unwrap();
+        assert_eq!(echo["results"][0]["title"], json!("dune"), "the healthy plugin answers throughout");
+        let before = Instant::now();
+        crash(&host).await;
+        waits.push(before.elapsed().as_secs());
+    }
+    assert_eq!(waits, [1, 2, 4, 8], "each restart waits twice as long as the one before");
+
+    // Five faults within the hour: disabled, persisted with the reason and the faults.
+    let refused = host.call("crasher", None, "ping", json!(null)).await.unwrap_err();
+    assert!(matches!(refused, PluginError::Disabled { .. }), "{refused}");
+    assert_eq!(refused.to_string(), "plugin `crasher` is disabled: disabled after 5 faults within 1 hour");
+    let record = host.registry().get("crasher").unwrap();
+    assert!(!record.enabled);
+    assert_eq!(record.disabled_reason.as_deref(), Some("disabled after 5 faults within 1 hour"));
+    assert_eq!(record.recent_faults.len(), 5);
+    assert!(record.recent_faults.iter().all(|fault| fault.contains("exited with status")), "{record:?}");
+    assert!(matches!(host.health("crasher").unwrap(), HealthState::Disabled(_)));
+    let metrics = host.metrics("crasher").unwrap();
+    assert_eq!(metrics.methods["metadata/series/search"].failures["crashed"], 5);
+    assert_eq!(metrics.restarts, 4);
+    assert_eq!(host.call("echo", None, "ping", json!(null)).await.unwrap(), json!("pong"));
+
+    // A reset brings it back at once, with a clean slate.
+    host.reset("crasher").await.unwrap();
+    assert_eq!(host.health("crasher").unwrap(), HealthState::Healthy);
+    assert_eq!(host.call("crasher", None, "ping", json!(null)).await.unwrap(), json!("pong"));
+    assert!(host.registry().get("crasher").unwrap().enabled);
+    host.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_call_after_a_crash_gets_a_fresh_instance() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = host(&dir);
+    assert_eq!(host.call("crasher", None, "ping", json!(null)).await.unwrap(), json!("pong"));
+    crash(&host).await;
+    // The dead instance is thrown away; the next call waits out the 1 s backoff and is
+    // answered by a new one.
+    let started = Instant::now();
+    let found = host.call("crasher", None, "metadata/series/get", json!({"externalId": "1"})).await.unwrap_err();
+    assert!(matches!(&found, PluginError::Answered { .. }), "{found}");
+    assert_eq!(started.elapsed().as_secs(), 1);
+    assert_eq!(host.metrics("crasher").unwrap().restarts, 1);
+    host.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_that_cannot_wait_for_the_restart_is_refused_at_once_with_the_delay() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = host(&dir);
+    crash(&host).await;
+    let started = Instant::now();
+    let error =
+        host.call_with_timeout("crasher", None, "ping", json!(null), Duration::from_millis(200)).await.unwrap_err();
+    assert_eq!(error.to_string(), "plugin `crasher` is restarting after a fault; retry in 1 s");
+    assert_eq!(started.elapsed(), Duration::ZERO, "no waiting");
+    host.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn domain_errors_are_answers_and_never_count_against_health() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = host(&dir);
+    for _ in 0..20 {
+        let error = host.call("crasher", None, "metadata/series/get", json!({"externalId": "404"})).await.unwrap_err();
+        assert_eq!(error.code(), codex_plugin_host::protocol::ErrorCode::NotFound, "{error}");
+    }
+    assert_eq!(host.health("crasher").unwrap(), HealthState::Healthy);
+    let metrics = host.metrics("crasher").unwrap();
+    assert_eq!(metrics.methods["metadata/series/get"].failures["not-found"], 20);
+    assert_eq!(metrics.restarts, 0);
+    host.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn call_counts_outlive_the_host_that_made_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = host(&dir);
+    for _ in 0..3 {
+        host.call("echo", None, "ping", json!(null)).await.unwrap();
+    }
+    host.shutdown().await;
+    let again = PluginHost::open(HostConfig::new(dir.path())).unwrap();
+    again.call("echo", None, "ping", json!(null)).await.unwrap();
+    let ping = &again.metrics("echo").unwrap().methods["ping"];
+    assert_eq!((ping.requests, ping.successes), (4, 4));
+    assert_eq!(ping.latency_ms.iter().sum::<u64>(), 4);
+    again.shutdown().await;
+}
