@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::Failure;
+use crate::host::{HostConfig, HostError, PluginHost};
 use crate::limits::{StorageLimits, StorageQuota, Timeouts};
 use crate::plugin::{Plugin, PluginError, PluginId, PluginSettings};
 use crate::protocol::HostMethod;
@@ -22,10 +23,7 @@ use crate::transport::wasm::http::{AllowedHost, HttpPolicy};
 use crate::transport::wasm::{self, ComponentCache, WasmRuntime, WasmSpec};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
-/// The database file in the data directory.
-pub const DATABASE_FILE: &str = "codex-plugin-host.sqlite3";
-/// Compiled components, in the data directory.
-pub const WASM_CACHE_DIR: &str = "wasm-cache";
+pub use crate::host::{DATABASE_FILE, WASM_CACHE_DIR};
 
 /// Start a plugin, send it one method, print the JSON result.
 #[derive(Debug, Args)]
@@ -74,6 +72,16 @@ pub struct CallArgs {
     /// Run a WebAssembly component (wasm32-wasip2) in this process instead of a command.
     #[arg(long, value_name = "FILE", conflicts_with = "command")]
     wasm: Option<PathBuf>,
+    /// Call a registered plugin, with what is registered for it (`plugin add`).
+    #[arg(long, value_name = "ID", conflicts_with_all = ["command", "wasm", "plugin_id"])]
+    plugin: Option<String>,
+    /// The user to call a registered plugin as (connected with `plugin connect`).
+    #[arg(long, value_name = "USER", requires = "plugin")]
+    user: Option<String>,
+    /// The vault key's file for a registered plugin's credentials; by default
+    /// `CODEX_ENCRYPTION_KEY`.
+    #[arg(long, value_name = "FILE", requires = "plugin")]
+    key_file: Option<PathBuf>,
     /// A host a wasm plugin may send HTTP requests to, `name` or `name:port` (repeatable).
     #[arg(long = "allow-http-host", value_name = "HOST", requires = "wasm")]
     allow_http_hosts: Vec<String>,
@@ -81,7 +89,7 @@ pub struct CallArgs {
     #[arg(long, requires = "wasm")]
     allow_internal_addresses: bool,
     /// The plugin's command and its arguments, after `--`.
-    #[arg(last = true, required_unless_present = "wasm", value_name = "COMMAND")]
+    #[arg(last = true, required_unless_present_any = ["wasm", "plugin"], value_name = "COMMAND")]
     command: Vec<String>,
 }
 
@@ -140,24 +148,51 @@ impl Launch {
 }
 
 pub fn run(args: CallArgs) -> Result<(), Failure> {
-    let request = prepare(&args)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|error| Failure { message: format!("could not start the async runtime: {error}"), exit_code: 3 })?;
-    let result = runtime.block_on(execute(request))?;
+    let result = match &args.plugin {
+        Some(plugin) => runtime.block_on(call_registered(&args, plugin))?,
+        None => runtime.block_on(execute(prepare(&args)?))?,
+    };
     let text = serde_json::to_string_pretty(&result).expect("a JSON value always serializes");
     println!("{text}");
     Ok(())
 }
 
-fn http_policy(args: &CallArgs) -> Result<HttpPolicy, Failure> {
-    let hosts = args.allow_http_hosts.iter().map(|entry| entry.parse::<AllowedHost>());
-    let hosts = hosts.collect::<Result<Vec<_>, _>>().map_err(|error| Failure::usage(error.to_string()))?;
-    Ok(HttpPolicy::allow(hosts).with_internal_addresses(args.allow_internal_addresses))
+/// `call --plugin ID`: the plugin as registered, through the supervisor.
+async fn call_registered(args: &CallArgs, plugin: &str) -> Result<Value, Failure> {
+    let (method, params) = method_and_params(args)?;
+    if method == HostMethod::Initialize {
+        return Err(Failure::usage("`initialize` is sent by the host; `plugin show` has the cached manifest"));
+    }
+    let mut config = HostConfig::new(absolute(&args.data_dir)?);
+    config.key_file = args.key_file.as_deref().map(absolute).transpose()?;
+    config.allowlist = allowlist(args)?;
+    let host = PluginHost::open(config).map_err(|error| match error {
+        HostError::Vault(error) => Failure::usage(error.to_string()),
+        other => host_failure(other.to_string()),
+    })?;
+    let mut termination = Termination::listen();
+    let timeout = parse_timeout(args.timeout)?;
+    let calling = host.call_with_timeout(plugin, args.user.as_deref(), method.name(), params, timeout);
+    let answered = tokio::select! {
+        answered = calling => Ok(answered),
+        signal = termination.recv() => Err(signal),
+    };
+    match answered {
+        Ok(answered) => {
+            host.shutdown().await;
+            answered.map_err(|error| refusal(&error))
+        }
+        // Dropping the host kills its plugins at once.
+        Err(signal) => Err(interrupted(signal)),
+    }
 }
 
-fn prepare(args: &CallArgs) -> Result<Request, Failure> {
+/// The method and its params, checked against the method's type.
+fn method_and_params(args: &CallArgs) -> Result<(HostMethod, Value), Failure> {
     let method = HostMethod::from_name(&args.method)
         .ok_or_else(|| refusal(&PluginError::UnknownMethod { method: args.method.clone() }))?;
     let params = match (&args.params, method) {
@@ -173,6 +208,28 @@ fn prepare(args: &CallArgs) -> Result<Request, Failure> {
         let checked = method.normalize_params(params.clone());
         checked.map_err(|why| refusal(&PluginError::InvalidParams { method: args.method.clone(), why }))?;
     }
+    Ok((method, params))
+}
+
+fn allowlist(args: &CallArgs) -> Result<CommandAllowlist, Failure> {
+    let mut allowlist = CommandAllowlist::default();
+    for name in &args.allow_commands {
+        allowlist = allowlist.allow(name);
+    }
+    if let Some(dir) = &args.plugins_dir {
+        allowlist = allowlist.with_plugins_dir(absolute(dir)?);
+    }
+    Ok(allowlist)
+}
+
+fn http_policy(args: &CallArgs) -> Result<HttpPolicy, Failure> {
+    let hosts = args.allow_http_hosts.iter().map(|entry| entry.parse::<AllowedHost>());
+    let hosts = hosts.collect::<Result<Vec<_>, _>>().map_err(|error| Failure::usage(error.to_string()))?;
+    Ok(HttpPolicy::allow(hosts).with_internal_addresses(args.allow_internal_addresses))
+}
+
+fn prepare(args: &CallArgs) -> Result<Request, Failure> {
+    let (method, params) = method_and_params(args)?;
     let admin_config = parse_object("--admin-config", args.admin_config.as_deref())?;
     let user_config = parse_object("--user-config", args.user_config.as_deref())?;
     let credentials = parse_credentials(args.credentials.as_deref())?;
@@ -228,14 +285,7 @@ fn process_launch(args: &CallArgs, plugin_dir: &Path, memory_limit_bytes: Option
         working_dir: Some(working_dir),
         memory_limit_bytes,
     };
-    let mut allowlist = CommandAllowlist::default();
-    for name in &args.allow_commands {
-        allowlist = allowlist.allow(name);
-    }
-    if let Some(dir) = &args.plugins_dir {
-        allowlist = allowlist.with_plugins_dir(absolute(dir)?);
-    }
-    Ok(Launch::Process { spec, allowlist })
+    Ok(Launch::Process { spec, allowlist: allowlist(args)? })
 }
 
 async fn execute(request: Request) -> Result<Value, Failure> {
@@ -331,12 +381,12 @@ impl Termination {
     }
 }
 
-fn interrupted(signal: &str) -> Failure {
+pub(super) fn interrupted(signal: &str) -> Failure {
     Failure { message: format!("interrupted by {signal}; the plugin was stopped"), exit_code: 130 }
 }
 
 /// The exit code and message for an error: one place.
-fn refusal(error: &PluginError) -> Failure {
+pub(super) fn refusal(error: &PluginError) -> Failure {
     let exit_code = match error {
         PluginError::Answered { .. } => 1,
         PluginError::UnknownMethod { .. } | PluginError::InvalidParams { .. } => 2,
@@ -354,7 +404,7 @@ fn parse_timeout(seconds: f64) -> Result<Duration, Failure> {
     }
 }
 
-fn host_failure(message: String) -> Failure {
+pub(super) fn host_failure(message: String) -> Failure {
     Failure { message, exit_code: 3 }
 }
 
@@ -365,11 +415,11 @@ fn default_params(method: HostMethod) -> Value {
     }
 }
 
-fn parse_json(what: &str, text: &str) -> Result<Value, Failure> {
+pub(super) fn parse_json(what: &str, text: &str) -> Result<Value, Failure> {
     serde_json::from_str(text).map_err(|error| Failure::usage(format!("{what} is not valid JSON: {error}")))
 }
 
-fn parse_object(flag: &str, text: Option<&str>) -> Result<Map<String, Value>, Failure> {
+pub(super) fn parse_object(flag: &str, text: Option<&str>) -> Result<Map<String, Value>, Failure> {
     match text.map(|text| parse_json(flag, text)).transpose()? {
         None => Ok(Map::new()),
         Some(Value::Object(object)) => Ok(object),
@@ -388,13 +438,13 @@ fn parse_credentials(text: Option<&str>) -> Result<BTreeMap<String, String>, Fai
         .collect()
 }
 
-fn parse_env(pair: &str) -> Result<(String, String), Failure> {
+pub(super) fn parse_env(pair: &str) -> Result<(String, String), Failure> {
     match pair.split_once('=') {
         Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
         _ => Err(Failure::usage(format!("--env takes KEY=VALUE, got {pair:?}"))),
     }
 }
 
-fn absolute(path: &Path) -> Result<PathBuf, Failure> {
+pub(super) fn absolute(path: &Path) -> Result<PathBuf, Failure> {
     std::path::absolute(path).map_err(|error| Failure::usage(format!("bad path {}: {error}", path.display())))
 }

@@ -4,6 +4,7 @@
 //! result; 1 when the plugin answered with an error; 2 for bad input on the command line;
 //! 3 when the host could not get an answer (not allowed, not started, timed out, died).
 
+mod admin;
 mod call;
 mod logging;
 
@@ -21,6 +22,8 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Call(call::CallArgs),
+    Plugin(admin::PluginArgs),
+    Vault(admin::VaultArgs),
 }
 
 /// A failure of a command: the message for stderr and the exit code.
@@ -44,6 +47,14 @@ pub fn run() -> ExitCode {
         Command::Call(args) => {
             logging::init(args.log_level());
             call::run(args)
+        }
+        Command::Plugin(args) => {
+            logging::init(crate::protocol::types::initialize::LogLevel::Warn);
+            admin::run_plugin(args)
+        }
+        Command::Vault(args) => {
+            logging::init(crate::protocol::types::initialize::LogLevel::Warn);
+            admin::run_vault(args)
         }
     };
     match outcome {

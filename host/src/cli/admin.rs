@@ -1,0 +1,268 @@
+//! `codex-plugin-host plugin ...` and `vault ...`: the admin's commands on the registry.
+//! Each prints JSON on stdout (or nothing), and exits 2 on bad input, 3 on a host failure.
+
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+
+use super::Failure;
+use super::call::{absolute, parse_env, parse_object};
+use crate::host::DATABASE_FILE;
+use crate::plugin::PluginId;
+use crate::registry::{CredentialDelivery, Launch, PluginDefinition, Registry, RegistryError};
+use crate::vault::{EncryptionKey, Secret, Vault, VaultError};
+
+/// Where the registry is, and the vault key.
+#[derive(Debug, Args)]
+pub struct Location {
+    /// The host's data directory (the database is in it).
+    #[arg(long, value_name = "DIR", default_value = "data", global = true)]
+    data_dir: PathBuf,
+    /// The vault key's file (base64 of 32 bytes); by default `CODEX_ENCRYPTION_KEY`.
+    #[arg(long, value_name = "FILE", global = true)]
+    key_file: Option<PathBuf>,
+}
+
+/// Register and manage plugins.
+#[derive(Debug, Args)]
+pub struct PluginArgs {
+    #[command(subcommand)]
+    command: PluginCommand,
+    #[command(flatten)]
+    location: Location,
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginCommand {
+    /// Register a plugin: `--wasm FILE`, or its command after `--`.
+    Add(AddArgs),
+    /// Every registered plugin, a line of JSON each.
+    List,
+    /// One plugin: its registration, health, manifest, metrics and credential names.
+    Show {
+        id: String,
+    },
+    /// Remove a plugin with its users, credentials and storage.
+    Remove {
+        id: String,
+    },
+    Enable {
+        id: String,
+    },
+    Disable {
+        id: String,
+    },
+    /// Enable a plugin the supervisor disabled, and forget its faults.
+    Reset {
+        id: String,
+    },
+    /// Replace the admin configuration (`adminConfig`).
+    Config {
+        id: String,
+        #[arg(long = "admin", value_name = "JSON")]
+        admin: String,
+    },
+    /// Connect a user to a plugin, or replace the user's configuration.
+    Connect {
+        id: String,
+        #[arg(long, value_name = "USER")]
+        user: String,
+        #[arg(long, value_name = "JSON")]
+        config: Option<String>,
+    },
+    /// Store credentials, sealed by the vault.
+    Credentials {
+        id: String,
+        #[arg(long, value_name = "USER")]
+        user: Option<String>,
+        #[arg(long = "set", value_name = "KEY=VALUE", required = true, num_args = 1..)]
+        set: Vec<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+struct AddArgs {
+    id: String,
+    #[arg(long, value_name = "FILE", conflicts_with = "command")]
+    wasm: Option<PathBuf>,
+    /// An environment variable for a process plugin (repeatable).
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    env: Vec<String>,
+    /// Seconds each call may take.
+    #[arg(long, value_name = "SECS")]
+    timeout: Option<f64>,
+    #[arg(long, value_name = "MIB")]
+    memory_limit_mib: Option<u64>,
+    /// A host a wasm plugin may send HTTP requests to (repeatable).
+    #[arg(long = "allow-http-host", value_name = "HOST")]
+    allow_http_hosts: Vec<String>,
+    #[arg(long)]
+    allow_internal_addresses: bool,
+    #[arg(long, value_name = "JSON")]
+    admin_config: Option<String>,
+    /// Also give a process plugin its credentials as environment variables.
+    #[arg(long)]
+    credentials_in_env: bool,
+    #[arg(last = true, required_unless_present = "wasm", value_name = "COMMAND")]
+    command: Vec<String>,
+}
+
+/// The vault's key.
+#[derive(Debug, Args)]
+pub struct VaultArgs {
+    #[command(subcommand)]
+    command: VaultCommand,
+    #[command(flatten)]
+    location: Location,
+}
+
+#[derive(Debug, Subcommand)]
+enum VaultCommand {
+    /// Print a new random key (base64 of 32 bytes).
+    GenerateKey,
+    /// Re-seal every credential under a new key; safe to interrupt and run again.
+    Rotate {
+        #[arg(long, value_name = "FILE")]
+        new_key_file: PathBuf,
+    },
+}
+
+impl Location {
+    fn registry(&self) -> Result<Registry, Failure> {
+        let dir = absolute(&self.data_dir)?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|error| host_failure(format!("could not create {}: {error}", dir.display())))?;
+        Registry::open(&dir.join(DATABASE_FILE)).map_err(registry_failure)
+    }
+
+    fn key(&self) -> Result<EncryptionKey, Failure> {
+        EncryptionKey::from_environment(self.key_file.as_deref()).map_err(vault_failure)
+    }
+}
+
+pub fn run_plugin(args: PluginArgs) -> Result<(), Failure> {
+    let registry = args.location.registry()?;
+    match args.command {
+        PluginCommand::Add(add) => {
+            let id = PluginId::new(&add.id).map_err(Failure::usage)?;
+            registry.add(&id, &definition(add)?).map_err(registry_failure)
+        }
+        PluginCommand::List => {
+            for record in registry.list().map_err(registry_failure)? {
+                let state = if record.enabled { "enabled" } else { "disabled" };
+                print_json(&json!({"id": record.id.as_str(), "launch": record.definition.launch, "state": state}));
+            }
+            Ok(())
+        }
+        PluginCommand::Show { id } => {
+            let record = registry.get(&id).map_err(registry_failure)?;
+            let credentials = registry.credential_names(&id, None).map_err(registry_failure)?;
+            print_json(&json!({
+                "id": record.id.as_str(),
+                "definition": record.definition,
+                "enabled": record.enabled,
+                "disabledReason": record.disabled_reason,
+                "recentFaults": record.recent_faults,
+                "credentials": credentials,
+                "manifest": record.manifest,
+                "metrics": record.metrics,
+            }));
+            Ok(())
+        }
+        PluginCommand::Remove { id } => registry.remove(&id).map_err(registry_failure),
+        PluginCommand::Enable { id } | PluginCommand::Reset { id } => {
+            registry.set_enabled(&id, true).map_err(registry_failure)
+        }
+        PluginCommand::Disable { id } => registry.set_enabled(&id, false).map_err(registry_failure),
+        PluginCommand::Config { id, admin } => {
+            let config = parse_object("--admin", Some(&admin))?;
+            registry.set_admin_config(&id, config).map_err(registry_failure)
+        }
+        PluginCommand::Connect { id, user, config } => {
+            let config = parse_object("--config", config.as_deref())?;
+            registry.connect_user(&id, &user, config).map_err(registry_failure)
+        }
+        PluginCommand::Credentials { id, user, set } => {
+            let values = set
+                .iter()
+                .map(|pair| parse_env(pair).map(|(name, value)| (name, Secret::new(value))))
+                .collect::<Result<BTreeMap<_, _>, _>>()?;
+            let vault = Vault::new(args.location.key()?);
+            registry.set_credentials(&vault, &id, user.as_deref(), &values).map_err(registry_failure)
+        }
+    }
+}
+
+pub fn run_vault(args: VaultArgs) -> Result<(), Failure> {
+    match args.command {
+        VaultCommand::GenerateKey => {
+            println!("{}", EncryptionKey::generate());
+            Ok(())
+        }
+        VaultCommand::Rotate { new_key_file } => {
+            let registry = args.location.registry()?;
+            let old = args.location.key()?;
+            let new = EncryptionKey::from_file(&new_key_file).map_err(vault_failure)?;
+            let vault = Vault::new(new.clone()).with_older_key(old);
+            let report =
+                registry.rotate_credentials(&vault, |_| ControlFlow::Continue(())).map_err(registry_failure)?;
+            print_json(&json!({"rotated": report.rotated, "keyId": new.id()}));
+            eprintln!("every credential is now sealed with key {}; give the host that key from now on", new.id());
+            Ok(())
+        }
+    }
+}
+
+fn definition(add: AddArgs) -> Result<PluginDefinition, Failure> {
+    let launch = match (add.wasm, add.command.split_first()) {
+        (Some(file), _) => Launch::Wasm { file: absolute(&file)? },
+        (None, Some((command, args))) => Launch::Process { command: command.clone(), args: args.to_vec() },
+        (None, None) => return Err(Failure::usage("give `--wasm FILE` or the plugin's command after `--`")),
+    };
+    let mut definition = PluginDefinition::new(launch);
+    definition.env = add.env.iter().map(|pair| parse_env(pair)).collect::<Result<_, _>>()?;
+    if let Some(seconds) = add.timeout {
+        let valid = seconds.is_finite() && seconds > 0.0 && seconds <= 3600.0;
+        if !valid {
+            return Err(Failure::usage(format!("--timeout must be between 0.001 and 3600 seconds, got {seconds}")));
+        }
+        definition.request_timeout_ms = (seconds * 1000.0).round() as u64;
+    }
+    definition.memory_limit_bytes = add.memory_limit_mib.map(|mebibytes| mebibytes.saturating_mul(1 << 20));
+    definition.allowed_http_hosts = add.allow_http_hosts;
+    definition.allow_internal_addresses = add.allow_internal_addresses;
+    definition.admin_config = parse_object("--admin-config", add.admin_config.as_deref())?;
+    if add.credentials_in_env {
+        definition.credential_delivery = CredentialDelivery::Environment;
+    }
+    Ok(definition)
+}
+
+fn print_json(value: &Value) {
+    println!("{}", serde_json::to_string(value).expect("JSON values serialize"));
+}
+
+fn host_failure(message: String) -> Failure {
+    Failure { message, exit_code: 3 }
+}
+
+/// Bad input (an unknown id, an invalid registration) exits 2; the rest 3.
+fn registry_failure(error: RegistryError) -> Failure {
+    match error {
+        RegistryError::NotRegistered(_)
+        | RegistryError::AlreadyRegistered(_)
+        | RegistryError::NotConnected { .. }
+        | RegistryError::Invalid { .. } => Failure::usage(error.to_string()),
+        RegistryError::Vault(error) => vault_failure(error),
+        other => host_failure(other.to_string()),
+    }
+}
+
+fn vault_failure(error: VaultError) -> Failure {
+    match error {
+        VaultError::MissingKey | VaultError::MalformedKey { .. } => Failure::usage(error.to_string()),
+        other => host_failure(other.to_string()),
+    }
+}

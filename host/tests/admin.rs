@@ -1,0 +1,135 @@
+//! The admin's commands, run as real commands: register a plugin, give it credentials,
+//! call it as registered, rotate the vault key. The plugin is the `sandbox-prober` example,
+//! a real process that reports the environment it was given.
+
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const HOST: &str = env!("CARGO_BIN_EXE_codex-plugin-host");
+
+/// The native `sandbox-prober`, built into this test's target directory.
+fn prober() -> PathBuf {
+    let target = std::env::current_exe().unwrap().ancestors().nth(3).unwrap().to_path_buf();
+    let profile = std::env::current_exe().unwrap().ancestors().nth(2).unwrap().to_path_buf();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let mut build = Command::new(cargo);
+    build.current_dir(repo).args(["build", "--quiet", "-p", "sandbox-prober", "--target-dir"]).arg(&target);
+    if profile.ends_with("release") {
+        build.arg("--release");
+    }
+    assert!(build.status().unwrap().success(), "building sandbox-prober failed");
+    profile.join("sandbox-prober")
+}
+
+struct Admin {
+    data: tempfile::TempDir,
+}
+
+impl Admin {
+    /// `codex-plugin-host ARGS --data-dir DATA`, with `key` as `CODEX_ENCRYPTION_KEY`.
+    fn run(&self, args: &[&str], key: Option<&str>) -> Output {
+        let mut command = Command::new(HOST);
+        // `--data-dir` goes before a plugin command's `--`.
+        let split = args.iter().position(|arg| *arg == "--").unwrap_or(args.len());
+        command.args(&args[..split]).arg("--data-dir").arg(self.data.path()).args(&args[split..]);
+        command.env_remove("RUST_LOG").env_remove("CODEX_ENCRYPTION_KEY");
+        if let Some(key) = key {
+            command.env("CODEX_ENCRYPTION_KEY", key);
+        }
+        command.output().expect("the host binary runs")
+    }
+
+    fn ok(&self, args: &[&str], key: Option<&str>) -> String {
+        let output = self.run(args, key);
+        assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    }
+}
+
+fn json_of(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|error| panic!("not JSON ({error}): {text}"))
+}
+
+/// The prober's `environment` probe: the variable names it sees.
+fn environment_seen(answer: &str) -> String {
+    let results = json_of(answer)["results"].as_array().unwrap().clone();
+    let probe = results.iter().find(|result| result["externalId"] == "environment").unwrap();
+    let detail: Value = serde_json::from_str(probe["title"].as_str().unwrap()).unwrap();
+    detail["detail"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn a_registered_plugin_gets_its_credentials_and_never_the_hosts_key() {
+    let binary = prober();
+    let plugins_dir = binary.parent().unwrap().to_str().unwrap().to_owned();
+    let admin = Admin { data: tempfile::tempdir().unwrap() };
+    let key = admin.ok(&["vault", "generate-key"], None).trim().to_owned();
+    admin.ok(&["plugin", "add", "prober", "--credentials-in-env", "--", binary.to_str().unwrap()], None);
+    admin.ok(&["plugin", "credentials", "prober", "--set", "api_key=s3cret-value"], Some(&key));
+
+    let search = ["call", "--plugin", "prober", "--plugins-dir", &plugins_dir, "metadata/series/search"];
+    let mut args = search.to_vec();
+    args.push(r#"{"query":"127.0.0.1:9"}"#);
+    let answer = admin.ok(&args, Some(&key));
+    // The host runs with CODEX_ENCRYPTION_KEY; the plugin sees only its own credential.
+    assert_eq!(environment_seen(&answer), "API_KEY,HOME,LANG,PATH");
+
+    let shown = admin.ok(&["plugin", "show", "prober"], None);
+    assert!(!shown.contains("s3cret-value"), "no plaintext in `plugin show`: {shown}");
+    let shown = json_of(&shown);
+    assert_eq!(shown["credentials"], json!(["api_key"]));
+    assert_eq!(shown["manifest"]["name"], json!("sandbox-prober"), "the manifest is cached at start");
+    assert_eq!(shown["metrics"]["methods"]["metadata/series/search"]["successes"], json!(1));
+
+    // Without the key: a clear refusal, and nothing stored is lost.
+    let refused = admin.run(&["plugin", "credentials", "prober", "--set", "other=x"], None);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("no encryption key: set CODEX_ENCRYPTION_KEY"));
+    let refused = admin.run(&args, None);
+    assert_eq!(refused.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("no encryption key"), "{refused:?}");
+    let malformed = admin.run(&args, Some("c2hvcnQ="));
+    assert_eq!(malformed.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&malformed.stderr).contains("it decodes to 5 bytes"));
+
+    // Rotation: every value moves to the new key, and the plugin still gets its credential.
+    let new_key = admin.ok(&["vault", "generate-key"], None).trim().to_owned();
+    let new_key_file = admin.data.path().join("new.key");
+    std::fs::write(&new_key_file, &new_key).unwrap();
+    let rotated = admin.ok(&["vault", "rotate", "--new-key-file", new_key_file.to_str().unwrap()], Some(&key));
+    assert_eq!(json_of(&rotated)["rotated"], json!(1));
+    assert_eq!(environment_seen(&admin.ok(&args, Some(&new_key))), "API_KEY,HOME,LANG,PATH");
+    let old_key_refused = admin.run(&args, Some(&key));
+    assert!(String::from_utf8_lossy(&old_key_refused.stderr).contains("which this host does not have"));
+}
+
+#[test]
+fn admin_commands_refuse_bad_input_with_exit_2_and_change_nothing() {
+    let admin = Admin { data: tempfile::tempdir().unwrap() };
+    admin.ok(&["plugin", "add", "echo", "--", "node", "echo.mjs"], None);
+    for (args, fragment) in [
+        (&["plugin", "add", "echo", "--", "node"][..], "already registered as `echo`"),
+        (&["plugin", "add", "Bad_Id", "--", "node"], "invalid plugin id"),
+        (&["plugin", "add", "web", "--allow-http-host", "x.org", "--", "node"], "apply to wasm plugins"),
+        (&["plugin", "show", "missing"], "no plugin is registered as `missing`"),
+        (&["plugin", "config", "echo", "--admin", "[1]"], "--admin must be a JSON object"),
+        (&["plugin", "connect", "missing", "--user", "alice"], "no plugin is registered"),
+        (&["call", "--plugin", "echo", "--user", "alice", "ping"], "user `alice` is not connected"),
+    ] {
+        let output = admin.run(args, None);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(fragment), "{args:?}: {stderr}");
+        assert_ne!(output.status.code(), Some(0), "{args:?}");
+    }
+    let listed = admin.ok(&["plugin", "list"], None);
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    assert_eq!(json_of(listed.lines().next().unwrap())["state"], json!("enabled"));
+    admin.ok(&["plugin", "disable", "echo"], None);
+    let refused = admin.run(&["call", "--plugin", "echo", "ping"], None);
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("plugin `echo` is disabled: disabled by an admin"));
+    admin.ok(&["plugin", "reset", "echo"], None);
+    admin.ok(&["plugin", "remove", "echo"], None);
+    assert_eq!(admin.ok(&["plugin", "list"], None), "");
+}
