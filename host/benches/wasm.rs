@@ -19,7 +19,7 @@ use codex_plugin_host::plugin::{Plugin, PluginId, PluginSettings};
 use codex_plugin_host::protocol::types::initialize::InitializeParams;
 use codex_plugin_host::transport::process::{self, CommandAllowlist};
 use codex_plugin_host::transport::wasm::{self, ComponentCache, WasmComponent, WasmRuntime, WasmSpec};
-use common::{ROUNDS, build_guests, fetch_plugin, median, micros, spec, through_host};
+use common::{ROUNDS, build_component, build_guests, fetch_plugin, median, micros, spec, through_host};
 
 const STARTS: usize = 50;
 const IDLE_INSTANCES: usize = 200;
@@ -116,20 +116,6 @@ fn main() {
         total / 1024.0,
         per_instance
     );
-}
-
-fn build_component(name: &str) -> std::path::PathBuf {
-    let profile_dir =
-        std::env::current_exe().expect("a path").parent().and_then(Path::parent).expect("target/release").to_path_buf();
-    let target_dir = profile_dir.parent().expect("target/").to_path_buf();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = std::process::Command::new(cargo)
-        .args(["build", "--quiet", "--target", "wasm32-wasip2", "--profile", "guest", "-p", name, "--target-dir"])
-        .arg(&target_dir)
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "building the component failed");
-    target_dir.join("wasm32-wasip2/guest").join(format!("{name}.wasm"))
 }
 
 fn launch_wasm(component: &WasmComponent) -> codex_plugin_host::transport::Launched {

@@ -68,6 +68,8 @@ fn a_registered_plugin_gets_its_credentials_and_never_the_hosts_key() {
     let key = admin.ok(&["vault", "generate-key"], None).trim().to_owned();
     admin.ok(&["plugin", "add", "prober", "--credentials-in-env", "--", binary.to_str().unwrap()], None);
     admin.ok(&["plugin", "credentials", "prober", "--set", "api_key=s3cret-value"], Some(&key));
+    admin.ok(&["plugin", "connect", "prober", "--user", "alice", "--config", r#"{"lang":"en"}"#], None);
+    admin.ok(&["plugin", "credentials", "prober", "--user", "alice", "--set", "token=alices-token"], Some(&key));
 
     let search = ["call", "--plugin", "prober", "--plugins-dir", &plugins_dir, "metadata/series/search"];
     let mut args = search.to_vec();
@@ -75,13 +77,18 @@ fn a_registered_plugin_gets_its_credentials_and_never_the_hosts_key() {
     let answer = admin.ok(&args, Some(&key));
     // The host runs with CODEX_ENCRYPTION_KEY; the plugin sees only its own credential.
     assert_eq!(environment_seen(&answer), "API_KEY,HOME,LANG,PATH");
+    // As alice: her credential on top of the plugin's.
+    let mut as_alice = args.clone();
+    as_alice.splice(3..3, ["--user", "alice"]);
+    assert_eq!(environment_seen(&admin.ok(&as_alice, Some(&key))), "API_KEY,HOME,LANG,PATH,TOKEN");
 
     let shown = admin.ok(&["plugin", "show", "prober"], None);
-    assert!(!shown.contains("s3cret-value"), "no plaintext in `plugin show`: {shown}");
+    assert!(!shown.contains("s3cret-value") && !shown.contains("alices-token"), "no plaintext: {shown}");
     let shown = json_of(&shown);
     assert_eq!(shown["credentials"], json!(["api_key"]));
+    assert_eq!(shown["users"], json!([{"user": "alice", "config": {"lang": "en"}, "credentials": ["token"]}]));
     assert_eq!(shown["manifest"]["name"], json!("sandbox-prober"), "the manifest is cached at start");
-    assert_eq!(shown["metrics"]["methods"]["metadata/series/search"]["successes"], json!(1));
+    assert_eq!(shown["metrics"]["methods"]["metadata/series/search"]["successes"], json!(2));
 
     // Without the key: a clear refusal, and nothing stored is lost.
     let refused = admin.run(&["plugin", "credentials", "prober", "--set", "other=x"], None);
@@ -99,7 +106,7 @@ fn a_registered_plugin_gets_its_credentials_and_never_the_hosts_key() {
     let new_key_file = admin.data.path().join("new.key");
     std::fs::write(&new_key_file, &new_key).unwrap();
     let rotated = admin.ok(&["vault", "rotate", "--new-key-file", new_key_file.to_str().unwrap()], Some(&key));
-    assert_eq!(json_of(&rotated)["rotated"], json!(1));
+    assert_eq!(json_of(&rotated)["rotated"], json!(2), "the plugin's and alice's");
     assert_eq!(environment_seen(&admin.ok(&args, Some(&new_key))), "API_KEY,HOME,LANG,PATH");
     let old_key_refused = admin.run(&args, Some(&key));
     assert!(String::from_utf8_lossy(&old_key_refused.stderr).contains("which this host does not have"));

@@ -130,3 +130,36 @@ async fn call_counts_outlive_the_host_that_made_them() {
     assert_eq!(ping.latency_ms.iter().sum::<u64>(), 4);
     again.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_instance_is_pinged_and_successful_calls_never_write_to_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = host(&dir);
+    host.call("echo", None, "metadata/series/search", json!({"query": "dune"})).await.unwrap();
+    // Another connection sees `data_version` change whenever anyone commits to the file.
+    let observer = rusqlite::Connection::open(dir.path().join("codex-plugin-host.sqlite3")).unwrap();
+    let version = || observer.query_row("PRAGMA data_version", [], |row| row.get::<_, i64>(0)).unwrap();
+    let before = version();
+    for _ in 0..200 {
+        host.call("echo", None, "metadata/series/search", json!({"query": "dune"})).await.unwrap();
+    }
+    assert_eq!(version(), before, "200 successful calls wrote nothing");
+
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let ping = host.metrics("echo").unwrap().methods.get("ping").cloned().expect("the idle instance was pinged");
+    assert_eq!((ping.requests, ping.successes), (1, 1));
+    host.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_new_admin_configuration_reaches_the_plugin_on_its_next_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = host(&dir);
+    let count = |found: serde_json::Value| found["results"].as_array().unwrap().len();
+    let search = || host.call("echo", None, "metadata/series/search", json!({"query": "dune"}));
+    let before = count(search().await.unwrap());
+    host.configure("echo", json!({"maxResults": 1}).as_object().unwrap().clone()).await.unwrap();
+    assert_eq!(count(search().await.unwrap()), 1, "was {before}");
+    host.shutdown().await;
+}

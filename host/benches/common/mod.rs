@@ -43,6 +43,21 @@ pub fn build_guests(names: &[&str]) -> Vec<PathBuf> {
     names.iter().map(|name| profile_dir.join(name)).collect()
 }
 
+/// Builds an example as a component (`--profile guest`) into this build's target directory.
+pub fn build_component(name: &str) -> PathBuf {
+    let profile_dir =
+        std::env::current_exe().expect("a path").parent().and_then(Path::parent).expect("target/release").to_path_buf();
+    let target_dir = profile_dir.parent().expect("target/").to_path_buf();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .args(["build", "--quiet", "--target", "wasm32-wasip2", "--profile", "guest", "-p", name, "--target-dir"])
+        .arg(&target_dir)
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "building the component failed");
+    target_dir.join("wasm32-wasip2/guest").join(format!("{name}.wasm"))
+}
+
 pub fn fetch_plugin() -> PathBuf {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("host/ is in the repository").to_path_buf();
     let status =

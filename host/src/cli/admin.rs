@@ -159,6 +159,11 @@ pub fn run_plugin(args: PluginArgs) -> Result<(), Failure> {
         PluginCommand::Show { id } => {
             let record = registry.get(&id).map_err(registry_failure)?;
             let credentials = registry.credential_names(&id, None).map_err(registry_failure)?;
+            let mut users = Vec::new();
+            for connection in registry.users(&id).map_err(registry_failure)? {
+                let names = registry.credential_names(&id, Some(&connection.user)).map_err(registry_failure)?;
+                users.push(json!({"user": connection.user, "config": connection.config, "credentials": names}));
+            }
             print_json(&json!({
                 "id": record.id.as_str(),
                 "definition": record.definition,
@@ -166,6 +171,7 @@ pub fn run_plugin(args: PluginArgs) -> Result<(), Failure> {
                 "disabledReason": record.disabled_reason,
                 "recentFaults": record.recent_faults,
                 "credentials": credentials,
+                "users": users,
                 "manifest": record.manifest,
                 "metrics": record.metrics,
             }));

@@ -4,6 +4,7 @@
 use clap::{Args, ValueEnum};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -157,7 +158,8 @@ pub fn run(args: CallArgs) -> Result<(), Failure> {
         None => runtime.block_on(execute(prepare(&args)?))?,
     };
     let text = serde_json::to_string_pretty(&result).expect("a JSON value always serializes");
-    println!("{text}");
+    // A reader that went away (`| head`) is not an error of the call.
+    let _ = writeln!(std::io::stdout(), "{text}");
     Ok(())
 }
 

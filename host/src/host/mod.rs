@@ -175,6 +175,18 @@ impl PluginHost {
         Ok(metrics)
     }
 
+    /// Replaces the plugin's admin configuration; its running instances stop, and the next
+    /// call starts one with the new configuration.
+    pub async fn configure(
+        &self,
+        plugin: &str,
+        admin_config: serde_json::Map<String, Value>,
+    ) -> Result<(), RegistryError> {
+        self.registry.set_admin_config(plugin, admin_config)?;
+        self.supervisor.stop_plugin(plugin).await;
+        Ok(())
+    }
+
     /// Enables the plugin again and forgets its faults.
     pub async fn reset(&self, plugin: &str) -> Result<(), RegistryError> {
         self.registry.set_enabled(plugin, true)?;

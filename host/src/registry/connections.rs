@@ -52,6 +52,21 @@ impl Registry {
         Ok(UserConnection { user: user.to_owned(), config })
     }
 
+    /// Every user connected to a plugin, by user id.
+    pub fn users(&self, plugin: &str) -> Result<Vec<UserConnection>, RegistryError> {
+        let connection = self.lock();
+        let mut statement = connection
+            .prepare_cached("SELECT user_id, config FROM plugin_users WHERE plugin_id = ? ORDER BY user_id")?;
+        let rows = statement.query_map([plugin], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))?;
+        let corrupt = |why: String| RegistryError::Corrupt { plugin: plugin.to_owned(), what: "user config", why };
+        rows.map(|row| {
+            let (user, config) = row?;
+            let config = serde_json::from_str(&config).map_err(|error| corrupt(error.to_string()))?;
+            Ok(UserConnection { user, config })
+        })
+        .collect()
+    }
+
     /// Seals and stores credentials of a plugin (`user` `None`) or of one user's connection,
     /// replacing values of the same names, all or none.
     pub fn set_credentials(
