@@ -5,7 +5,7 @@
 //!
 //! The guest is `metadata-echo` as a component: the fastest plugin there is, so the
 //! bookkeeping's share of each call is the largest it can be. Rounds alternate between the
-//! two; each row is the median of its rounds.
+//! two (ten rounds, in alternating order); each row is the median of its rounds.
 
 mod common;
 
@@ -21,8 +21,8 @@ use codex_plugin_host::registry::{Launch, PluginDefinition};
 use codex_plugin_host::transport::wasm::{self, WasmRuntime, WasmSpec};
 use common::{IN_FLIGHT, ROUNDS, build_component};
 
-const SEQUENTIAL: usize = 20_000;
-const PIPELINED: usize = 40_000;
+const SEQUENTIAL: usize = 50_000;
+const PIPELINED: usize = 80_000;
 
 fn main() {
     let component_path = build_component("metadata-echo");
@@ -42,15 +42,29 @@ fn main() {
     });
     let mut direct_rounds = Vec::new();
     let mut host_rounds = Vec::new();
-    for _ in 0..ROUNDS {
-        direct_rounds.push(runtime.block_on(measure(|| {
+    // Each round measures both, in alternating order, so neither always goes first.
+    for round in 0..2 * ROUNDS {
+        let measure_direct = || {
             let direct = direct.clone();
-            async move { direct.call_raw("ping", Value::Null, None).await.map(drop).expect("pong") }
-        })));
-        host_rounds.push(runtime.block_on(measure(|| {
+            measure(move || {
+                let direct = direct.clone();
+                async move { direct.call_raw("ping", Value::Null, None).await.map(drop).expect("pong") }
+            })
+        };
+        let measure_host = || {
             let host = host.clone();
-            async move { host.call("echo", None, "ping", Value::Null).await.map(drop).expect("pong") }
-        })));
+            measure(move || {
+                let host = host.clone();
+                async move { host.call("echo", None, "ping", Value::Null).await.map(drop).expect("pong") }
+            })
+        };
+        if round % 2 == 0 {
+            direct_rounds.push(runtime.block_on(measure_direct()));
+            host_rounds.push(runtime.block_on(measure_host()));
+        } else {
+            host_rounds.push(runtime.block_on(measure_host()));
+            direct_rounds.push(runtime.block_on(measure_direct()));
+        }
     }
     let direct = median(direct_rounds);
     let registered = median(host_rounds);
@@ -65,8 +79,9 @@ fn main() {
     );
 }
 
-/// Calls per second, one at a time and [`IN_FLIGHT`] at once.
-async fn measure<F: Future<Output = ()> + 'static>(call: impl Fn() -> F) -> (f64, f64) {
+/// Calls per second, one at a time and [`IN_FLIGHT`] at once (each caller a task of its
+/// own, as an embedding server's requests are).
+async fn measure<F: Future<Output = ()> + Send + 'static>(call: impl Fn() -> F + Clone + Send + 'static) -> (f64, f64) {
     for _ in 0..1_000 {
         call().await;
     }
@@ -76,12 +91,18 @@ async fn measure<F: Future<Output = ()> + 'static>(call: impl Fn() -> F) -> (f64
     }
     let sequential = SEQUENTIAL as f64 / started.elapsed().as_secs_f64();
     let started = Instant::now();
-    let workers = (0..IN_FLIGHT).map(|_| async {
-        for _ in 0..PIPELINED / IN_FLIGHT {
-            call().await;
-        }
-    });
-    futures::future::join_all(workers).await;
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..IN_FLIGHT {
+        let call = call.clone();
+        workers.spawn(async move {
+            for _ in 0..PIPELINED / IN_FLIGHT {
+                call().await;
+            }
+        });
+    }
+    while let Some(done) = workers.join_next().await {
+        done.expect("a caller");
+    }
     let pipelined = PIPELINED as f64 / started.elapsed().as_secs_f64();
     (sequential, pipelined)
 }

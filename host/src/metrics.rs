@@ -2,14 +2,16 @@
 //! histogram, and restarts. Kept in memory (a successful call writes nothing to disk) and
 //! merged into the registry when a host stops, so `plugin show` adds up every run.
 
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::dispatch::CloseReason;
 use crate::plugin::PluginError;
-use crate::protocol::ErrorCode;
+use crate::protocol::{ErrorCode, HostMethod};
 
 /// Upper bounds of the latency buckets, in milliseconds; one more bucket holds the rest.
 pub const LATENCY_BOUNDS_MS: [u64; 12] = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 5000, 30000];
@@ -56,59 +58,141 @@ impl PluginMetrics {
     }
 }
 
+/// The name unknown methods are counted under.
+pub const UNKNOWN_METHOD: &str = "(unknown method)";
+
+/// The kinds a failure is counted as (see [`failure_kind`]).
+const FAILURE_KINDS: [&str; 17] = [
+    "timeout",
+    "crashed",
+    "stopped",
+    "protocol",
+    "start-failed",
+    "internal",
+    "rate-limited",
+    "not-found",
+    "auth-failed",
+    "api-error",
+    "config-error",
+    "method-not-found",
+    "invalid-params",
+    "other-error",
+    "launch-failed",
+    "unavailable",
+    "refused",
+];
+
+const BUCKETS: usize = LATENCY_BOUNDS_MS.len() + 1;
+
+/// One method's counters: atomics, so counting a call takes no lock.
+#[derive(Debug, Default)]
+struct MethodCells {
+    requests: AtomicU64,
+    successes: AtomicU64,
+    failures: [AtomicU64; FAILURE_KINDS.len()],
+    latency: [AtomicU64; BUCKETS],
+}
+
+impl MethodCells {
+    /// The counts, each read (`take`: and reset) on its own.
+    fn read(&self, take: bool) -> MethodMetrics {
+        let read = |cell: &AtomicU64| if take { cell.swap(0, Ordering::Relaxed) } else { cell.load(Ordering::Relaxed) };
+        let failures = FAILURE_KINDS.iter().zip(&self.failures);
+        MethodMetrics {
+            requests: read(&self.requests),
+            successes: read(&self.successes),
+            failures: failures.map(|(kind, cell)| (kind.to_string(), read(cell))).filter(|(_, n)| *n > 0).collect(),
+            latency_ms: self.latency.iter().map(read).collect(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Cells {
+    /// One per [`HostMethod`], in its order, and one for names that are not.
+    methods: Vec<MethodCells>,
+    restarts: AtomicU64,
+}
+
+/// One plugin's counters, shared by its instances and cheap to clone.
+#[derive(Debug, Clone)]
+pub struct PluginCounter(Arc<Cells>);
+
+impl Default for PluginCounter {
+    fn default() -> Self {
+        let methods = (0..=HostMethod::ALL.len()).map(|_| MethodCells::default()).collect();
+        Self(Arc::new(Cells { methods, restarts: AtomicU64::new(0) }))
+    }
+}
+
+impl PluginCounter {
+    /// Counts one call of `method` (a name outside the protocol is counted as
+    /// [`UNKNOWN_METHOD`]).
+    pub fn record(&self, method: &str, outcome: Result<(), &PluginError>, took: Duration) {
+        let index = HostMethod::from_name(method).map_or(HostMethod::ALL.len(), |method| method as usize);
+        let cells = &self.0.methods[index];
+        cells.requests.fetch_add(1, Ordering::Relaxed);
+        match outcome {
+            Ok(()) => cells.successes.fetch_add(1, Ordering::Relaxed),
+            Err(error) => cells.failures[failure_index(error)].fetch_add(1, Ordering::Relaxed),
+        };
+        let millis = took.as_millis() as u64;
+        let bucket = LATENCY_BOUNDS_MS.iter().position(|bound| millis <= *bound).unwrap_or(LATENCY_BOUNDS_MS.len());
+        cells.latency[bucket].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn record_restart(&self) {
+        self.0.restarts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counts so far; `take` also resets them.
+    fn read(&self, take: bool) -> PluginMetrics {
+        let names = HostMethod::ALL.iter().map(|method| method.name()).chain([UNKNOWN_METHOD]);
+        let methods = names
+            .zip(&self.0.methods)
+            .map(|(name, cells)| (name.to_owned(), cells.read(take)))
+            .filter(|(_, counts)| counts.requests > 0)
+            .collect();
+        let restarts =
+            if take { self.0.restarts.swap(0, Ordering::Relaxed) } else { self.0.restarts.load(Ordering::Relaxed) };
+        PluginMetrics { methods, restarts }
+    }
+}
+
 /// The metrics of every plugin of a host.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    plugins: Mutex<HashMap<String, PluginMetrics>>,
+    plugins: Mutex<FxHashMap<String, PluginCounter>>,
 }
 
 impl Metrics {
-    /// Counts one call.
-    pub fn record(&self, plugin: &str, method: &str, outcome: Result<(), &PluginError>, took: Duration) {
+    /// The counter of `plugin`, made on first use.
+    pub fn counter(&self, plugin: &str) -> PluginCounter {
         let mut plugins = self.plugins.lock().unwrap_or_else(PoisonError::into_inner);
-        let methods = &mut plugins.entry_ref(plugin).methods;
-        let counts = match methods.get_mut(method) {
-            Some(counts) => counts,
-            None => methods.entry(method.to_owned()).or_default(),
-        };
-        counts.requests += 1;
-        match outcome {
-            Ok(()) => counts.successes += 1,
-            Err(error) => *counts.failures.entry(failure_kind(error).to_owned()).or_default() += 1,
+        if let Some(counter) = plugins.get(plugin) {
+            return counter.clone();
         }
-        let millis = took.as_millis() as u64;
-        let bucket = LATENCY_BOUNDS_MS.iter().position(|bound| millis <= *bound).unwrap_or(LATENCY_BOUNDS_MS.len());
-        counts.latency_ms.resize(LATENCY_BOUNDS_MS.len() + 1, 0);
-        counts.latency_ms[bucket] += 1;
-    }
-
-    pub fn record_restart(&self, plugin: &str) {
-        self.plugins.lock().unwrap_or_else(PoisonError::into_inner).entry_ref(plugin).restarts += 1;
+        let counter = PluginCounter::default();
+        plugins.insert(plugin.to_owned(), counter.clone());
+        counter
     }
 
     /// One plugin's counts so far.
     pub fn plugin(&self, plugin: &str) -> PluginMetrics {
-        self.plugins.lock().unwrap_or_else(PoisonError::into_inner).get(plugin).cloned().unwrap_or_default()
+        let plugins = self.plugins.lock().unwrap_or_else(PoisonError::into_inner);
+        plugins.get(plugin).map(|counter| counter.read(false)).unwrap_or_default()
     }
 
     /// Every plugin's counts, emptied: what a host merges into the registry when it stops.
     pub fn take(&self) -> HashMap<String, PluginMetrics> {
-        std::mem::take(&mut *self.plugins.lock().unwrap_or_else(PoisonError::into_inner))
+        let plugins = self.plugins.lock().unwrap_or_else(PoisonError::into_inner);
+        plugins.iter().map(|(plugin, counter)| (plugin.clone(), counter.read(true))).collect()
     }
 }
 
-trait EntryRef {
-    fn entry_ref(&mut self, plugin: &str) -> &mut PluginMetrics;
-}
-
-impl EntryRef for HashMap<String, PluginMetrics> {
-    /// The plugin's entry, allocating its key only the first time.
-    fn entry_ref(&mut self, plugin: &str) -> &mut PluginMetrics {
-        if !self.contains_key(plugin) {
-            self.insert(plugin.to_owned(), PluginMetrics::default());
-        }
-        self.get_mut(plugin).expect("inserted above")
-    }
+fn failure_index(error: &PluginError) -> usize {
+    let kind = failure_kind(error);
+    FAILURE_KINDS.iter().position(|known| *known == kind).expect("every kind is listed")
 }
 
 /// The kind a failed call is counted as.

@@ -77,6 +77,7 @@ enum PluginCommand {
         id: String,
         #[arg(long, value_name = "USER")]
         user: Option<String>,
+        /// `KEY=VALUE`; `KEY=-` reads the value from stdin.
         #[arg(long = "set", value_name = "KEY=VALUE", required = true, num_args = 1..)]
         set: Vec<String>,
     },
@@ -177,7 +178,11 @@ pub fn run_plugin(args: PluginArgs) -> Result<(), Failure> {
             }));
             Ok(())
         }
-        PluginCommand::Remove { id } => registry.remove(&id).map_err(registry_failure),
+        PluginCommand::Remove { id } => {
+            registry.remove(&id).map_err(registry_failure)?;
+            crate::host::remove_plugin_files(&absolute(&args.location.data_dir)?, &id);
+            Ok(())
+        }
         PluginCommand::Enable { id } | PluginCommand::Reset { id } => {
             registry.set_enabled(&id, true).map_err(registry_failure)
         }
@@ -191,10 +196,7 @@ pub fn run_plugin(args: PluginArgs) -> Result<(), Failure> {
             registry.connect_user(&id, &user, config).map_err(registry_failure)
         }
         PluginCommand::Credentials { id, user, set } => {
-            let values = set
-                .iter()
-                .map(|pair| parse_env(pair).map(|(name, value)| (name, Secret::new(value))))
-                .collect::<Result<BTreeMap<_, _>, _>>()?;
+            let values = secret_values(&set)?;
             let vault = Vault::new(args.location.key()?);
             registry.set_credentials(&vault, &id, user.as_deref(), &values).map_err(registry_failure)
         }
@@ -214,11 +216,39 @@ pub fn run_vault(args: VaultArgs) -> Result<(), Failure> {
             let vault = Vault::new(new.clone()).with_older_key(old);
             let report =
                 registry.rotate_credentials(&vault, |_| ControlFlow::Continue(())).map_err(registry_failure)?;
-            print_json(&json!({"rotated": report.rotated, "keyId": new.id()}));
+            print_json(&json!({"rotated": report.rotated, "unreadable": report.unreadable, "keyId": new.id()}));
+            if report.unreadable > 0 {
+                return Err(host_failure(format!(
+                    "{} values open under neither key and were left as they are (see the log)",
+                    report.unreadable
+                )));
+            }
             eprintln!("every credential is now sealed with key {}; give the host that key from now on", new.id());
             Ok(())
         }
     }
+}
+
+/// `KEY=VALUE` pairs; `KEY=-` reads that one value from the first line of stdin, so it
+/// stays out of the process list and the shell history.
+fn secret_values(pairs: &[String]) -> Result<BTreeMap<String, Secret>, Failure> {
+    let mut from_stdin = false;
+    let mut values = BTreeMap::new();
+    for pair in pairs {
+        let (name, mut value) = parse_env(pair)?;
+        if value == "-" {
+            if std::mem::replace(&mut from_stdin, true) {
+                return Err(Failure::usage("only one credential can be read from stdin"));
+            }
+            value.clear();
+            std::io::stdin()
+                .read_line(&mut value)
+                .map_err(|error| Failure::usage(format!("could not read {name} from stdin: {error}")))?;
+            value.truncate(value.trim_end_matches(['\r', '\n']).len());
+        }
+        values.insert(name, Secret::new(value));
+    }
+    Ok(values)
 }
 
 fn definition(add: AddArgs) -> Result<PluginDefinition, Failure> {

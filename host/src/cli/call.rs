@@ -45,9 +45,10 @@ pub struct CallArgs {
     /// Where plugin storage and plugin data directories live.
     #[arg(long, value_name = "DIR", default_value = "data")]
     data_dir: PathBuf,
-    /// Seconds to wait for each answer, `initialize` included.
-    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
-    timeout: f64,
+    /// Seconds to wait for each answer, `initialize` included (default 30, or what is
+    /// registered for `--plugin`).
+    #[arg(long, value_name = "SECS")]
+    timeout: Option<f64>,
     /// The storage scope; by default derived from the command line, so the same plugin
     /// started the same way finds its data again.
     #[arg(long, value_name = "ID")]
@@ -177,8 +178,8 @@ async fn call_registered(args: &CallArgs, plugin: &str) -> Result<Value, Failure
         other => host_failure(other.to_string()),
     })?;
     let mut termination = Termination::listen();
-    let timeout = parse_timeout(args.timeout)?;
-    let calling = host.call_with_timeout(plugin, args.user.as_deref(), method.name(), params, timeout);
+    let timeout = args.timeout.map(parse_timeout).transpose()?;
+    let calling = host.call_with_deadline(plugin, args.user.as_deref(), method.name(), params, timeout);
     let answered = tokio::select! {
         answered = calling => Ok(answered),
         signal = termination.recv() => Err(signal),
@@ -235,7 +236,7 @@ fn prepare(args: &CallArgs) -> Result<Request, Failure> {
     let admin_config = parse_object("--admin-config", args.admin_config.as_deref())?;
     let user_config = parse_object("--user-config", args.user_config.as_deref())?;
     let credentials = parse_credentials(args.credentials.as_deref())?;
-    let timeout = parse_timeout(args.timeout)?;
+    let timeout = parse_timeout(args.timeout.unwrap_or(30.0))?;
     let id = match (&args.plugin_id, &args.wasm, args.command.split_first()) {
         (Some(id), _, _) => PluginId::new(id).map_err(Failure::usage)?,
         (None, Some(component), _) => PluginId::derived_from(&component.to_string_lossy(), &[]),

@@ -201,6 +201,11 @@ impl Connection {
         self.shared.pending.closed()
     }
 
+    /// Whether the connection has closed: cheaper than [`Connection::closed_reason`].
+    pub fn is_closed(&self) -> bool {
+        self.closed.borrow().is_some()
+    }
+
     /// Waits until the connection closes, and says why.
     pub async fn closed(&self) -> ConnectionClosed {
         let mut closed = self.closed.clone();

@@ -84,7 +84,7 @@ impl RegistryLauncher {
         let mut settings = PluginSettings::new(id.clone(), initialize);
         settings.timeouts = Timeouts::new(record.definition.request_timeout());
         settings.shutdown = self.shutdown;
-        let launched = self.spawn(&record, &id, data_dir, &credentials)?;
+        let launched = self.spawn(&record, &id, data_dir, &credentials).await?;
         let storage = Arc::new(StorageHandler::new(self.quota.scoped(scope)));
         let started = Plugin::start(launched, settings, storage).await?;
         let manifest = serde_json::to_value(started.manifest()).expect("a manifest serializes");
@@ -107,7 +107,7 @@ impl RegistryLauncher {
         self.registry.credentials(vault, plugin, user).map_err(|error| error.to_string())
     }
 
-    fn spawn(
+    async fn spawn(
         &self,
         record: &PluginRecord,
         id: &PluginId,
@@ -149,7 +149,11 @@ impl RegistryLauncher {
                     })
                     .as_ref()
                     .map_err(|why| refused(why.clone()))?;
-                let (component, _) = runtime.load_cached(file, cache).map_err(|error| refused(error.to_string()))?;
+                // Compiling takes a while the first time: off the async workers.
+                let (runtime, cache, file) = (runtime.clone(), cache.clone(), file.clone());
+                let loaded = tokio::task::spawn_blocking(move || runtime.load_cached(&file, &cache)).await;
+                let loaded = loaded.map_err(|error| refused(format!("loading the component failed: {error}")))?;
+                let (component, _) = loaded.map_err(|error| refused(error.to_string()))?;
                 let memory = definition.memory_limit_bytes.map(|limit| usize::try_from(limit).unwrap_or(usize::MAX));
                 let spec = WasmSpec {
                     data_dir: Some(data_dir),

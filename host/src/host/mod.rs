@@ -82,10 +82,21 @@ pub enum HostError {
 
 /// Registered plugins, started on first use and kept healthy.
 pub struct PluginHost {
+    data_dir: PathBuf,
     registry: Arc<Registry>,
     vault: Option<Vault>,
     supervisor: Supervisor,
     _sweeper: Sweeper,
+}
+
+/// Deletes a removed plugin's data directory (its users' directories are inside it).
+pub fn remove_plugin_files(data_dir: &std::path::Path, plugin: &str) {
+    let dir = data_dir.join("plugins").join(plugin);
+    match std::fs::remove_dir_all(&dir) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => tracing::warn!(plugin, "could not delete {}: {error}", dir.display()),
+    }
 }
 
 /// How often expired storage keys are deleted.
@@ -117,7 +128,8 @@ impl PluginHost {
             wasm: OnceLock::new(),
         };
         let supervisor = Supervisor::new(Arc::new(launcher), config.health, Arc::new(Metrics::default()));
-        Ok(Self { registry, vault, supervisor, _sweeper: quota.spawn_sweeper(SWEEP_INTERVAL) })
+        let data_dir = data_dir.clone();
+        Ok(Self { data_dir, registry, vault, supervisor, _sweeper: quota.spawn_sweeper(SWEEP_INTERVAL) })
     }
 
     pub fn registry(&self) -> &Registry {
@@ -151,6 +163,18 @@ impl PluginHost {
         timeout: Duration,
     ) -> Result<Value, PluginError> {
         self.supervisor.call(plugin, user, method, params, Some(timeout)).await
+    }
+
+    /// [`PluginHost::call_with_timeout`] when a deadline is given, else [`PluginHost::call`].
+    pub async fn call_with_deadline(
+        &self,
+        plugin: &str,
+        user: Option<&str>,
+        method: &str,
+        params: Value,
+        timeout: Option<Duration>,
+    ) -> Result<Value, PluginError> {
+        self.supervisor.call(plugin, user, method, params, timeout).await
     }
 
     /// The plugin's health in this host; a plugin disabled in the registry shows as such.
@@ -201,10 +225,13 @@ impl PluginHost {
         Ok(())
     }
 
-    /// Stops the plugin's instances and removes it, with its users, credentials and storage.
+    /// Removes the plugin, with its users, credentials, storage and data directory, and
+    /// stops its instances (removed first, so no call can start it again meanwhile).
     pub async fn remove(&self, plugin: &str) -> Result<(), RegistryError> {
+        self.registry.remove(plugin)?;
         self.supervisor.stop_plugin(plugin).await;
-        self.registry.remove(plugin)
+        remove_plugin_files(&self.data_dir, plugin);
+        Ok(())
     }
 
     /// Stops every plugin gracefully and keeps this host's call counts in the registry.

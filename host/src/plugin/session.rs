@@ -94,6 +94,16 @@ impl Plugin {
         self.channel.connection.closed_reason()
     }
 
+    /// Whether the plugin's connection has ended.
+    pub fn is_closed(&self) -> bool {
+        self.channel.connection.is_closed()
+    }
+
+    /// The deadline a call of `method` gets when its caller gives none.
+    pub fn timeout_for(&self, method: &str) -> Duration {
+        self.channel.timeouts.for_call(method, None)
+    }
+
     /// Waits until the plugin's connection ends (it exited, trapped, broke the protocol or
     /// was stopped), and says why.
     pub async fn closed(&self) -> crate::dispatch::ConnectionClosed {

@@ -24,6 +24,9 @@ pub struct RotationReport {
     pub rotated: usize,
     /// Values left for a later run, when the rotation was stopped.
     pub remaining: usize,
+    /// Values no key of the vault opens (a third key, or damaged): left as they are, and
+    /// logged.
+    pub unreadable: usize,
 }
 
 impl Registry {
@@ -158,17 +161,35 @@ impl Registry {
             })?;
             rows.collect::<Result<_, _>>()?
         };
-        let mut report = RotationReport { rotated: 0, remaining: pending.len() };
+        let mut report = RotationReport { rotated: 0, remaining: pending.len(), unreadable: 0 };
         for (plugin, user, field, sealed) in &pending {
             let row = RowBinding { plugin, user, field };
-            let resealed = vault.seal(row, &vault.open(row, sealed)?);
+            report.remaining -= 1;
+            let opened = match vault.open(row, sealed) {
+                Ok(opened) => opened,
+                Err(error) => {
+                    tracing::error!("not rotated: {error}");
+                    report.unreadable += 1;
+                    continue;
+                }
+            };
+            let resealed = vault.seal(row, &opened);
+            // Guarded by the old nonce: a value written meanwhile is newer, and kept.
             self.lock().execute(
                 "UPDATE plugin_credentials SET key_id = ?, nonce = ?, ciphertext = ?
-                 WHERE plugin_id = ? AND user_id = ? AND name = ? AND key_id = ?",
-                params![resealed.key_id, resealed.nonce, resealed.ciphertext, plugin, user, field, sealed.key_id],
+                 WHERE plugin_id = ? AND user_id = ? AND name = ? AND key_id = ? AND nonce = ?",
+                params![
+                    resealed.key_id,
+                    resealed.nonce,
+                    resealed.ciphertext,
+                    plugin,
+                    user,
+                    field,
+                    sealed.key_id,
+                    sealed.nonce
+                ],
             )?;
             report.rotated += 1;
-            report.remaining -= 1;
             if progress(row).is_break() {
                 break;
             }

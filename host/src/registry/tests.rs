@@ -164,7 +164,7 @@ fn an_interrupted_rotation_leaves_each_value_under_exactly_one_key_and_resumes()
             if seen == 2 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
         })
         .unwrap();
-    assert_eq!(report, RotationReport { rotated: 2, remaining: 3 });
+    assert_eq!(report, RotationReport { rotated: 2, remaining: 3, unreadable: 0 });
     // Each value opens under exactly one of the two keys, and none is lost.
     let new_only = Vault::new(key(2));
     for (field, value) in &values {
@@ -178,7 +178,7 @@ fn an_interrupted_rotation_leaves_each_value_under_exactly_one_key_and_resumes()
         assert_eq!(opened, std::slice::from_ref(value), "{field}");
     }
     let report = registry.rotate_credentials(&rotating, |_| ControlFlow::Continue(())).unwrap();
-    assert_eq!(report, RotationReport { rotated: 3, remaining: 0 });
+    assert_eq!(report, RotationReport { rotated: 3, remaining: 0, unreadable: 0 });
     let all = registry.credentials(&new_only, "echo", None).unwrap();
     let opened: Vec<(String, String)> = all.iter().map(|(name, value)| (name.clone(), value.expose().into())).collect();
     assert_eq!(opened, values);

@@ -131,6 +131,12 @@ impl Health {
         }
     }
 
+    /// The instance died of a fault already counted (a call that timed out, then the
+    /// guest's own deadline): restart it without counting the death again.
+    pub fn record_consequence(&mut self, now: Instant) -> Verdict {
+        Verdict::Restart { at: self.schedule_restart(now) }
+    }
+
     /// Whether an instance may start now: `Ok(None)` yes, `Ok(Some(at))` from `at`.
     pub fn may_start(&self) -> Result<Option<Instant>, Disabled> {
         match &self.disabled {
@@ -235,7 +241,8 @@ mod tests {
 
     #[test]
     fn three_faults_in_a_row_restart_a_live_instance_and_a_success_between_resets_the_count() {
-        let mut health = Health::new(HealthPolicy::default());
+        // (Five faults within the hour would disable it first: this plugin may have ten.)
+        let mut health = Health::new(HealthPolicy { disable_after_faults: 10, ..HealthPolicy::default() });
         let now = Instant::now();
         assert_eq!(health.record_fault(now, "timeout".into()), Verdict::Keep);
         assert_eq!(health.record_fault(now, "timeout".into()), Verdict::Keep);
@@ -243,6 +250,16 @@ mod tests {
         assert_eq!(health.record_fault(now, "timeout".into()), Verdict::Keep);
         assert_eq!(health.record_fault(now, "timeout".into()), Verdict::Keep);
         assert_eq!(health.record_fault(now, "timeout".into()), Verdict::Restart { at: now + secs(1) });
+    }
+
+    #[test]
+    fn a_death_that_follows_a_counted_fault_restarts_without_counting_again() {
+        let mut health = Health::new(HealthPolicy::default());
+        let now = Instant::now();
+        assert_eq!(health.record_fault(now, "timeout".into()), Verdict::Keep);
+        assert_eq!(health.record_consequence(now), Verdict::Restart { at: now + secs(1) });
+        let HealthState::Degraded { faults_in_window, .. } = health.state(now) else { panic!() };
+        assert_eq!(faults_in_window, 1);
     }
 
     #[test]

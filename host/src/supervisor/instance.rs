@@ -1,25 +1,36 @@
-//! The task that owns one plugin instance: starts it when first needed, watches it die,
-//! applies the health verdicts, pings it when idle, and stops it.
+//! The task that owns one plugin instance: starts it when first needed (in a task of its
+//! own, so the owner keeps listening), publishes it, watches it die, applies the health
+//! verdicts, pings it when idle, and stops it.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
-use super::{InstanceKey, Launcher, PluginEntry, Verdict};
+use super::{InstanceKey, Launcher, Shared, Verdict, lock};
 use crate::dispatch::ConnectionClosed;
-use crate::metrics::Metrics;
 use crate::plugin::{Plugin, PluginError};
 use crate::protocol::methods::{NoParams, Ping};
+
+/// A running instance and its generation: a fault names the generation it happened in,
+/// so a late fault of a replaced instance is not held against its successor.
+#[derive(Clone)]
+pub(super) struct Live {
+    pub plugin: Arc<Plugin>,
+    pub generation: u64,
+}
+
+type Reply = oneshot::Sender<Result<Live, PluginError>>;
 
 /// What callers ask of an instance task.
 pub(super) enum Command {
     /// The running instance, started first if needed; waits at most `wait` for a restart
     /// that is due.
-    Acquire { wait: Duration, reply: oneshot::Sender<Result<Arc<Plugin>, PluginError>> },
+    Acquire { wait: Duration, reply: Reply },
     /// A live instance faulted (timeout, -32603, malformed answer).
-    Fault(String),
+    Fault { generation: u64, fault: String },
     /// Stop the instance gracefully and end the task.
     Stop(oneshot::Sender<()>),
 }
@@ -28,128 +39,227 @@ pub(super) enum Command {
 /// down anyway.
 const DRAIN: Duration = Duration::from_secs(5);
 
+/// A death this soon after a counted fault of the same instance is its consequence (a call
+/// timed out, then the guest's own deadline stopped it), not a second fault.
+const CONSEQUENCE_WINDOW: Duration = Duration::from_secs(2);
+
 pub(super) struct Instance {
-    pub key: InstanceKey,
-    pub launcher: Arc<dyn Launcher>,
-    pub plugin: Arc<PluginEntry>,
-    pub metrics: Arc<Metrics>,
-    pub commands: mpsc::Receiver<Command>,
-    /// Where ping tasks report faults; weak, so the task ends when the supervisor drops
-    /// its sender.
-    pub ping_results: mpsc::WeakSender<Command>,
+    key: InstanceKey,
+    launcher: Arc<dyn Launcher>,
+    shared: Arc<Shared>,
+    /// Where the running instance is published for callers.
+    published: Arc<Mutex<Option<Live>>>,
+    commands: mpsc::Receiver<Command>,
+    /// Where ping tasks report faults; weak, so it never keeps the task alive.
+    ping_results: mpsc::WeakSender<Command>,
+    current: Option<Live>,
+    generation: u64,
+    /// The start in progress, and the callers waiting for it.
+    starting: Option<JoinHandle<Result<Plugin, PluginError>>>,
+    waiting: VecDeque<(Duration, Reply)>,
+    /// The instance being started replaces one that faulted.
+    restarted: bool,
+    last_fault: Option<(u64, Instant)>,
 }
 
 impl Instance {
+    pub fn new(
+        key: InstanceKey,
+        launcher: Arc<dyn Launcher>,
+        shared: Arc<Shared>,
+        published: Arc<Mutex<Option<Live>>>,
+        commands: mpsc::Receiver<Command>,
+        ping_results: mpsc::WeakSender<Command>,
+    ) -> Self {
+        Self {
+            key,
+            launcher,
+            shared,
+            published,
+            commands,
+            ping_results,
+            current: None,
+            generation: 0,
+            starting: None,
+            waiting: VecDeque::new(),
+            restarted: false,
+            last_fault: None,
+        }
+    }
+
     pub async fn run(mut self) {
-        let mut current: Option<Arc<Plugin>> = None;
-        let mut restarted = false;
         let mut pings = JoinSet::new();
-        let interval = self.plugin.health().policy().ping_interval;
+        let interval = self.shared.health().policy().ping_interval;
         let mut next_ping = Instant::now() + interval;
-        loop {
-            let watched = current.clone();
+        let stopped = loop {
+            let watched = self.current.as_ref().map(|live| (live.plugin.clone(), live.generation));
             let died = async move {
                 match watched {
-                    Some(plugin) => plugin.closed().await,
-                    None => std::future::pending::<ConnectionClosed>().await,
+                    Some((plugin, generation)) => (plugin.closed().await, generation),
+                    None => std::future::pending::<(ConnectionClosed, u64)>().await,
+                }
+            };
+            let starting = async {
+                match self.starting.as_mut() {
+                    Some(task) => task.await,
+                    None => std::future::pending().await,
                 }
             };
             tokio::select! {
-                command = self.commands.recv() => match command {
-                    None => break,
-                    Some(Command::Acquire { wait, reply }) => {
-                        let result = self.acquire(&mut current, &mut restarted, wait).await;
-                        let _ = reply.send(result);
-                        next_ping = Instant::now() + interval;
-                    }
-                    Some(Command::Fault(fault)) => {
-                        let verdict = self.plugin.health().record_fault(Instant::now(), fault);
-                        self.apply(verdict, &mut current, &mut restarted);
-                    }
-                    Some(Command::Stop(done)) => {
-                        if let Some(plugin) = current.take() {
-                            retire(plugin).await;
-                        }
-                        let _ = done.send(());
-                        break;
-                    }
-                },
-                closed = died => {
-                    current = None;
-                    if closed.reason.is_fault() {
-                        tracing::warn!(plugin = self.key.plugin, user = self.key.user, "{closed}");
-                        let verdict = self.plugin.health().record_death(Instant::now(), closed.to_string());
-                        self.apply(verdict, &mut current, &mut restarted);
-                    }
-                }
-                () = tokio::time::sleep_until(next_ping), if current.is_some() => {
+                biased;
+                (closed, generation) = died => self.died(generation, &closed),
+                started = starting => {
+                    self.starting = None;
+                    let started = started.unwrap_or_else(|error| {
+                        Err(PluginError::Launch { plugin: self.key.plugin.clone(), why: format!("the start panicked: {error}") })
+                    });
+                    self.started(started);
                     next_ping = Instant::now() + interval;
-                    if let Some(plugin) = &current {
-                        self.ping(plugin.clone(), &mut pings);
-                    }
+                }
+                command = self.commands.recv() => match command {
+                    None => break None,
+                    Some(Command::Stop(done)) => break Some(done),
+                    Some(Command::Acquire { wait, reply }) => self.acquire(wait, reply),
+                    Some(Command::Fault { generation, fault }) => self.faulted(generation, fault),
+                },
+                () = tokio::time::sleep_until(next_ping), if self.current.is_some() => {
+                    next_ping = Instant::now() + interval;
+                    self.ping(&mut pings);
                 }
                 Some(_) = pings.join_next(), if !pings.is_empty() => {}
             }
-        }
+        };
         pings.abort_all();
+        if let Some(starting) = self.starting.take() {
+            starting.abort();
+        }
+        for (_, reply) in self.waiting.drain(..) {
+            let why = "the plugin is being stopped".to_owned();
+            let _ = reply.send(Err(PluginError::Launch { plugin: self.key.plugin.clone(), why }));
+        }
+        self.publish(None);
+        if let Some(live) = self.current.take() {
+            retire(live.plugin).await;
+        }
+        if let Some(done) = stopped {
+            let _ = done.send(());
+        }
     }
 
-    /// The running instance, or a new one if the plugin may start.
-    async fn acquire(
-        &self,
-        current: &mut Option<Arc<Plugin>>,
-        restarted: &mut bool,
-        wait: Duration,
-    ) -> Result<Arc<Plugin>, PluginError> {
-        let plugin = &self.key.plugin;
-        let may_start = self.plugin.health().may_start();
-        match may_start {
+    /// Answers with the running instance, or queues the caller for a start if the plugin
+    /// may start within its wait.
+    fn acquire(&mut self, wait: Duration, reply: Reply) {
+        let dead = self.current.as_ref().and_then(|live| Some((live.plugin.closed_reason()?, live.generation)));
+        if let Some((closed, generation)) = dead {
+            // It died and the watcher has not run yet: the death counts all the same.
+            self.died(generation, &closed);
+        }
+        if let Some(live) = &self.current {
+            let _ = reply.send(Ok(live.clone()));
+            return;
+        }
+        let plugin = self.key.plugin.clone();
+        let may_start = self.shared.health().may_start();
+        let restart_at = match may_start {
             Err(disabled) => {
-                current.take();
-                return Err(PluginError::Disabled { plugin: plugin.clone(), reason: disabled.reason });
+                let _ = reply.send(Err(PluginError::Disabled { plugin, reason: disabled.reason }));
+                return;
             }
-            Ok(restart_at) => {
-                if let Some(running) = current.as_ref().filter(|running| running.closed_reason().is_none()) {
-                    return Ok(running.clone());
-                }
-                if let Some(at) = restart_at.filter(|at| *at > Instant::now()) {
-                    let retry_in = at - Instant::now();
-                    if retry_in > wait {
-                        return Err(PluginError::Restarting { plugin: plugin.clone(), retry_in });
-                    }
-                    tokio::time::sleep_until(at).await;
-                }
+            Ok(restart_at) => restart_at.filter(|at| *at > Instant::now()),
+        };
+        if let Some(at) = restart_at {
+            let retry_in = at - Instant::now();
+            if retry_in > wait {
+                let _ = reply.send(Err(PluginError::Restarting { plugin, retry_in }));
+                return;
             }
         }
-        match self.launcher.launch(plugin, self.key.user.as_deref()).await {
-            Ok(started) => {
-                if std::mem::take(restarted) {
-                    self.metrics.record_restart(plugin);
+        self.waiting.push_back((wait, reply));
+        if self.starting.is_none() {
+            let launcher = self.launcher.clone();
+            let user = self.key.user.clone();
+            self.starting = Some(tokio::spawn(async move {
+                if let Some(at) = restart_at {
+                    tokio::time::sleep_until(at).await;
                 }
-                let started = Arc::new(started);
-                *current = Some(started.clone());
-                Ok(started)
+                launcher.launch(&plugin, user.as_deref()).await
+            }));
+        }
+    }
+
+    /// A start finished: the waiting callers get the instance, or the first of them the
+    /// error (the others try again, as the health now allows).
+    fn started(&mut self, started: Result<Plugin, PluginError>) {
+        match started {
+            Ok(plugin) => {
+                if std::mem::take(&mut self.restarted) {
+                    self.shared.counter.record_restart();
+                }
+                self.generation += 1;
+                let live = Live { plugin: Arc::new(plugin), generation: self.generation };
+                self.publish(Some(live.clone()));
+                self.current = Some(live.clone());
+                for (_, reply) in self.waiting.drain(..) {
+                    let _ = reply.send(Ok(live.clone()));
+                }
             }
             Err(error) => {
                 if error.is_fault() {
-                    let verdict = self.plugin.health().record_death(Instant::now(), error.to_string());
-                    self.apply(verdict, current, restarted);
+                    let verdict = self.shared.record(|health| health.record_death(Instant::now(), error.to_string()));
+                    self.apply(verdict);
                 }
-                Err(error)
+                let mut waiting = std::mem::take(&mut self.waiting);
+                if let Some((_, first)) = waiting.pop_front() {
+                    let _ = first.send(Err(error));
+                }
+                for (wait, reply) in waiting {
+                    self.acquire(wait, reply);
+                }
             }
         }
+    }
+
+    fn died(&mut self, generation: u64, closed: &ConnectionClosed) {
+        if self.current.as_ref().is_none_or(|live| live.generation != generation) {
+            return;
+        }
+        self.current = None;
+        self.publish(None);
+        if !closed.reason.is_fault() {
+            return;
+        }
+        tracing::warn!(plugin = self.key.plugin, user = self.key.user, "{closed}");
+        let now = Instant::now();
+        let consequence = self
+            .last_fault
+            .is_some_and(|(faulted, at)| faulted == generation && now.duration_since(at) < CONSEQUENCE_WINDOW);
+        let verdict = if consequence {
+            self.shared.record(|health| health.record_consequence(now))
+        } else {
+            self.shared.record(|health| health.record_death(now, closed.to_string()))
+        };
+        self.apply(verdict);
+    }
+
+    fn faulted(&mut self, generation: u64, fault: String) {
+        if self.current.as_ref().is_none_or(|live| live.generation != generation) {
+            return;
+        }
+        let now = Instant::now();
+        self.last_fault = Some((generation, now));
+        let verdict = self.shared.record(|health| health.record_fault(now, fault));
+        self.apply(verdict);
     }
 
     /// Acts on a health verdict: a restarted or disabled instance is let go (it is killed
     /// when its last call in flight ends).
-    fn apply(&self, verdict: Verdict, current: &mut Option<Arc<Plugin>>, restarted: &mut bool) {
+    fn apply(&mut self, verdict: Verdict) {
         match verdict {
-            Verdict::Keep => {}
+            Verdict::Keep => return,
             Verdict::Restart { at } => {
                 let wait = at.saturating_duration_since(Instant::now());
                 tracing::warn!(plugin = self.key.plugin, "restarting in {} ms", wait.as_millis());
-                current.take();
-                *restarted = true;
+                self.restarted = true;
             }
             Verdict::Disable(disabled) => {
                 tracing::error!(
@@ -158,34 +268,40 @@ impl Instance {
                     disabled.reason,
                     disabled.recent_faults
                 );
-                current.take();
                 self.launcher.record_disabled(&self.key.plugin, &disabled);
             }
         }
+        self.current = None;
+        self.publish(None);
+    }
+
+    fn publish(&self, live: Option<Live>) {
+        *lock(&self.published) = live;
     }
 
     /// Pings the instance in a task of its own; a fault comes back as a command.
-    fn ping(&self, plugin: Arc<Plugin>, pings: &mut JoinSet<()>) {
+    fn ping(&self, pings: &mut JoinSet<()>) {
+        let Some(live) = self.current.clone() else { return };
         let results = self.ping_results.clone();
-        let metrics = self.metrics.clone();
-        let name = self.key.plugin.clone();
+        let counter = self.shared.counter.clone();
         pings.spawn(async move {
-            let started = Instant::now();
-            let result = plugin.call::<Ping>(&NoParams).await;
-            metrics.record(&name, "ping", result.as_ref().map(drop), started.elapsed());
+            let started = std::time::Instant::now();
+            let result = live.plugin.call::<Ping>(&NoParams).await;
+            counter.record("ping", result.as_ref().map(drop), started.elapsed());
             if let Err(error) = result
                 && error.is_fault()
                 && !matches!(error, PluginError::Closed { .. })
                 && let Some(results) = results.upgrade()
             {
-                let _ = results.send(Command::Fault(error.to_string())).await;
+                let fault = Command::Fault { generation: live.generation, fault: error.to_string() };
+                let _ = results.send(fault).await;
             }
         });
     }
 }
 
-/// Shuts an instance down gracefully once its calls in flight have ended (or after
-/// [`DRAIN`]); if they have not, dropping it kills it.
+/// Shuts an instance down gracefully once its calls in flight have ended; after [`DRAIN`]
+/// it is dropped instead, and killed when the last of them ends.
 async fn retire(mut plugin: Arc<Plugin>) {
     let deadline = Instant::now() + DRAIN;
     loop {

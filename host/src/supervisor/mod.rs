@@ -4,9 +4,10 @@
 //! three faults in a row, pings it when idle, disables the plugin after repeated faults,
 //! and stops it gracefully.
 //!
-//! Calls do not pass through the task: a caller borrows the instance from it and calls the
-//! plugin directly, so many calls run at once and a slow or crash-looping plugin never
-//! holds up another. Only faults go back to the task; successes are counted in memory.
+//! Calls do not pass through the task: the running instance is published in a shared slot
+//! and a caller calls it directly, so many calls run at once, a call costs no message to
+//! the task, and a slow or crash-looping plugin never holds up another. Only starts and
+//! faults go to the task; successes are counted in memory.
 
 mod health;
 mod instance;
@@ -14,17 +15,18 @@ mod instance;
 pub use health::{Disabled, Health, HealthPolicy, HealthState, Verdict};
 
 use futures::future::BoxFuture;
+use rustc_hash::FxHashMap;
 use serde_json::Value;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, PluginCounter};
 use crate::plugin::{Plugin, PluginError};
-use instance::{Command, Instance};
+use instance::{Command, Instance, Live};
 
 /// Starts plugins as registered, and keeps what the supervisor decides.
 pub trait Launcher: Send + Sync + 'static {
@@ -42,27 +44,79 @@ pub struct InstanceKey {
     pub user: Option<String>,
 }
 
-/// What the supervisor shares with each instance task of one plugin.
-struct PluginEntry {
-    health: Mutex<Health>,
-    instances: Mutex<HashMap<Option<String>, mpsc::Sender<Command>>>,
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-impl PluginEntry {
-    fn health(&self) -> std::sync::MutexGuard<'_, Health> {
-        self.health.lock().unwrap_or_else(PoisonError::into_inner)
+/// One instance's task and the instance it publishes. The task holds only the published
+/// cell, not the sender: when the slot is dropped, the task ends.
+struct Slot {
+    commands: mpsc::Sender<Command>,
+    live: Arc<Mutex<Option<Live>>>,
+}
+
+impl Slot {
+    /// The running instance, if it is alive.
+    fn live(&self) -> Option<Live> {
+        lock(&self.live).as_ref().filter(|live| !live.plugin.is_closed()).cloned()
     }
+}
+
+/// What every instance of one plugin shares. The two flags let a call check and keep the
+/// plugin's health without taking the lock, unless something is wrong.
+pub(super) struct Shared {
+    health: Mutex<Health>,
+    /// Set when the plugin is disabled, cleared by a reset.
+    disabled: AtomicBool,
+    /// A fault was counted since the last answer: the next answer must be recorded.
+    suspect: AtomicBool,
+    counter: PluginCounter,
+}
+
+impl Shared {
+    fn record_success(&self) {
+        if self.suspect.swap(false, Ordering::Relaxed) {
+            lock(&self.health).record_success();
+        }
+    }
+
+    /// Applies `record` to the health under its lock, and keeps the flags in step.
+    pub(super) fn record(&self, record: impl FnOnce(&mut Health) -> Verdict) -> Verdict {
+        let verdict = record(&mut lock(&self.health));
+        self.suspect.store(true, Ordering::Relaxed);
+        if matches!(verdict, Verdict::Disable(_)) {
+            self.disabled.store(true, Ordering::Relaxed);
+        }
+        verdict
+    }
+
+    pub(super) fn health(&self) -> MutexGuard<'_, Health> {
+        lock(&self.health)
+    }
+}
+
+/// A plugin's shared state and its instances.
+struct PluginEntry {
+    shared: Arc<Shared>,
+    /// The plugin-wide instance, found without a lookup. Its task ends only when the entry
+    /// is stopped, so it is never replaced.
+    plugin_wide: std::sync::OnceLock<Arc<Slot>>,
+    /// Users' instances, by user id.
+    slots: Mutex<FxHashMap<String, Arc<Slot>>>,
 }
 
 /// Requests to one instance task waiting at once; callers beyond wait for room.
 const COMMAND_QUEUE: usize = 64;
+
+/// How long [`Supervisor::shutdown`] waits for instance tasks before aborting them.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(15);
 
 /// The plugins of a host, each kept alive and healthy.
 pub struct Supervisor {
     launcher: Arc<dyn Launcher>,
     policy: HealthPolicy,
     metrics: Arc<Metrics>,
-    plugins: Mutex<HashMap<String, Arc<PluginEntry>>>,
+    plugins: Mutex<FxHashMap<String, Arc<PluginEntry>>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -86,141 +140,162 @@ impl Supervisor {
         params: Value,
         timeout: Option<Duration>,
     ) -> Result<Value, PluginError> {
-        let started = Instant::now();
+        // The wall clock for latency (tokio's clock can be paused, and costs a lock then).
+        let started = std::time::Instant::now();
         let entry = self.entry(plugin);
-        let result = match self.acquire(&entry, plugin, user, timeout).await {
-            Ok(instance) => {
-                let result = instance.call_raw(method, params, timeout).await;
-                self.account(&entry, plugin, user, &result).await;
-                result
-            }
-            Err(error) => Err(error),
+        let result = self.call_counted(&entry, plugin, user, method, params, timeout).await;
+        entry.shared.counter.record(method, result.as_ref().map(drop), started.elapsed());
+        result
+    }
+
+    async fn call_counted(
+        &self,
+        entry: &PluginEntry,
+        plugin: &str,
+        user: Option<&str>,
+        method: &str,
+        params: Value,
+        timeout: Option<Duration>,
+    ) -> Result<Value, PluginError> {
+        if entry.shared.disabled.load(Ordering::Relaxed)
+            && let Err(disabled) = entry.shared.health().may_start()
+        {
+            return Err(PluginError::Disabled { plugin: plugin.to_owned(), reason: disabled.reason });
+        }
+        let slot = self.slot(entry, plugin, user);
+        let live = match slot.live() {
+            Some(live) => live,
+            None => acquire(&slot, plugin, timeout).await?,
         };
-        self.metrics.record(plugin, method, result.as_ref().map(drop), started.elapsed());
+        let result = live.plugin.call_raw(method, params, timeout).await;
+        match &result {
+            // An answer, a result or a domain error, is a sign of health.
+            Ok(_) => entry.shared.record_success(),
+            Err(error @ PluginError::Answered { .. }) if !error.is_fault() => entry.shared.record_success(),
+            // A death is seen by the instance's task itself, once, however many calls it
+            // failed; a deadline the caller chose shorter than the plugin's is not its fault.
+            Err(PluginError::Closed { .. }) => {}
+            Err(PluginError::Timeout { after, .. }) if *after < live.plugin.timeout_for(method) => {}
+            Err(error) if error.is_fault() => {
+                let fault = Command::Fault { generation: live.generation, fault: error.to_string() };
+                drop(live);
+                let _ = slot.commands.send(fault).await;
+            }
+            Err(_) => {}
+        }
         result
     }
 
     /// The plugin's health right now.
     pub fn health(&self, plugin: &str) -> HealthState {
-        self.entry(plugin).health().state(Instant::now())
+        self.entry(plugin).shared.health().state(Instant::now())
     }
 
     /// Clears the plugin's faults and any disable, in this host (the caller clears the
     /// registry).
     pub fn reset(&self, plugin: &str) {
-        self.entry(plugin).health().reset();
+        let entry = self.entry(plugin);
+        entry.shared.health().reset();
+        entry.shared.disabled.store(false, Ordering::Relaxed);
     }
 
-    /// Stops every instance of `plugin` gracefully (it starts again on the next call).
+    /// Stops every instance of `plugin` gracefully (it starts again on the next call) and
+    /// forgets its health.
     pub async fn stop_plugin(&self, plugin: &str) {
-        let entry = self.plugins.lock().unwrap_or_else(PoisonError::into_inner).remove(plugin);
+        let entry = lock(&self.plugins).remove(plugin);
         if let Some(entry) = entry {
-            stop_instances(&entry).await;
+            stop_slots(&entry).await;
         }
     }
 
     /// Stops every instance of every plugin gracefully, and waits for their tasks.
     pub async fn shutdown(&self) {
-        let entries: Vec<_> = self.plugins.lock().unwrap_or_else(PoisonError::into_inner).drain().collect();
-        futures::future::join_all(entries.iter().map(|(_, entry)| stop_instances(entry))).await;
-        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(PoisonError::into_inner));
-        for task in tasks {
-            let _ = task.await;
+        let entries: Vec<_> = lock(&self.plugins).drain().collect();
+        futures::future::join_all(entries.iter().map(|(_, entry)| stop_slots(entry))).await;
+        drop(entries);
+        let tasks = std::mem::take(&mut *lock(&self.tasks));
+        let aborts: Vec<_> = tasks.iter().map(JoinHandle::abort_handle).collect();
+        if tokio::time::timeout(SHUTDOWN_WAIT, futures::future::join_all(tasks)).await.is_err() {
+            tracing::warn!("instance tasks still busy after {} s: aborted", SHUTDOWN_WAIT.as_secs());
+            aborts.iter().for_each(tokio::task::AbortHandle::abort);
         }
     }
 
     fn entry(&self, plugin: &str) -> Arc<PluginEntry> {
-        let mut plugins = self.plugins.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut plugins = lock(&self.plugins);
         if let Some(entry) = plugins.get(plugin) {
             return entry.clone();
         }
-        let entry = Arc::new(PluginEntry { health: Mutex::new(Health::new(self.policy)), instances: Mutex::default() });
+        let shared = Arc::new(Shared {
+            health: Mutex::new(Health::new(self.policy)),
+            disabled: AtomicBool::new(false),
+            suspect: AtomicBool::new(false),
+            counter: self.metrics.counter(plugin),
+        });
+        let entry = Arc::new(PluginEntry { shared, plugin_wide: std::sync::OnceLock::new(), slots: Mutex::default() });
         plugins.insert(plugin.to_owned(), entry.clone());
         entry
     }
 
-    /// The instance's task, started on first use.
-    fn sender(&self, entry: &Arc<PluginEntry>, plugin: &str, user: Option<&str>) -> mpsc::Sender<Command> {
-        let mut instances = entry.instances.lock().unwrap_or_else(PoisonError::into_inner);
-        let key = user.map(str::to_owned);
-        if let Some(sender) = instances.get(&key).filter(|sender| !sender.is_closed()) {
-            return sender.clone();
+    /// The instance's slot, its task started on first use.
+    fn slot(&self, entry: &PluginEntry, plugin: &str, user: Option<&str>) -> Arc<Slot> {
+        if user.is_none() {
+            return entry.plugin_wide.get_or_init(|| self.start_slot(entry, plugin, None)).clone();
         }
-        let (sender, commands) = mpsc::channel(COMMAND_QUEUE);
-        let instance = Instance {
-            key: InstanceKey { plugin: plugin.to_owned(), user: key.clone() },
-            launcher: self.launcher.clone(),
-            plugin: entry.clone(),
-            metrics: self.metrics.clone(),
-            commands,
-            ping_results: sender.downgrade(),
-        };
-        let mut tasks = self.tasks.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut slots = lock(&entry.slots);
+        if let Some(slot) = slots.get(user.unwrap_or_default()).filter(|slot| !slot.commands.is_closed()) {
+            return slot.clone();
+        }
+        let slot = self.start_slot(entry, plugin, user);
+        slots.insert(user.unwrap_or_default().to_owned(), slot.clone());
+        slot
+    }
+
+    /// Starts an instance's task, and gives its slot.
+    fn start_slot(&self, entry: &PluginEntry, plugin: &str, user: Option<&str>) -> Arc<Slot> {
+        let (commands, received) = mpsc::channel(COMMAND_QUEUE);
+        let live = Arc::new(Mutex::new(None));
+        let instance = Instance::new(
+            InstanceKey { plugin: plugin.to_owned(), user: user.map(str::to_owned) },
+            self.launcher.clone(),
+            entry.shared.clone(),
+            live.clone(),
+            received,
+            commands.downgrade(),
+        );
+        let mut tasks = lock(&self.tasks);
         tasks.retain(|task| !task.is_finished());
         tasks.push(tokio::spawn(instance.run()));
-        instances.insert(key, sender.clone());
-        sender
-    }
-
-    async fn acquire(
-        &self,
-        entry: &Arc<PluginEntry>,
-        plugin: &str,
-        user: Option<&str>,
-        timeout: Option<Duration>,
-    ) -> Result<Arc<Plugin>, PluginError> {
-        if let Err(disabled) = entry.health().may_start() {
-            return Err(PluginError::Disabled { plugin: plugin.to_owned(), reason: disabled.reason });
-        }
-        let wait = timeout.unwrap_or(crate::limits::DEFAULT_REQUEST_TIMEOUT);
-        let (reply, answer) = oneshot::channel();
-        let gone = || PluginError::Launch { plugin: plugin.to_owned(), why: "the host is shutting down".into() };
-        self.sender(entry, plugin, user).send(Command::Acquire { wait, reply }).await.map_err(|_| gone())?;
-        answer.await.map_err(|_| gone())?
-    }
-
-    /// Counts a call's outcome: an answer (result or domain error) is a success for
-    /// health; a fault of a live instance goes to its task. A death is seen by the task
-    /// itself, once, however many calls it failed.
-    async fn account(
-        &self,
-        entry: &Arc<PluginEntry>,
-        plugin: &str,
-        user: Option<&str>,
-        result: &Result<Value, PluginError>,
-    ) {
-        match result {
-            Err(error) if error.is_fault() => {
-                if !matches!(error, PluginError::Closed { .. }) {
-                    let fault = Command::Fault(error.to_string());
-                    let _ = self.sender(entry, plugin, user).send(fault).await;
-                }
-            }
-            Err(error) if !is_answer(error) => {}
-            _ => entry.health().record_success(),
-        }
+        Arc::new(Slot { commands, live })
     }
 }
 
-/// Whether the plugin itself answered (a result, or an error that is not a fault).
-fn is_answer(error: &PluginError) -> bool {
-    matches!(error, PluginError::Answered { .. })
+/// Asks the instance's task for the running instance, started if needed.
+async fn acquire(slot: &Slot, plugin: &str, timeout: Option<Duration>) -> Result<Live, PluginError> {
+    let wait = timeout.unwrap_or(crate::limits::DEFAULT_REQUEST_TIMEOUT);
+    let (reply, answer) = oneshot::channel();
+    let gone = || PluginError::Launch { plugin: plugin.to_owned(), why: "the plugin is being stopped".into() };
+    slot.commands.send(Command::Acquire { wait, reply }).await.map_err(|_| gone())?;
+    answer.await.map_err(|_| gone())?
 }
 
-async fn stop_instances(entry: &PluginEntry) {
-    let senders: Vec<_> = entry.instances.lock().unwrap_or_else(PoisonError::into_inner).drain().collect();
-    for (_, sender) in senders {
+/// Stops a plugin's instances at once, each gracefully, and waits for them.
+async fn stop_slots(entry: &PluginEntry) {
+    let mut slots: Vec<_> = lock(&entry.slots).drain().map(|(_, slot)| slot).collect();
+    slots.extend(entry.plugin_wide.get().cloned());
+    futures::future::join_all(slots.iter().map(|slot| async {
         let (done, stopped) = oneshot::channel();
-        if sender.send(Command::Stop(done)).await.is_ok() {
+        if slot.commands.send(Command::Stop(done)).await.is_ok() {
             let _ = stopped.await;
         }
-    }
+    }))
+    .await;
 }
 
 impl Drop for Supervisor {
     /// No instance task outlives its supervisor: a plugin still running is killed.
     fn drop(&mut self) {
-        for task in self.tasks.lock().unwrap_or_else(PoisonError::into_inner).drain(..) {
+        for task in lock(&self.tasks).drain(..) {
             task.abort();
         }
     }

@@ -31,7 +31,8 @@ impl fmt::Display for Secret {
 }
 
 impl Drop for Secret {
-    /// Overwrites the plaintext before its memory is freed.
+    /// Overwrites this copy of the plaintext before its memory is freed. (The copies made
+    /// to deliver it, into `initialize` or an environment, are ordinary strings.)
     fn drop(&mut self) {
         // SAFETY: zero bytes are valid UTF-8, and the string is not used after this.
         unsafe { self.0.as_bytes_mut() }.iter_mut().for_each(|byte| unsafe { std::ptr::write_volatile(byte, 0) });

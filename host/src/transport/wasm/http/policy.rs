@@ -137,11 +137,22 @@ fn is_internal_v6(address: Ipv6Addr) -> bool {
         return is_internal_v4(v4);
     }
     let segments = address.segments();
-    let nat64 = segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0];
-    if nat64 {
-        let [a, b] = segments[6].to_be_bytes();
-        let [c, d] = segments[7].to_be_bytes();
-        return is_internal_v4(Ipv4Addr::new(a, b, c, d));
+    let embedded = |high: u16, low: u16| {
+        let [a, b] = high.to_be_bytes();
+        let [c, d] = low.to_be_bytes();
+        Ipv4Addr::new(a, b, c, d)
+    };
+    // NAT64 (64:ff9b::/96) and the deprecated IPv4-compatible form (::a.b.c.d) carry an
+    // IPv4 address in their last 32 bits; 6to4 (2002::/16) in bits 16 to 48.
+    if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] || segments[..6] == [0, 0, 0, 0, 0, 0] {
+        return address.is_loopback() || address.is_unspecified() || is_internal_v4(embedded(segments[6], segments[7]));
+    }
+    if segments[0] == 0x2002 {
+        return is_internal_v4(embedded(segments[1], segments[2]));
+    }
+    // The local-use NAT64 prefix, 64:ff9b:1::/48, translates into the operator's network.
+    if segments[..3] == [0x64, 0xff9b, 1] {
+        return true;
     }
     address.is_loopback()
         || address.is_unspecified()
@@ -217,6 +228,11 @@ mod tests {
             "::ffff:127.0.0.1",
             "::ffff:169.254.169.254",
             "64:ff9b::a00:1",
+            "64:ff9b:1::808:808",
+            "::127.0.0.1",
+            "::10.0.0.1",
+            "2002:a00:1::1",
+            "2002:7f00:1::",
         ];
         let policy = hosts(&["example.org"]);
         for address in internal {
@@ -224,7 +240,14 @@ mod tests {
             assert!(!policy.permits_address(address), "{address} is internal");
             assert!(policy.clone().with_internal_addresses(true).permits_address(address), "{address} when allowed");
         }
-        for public in ["93.184.215.14", "1.1.1.1", "2606:4700:4700::1111", "::ffff:8.8.8.8", "64:ff9b::808:808"] {
+        for public in [
+            "93.184.215.14",
+            "1.1.1.1",
+            "2606:4700:4700::1111",
+            "::ffff:8.8.8.8",
+            "64:ff9b::808:808",
+            "2002:808:808::1",
+        ] {
             assert!(policy.permits_address(public.parse().unwrap()), "{public} is public");
         }
     }
