@@ -69,6 +69,8 @@ struct Shared {
     pending: PendingCalls,
     /// The host has begun stopping the plugin: its end is expected, not a fault to report.
     stopping: AtomicBool,
+    /// Set with the first close: what [`Connection::is_closed`] reads, without a lock.
+    is_closed: AtomicBool,
     closed_signal: watch::Sender<Option<ConnectionClosed>>,
 }
 
@@ -82,6 +84,7 @@ impl Shared {
             } else {
                 tracing::debug!(plugin = self.label.id(), pending = failed, "{closed}");
             }
+            self.is_closed.store(true, Ordering::Release);
             self.closed_signal.send_replace(Some(closed));
         }
     }
@@ -133,6 +136,7 @@ impl Connection {
             exit: exit.clone(),
             pending: PendingCalls::default(),
             stopping: AtomicBool::new(false),
+            is_closed: AtomicBool::new(false),
             closed_signal,
         });
         let reader = tokio::spawn(read_loop(
@@ -203,7 +207,7 @@ impl Connection {
 
     /// Whether the connection has closed: cheaper than [`Connection::closed_reason`].
     pub fn is_closed(&self) -> bool {
-        self.closed.borrow().is_some()
+        self.shared.is_closed.load(Ordering::Acquire)
     }
 
     /// Waits until the connection closes, and says why.

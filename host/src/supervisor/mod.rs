@@ -75,7 +75,8 @@ pub(super) struct Shared {
 
 impl Shared {
     fn record_success(&self) {
-        if self.suspect.swap(false, Ordering::Relaxed) {
+        // A load first: on the healthy path, no read-modify-write at all.
+        if self.suspect.load(Ordering::Relaxed) && self.suspect.swap(false, Ordering::Relaxed) {
             lock(&self.health).record_success();
         }
     }
