@@ -61,26 +61,45 @@ impl PluginMetrics {
 /// The name unknown methods are counted under.
 pub const UNKNOWN_METHOD: &str = "(unknown method)";
 
-/// The kinds a failure is counted as (see [`failure_kind`]).
-const FAILURE_KINDS: [&str; 17] = [
-    "timeout",
-    "crashed",
-    "stopped",
-    "protocol",
-    "start-failed",
-    "internal",
-    "rate-limited",
-    "not-found",
-    "auth-failed",
-    "api-error",
-    "config-error",
-    "method-not-found",
-    "invalid-params",
-    "other-error",
-    "launch-failed",
-    "unavailable",
-    "refused",
-];
+/// Declares [`FailureKind`] from one list: each kind and the name it is counted under.
+macro_rules! failure_kinds {
+    ($($kind:ident = $name:literal),+ $(,)?) => {
+        /// What a failed call is counted as: a fault of the plugin, one of its own answers,
+        /// or a refusal of the host.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum FailureKind { $($kind),+ }
+
+        impl FailureKind {
+            const COUNT: usize = [$($name),+].len();
+            const ALL: [Self; Self::COUNT] = [$(Self::$kind),+];
+
+            /// The name in [`MethodMetrics::failures`].
+            pub fn name(self) -> &'static str {
+                match self { $(Self::$kind => $name),+ }
+            }
+        }
+    };
+}
+
+failure_kinds! {
+    Timeout = "timeout",
+    Crashed = "crashed",
+    Stopped = "stopped",
+    Protocol = "protocol",
+    StartFailed = "start-failed",
+    Internal = "internal",
+    RateLimited = "rate-limited",
+    NotFound = "not-found",
+    AuthFailed = "auth-failed",
+    ApiError = "api-error",
+    ConfigError = "config-error",
+    MethodNotFound = "method-not-found",
+    InvalidParams = "invalid-params",
+    OtherError = "other-error",
+    LaunchFailed = "launch-failed",
+    Unavailable = "unavailable",
+    Refused = "refused",
+}
 
 const BUCKETS: usize = LATENCY_BOUNDS_MS.len() + 1;
 
@@ -89,7 +108,8 @@ const BUCKETS: usize = LATENCY_BOUNDS_MS.len() + 1;
 struct MethodCells {
     requests: AtomicU64,
     successes: AtomicU64,
-    failures: [AtomicU64; FAILURE_KINDS.len()],
+    /// By [`FailureKind`], in its order.
+    failures: [AtomicU64; FailureKind::COUNT],
     latency: [AtomicU64; BUCKETS],
 }
 
@@ -97,11 +117,14 @@ impl MethodCells {
     /// The counts, each read (`take`: and reset) on its own.
     fn read(&self, take: bool) -> MethodMetrics {
         let read = |cell: &AtomicU64| if take { cell.swap(0, Ordering::Relaxed) } else { cell.load(Ordering::Relaxed) };
-        let failures = FAILURE_KINDS.iter().zip(&self.failures);
+        let failures = FailureKind::ALL.iter().zip(&self.failures);
         MethodMetrics {
             requests: read(&self.requests),
             successes: read(&self.successes),
-            failures: failures.map(|(kind, cell)| (kind.to_string(), read(cell))).filter(|(_, n)| *n > 0).collect(),
+            failures: failures
+                .map(|(kind, cell)| (kind.name().to_owned(), read(cell)))
+                .filter(|(_, n)| *n > 0)
+                .collect(),
             latency_ms: self.latency.iter().map(read).collect(),
         }
     }
@@ -134,7 +157,7 @@ impl PluginCounter {
         cells.requests.fetch_add(1, Ordering::Relaxed);
         match outcome {
             Ok(()) => cells.successes.fetch_add(1, Ordering::Relaxed),
-            Err(error) => cells.failures[failure_index(error)].fetch_add(1, Ordering::Relaxed),
+            Err(error) => cells.failures[FailureKind::of(error) as usize].fetch_add(1, Ordering::Relaxed),
         };
         let millis = took.as_millis() as u64;
         let bucket = LATENCY_BOUNDS_MS.iter().position(|bound| millis <= *bound).unwrap_or(LATENCY_BOUNDS_MS.len());
@@ -190,37 +213,71 @@ impl Metrics {
     }
 }
 
-fn failure_index(error: &PluginError) -> usize {
-    let kind = failure_kind(error);
-    FAILURE_KINDS.iter().position(|known| *known == kind).expect("every kind is listed")
+impl FailureKind {
+    /// The kind a failed call is counted as.
+    pub fn of(error: &PluginError) -> Self {
+        match error {
+            PluginError::Timeout { .. } => Self::Timeout,
+            PluginError::Closed { closed, .. } => match closed.reason {
+                CloseReason::Exited(_) => Self::Crashed,
+                CloseReason::Stopped => Self::Stopped,
+                _ => Self::Protocol,
+            },
+            PluginError::MalformedResult { .. } | PluginError::InvalidManifest { .. } => Self::Protocol,
+            PluginError::Initialize { .. } => Self::StartFailed,
+            PluginError::Answered { error, .. } => match error.kind() {
+                ErrorCode::InternalError => Self::Internal,
+                ErrorCode::RateLimited => Self::RateLimited,
+                ErrorCode::NotFound => Self::NotFound,
+                ErrorCode::AuthFailed => Self::AuthFailed,
+                ErrorCode::ApiError => Self::ApiError,
+                ErrorCode::ConfigError => Self::ConfigError,
+                ErrorCode::MethodNotFound => Self::MethodNotFound,
+                ErrorCode::InvalidParams => Self::InvalidParams,
+                _ => Self::OtherError,
+            },
+            PluginError::Process(_) | PluginError::Launch { .. } => Self::LaunchFailed,
+            PluginError::Disabled { .. } | PluginError::Restarting { .. } => Self::Unavailable,
+            PluginError::UnknownMethod { .. }
+            | PluginError::CapabilityNotDeclared { .. }
+            | PluginError::InvalidParams { .. } => Self::Refused,
+        }
+    }
 }
 
-/// The kind a failed call is counted as.
-pub fn failure_kind(error: &PluginError) -> &'static str {
-    match error {
-        PluginError::Timeout { .. } => "timeout",
-        PluginError::Closed { closed, .. } => match closed.reason {
-            CloseReason::Exited(_) => "crashed",
-            CloseReason::Stopped => "stopped",
-            _ => "protocol",
-        },
-        PluginError::MalformedResult { .. } | PluginError::InvalidManifest { .. } => "protocol",
-        PluginError::Initialize { .. } => "start-failed",
-        PluginError::Answered { error, .. } => match error.kind() {
-            ErrorCode::InternalError => "internal",
-            ErrorCode::RateLimited => "rate-limited",
-            ErrorCode::NotFound => "not-found",
-            ErrorCode::AuthFailed => "auth-failed",
-            ErrorCode::ApiError => "api-error",
-            ErrorCode::ConfigError => "config-error",
-            ErrorCode::MethodNotFound => "method-not-found",
-            ErrorCode::InvalidParams => "invalid-params",
-            _ => "other-error",
-        },
-        PluginError::Process(_) | PluginError::Launch { .. } => "launch-failed",
-        PluginError::Disabled { .. } | PluginError::Restarting { .. } => "unavailable",
-        PluginError::UnknownMethod { .. }
-        | PluginError::CapabilityNotDeclared { .. }
-        | PluginError::InvalidParams { .. } => "refused",
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_indexes_its_own_counter() {
+        for (index, kind) in FailureKind::ALL.iter().enumerate() {
+            assert_eq!(*kind as usize, index, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn calls_are_counted_by_method_outcome_and_latency_and_taken_once() {
+        let metrics = Metrics::default();
+        let counter = metrics.counter("echo");
+        let not_found = PluginError::Answered {
+            plugin: crate::dispatch::PluginLabel::new("echo", "wasm"),
+            method: "metadata/series/get",
+            error: crate::protocol::ErrorObject::new(ErrorCode::NotFound, "no such series"),
+        };
+        counter.record("ping", Ok(()), Duration::from_micros(400));
+        counter.record("metadata/series/get", Err(&not_found), Duration::from_millis(30));
+        counter.record("made/up", Ok(()), Duration::from_secs(40));
+        counter.record_restart();
+        let counts = metrics.plugin("echo");
+        let ping = &counts.methods["ping"];
+        assert_eq!((ping.requests, ping.successes, ping.latency_ms[0]), (1, 1, 1));
+        let get = &counts.methods["metadata/series/get"];
+        assert_eq!(get.failures, BTreeMap::from([("not-found".to_owned(), 1)]));
+        assert_eq!(get.latency_ms[5], 1, "30 ms is in the 50 ms bucket");
+        assert_eq!(counts.methods[UNKNOWN_METHOD].latency_ms[LATENCY_BOUNDS_MS.len()], 1, "past the last bound");
+        assert_eq!(counts.restarts, 1);
+        assert_eq!(metrics.take()["echo"], counts);
+        assert_eq!(metrics.plugin("echo"), PluginMetrics::default(), "taken counts are reset");
     }
 }

@@ -124,6 +124,7 @@ fn admin_commands_refuse_bad_input_with_exit_2_and_change_nothing() {
         (&["plugin", "config", "echo", "--admin", "[1]"], "--admin must be a JSON object"),
         (&["plugin", "connect", "missing", "--user", "alice"], "no plugin is registered"),
         (&["call", "--plugin", "echo", "--user", "alice", "ping"], "user `alice` is not connected"),
+        (&["call", "--plugin", "echo", "--admin-config", "{}", "ping"], "cannot be used with"),
     ] {
         let output = admin.run(args, None);
         let stderr = String::from_utf8_lossy(&output.stderr);

@@ -7,6 +7,7 @@ use codex_plugin_host::host::{HostConfig, PluginHost};
 use codex_plugin_host::plugin::{PluginError, PluginId};
 use codex_plugin_host::registry::{Launch, PluginDefinition};
 use codex_plugin_host::supervisor::HealthState;
+use codex_plugin_host::transport::ShutdownPolicy;
 use codex_plugin_host_tests::wasm_component_path;
 use serde_json::json;
 use std::time::Duration;
@@ -161,5 +162,53 @@ async fn a_new_admin_configuration_reaches_the_plugin_on_its_next_call() {
     let before = count(search().await.unwrap());
     host.configure("echo", json!({"maxResults": 1}).as_object().unwrap().clone()).await.unwrap();
     assert_eq!(count(search().await.unwrap()), 1, "was {before}");
+    host.shutdown().await;
+}
+
+/// A host with `spin-loop` registered under a request timeout, stopping plugins quickly.
+fn spinner_host(dir: &tempfile::TempDir, request_timeout: Duration) -> PluginHost {
+    let mut config = HostConfig::new(dir.path());
+    config.shutdown = ShutdownPolicy {
+        grace: Duration::from_millis(100),
+        after_close_input: Duration::from_millis(100),
+        after_terminate: Duration::from_millis(100),
+    };
+    let host = PluginHost::open(config).expect("the host opens");
+    let mut definition = PluginDefinition::new(Launch::Wasm { file: wasm_component_path("spin-loop") });
+    definition.request_timeout_ms = request_timeout.as_millis() as u64;
+    host.registry().add(&PluginId::new("spinner").unwrap(), &definition).unwrap();
+    host
+}
+
+// Real time: the guest's deadline is enforced by the engine's epoch ticker, a thread.
+#[tokio::test]
+async fn a_spinning_call_is_one_fault_though_it_both_times_out_and_is_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = spinner_host(&dir, Duration::from_millis(300));
+    let error = host.call("spinner", None, "metadata/series/search", json!({"query": "x"})).await.unwrap_err();
+    assert!(error.is_fault(), "{error}");
+    // The call's timeout and the guest's deadline both fire at 300 ms; whichever comes
+    // first, the incident counts once. (The restart is due 1 s after it.)
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    match host.health("spinner").unwrap() {
+        HealthState::Degraded { faults_in_window, restart_at, .. } => {
+            assert_eq!(faults_in_window, 1);
+            assert!(restart_at.is_some(), "the dead instance is to be replaced");
+        }
+        other => panic!("{other:?}"),
+    }
+    host.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_deadline_the_caller_chose_shorter_than_the_plugins_is_not_the_plugins_fault() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = spinner_host(&dir, Duration::from_secs(10));
+    let search = json!({"query": "x"});
+    let short = Duration::from_millis(200);
+    let error = host.call_with_timeout("spinner", None, "metadata/series/search", search, short).await.unwrap_err();
+    assert!(matches!(error, PluginError::Timeout { .. }), "{error}");
+    assert_eq!(host.health("spinner").unwrap(), HealthState::Healthy);
+    assert_eq!(host.metrics("spinner").unwrap().methods["metadata/series/search"].failures["timeout"], 1);
     host.shutdown().await;
 }

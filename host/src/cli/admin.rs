@@ -206,7 +206,7 @@ pub fn run_plugin(args: PluginArgs) -> Result<(), Failure> {
 pub fn run_vault(args: VaultArgs) -> Result<(), Failure> {
     match args.command {
         VaultCommand::GenerateKey => {
-            println!("{}", EncryptionKey::generate());
+            super::print_line(&EncryptionKey::generate());
             Ok(())
         }
         VaultCommand::Rotate { new_key_file } => {
@@ -277,7 +277,7 @@ fn definition(add: AddArgs) -> Result<PluginDefinition, Failure> {
 }
 
 fn print_json(value: &Value) {
-    println!("{}", serde_json::to_string(value).expect("JSON values serialize"));
+    super::print_line(&serde_json::to_string(value).expect("JSON values serialize"));
 }
 
 fn host_failure(message: String) -> Failure {

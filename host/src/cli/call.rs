@@ -4,7 +4,6 @@
 use clap::{Args, ValueEnum};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,7 +74,14 @@ pub struct CallArgs {
     #[arg(long, value_name = "FILE", conflicts_with = "command")]
     wasm: Option<PathBuf>,
     /// Call a registered plugin, with what is registered for it (`plugin add`).
-    #[arg(long, value_name = "ID", conflicts_with_all = ["command", "wasm", "plugin_id"])]
+    #[arg(
+        long,
+        value_name = "ID",
+        conflicts_with_all = [
+            "command", "wasm", "plugin_id", "admin_config", "user_config", "credentials", "env",
+            "memory_limit_mib", "allow_http_hosts", "allow_internal_addresses",
+        ]
+    )]
     plugin: Option<String>,
     /// The user to call a registered plugin as (connected with `plugin connect`).
     #[arg(long, value_name = "USER", requires = "plugin")]
@@ -159,8 +165,7 @@ pub fn run(args: CallArgs) -> Result<(), Failure> {
         None => runtime.block_on(execute(prepare(&args)?))?,
     };
     let text = serde_json::to_string_pretty(&result).expect("a JSON value always serializes");
-    // A reader that went away (`| head`) is not an error of the call.
-    let _ = writeln!(std::io::stdout(), "{text}");
+    super::print_line(&text);
     Ok(())
 }
 

@@ -40,6 +40,13 @@ impl Failure {
     }
 }
 
+/// Writes a command's output, a line, on stdout. A reader that went away (`| head`) is not
+/// an error of the command.
+pub fn print_line(text: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stdout(), "{text}");
+}
+
 /// Parses the arguments, runs the command, prints the outcome; returns the exit code.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
