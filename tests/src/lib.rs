@@ -321,7 +321,18 @@ pub struct LoopbackServer {
 }
 
 impl LoopbackServer {
+    /// A server that answers every request `200 OK` with the body `ok`.
     pub fn start() -> Self {
+        Self::serving(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok", None)
+    }
+
+    /// A server that reads each request, sends `prefix` (possibly nothing), then keeps the
+    /// connection open, silent, for `silence`.
+    pub fn stalling(prefix: &'static [u8], silence: Duration) -> Self {
+        Self::serving(prefix, Some(silence))
+    }
+
+    fn serving(answer: &'static [u8], then_silent_for: Option<Duration>) -> Self {
         use std::io::{Read, Write};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
         let address = listener.local_addr().expect("a bound address").to_string();
@@ -330,9 +341,14 @@ impl LoopbackServer {
         std::thread::spawn(move || {
             for mut stream in listener.incoming().flatten() {
                 counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let mut request = [0; 4096];
-                let _ = stream.read(&mut request);
-                let _ = stream.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+                std::thread::spawn(move || {
+                    let mut request = [0; 4096];
+                    let _ = stream.read(&mut request);
+                    let _ = stream.write_all(answer);
+                    if let Some(silence) = then_silent_for {
+                        std::thread::sleep(silence);
+                    }
+                });
             }
         });
         Self { address, connections }

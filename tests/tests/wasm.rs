@@ -81,3 +81,31 @@ async fn http_to_a_host_the_admin_did_not_list_is_refused() {
     assert_eq!(http_probe(&server.address, &["127.0.0.1:1"], true).await, "ErrorCode::HttpRequestDenied");
     assert_eq!(server.connections(), 0, "nothing reached the server");
 }
+
+/// Long enough that only the host's cut-off ends a stalled request: the prober waits one
+/// second for each step.
+const STALL: Duration = Duration::from_secs(20);
+
+#[tokio::test]
+async fn a_server_that_never_answers_is_cut_off_at_the_first_byte_wait() {
+    let server = LoopbackServer::stalling(b"", STALL);
+    assert_eq!(http_probe(&server.address, &[&server.address], true).await, "ErrorCode::ConnectionReadTimeout");
+    assert_eq!(server.connections(), 1);
+}
+
+#[tokio::test]
+async fn a_server_that_goes_quiet_in_the_middle_of_a_body_is_cut_off_between_bytes() {
+    let server = LoopbackServer::stalling(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nonly", STALL);
+    // A body's error reaches the guest as an I/O error whose text names the cause
+    // (wasmtime-wasi-http 48 attaches no `error-code` to it).
+    assert_eq!(http_probe(&server.address, &[&server.address], true).await, "connection read timeout");
+    assert_eq!(server.connections(), 1);
+}
+
+#[tokio::test]
+async fn a_server_that_never_finishes_the_tls_handshake_is_cut_off_at_the_connect_wait() {
+    let server = LoopbackServer::stalling(b"", STALL);
+    let target = format!("https://{}", server.address);
+    assert_eq!(http_probe(&target, &[&server.address], true).await, "ErrorCode::ConnectionTimeout");
+    assert_eq!(server.connections(), 1);
+}

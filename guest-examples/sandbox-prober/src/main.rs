@@ -2,7 +2,8 @@
 //! sandbox should deny, and reports each probe as one search result: `externalId` names
 //! the probe, `title` is `{"reached": bool, "detail": "..."}`.
 //!
-//! The query names a TCP target, `host:port` (a loopback server of the test). Probes:
+//! The query names a TCP target, `host:port` (a loopback server of the test), which the
+//! wasm `http` probe also takes as `https://host:port`. Probes:
 //! `environment` (the variables it can see), `arguments`, `file-outside` (`/etc/passwd`),
 //! `parent-dir` (listing `..`), `data-dir` (a file written and read back in its own data
 //! directory), `socket` (a TCP connection to the target), `http` (a GET of `/` from it,
@@ -12,6 +13,8 @@
 //! and a component importing it is refused at load (`socket-importer` shows that). Its
 //! `http` probe goes through `wasi:http`, which the host lets through only to the hosts
 //! and addresses the admin allowed; a refusal is reported by its `wasi:http` error code.
+//! It waits at most one second for each step (connection and TLS handshake, the response's
+//! first byte, each piece of its body), so a stalling server shows as a timeout.
 //!
 //! `cargo build -p sandbox-prober` (native) or `--target wasm32-wasip2 --profile guest`.
 
@@ -87,14 +90,25 @@ fn http(target: &str) -> Probe {
 #[cfg(target_os = "wasi")]
 fn http(target: &str) -> Probe {
     use wasip2::http::outgoing_handler;
-    use wasip2::http::types::{Fields, OutgoingRequest, Scheme};
+    use wasip2::http::types::{Fields, OutgoingRequest, RequestOptions, Scheme, http_error_code};
     use wasip2::io::streams::StreamError;
 
+    /// One second, in the nanoseconds `wasi:http` counts in.
+    const STEP_WAIT: u64 = 1_000_000_000;
+
+    let (scheme, authority) = match target.strip_prefix("https://") {
+        Some(authority) => (Scheme::Https, authority),
+        None => (Scheme::Http, target),
+    };
     let request = OutgoingRequest::new(Fields::new());
-    request.set_scheme(Some(&Scheme::Http)).map_err(|()| "scheme refused")?;
-    request.set_authority(Some(target)).map_err(|()| "authority refused")?;
+    request.set_scheme(Some(&scheme)).map_err(|()| "scheme refused")?;
+    request.set_authority(Some(authority)).map_err(|()| "authority refused")?;
     request.set_path_with_query(Some("/")).map_err(|()| "path refused")?;
-    let pending = outgoing_handler::handle(request, None).map_err(|error| format!("{error:?}"))?;
+    let options = RequestOptions::new();
+    options.set_connect_timeout(Some(STEP_WAIT)).map_err(|()| "connect timeout refused")?;
+    options.set_first_byte_timeout(Some(STEP_WAIT)).map_err(|()| "first byte timeout refused")?;
+    options.set_between_bytes_timeout(Some(STEP_WAIT)).map_err(|()| "between bytes timeout refused")?;
+    let pending = outgoing_handler::handle(request, Some(options)).map_err(|error| format!("{error:?}"))?;
     pending.subscribe().block();
     let response = pending.get().ok_or("no response")?.map_err(|()| "response taken")?;
     let response = response.map_err(|error| format!("{error:?}"))?;
@@ -106,7 +120,9 @@ fn http(target: &str) -> Probe {
         match stream.blocking_read(64 << 10) {
             Ok(chunk) => bytes.extend(chunk),
             Err(StreamError::Closed) => break,
-            Err(StreamError::LastOperationFailed(error)) => return Err(error.to_debug_string()),
+            Err(StreamError::LastOperationFailed(error)) => {
+                return Err(http_error_code(&error).map_or_else(|| error.to_debug_string(), |code| format!("{code:?}")));
+            }
         }
     }
     Ok(format!("status {status}: {}", String::from_utf8_lossy(&bytes)))

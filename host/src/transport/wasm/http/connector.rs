@@ -1,10 +1,13 @@
 //! Sends a guest's `wasi:http` request: checks the host against the plugin's policy,
 //! resolves it, checks every address, then connects to exactly those addresses (so a
-//! second resolution cannot swap in an address that was never checked).
+//! second resolution cannot swap in an address that was never checked). Every step is
+//! bounded in time: resolution, connection, TLS handshake, the response's first byte, and
+//! each wait between two pieces of its body.
 
+use futures::StreamExt;
 use http::uri::Scheme;
 use http::{Request, Response};
-use http_body_util::BodyExt;
+use http_body_util::{BodyExt, BodyStream, StreamBody};
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -15,8 +18,8 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use super::policy::{HttpPolicy, normalize_host};
 
-/// Longest wait for a name to resolve, a connection to open, or a response to begin,
-/// whatever the guest asks for.
+/// Longest wait for a name to resolve, a connection to open, a response to begin, or the
+/// next piece of its body, whatever the guest asks for.
 const MAX_WAIT: Duration = Duration::from_secs(30);
 
 type Finished = Box<dyn Future<Output = Result<(), Error>> + Send>;
@@ -49,13 +52,18 @@ impl WasiHttpHooks for GuardedConnector {
 struct Waits {
     connect: Duration,
     first_byte: Duration,
+    between_bytes: Duration,
 }
 
 impl Waits {
     fn from(options: Option<RequestOptions>) -> Self {
         let options = options.unwrap_or_default();
         let within = |asked: Option<Duration>| asked.map_or(MAX_WAIT, |asked| asked.min(MAX_WAIT));
-        Self { connect: within(options.connect_timeout), first_byte: within(options.first_byte_timeout) }
+        Self {
+            connect: within(options.connect_timeout),
+            first_byte: within(options.first_byte_timeout),
+            between_bytes: within(options.between_bytes_timeout),
+        }
     }
 }
 
@@ -90,7 +98,12 @@ async fn send(
         .await
         .map_err(|_| Error::ConnectionTimeout)?
         .map_err(Error::Connect)?;
-    let stream: Box<dyn Stream> = if tls { Box::new(tls_handshake(&host, stream).await?) } else { Box::new(stream) };
+    let stream: Box<dyn Stream> = if tls {
+        let handshake = tokio::time::timeout(waits.connect, tls_handshake(&host, stream));
+        Box::new(handshake.await.map_err(|_| Error::ConnectionTimeout)??)
+    } else {
+        Box::new(stream)
+    };
     let (mut sender, connection) =
         tokio::time::timeout(waits.connect, hyper::client::conn::http1::handshake(TokioIo::new(stream)))
             .await
@@ -112,12 +125,26 @@ async fn send(
         }
     };
     let response = response.map_err(|_| Error::ConnectionReadTimeout)??;
-    let response = response.map(|body| body.map_err(Error::from).boxed_unsync());
+    let response = response.map(|body| cut_off_when_quiet(body, waits.between_bytes));
     let finished: Finished = match ended {
         Some(result) => Box::new(std::future::ready(result)),
         None => Box::new(async move { connection.await.map_err(Error::from) }),
     };
     Ok((response, finished))
+}
+
+/// The response body, failed with `ConnectionReadTimeout` when the server sends nothing
+/// for longer than `wait` between two pieces of it.
+fn cut_off_when_quiet(body: hyper::body::Incoming, wait: Duration) -> WasiBody {
+    let frames = futures::stream::unfold(Some(BodyStream::new(body)), move |frames| async move {
+        let mut frames = frames?;
+        match tokio::time::timeout(wait, frames.next()).await {
+            Ok(Some(frame)) => Some((frame.map_err(Error::from), Some(frames))),
+            Ok(None) => None,
+            Err(_) => Some((Err(Error::ConnectionReadTimeout), None)),
+        }
+    });
+    StreamBody::new(frames).boxed_unsync()
 }
 
 async fn resolve(host: &str, port: u16, wait: Duration) -> Result<Vec<SocketAddr>, Error> {
