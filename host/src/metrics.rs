@@ -206,6 +206,11 @@ impl Metrics {
         plugins.get(plugin).map(|counter| counter.read(false)).unwrap_or_default()
     }
 
+    /// Drops the counts of `plugin`: it was never registered.
+    pub fn forget(&self, plugin: &str) {
+        self.plugins.lock().unwrap_or_else(PoisonError::into_inner).remove(plugin);
+    }
+
     /// Every plugin's counts, emptied: what a host merges into the registry when it stops.
     pub fn take(&self) -> HashMap<String, PluginMetrics> {
         let plugins = self.plugins.lock().unwrap_or_else(PoisonError::into_inner);
@@ -239,6 +244,7 @@ impl FailureKind {
             PluginError::Process(_) | PluginError::Launch { .. } => Self::LaunchFailed,
             PluginError::Disabled { .. } | PluginError::Restarting { .. } => Self::Unavailable,
             PluginError::UnknownMethod { .. }
+            | PluginError::NotRegistered { .. }
             | PluginError::CapabilityNotDeclared { .. }
             | PluginError::InvalidParams { .. } => Self::Refused,
         }

@@ -124,12 +124,13 @@ fn admin_commands_refuse_bad_input_with_exit_2_and_change_nothing() {
         (&["plugin", "config", "echo", "--admin", "[1]"], "--admin must be a JSON object"),
         (&["plugin", "connect", "missing", "--user", "alice"], "no plugin is registered"),
         (&["call", "--plugin", "echo", "--user", "alice", "ping"], "user `alice` is not connected"),
+        (&["call", "--plugin", "missing", "ping"], "no plugin is registered as `missing`"),
         (&["call", "--plugin", "echo", "--admin-config", "{}", "ping"], "cannot be used with"),
     ] {
         let output = admin.run(args, None);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(fragment), "{args:?}: {stderr}");
-        assert_ne!(output.status.code(), Some(0), "{args:?}");
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
     }
     let listed = admin.ok(&["plugin", "list"], None);
     assert_eq!(listed.lines().count(), 1, "{listed}");

@@ -212,3 +212,47 @@ async fn a_deadline_the_caller_chose_shorter_than_the_plugins_is_not_the_plugins
     assert_eq!(host.metrics("spinner").unwrap().methods["metadata/series/search"].failures["timeout"], 1);
     host.shutdown().await;
 }
+
+/// Waits (on the paused clock) until the host's instance tasks number `expected`.
+async fn settle_instance_tasks(host: &PluginHost, expected: usize) {
+    for _ in 0..100 {
+        if host.instance_tasks() == expected {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(host.instance_tasks(), expected, "instance tasks");
+}
+
+#[tokio::test(start_paused = true)]
+async fn calls_for_unregistered_plugins_or_unconnected_users_leave_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = host(&dir);
+    assert_eq!(host.call("echo", None, "ping", json!(null)).await.unwrap(), json!("pong"));
+    for n in 0..200 {
+        let unknown = format!("ghost-{n}");
+        let refused = host.call(&unknown, Some("alice"), "ping", json!(null)).await.unwrap_err();
+        assert!(matches!(&refused, PluginError::NotRegistered { user: None, .. }), "{refused:?}");
+        assert_eq!(refused.to_string(), format!("no plugin is registered as `{unknown}`"));
+        let stranger = format!("user-{n}");
+        let refused = host.call("echo", Some(&stranger), "ping", json!(null)).await.unwrap_err();
+        assert!(matches!(&refused, PluginError::NotRegistered { user: Some(user), .. } if *user == stranger));
+        assert!(refused.to_string().contains("is not connected to plugin `echo`"), "{refused}");
+    }
+    // Only the echo plugin's own instance task is left, and it still answers.
+    settle_instance_tasks(&host, 1).await;
+    assert_eq!(host.health("echo").unwrap(), HealthState::Healthy);
+    let refusals = &host.metrics("echo").unwrap().methods["ping"];
+    assert_eq!((refusals.successes, refusals.failures["refused"]), (1, 200), "counted, not held against it");
+
+    // Once connected, the same user gets an instance of their own.
+    host.registry().connect_user("echo", "user-7", serde_json::Map::new()).unwrap();
+    assert_eq!(host.call("echo", Some("user-7"), "ping", json!(null)).await.unwrap(), json!("pong"));
+    settle_instance_tasks(&host, 2).await;
+    // A plugin registered later under a refused id starts with no counts.
+    let definition = PluginDefinition::new(Launch::Wasm { file: wasm_component_path("metadata-echo") });
+    host.registry().add(&PluginId::new("ghost-0").unwrap(), &definition).unwrap();
+    assert!(host.metrics("ghost-0").unwrap().methods.is_empty());
+    assert_eq!(host.call("ghost-0", None, "ping", json!(null)).await.unwrap(), json!("pong"));
+    host.shutdown().await;
+}

@@ -397,7 +397,7 @@ pub(super) fn interrupted(signal: &str) -> Failure {
 pub(super) fn refusal(error: &PluginError) -> Failure {
     let exit_code = match error {
         PluginError::Answered { .. } => 1,
-        PluginError::UnknownMethod { .. } | PluginError::InvalidParams { .. } => 2,
+        PluginError::UnknownMethod { .. } | PluginError::InvalidParams { .. } | PluginError::NotRegistered { .. } => 2,
         _ => 3,
     };
     Failure { message: format!("{error} [{}]", error.code().code()), exit_code }

@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 use crate::limits::{StorageQuota, Timeouts};
 use crate::plugin::{Plugin, PluginError, PluginId, PluginSettings};
 use crate::protocol::types::initialize::InitializeParams;
-use crate::registry::{CredentialDelivery, Launch, PluginRecord, Registry};
+use crate::registry::{CredentialDelivery, Launch, PluginRecord, Registry, RegistryError};
 use crate::storage::StorageScope;
 use crate::storage::handler::StorageHandler;
 use crate::supervisor::{Disabled, Launcher};
@@ -48,17 +48,33 @@ impl Launcher for RegistryLauncher {
     }
 }
 
+/// A registry error on looking up what to start: an unknown plugin or user, or a failure
+/// to read what is registered.
+fn not_registered(error: RegistryError, plugin: &str, user: Option<&str>) -> PluginError {
+    let why = error.to_string();
+    match error {
+        RegistryError::NotRegistered(_) => PluginError::NotRegistered { plugin: plugin.to_owned(), user: None, why },
+        RegistryError::NotConnected { .. } => {
+            PluginError::NotRegistered { plugin: plugin.to_owned(), user: user.map(str::to_owned), why }
+        }
+        _ => PluginError::Launch { plugin: plugin.to_owned(), why },
+    }
+}
+
 impl RegistryLauncher {
     async fn start(&self, plugin: &str, user: Option<&str>) -> Result<Plugin, PluginError> {
         let refused = |why: String| PluginError::Launch { plugin: plugin.to_owned(), why };
-        let record = self.registry.get(plugin).map_err(|error| refused(error.to_string()))?;
+        let record = self.registry.get(plugin).map_err(|error| not_registered(error, plugin, None))?;
         if !record.enabled {
             let reason = record.disabled_reason.clone().unwrap_or_else(|| "disabled by an admin".into());
             return Err(PluginError::Disabled { plugin: plugin.to_owned(), reason });
         }
         let user_config = match user {
             Some(user) => {
-                self.registry.user_connection(plugin, user).map_err(|error| refused(error.to_string()))?.config
+                self.registry
+                    .user_connection(plugin, user)
+                    .map_err(|error| not_registered(error, plugin, Some(user)))?
+                    .config
             }
             None => Default::default(),
         };

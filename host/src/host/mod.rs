@@ -190,6 +190,13 @@ impl PluginHost {
         Ok(self.supervisor.health(plugin))
     }
 
+    /// Instance tasks running in this host: one for each plugin, and each user's connection
+    /// to one, called since it was last stopped. A call for an unregistered plugin or an
+    /// unconnected user leaves none.
+    pub fn instance_tasks(&self) -> usize {
+        self.supervisor.instance_tasks()
+    }
+
     /// The plugin's call counts: those of earlier hosts, kept in the registry, plus this
     /// host's.
     pub fn metrics(&self, plugin: &str) -> Result<PluginMetrics, RegistryError> {

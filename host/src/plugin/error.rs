@@ -34,8 +34,12 @@ pub enum PluginError {
     MalformedResult { plugin: PluginLabel, method: &'static str, why: String },
     #[error("{closed} (during `{method}`)")]
     Closed { method: &'static str, closed: ConnectionClosed },
-    /// The host could not start the plugin as registered (unknown id, missing key,
-    /// component that does not load): an admin's problem, not the plugin's fault.
+    /// No plugin is registered under this id (`user` is `None`), or this user is not
+    /// connected to it: the caller's mistake, and nothing of it is kept.
+    #[error("{why}")]
+    NotRegistered { plugin: String, user: Option<String>, why: String },
+    /// The host could not start the plugin as registered (missing key, component that
+    /// does not load): an admin's problem, not the plugin's fault.
     #[error("plugin `{plugin}` could not be started: {why}")]
     Launch { plugin: String, why: String },
     /// Disabled by an admin, or by the supervisor after repeated faults.
@@ -91,6 +95,7 @@ impl PluginError {
             | Self::UnknownMethod { .. }
             | Self::CapabilityNotDeclared { .. }
             | Self::InvalidParams { .. }
+            | Self::NotRegistered { .. }
             | Self::Launch { .. }
             | Self::Disabled { .. }
             | Self::Restarting { .. } => false,

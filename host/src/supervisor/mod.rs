@@ -146,7 +146,38 @@ impl Supervisor {
         let entry = self.entry(plugin);
         let result = self.call_counted(&entry, plugin, user, method, params, timeout).await;
         entry.shared.counter.record(method, result.as_ref().map(drop), started.elapsed());
+        if let Err(PluginError::NotRegistered { user: unconnected, .. }) = &result {
+            self.forget_unregistered(&entry, plugin, unconnected.as_deref());
+        }
         result
+    }
+
+    /// Lets go of what a call for an unregistered plugin, or an unconnected user, made: the
+    /// idle instance task and, for an unknown plugin, its entry and counts. Calls with
+    /// made-up ids leave nothing behind; a plugin removed by another process is stopped
+    /// here when a start of it finds it gone.
+    fn forget_unregistered(&self, entry: &Arc<PluginEntry>, plugin: &str, unconnected: Option<&str>) {
+        match unconnected {
+            Some(user) => {
+                let mut slots = lock(&entry.slots);
+                if slots.get(user).is_some_and(|slot| slot.live().is_none()) {
+                    slots.remove(user);
+                }
+            }
+            None => {
+                let mut plugins = lock(&self.plugins);
+                if plugins.get(plugin).is_some_and(|known| Arc::ptr_eq(known, entry)) {
+                    plugins.remove(plugin);
+                    self.metrics.forget(plugin);
+                }
+            }
+        }
+    }
+
+    /// Instance tasks running: one for each plugin, and each user's connection to one,
+    /// called since it was last stopped.
+    pub fn instance_tasks(&self) -> usize {
+        lock(&self.tasks).iter().filter(|task| !task.is_finished()).count()
     }
 
     async fn call_counted(
