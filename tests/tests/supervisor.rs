@@ -3,9 +3,9 @@
 //! crash-looping plugin beside a healthy one that keeps answering. Real wasm guests, a real
 //! database file.
 
-use codex_plugin_host::host::{HostConfig, PluginHost};
+use codex_plugin_host::host::{DATABASE_FILE, HostConfig, PluginHost};
 use codex_plugin_host::plugin::{PluginError, PluginId};
-use codex_plugin_host::registry::{Launch, PluginDefinition};
+use codex_plugin_host::registry::{Launch, PluginDefinition, Registry};
 use codex_plugin_host::supervisor::HealthState;
 use codex_plugin_host::transport::ShutdownPolicy;
 use codex_plugin_host_tests::wasm_component_path;
@@ -254,5 +254,64 @@ async fn calls_for_unregistered_plugins_or_unconnected_users_leave_nothing_behin
     host.registry().add(&PluginId::new("ghost-0").unwrap(), &definition).unwrap();
     assert!(host.metrics("ghost-0").unwrap().methods.is_empty());
     assert_eq!(host.call("ghost-0", None, "ping", json!(null)).await.unwrap(), json!("pong"));
+    host.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn admin_changes_made_by_another_process_reach_the_running_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = host(&dir);
+    // The command-line tool: another connection to the same database file.
+    let admin = Registry::open(&dir.path().join(DATABASE_FILE)).unwrap();
+    let past_the_interval = || tokio::time::sleep(Duration::from_secs(3));
+    let count = |found: serde_json::Value| found["results"].as_array().unwrap().len();
+    let search = || host.call("echo", None, "metadata/series/search", json!({"query": "dune"}));
+    let before = count(search().await.unwrap());
+    assert!(before > 1, "{before}");
+    settle_instance_tasks(&host, 1).await;
+
+    // A commit that changes nothing an instance starts from leaves it running.
+    admin.record_manifest("echo", &json!({"name": "echo"})).unwrap();
+    past_the_interval().await;
+    settle_instance_tasks(&host, 1).await;
+
+    // A new admin configuration: the instance stops, and the next call sees it.
+    admin.set_admin_config("echo", json!({"maxResults": 1}).as_object().unwrap().clone()).unwrap();
+    past_the_interval().await;
+    settle_instance_tasks(&host, 0).await;
+    assert_eq!(count(search().await.unwrap()), 1, "was {before}");
+
+    // Disabled, then enabled again, by the tool.
+    admin.set_enabled("echo", false).unwrap();
+    past_the_interval().await;
+    let refused = host.call("echo", None, "ping", json!(null)).await.unwrap_err();
+    assert!(matches!(refused, PluginError::Disabled { .. }), "{refused}");
+    admin.set_enabled("echo", true).unwrap();
+    past_the_interval().await;
+    assert_eq!(host.call("echo", None, "ping", json!(null)).await.unwrap(), json!("pong"));
+
+    // A change this host made itself is applied once, not again at the next commit.
+    host.configure("echo", serde_json::Map::new()).await.unwrap();
+    assert_eq!(count(search().await.unwrap()), before);
+    admin.record_manifest("echo", &json!({"name": "echo"})).unwrap();
+    past_the_interval().await;
+    settle_instance_tasks(&host, 1).await;
+
+    // A plugin this host disabled after repeated faults, reset by the tool.
+    for _ in 0..5 {
+        crash(&host).await;
+    }
+    let refused = host.call("crasher", None, "ping", json!(null)).await.unwrap_err();
+    assert!(matches!(refused, PluginError::Disabled { .. }), "{refused}");
+    admin.set_enabled("crasher", true).unwrap();
+    past_the_interval().await;
+    assert_eq!(host.call("crasher", None, "ping", json!(null)).await.unwrap(), json!("pong"));
+
+    // Removed by the tool: stopped, and refused from then on.
+    admin.remove("echo").unwrap();
+    past_the_interval().await;
+    settle_instance_tasks(&host, 1).await;
+    let refused = host.call("echo", None, "ping", json!(null)).await.unwrap_err();
+    assert!(matches!(refused, PluginError::NotRegistered { .. }), "{refused}");
     host.shutdown().await;
 }

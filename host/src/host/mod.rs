@@ -17,6 +17,7 @@
 //! # }
 //! ```
 
+mod admin_changes;
 mod launcher;
 
 use serde_json::Value;
@@ -34,6 +35,7 @@ use crate::supervisor::{HealthPolicy, HealthState, Supervisor};
 use crate::transport::ShutdownPolicy;
 use crate::transport::process::CommandAllowlist;
 use crate::vault::{EncryptionKey, Vault, VaultError};
+use admin_changes::{AdminChanges, AdminWatch};
 use launcher::{Layout, RegistryLauncher};
 
 /// The database file in the data directory: storage and registry.
@@ -53,6 +55,9 @@ pub struct HostConfig {
     pub health: HealthPolicy,
     pub storage_limits: StorageLimits,
     pub shutdown: ShutdownPolicy,
+    /// How often the host looks for admin changes made by another process (the
+    /// command-line tool): a changed plugin's instances restart on their next call.
+    pub admin_changes_interval: Duration,
 }
 
 impl HostConfig {
@@ -64,6 +69,7 @@ impl HostConfig {
             health: HealthPolicy::default(),
             storage_limits: StorageLimits::default(),
             shutdown: ShutdownPolicy::default(),
+            admin_changes_interval: Duration::from_secs(2),
         }
     }
 }
@@ -85,7 +91,9 @@ pub struct PluginHost {
     data_dir: PathBuf,
     registry: Arc<Registry>,
     vault: Option<Vault>,
-    supervisor: Supervisor,
+    supervisor: Arc<Supervisor>,
+    admin_changes: Arc<AdminChanges>,
+    admin_watch: AdminWatch,
     _sweeper: Sweeper,
 }
 
@@ -127,9 +135,18 @@ impl PluginHost {
             layout: Layout { plugins_dir: data_dir.join("plugins"), wasm_cache_dir: data_dir.join(WASM_CACHE_DIR) },
             wasm: OnceLock::new(),
         };
-        let supervisor = Supervisor::new(Arc::new(launcher), config.health, Arc::new(Metrics::default()));
-        let data_dir = data_dir.clone();
-        Ok(Self { data_dir, registry, vault, supervisor, _sweeper: quota.spawn_sweeper(SWEEP_INTERVAL) })
+        let supervisor = Arc::new(Supervisor::new(Arc::new(launcher), config.health, Arc::new(Metrics::default())));
+        let admin_changes = Arc::new(AdminChanges::new(registry.clone()));
+        let admin_watch = admin_changes.clone().spawn(Arc::downgrade(&supervisor), config.admin_changes_interval);
+        Ok(Self {
+            data_dir: data_dir.clone(),
+            registry,
+            vault,
+            supervisor,
+            admin_changes,
+            admin_watch,
+            _sweeper: quota.spawn_sweeper(SWEEP_INTERVAL),
+        })
     }
 
     pub fn registry(&self) -> &Registry {
@@ -214,6 +231,7 @@ impl PluginHost {
         admin_config: serde_json::Map<String, Value>,
     ) -> Result<(), RegistryError> {
         self.registry.set_admin_config(plugin, admin_config)?;
+        self.admin_changes.acknowledge(plugin);
         self.supervisor.stop_plugin(plugin).await;
         Ok(())
     }
@@ -221,6 +239,7 @@ impl PluginHost {
     /// Enables the plugin again and forgets its faults.
     pub async fn reset(&self, plugin: &str) -> Result<(), RegistryError> {
         self.registry.set_enabled(plugin, true)?;
+        self.admin_changes.acknowledge(plugin);
         self.supervisor.reset(plugin);
         Ok(())
     }
@@ -228,6 +247,7 @@ impl PluginHost {
     /// Disables the plugin by an admin's hand, stopping its instances.
     pub async fn disable(&self, plugin: &str) -> Result<(), RegistryError> {
         self.registry.set_enabled(plugin, false)?;
+        self.admin_changes.acknowledge(plugin);
         self.supervisor.stop_plugin(plugin).await;
         Ok(())
     }
@@ -236,6 +256,7 @@ impl PluginHost {
     /// stops its instances (removed first, so no call can start it again meanwhile).
     pub async fn remove(&self, plugin: &str) -> Result<(), RegistryError> {
         self.registry.remove(plugin)?;
+        self.admin_changes.acknowledge(plugin);
         self.supervisor.stop_plugin(plugin).await;
         remove_plugin_files(&self.data_dir, plugin);
         Ok(())
@@ -243,6 +264,7 @@ impl PluginHost {
 
     /// Stops every plugin gracefully and keeps this host's call counts in the registry.
     pub async fn shutdown(self) {
+        drop(self.admin_watch);
         self.supervisor.shutdown().await;
         for (plugin, counts) in self.supervisor.metrics().take() {
             let Ok(record) = self.registry.get(&plugin) else { continue };

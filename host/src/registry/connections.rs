@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
+use super::revisions::bump_revision;
 use super::{Registry, RegistryError, check_user_id};
 use crate::vault::{RowBinding, Sealed, Secret, Vault};
 
@@ -34,11 +35,15 @@ impl Registry {
     pub fn connect_user(&self, plugin: &str, user: &str, config: Map<String, Value>) -> Result<(), RegistryError> {
         check_user_id(user).map_err(|why| RegistryError::Invalid { plugin: plugin.to_owned(), why })?;
         self.get(plugin)?;
-        self.lock().execute(
+        let mut connection = self.lock();
+        let transaction = connection.transaction()?;
+        transaction.execute(
             "INSERT INTO plugin_users (plugin_id, user_id, config) VALUES (?, ?, ?)
              ON CONFLICT (plugin_id, user_id) DO UPDATE SET config = excluded.config",
             params![plugin, user, Value::Object(config).to_string()],
         )?;
+        bump_revision(&transaction, plugin)?;
+        transaction.commit()?;
         Ok(())
     }
 
@@ -99,6 +104,7 @@ impl Registry {
                 params![plugin, user, field, sealed.key_id, sealed.nonce, sealed.ciphertext],
             )?;
         }
+        bump_revision(&transaction, plugin)?;
         transaction.commit()?;
         Ok(())
     }

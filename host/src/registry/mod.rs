@@ -8,10 +8,12 @@
 mod connections;
 mod definition;
 mod plugins;
+mod revisions;
 
 pub use connections::{RotationReport, UserConnection};
 pub use definition::{CredentialDelivery, Launch, PluginDefinition};
 pub use plugins::PluginRecord;
+pub use revisions::{Revision, Revisions};
 
 use rusqlite::Connection;
 use std::path::Path;
@@ -30,7 +32,8 @@ CREATE TABLE IF NOT EXISTS plugins (
     manifest        TEXT,
     metrics         TEXT    NOT NULL DEFAULT '{}',
     created_at      INTEGER NOT NULL,
-    updated_at      INTEGER NOT NULL
+    updated_at      INTEGER NOT NULL,
+    revision        INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS plugin_users (
     plugin_id TEXT NOT NULL REFERENCES plugins (id) ON DELETE CASCADE,
@@ -82,6 +85,7 @@ impl Registry {
             connection.pragma_update(None, "journal_mode", "WAL")?;
             connection.pragma_update(None, "foreign_keys", "ON")?;
             connection.execute_batch(SCHEMA)?;
+            revisions::add_revision_column(&connection)?;
             Ok(connection)
         });
         let connection = opened.map_err(|source| RegistryError::Open { path: path.display().to_string(), source })?;

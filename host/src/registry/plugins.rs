@@ -83,16 +83,16 @@ impl Registry {
         let mut record = self.get(id)?;
         record.definition.admin_config = config;
         let json = serde_json::to_string(&record.definition).expect("a definition serializes");
-        self.update(id, "definition = ?", &[&json])
+        self.update(id, "definition = ?, revision = revision + 1", &[&json])
     }
 
     /// Enables or disables a plugin by an admin's hand; enabling clears an automatic
     /// disable and its faults.
     pub fn set_enabled(&self, id: &str, enabled: bool) -> Result<(), RegistryError> {
         if enabled {
-            self.update(id, "enabled = 1, disabled_reason = NULL, recent_faults = '[]'", &[])
+            self.update(id, "enabled = 1, disabled_reason = NULL, recent_faults = '[]', revision = revision + 1", &[])
         } else {
-            self.update(id, "enabled = 0", &[])
+            self.update(id, "enabled = 0, revision = revision + 1", &[])
         }
     }
 

@@ -185,3 +185,65 @@ fn an_interrupted_rotation_leaves_each_value_under_exactly_one_key_and_resumes()
     let again = registry.rotate_credentials(&rotating, |_| ControlFlow::Continue(())).unwrap();
     assert_eq!(again, RotationReport::default(), "nothing left to rotate");
 }
+
+#[test]
+fn what_an_instance_starts_from_bumps_the_revision_and_what_a_host_records_does_not() {
+    let (_dir, registry) = registry();
+    registry.add(&id("echo"), &echo()).unwrap();
+    let vault = Vault::new(key(1));
+    let revision = || registry.revision("echo").unwrap().expect("registered").changes;
+    assert_eq!(revision(), 0);
+    let changes: [(&str, &dyn Fn()); 5] = [
+        ("admin config", &|| registry.set_admin_config("echo", Map::new()).unwrap()),
+        ("disable", &|| registry.set_enabled("echo", false).unwrap()),
+        ("enable", &|| registry.set_enabled("echo", true).unwrap()),
+        ("connect", &|| registry.connect_user("echo", "alice", Map::new()).unwrap()),
+        ("credentials", &|| registry.set_credentials(&vault, "echo", None, &secrets(&[("k", "v")])).unwrap()),
+    ];
+    for (expected, (what, change)) in (1..).zip(changes) {
+        change();
+        assert_eq!(revision(), expected, "{what}");
+    }
+    registry.record_manifest("echo", &json!({"name": "echo"})).unwrap();
+    registry.record_metrics("echo", &json!({})).unwrap();
+    registry.record_disabled("echo", "5 faults", &[]).unwrap();
+    let rotated =
+        registry.rotate_credentials(&Vault::new(key(2)).with_older_key(key(1)), |_| ControlFlow::Continue(()));
+    assert_eq!(rotated.unwrap().rotated, 1);
+    assert_eq!(revision(), 5, "a host's own records are not admin changes");
+    assert_eq!(registry.revisions().unwrap()["echo"].changes, 5);
+    assert_eq!(registry.revision("missing").unwrap(), None);
+    // Removed and added again under the same id: another registration.
+    let first = registry.revision("echo").unwrap();
+    registry.remove("echo").unwrap();
+    registry.add(&id("echo"), &echo()).unwrap();
+    let again = registry.revision("echo").unwrap().expect("registered again");
+    assert_eq!(again.changes, 0);
+    assert_ne!(Some(again), first);
+}
+
+#[test]
+fn a_database_made_before_revisions_gains_the_column_and_keeps_its_plugins() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("host.sqlite3");
+    let old_schema = SCHEMA.replace(",\n    revision        INTEGER NOT NULL DEFAULT 0", "");
+    assert_ne!(old_schema, SCHEMA);
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    connection.execute_batch(&old_schema).unwrap();
+    connection
+        .execute(
+            "INSERT INTO plugins (id, definition, created_at, updated_at) VALUES ('echo', ?, 0, 0)",
+            [serde_json::to_string(&echo()).unwrap()],
+        )
+        .unwrap();
+    drop(connection);
+    let registry = Registry::open(&path).unwrap();
+    assert_eq!(registry.get("echo").unwrap().definition, echo());
+    let changes = |registry: &Registry| registry.revision("echo").unwrap().expect("registered").changes;
+    assert_eq!(changes(&registry), 0);
+    registry.set_enabled("echo", false).unwrap();
+    assert_eq!(changes(&registry), 1);
+    // Opening it again finds the column there.
+    drop(registry);
+    assert_eq!(changes(&Registry::open(&path).unwrap()), 1);
+}
