@@ -312,8 +312,8 @@ pub async fn process_ends(pid: i32) -> bool {
     false
 }
 
-/// An HTTP server on a loopback port that answers every request `200 ok` and counts the
-/// connections it was sent; it serves until the test binary ends.
+/// A server on a loopback port that answers each connection as it was told (`200 ok`, or a
+/// stall) and counts the connections it was sent; it serves until the test binary ends.
 pub struct LoopbackServer {
     /// `127.0.0.1:<port>`.
     pub address: String,
@@ -321,7 +321,7 @@ pub struct LoopbackServer {
 }
 
 impl LoopbackServer {
-    /// A server that answers every request `200 OK` with the body `ok`.
+    /// A server that answers every request `200 OK` with the body `ok`, and closes.
     pub fn start() -> Self {
         Self::serving(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok", None)
     }

@@ -272,6 +272,7 @@ async fn admin_changes_made_by_another_process_reach_the_running_host() {
 
     // A commit that changes nothing an instance starts from leaves it running.
     admin.record_manifest("echo", &json!({"name": "echo"})).unwrap();
+    admin.set_enabled("echo", true).unwrap();
     past_the_interval().await;
     settle_instance_tasks(&host, 1).await;
 
@@ -284,18 +285,30 @@ async fn admin_changes_made_by_another_process_reach_the_running_host() {
     // Disabled, then enabled again, by the tool.
     admin.set_enabled("echo", false).unwrap();
     past_the_interval().await;
+    settle_instance_tasks(&host, 0).await;
     let refused = host.call("echo", None, "ping", json!(null)).await.unwrap_err();
     assert!(matches!(refused, PluginError::Disabled { .. }), "{refused}");
     admin.set_enabled("echo", true).unwrap();
-    past_the_interval().await;
     assert_eq!(host.call("echo", None, "ping", json!(null)).await.unwrap(), json!("pong"));
 
-    // A change this host made itself is applied once, not again at the next commit.
+    // A change this host made itself applies once: what it restarted is current.
     host.configure("echo", serde_json::Map::new()).await.unwrap();
     assert_eq!(count(search().await.unwrap()), before);
     admin.record_manifest("echo", &json!({"name": "echo"})).unwrap();
     past_the_interval().await;
     settle_instance_tasks(&host, 1).await;
+
+    // A user's new configuration restarts that user's instance only.
+    for user in ["alice", "bob"] {
+        admin.connect_user("echo", user, serde_json::Map::new()).unwrap();
+        assert_eq!(host.call("echo", Some(user), "ping", json!(null)).await.unwrap(), json!("pong"));
+    }
+    settle_instance_tasks(&host, 3).await;
+    admin.connect_user("echo", "alice", json!({"shelf": "manga"}).as_object().unwrap().clone()).unwrap();
+    past_the_interval().await;
+    settle_instance_tasks(&host, 2).await;
+    assert_eq!(host.call("echo", Some("alice"), "ping", json!(null)).await.unwrap(), json!("pong"));
+    settle_instance_tasks(&host, 3).await;
 
     // A plugin this host disabled after repeated faults, reset by the tool.
     for _ in 0..5 {
@@ -303,6 +316,9 @@ async fn admin_changes_made_by_another_process_reach_the_running_host() {
     }
     let refused = host.call("crasher", None, "ping", json!(null)).await.unwrap_err();
     assert!(matches!(refused, PluginError::Disabled { .. }), "{refused}");
+    past_the_interval().await;
+    let still = host.call("crasher", None, "ping", json!(null)).await.unwrap_err();
+    assert!(matches!(still, PluginError::Disabled { .. }), "its own disable is not mistaken for a reset: {still}");
     admin.set_enabled("crasher", true).unwrap();
     past_the_interval().await;
     assert_eq!(host.call("crasher", None, "ping", json!(null)).await.unwrap(), json!("pong"));
@@ -313,5 +329,31 @@ async fn admin_changes_made_by_another_process_reach_the_running_host() {
     settle_instance_tasks(&host, 1).await;
     let refused = host.call("echo", None, "ping", json!(null)).await.unwrap_err();
     assert!(matches!(refused, PluginError::NotRegistered { .. }), "{refused}");
+    host.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_registered_after_the_host_opened_and_changed_elsewhere_is_restarted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = HostConfig::new(dir.path());
+    config.admin_changes_interval = Duration::from_millis(20);
+    let host = PluginHost::open(config).unwrap();
+    let definition = PluginDefinition::new(Launch::Wasm { file: wasm_component_path("metadata-echo") });
+    host.registry().add(&PluginId::new("echo").unwrap(), &definition).unwrap();
+    let count = |found: serde_json::Value| found["results"].as_array().unwrap().len();
+    let search = || host.call("echo", None, "metadata/series/search", json!({"query": "dune"}));
+    let before = count(search().await.unwrap());
+    assert!(before > 1, "{before}");
+    let admin = Registry::open(&dir.path().join(DATABASE_FILE)).unwrap();
+    admin.set_admin_config("echo", json!({"maxResults": 1}).as_object().unwrap().clone()).unwrap();
+    // Real time here: wait, within a bound, for the watch to stop the instance.
+    for _ in 0..500 {
+        if host.instance_tasks() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(host.instance_tasks(), 0, "the outdated instance was stopped");
+    assert_eq!(count(search().await.unwrap()), 1);
     host.shutdown().await;
 }

@@ -1,91 +1,72 @@
-//! Admin changes made by another process (the command-line tool, another host) reach a
-//! running host: every few seconds, if anyone else committed to the database, the host
-//! compares each plugin's revision with the one it last saw, and stops the instances of
-//! every plugin that changed or was removed. They start again, as now registered, on their
-//! next call; the health kept for them starts afresh.
+//! Admin changes made elsewhere (the command-line tool, another host, a direct registry
+//! call) reach a running host. Every few seconds the host compares what each running
+//! instance was started from with the registry's revisions, read again whenever SQLite's
+//! `data_version` says another connection committed. An instance started from an older
+//! revision is stopped and starts again, as now registered, on its next call: a user's
+//! instance alone when only that connection changed, every instance of the plugin (with
+//! fresh health) when the plugin changed, was removed, or was reset after this host
+//! disabled it. Changes made through `PluginHost` itself apply at once, and only once:
+//! what they restart is started from the new revision.
 
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use crate::registry::{Registry, RegistryError, Revisions};
-use crate::supervisor::Supervisor;
+use crate::supervisor::{Outdated, Supervisor};
 
-/// The revisions this host has applied.
-pub(super) struct AdminChanges {
-    registry: Arc<Registry>,
-    seen: Mutex<Revisions>,
-}
+/// The shortest interval between two looks.
+const MIN_INTERVAL: Duration = Duration::from_millis(10);
 
-impl AdminChanges {
-    pub fn new(registry: Arc<Registry>) -> Self {
-        Self { registry, seen: Mutex::default() }
-    }
+/// The watching task; it ends when dropped.
+pub(super) struct AdminWatch(tokio::task::JoinHandle<()>);
 
-    /// A change this host made itself, and applied: not to be applied again.
-    pub fn acknowledge(&self, plugin: &str) {
-        match self.registry.revision(plugin) {
-            Ok(Some(revision)) => drop(self.seen().insert(plugin.to_owned(), revision)),
-            Ok(None) => drop(self.seen().remove(plugin)),
-            Err(error) => tracing::warn!(plugin, "could not read the plugin's revision: {error}"),
-        }
-    }
-
-    /// Watches for changes every `interval`, until the host is gone or the task aborted.
-    pub fn spawn(self: Arc<Self>, supervisor: Weak<Supervisor>, interval: Duration) -> AdminWatch {
-        AdminWatch(tokio::spawn(async move {
-            // The version first: a change made between the two reads shows as a new version.
-            let mut version = self.registry.data_version().ok();
-            if let Err(error) = self.refresh() {
-                tracing::warn!("could not read the registry's revisions: {error}");
-            }
-            let mut ticks = tokio::time::interval(interval);
+impl AdminWatch {
+    /// Looks every `interval`, until the supervisor is gone or the watch dropped.
+    pub fn spawn(registry: Arc<Registry>, supervisor: Weak<Supervisor>, interval: Duration) -> Self {
+        Self(tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(interval.max(MIN_INTERVAL));
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            ticks.tick().await;
+            let mut known: Option<(i64, Revisions)> = None;
             loop {
                 ticks.tick().await;
                 let Some(supervisor) = supervisor.upgrade() else { return };
-                match self.registry.data_version() {
-                    Ok(now) if Some(now) == version => continue,
-                    Ok(now) => version = Some(now),
-                    Err(error) => {
-                        tracing::warn!("could not check the registry for changes: {error}");
-                        continue;
-                    }
-                }
-                match self.refresh() {
-                    Ok(changed) => {
-                        for plugin in changed {
-                            tracing::info!(plugin, "changed in the registry: its instances restart on their next call");
-                            supervisor.stop_plugin(&plugin).await;
+                match refresh(&registry, known.take()) {
+                    Ok(current) => {
+                        for outdated in supervisor.outdated(&current.1) {
+                            apply(&supervisor, outdated).await;
                         }
+                        known = Some(current);
                     }
                     Err(error) => tracing::warn!("could not read the registry's revisions: {error}"),
                 }
             }
         }))
     }
+}
 
-    /// Reads the revisions; gives the plugins whose revision changed since last seen, or
-    /// that are gone.
-    fn refresh(&self) -> Result<Vec<String>, RegistryError> {
-        let current = self.registry.revisions()?;
-        let mut seen = self.seen();
-        let changed = seen
-            .iter()
-            .filter(|(plugin, revision)| current.get(*plugin) != Some(revision))
-            .map(|(plugin, _)| plugin.clone())
-            .collect();
-        *seen = current;
-        Ok(changed)
-    }
-
-    fn seen(&self) -> std::sync::MutexGuard<'_, Revisions> {
-        self.seen.lock().unwrap_or_else(PoisonError::into_inner)
+/// The registry's revisions: those already known while nobody else has committed, else
+/// read again (the version first, so a change made between the two reads shows as a new
+/// version next time).
+fn refresh(registry: &Registry, known: Option<(i64, Revisions)>) -> Result<(i64, Revisions), RegistryError> {
+    let version = registry.data_version()?;
+    match known {
+        Some((known_version, revisions)) if known_version == version => Ok((version, revisions)),
+        _ => Ok((version, registry.revisions()?)),
     }
 }
 
-/// The watching task; it ends when dropped.
-pub(super) struct AdminWatch(tokio::task::JoinHandle<()>);
+async fn apply(supervisor: &Supervisor, outdated: Outdated) {
+    match outdated {
+        Outdated::Plugin(plugin) => {
+            tracing::info!(plugin, "changed in the registry: its instances restart on their next call");
+            supervisor.stop_plugin(&plugin).await;
+        }
+        Outdated::User { plugin, user } => {
+            tracing::info!(plugin, user, "connection changed in the registry: restarts on its next call");
+            supervisor.stop_user(&plugin, &user).await;
+        }
+    }
+}
 
 impl Drop for AdminWatch {
     fn drop(&mut self) {

@@ -10,10 +10,10 @@ use std::sync::{Arc, OnceLock};
 use crate::limits::{StorageQuota, Timeouts};
 use crate::plugin::{Plugin, PluginError, PluginId, PluginSettings};
 use crate::protocol::types::initialize::InitializeParams;
-use crate::registry::{CredentialDelivery, Launch, PluginRecord, Registry, RegistryError};
+use crate::registry::{CredentialDelivery, InstanceRevision, Launch, PluginRecord, Registry, RegistryError};
 use crate::storage::StorageScope;
 use crate::storage::handler::StorageHandler;
-use crate::supervisor::{Disabled, Launcher};
+use crate::supervisor::{Disabled, LaunchOutcome, Launcher};
 use crate::transport::process::{self, CommandAllowlist, ProcessSpec};
 use crate::transport::wasm::{self, ComponentCache, WasmRuntime, WasmSpec};
 use crate::transport::{Launched, ShutdownPolicy};
@@ -37,8 +37,12 @@ pub(super) struct RegistryLauncher {
 }
 
 impl Launcher for RegistryLauncher {
-    fn launch<'a>(&'a self, plugin: &'a str, user: Option<&'a str>) -> BoxFuture<'a, Result<Plugin, PluginError>> {
-        Box::pin(self.start(plugin, user))
+    fn launch<'a>(&'a self, plugin: &'a str, user: Option<&'a str>) -> BoxFuture<'a, LaunchOutcome> {
+        Box::pin(async move {
+            let mut revision = None;
+            let started = self.start(plugin, user, &mut revision).await;
+            LaunchOutcome { started, revision }
+        })
     }
 
     fn record_disabled(&self, plugin: &str, disabled: &Disabled) {
@@ -62,22 +66,32 @@ fn not_registered(error: RegistryError, plugin: &str, user: Option<&str>) -> Plu
 }
 
 impl RegistryLauncher {
-    async fn start(&self, plugin: &str, user: Option<&str>) -> Result<Plugin, PluginError> {
+    /// Starts the plugin as registered; `revision` tells what was read, once it was.
+    async fn start(
+        &self,
+        plugin: &str,
+        user: Option<&str>,
+        revision: &mut Option<InstanceRevision>,
+    ) -> Result<Plugin, PluginError> {
         let refused = |why: String| PluginError::Launch { plugin: plugin.to_owned(), why };
         let record = self.registry.get(plugin).map_err(|error| not_registered(error, plugin, None))?;
         if !record.enabled {
             let reason = record.disabled_reason.clone().unwrap_or_else(|| "disabled by an admin".into());
             return Err(PluginError::Disabled { plugin: plugin.to_owned(), reason });
         }
-        let user_config = match user {
-            Some(user) => {
+        let connection = match user {
+            Some(user) => Some(
                 self.registry
                     .user_connection(plugin, user)
-                    .map_err(|error| not_registered(error, plugin, Some(user)))?
-                    .config
-            }
-            None => Default::default(),
+                    .map_err(|error| not_registered(error, plugin, Some(user)))?,
+            ),
+            None => None,
         };
+        *revision = Some(InstanceRevision {
+            plugin: record.revision,
+            user: connection.as_ref().map(|connection| connection.revision),
+        });
+        let user_config = connection.map(|connection| connection.config).unwrap_or_default();
         let credentials = self.credentials(plugin, user).map_err(refused)?;
         let (data_dir, scope) = match user {
             Some(user) => {

@@ -35,7 +35,7 @@ use crate::supervisor::{HealthPolicy, HealthState, Supervisor};
 use crate::transport::ShutdownPolicy;
 use crate::transport::process::CommandAllowlist;
 use crate::vault::{EncryptionKey, Vault, VaultError};
-use admin_changes::{AdminChanges, AdminWatch};
+use admin_changes::AdminWatch;
 use launcher::{Layout, RegistryLauncher};
 
 /// The database file in the data directory: storage and registry.
@@ -92,7 +92,6 @@ pub struct PluginHost {
     registry: Arc<Registry>,
     vault: Option<Vault>,
     supervisor: Arc<Supervisor>,
-    admin_changes: Arc<AdminChanges>,
     admin_watch: AdminWatch,
     _sweeper: Sweeper,
 }
@@ -136,14 +135,13 @@ impl PluginHost {
             wasm: OnceLock::new(),
         };
         let supervisor = Arc::new(Supervisor::new(Arc::new(launcher), config.health, Arc::new(Metrics::default())));
-        let admin_changes = Arc::new(AdminChanges::new(registry.clone()));
-        let admin_watch = admin_changes.clone().spawn(Arc::downgrade(&supervisor), config.admin_changes_interval);
+        let admin_watch =
+            AdminWatch::spawn(registry.clone(), Arc::downgrade(&supervisor), config.admin_changes_interval);
         Ok(Self {
             data_dir: data_dir.clone(),
             registry,
             vault,
             supervisor,
-            admin_changes,
             admin_watch,
             _sweeper: quota.spawn_sweeper(SWEEP_INTERVAL),
         })
@@ -231,7 +229,6 @@ impl PluginHost {
         admin_config: serde_json::Map<String, Value>,
     ) -> Result<(), RegistryError> {
         self.registry.set_admin_config(plugin, admin_config)?;
-        self.admin_changes.acknowledge(plugin);
         self.supervisor.stop_plugin(plugin).await;
         Ok(())
     }
@@ -239,7 +236,6 @@ impl PluginHost {
     /// Enables the plugin again and forgets its faults.
     pub async fn reset(&self, plugin: &str) -> Result<(), RegistryError> {
         self.registry.set_enabled(plugin, true)?;
-        self.admin_changes.acknowledge(plugin);
         self.supervisor.reset(plugin);
         Ok(())
     }
@@ -247,7 +243,6 @@ impl PluginHost {
     /// Disables the plugin by an admin's hand, stopping its instances.
     pub async fn disable(&self, plugin: &str) -> Result<(), RegistryError> {
         self.registry.set_enabled(plugin, false)?;
-        self.admin_changes.acknowledge(plugin);
         self.supervisor.stop_plugin(plugin).await;
         Ok(())
     }
@@ -256,7 +251,6 @@ impl PluginHost {
     /// stops its instances (removed first, so no call can start it again meanwhile).
     pub async fn remove(&self, plugin: &str) -> Result<(), RegistryError> {
         self.registry.remove(plugin)?;
-        self.admin_changes.acknowledge(plugin);
         self.supervisor.stop_plugin(plugin).await;
         remove_plugin_files(&self.data_dir, plugin);
         Ok(())

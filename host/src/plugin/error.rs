@@ -68,7 +68,7 @@ impl PluginError {
         match self {
             Self::Answered { error, .. } => error.kind(),
             Self::UnknownMethod { .. } | Self::CapabilityNotDeclared { .. } => ErrorCode::MethodNotFound,
-            Self::InvalidParams { .. } => ErrorCode::InvalidParams,
+            Self::InvalidParams { .. } | Self::NotRegistered { .. } => ErrorCode::InvalidParams,
             _ => ErrorCode::InternalError,
         }
     }

@@ -16,6 +16,8 @@ pub struct UserConnection {
     pub user: String,
     /// Sent as `userConfig` (without its host-only `_codex` key).
     pub config: Map<String, Value>,
+    /// How many changes to the connection (see [`super::revisions`]).
+    pub revision: i64,
 }
 
 /// What a key rotation did.
@@ -35,42 +37,42 @@ impl Registry {
     pub fn connect_user(&self, plugin: &str, user: &str, config: Map<String, Value>) -> Result<(), RegistryError> {
         check_user_id(user).map_err(|why| RegistryError::Invalid { plugin: plugin.to_owned(), why })?;
         self.get(plugin)?;
-        let mut connection = self.lock();
-        let transaction = connection.transaction()?;
-        transaction.execute(
+        self.lock().execute(
             "INSERT INTO plugin_users (plugin_id, user_id, config) VALUES (?, ?, ?)
-             ON CONFLICT (plugin_id, user_id) DO UPDATE SET config = excluded.config",
+             ON CONFLICT (plugin_id, user_id) DO UPDATE SET config = excluded.config, revision = revision + 1",
             params![plugin, user, Value::Object(config).to_string()],
         )?;
-        bump_revision(&transaction, plugin)?;
-        transaction.commit()?;
         Ok(())
     }
 
     /// A user's connection to a plugin.
     pub fn user_connection(&self, plugin: &str, user: &str) -> Result<UserConnection, RegistryError> {
         let connection = self.lock();
-        let mut statement =
-            connection.prepare_cached("SELECT config FROM plugin_users WHERE plugin_id = ? AND user_id = ?")?;
-        let config: Option<String> = statement.query_row([plugin, user], |row| row.get(0)).optional()?;
+        let mut statement = connection
+            .prepare_cached("SELECT config, revision FROM plugin_users WHERE plugin_id = ? AND user_id = ?")?;
+        let row: Option<(String, i64)> =
+            statement.query_row([plugin, user], |row| Ok((row.get(0)?, row.get(1)?))).optional()?;
         let not_connected = || RegistryError::NotConnected { plugin: plugin.to_owned(), user: user.to_owned() };
-        let config = config.ok_or_else(not_connected)?;
+        let (config, revision) = row.ok_or_else(not_connected)?;
         let corrupt = |why: String| RegistryError::Corrupt { plugin: plugin.to_owned(), what: "user config", why };
         let config = serde_json::from_str(&config).map_err(|error| corrupt(error.to_string()))?;
-        Ok(UserConnection { user: user.to_owned(), config })
+        Ok(UserConnection { user: user.to_owned(), config, revision })
     }
 
     /// Every user connected to a plugin, by user id.
     pub fn users(&self, plugin: &str) -> Result<Vec<UserConnection>, RegistryError> {
         let connection = self.lock();
-        let mut statement = connection
-            .prepare_cached("SELECT user_id, config FROM plugin_users WHERE plugin_id = ? ORDER BY user_id")?;
-        let rows = statement.query_map([plugin], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))?;
+        let mut statement = connection.prepare_cached(
+            "SELECT user_id, config, revision FROM plugin_users WHERE plugin_id = ? ORDER BY user_id",
+        )?;
+        let rows = statement.query_map([plugin], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?, row.get::<_, i64>(2)?))
+        })?;
         let corrupt = |why: String| RegistryError::Corrupt { plugin: plugin.to_owned(), what: "user config", why };
         rows.map(|row| {
-            let (user, config) = row?;
+            let (user, config, revision) = row?;
             let config = serde_json::from_str(&config).map_err(|error| corrupt(error.to_string()))?;
-            Ok(UserConnection { user, config })
+            Ok(UserConnection { user, config, revision })
         })
         .collect()
     }
@@ -104,7 +106,7 @@ impl Registry {
                 params![plugin, user, field, sealed.key_id, sealed.nonce, sealed.ciphertext],
             )?;
         }
-        bump_revision(&transaction, plugin)?;
+        bump_revision(&transaction, plugin, Some(user).filter(|user| !user.is_empty()))?;
         transaction.commit()?;
         Ok(())
     }

@@ -13,7 +13,7 @@ mod revisions;
 pub use connections::{RotationReport, UserConnection};
 pub use definition::{CredentialDelivery, Launch, PluginDefinition};
 pub use plugins::PluginRecord;
-pub use revisions::{Revision, Revisions};
+pub use revisions::{InstanceRevision, Revision, Revisions};
 
 use rusqlite::Connection;
 use std::path::Path;
@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS plugin_users (
     plugin_id TEXT NOT NULL REFERENCES plugins (id) ON DELETE CASCADE,
     user_id   TEXT NOT NULL,
     config    TEXT NOT NULL DEFAULT '{}',
+    revision  INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (plugin_id, user_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS plugin_credentials (
@@ -80,12 +81,12 @@ pub struct Registry {
 impl Registry {
     /// Opens (or creates) the registry tables in the database at `path`.
     pub fn open(path: &Path) -> Result<Self, RegistryError> {
-        let opened = Connection::open(path).and_then(|connection| {
+        let opened = Connection::open(path).and_then(|mut connection| {
             connection.busy_timeout(Duration::from_secs(5))?;
             connection.pragma_update(None, "journal_mode", "WAL")?;
             connection.pragma_update(None, "foreign_keys", "ON")?;
             connection.execute_batch(SCHEMA)?;
-            revisions::add_revision_column(&connection)?;
+            revisions::add_revision_columns(&mut connection)?;
             Ok(connection)
         });
         let connection = opened.map_err(|source| RegistryError::Open { path: path.display().to_string(), source })?;

@@ -3,7 +3,7 @@
 use rusqlite::{OptionalExtension, ToSql, params};
 use serde_json::{Map, Value};
 
-use super::{PluginDefinition, Registry, RegistryError, now_micros};
+use super::{PluginDefinition, Registry, RegistryError, Revision, now_micros};
 use crate::plugin::PluginId;
 
 /// A registered plugin as stored.
@@ -21,9 +21,12 @@ pub struct PluginRecord {
     pub manifest: Option<Value>,
     /// Calls counted by hosts that have stopped, per method (see [`crate::metrics`]).
     pub metrics: Value,
+    /// Which registration, and how many changes to it (see [`super::revisions`]).
+    pub revision: Revision,
 }
 
-const COLUMNS: &str = "id, definition, enabled, disabled_reason, recent_faults, manifest, metrics";
+const COLUMNS: &str =
+    "id, definition, enabled, disabled_reason, recent_faults, manifest, metrics, created_at, revision";
 
 impl Registry {
     /// Registers a plugin under `id`, after checking its definition.
@@ -87,12 +90,17 @@ impl Registry {
     }
 
     /// Enables or disables a plugin by an admin's hand; enabling clears an automatic
-    /// disable and its faults.
+    /// disable and its faults. The revision changes only when the flag does (the right
+    /// side of each assignment reads the row as it was).
     pub fn set_enabled(&self, id: &str, enabled: bool) -> Result<(), RegistryError> {
         if enabled {
-            self.update(id, "enabled = 1, disabled_reason = NULL, recent_faults = '[]', revision = revision + 1", &[])
+            self.update(
+                id,
+                "enabled = 1, disabled_reason = NULL, recent_faults = '[]', revision = revision + 1 - enabled",
+                &[],
+            )
         } else {
-            self.update(id, "enabled = 0, revision = revision + 1", &[])
+            self.update(id, "enabled = 0, revision = revision + enabled", &[])
         }
     }
 
@@ -134,6 +142,7 @@ struct StoredRow {
     recent_faults: String,
     manifest: Option<String>,
     metrics: String,
+    revision: Revision,
 }
 
 impl StoredRow {
@@ -146,6 +155,7 @@ impl StoredRow {
             recent_faults: row.get(4)?,
             manifest: row.get(5)?,
             metrics: row.get(6)?,
+            revision: Revision { added_at: row.get(7)?, changes: row.get(8)? },
         })
     }
 
@@ -167,6 +177,7 @@ impl StoredRow {
             recent_faults,
             manifest,
             metrics,
+            revision: self.revision,
         })
     }
 }

@@ -1,10 +1,11 @@
-//! How a running host sees admin changes made by another process (the command-line tool,
-//! another host): every plugin has a revision, bumped by each change to what its instances
-//! start from (definition, admin config, enabled, users, credentials), and not by what a
-//! host records itself (manifest, metrics, an automatic disable). SQLite's `data_version`
-//! tells, for the price of one pragma, whether anyone else committed at all.
+//! How a running host sees admin changes made elsewhere (the command-line tool, another
+//! host, a direct registry call): a plugin's revision is bumped by each change to what all
+//! its instances start from (definition, admin config, enabled, plugin-wide credentials),
+//! a user connection's by each change to what that user's instance starts from (config,
+//! credentials). What a host records itself (manifest, metrics, an automatic disable) and
+//! a key rotation bump nothing. Each instance remembers the revisions it was started from.
 
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::{Connection, TransactionBehavior};
 use rustc_hash::FxHashMap;
 
 use super::{Registry, RegistryError};
@@ -17,24 +18,51 @@ pub struct Revision {
     pub changes: i64,
 }
 
-/// Each registered plugin's revision, by id.
-pub type Revisions = FxHashMap<String, Revision>;
+/// What one instance was started from: its plugin's revision, and its user connection's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InstanceRevision {
+    pub plugin: Revision,
+    pub user: Option<i64>,
+}
+
+/// Every plugin's and every user connection's revision, as registered now.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Revisions {
+    pub plugins: FxHashMap<String, Revision>,
+    /// By plugin and user.
+    pub users: FxHashMap<(String, String), i64>,
+}
+
+impl Revisions {
+    /// What an instance of `plugin` (for `user`) would be started from now; `None` when
+    /// the plugin is not registered, or the user no longer connected.
+    pub fn of(&self, plugin: &str, user: Option<&str>) -> Option<InstanceRevision> {
+        let plugin_revision = *self.plugins.get(plugin)?;
+        let user = match user {
+            Some(user) => Some(*self.users.get(&(plugin.to_owned(), user.to_owned()))?),
+            None => None,
+        };
+        Some(InstanceRevision { plugin: plugin_revision, user })
+    }
+}
 
 impl Registry {
+    /// Every revision, read in one transaction.
     pub fn revisions(&self) -> Result<Revisions, RegistryError> {
-        let connection = self.lock();
-        let mut statement = connection.prepare_cached("SELECT id, created_at, revision FROM plugins")?;
-        let rows = statement
-            .query_map([], |row| Ok((row.get(0)?, Revision { added_at: row.get(1)?, changes: row.get(2)? })))?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// The plugin's revision; `None` when it is not registered.
-    pub fn revision(&self, plugin: &str) -> Result<Option<Revision>, RegistryError> {
-        let connection = self.lock();
-        let mut statement = connection.prepare_cached("SELECT created_at, revision FROM plugins WHERE id = ?")?;
-        let read = |row: &rusqlite::Row<'_>| Ok(Revision { added_at: row.get(0)?, changes: row.get(1)? });
-        Ok(statement.query_row([plugin], read).optional()?)
+        let mut connection = self.lock();
+        let transaction = connection.transaction()?;
+        let mut revisions = Revisions::default();
+        {
+            let mut plugins = transaction.prepare_cached("SELECT id, created_at, revision FROM plugins")?;
+            let rows = plugins
+                .query_map([], |row| Ok((row.get(0)?, Revision { added_at: row.get(1)?, changes: row.get(2)? })))?;
+            revisions.plugins = rows.collect::<Result<_, _>>()?;
+            let mut users = transaction.prepare_cached("SELECT plugin_id, user_id, revision FROM plugin_users")?;
+            let rows = users.query_map([], |row| Ok(((row.get(0)?, row.get(1)?), row.get(2)?)))?;
+            revisions.users = rows.collect::<Result<_, _>>()?;
+        }
+        transaction.commit()?;
+        Ok(revisions)
     }
 
     /// A number that changes whenever another connection commits to the database file.
@@ -43,21 +71,32 @@ impl Registry {
     }
 }
 
-/// Marks a change to what the plugin's instances start from.
-pub(super) fn bump_revision(connection: &Connection, plugin: &str) -> rusqlite::Result<()> {
-    connection.execute("UPDATE plugins SET revision = revision + 1 WHERE id = ?", [plugin])?;
+/// Marks a change to what the plugin's instances start from (`user` `None`), or to what
+/// one user's instance starts from.
+pub(super) fn bump_revision(connection: &Connection, plugin: &str, user: Option<&str>) -> rusqlite::Result<()> {
+    match user {
+        None => connection.execute("UPDATE plugins SET revision = revision + 1 WHERE id = ?", [plugin])?,
+        Some(user) => connection.execute(
+            "UPDATE plugin_users SET revision = revision + 1 WHERE plugin_id = ? AND user_id = ?",
+            [plugin, user],
+        )?,
+    };
     Ok(())
 }
 
-/// Adds the revision column to a database made before it existed.
-pub(super) fn add_revision_column(connection: &Connection) -> rusqlite::Result<()> {
-    let present: bool = connection.query_row(
-        "SELECT EXISTS (SELECT 1 FROM pragma_table_info('plugins') WHERE name = 'revision')",
-        [],
-        |row| row.get(0),
-    )?;
-    if !present {
-        connection.execute_batch("ALTER TABLE plugins ADD COLUMN revision INTEGER NOT NULL DEFAULT 0")?;
+/// Adds the revision columns to a database made before they existed; one process at a time.
+pub(super) fn add_revision_columns(connection: &mut Connection) -> rusqlite::Result<()> {
+    let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    for table in ["plugins", "plugin_users"] {
+        let present: bool = transaction.query_row(
+            "SELECT EXISTS (SELECT 1 FROM pragma_table_info(?) WHERE name = 'revision')",
+            [table],
+            |row| row.get(0),
+        )?;
+        if !present {
+            transaction
+                .execute_batch(&format!("ALTER TABLE {table} ADD COLUMN revision INTEGER NOT NULL DEFAULT 0"))?;
+        }
     }
-    Ok(())
+    transaction.commit()
 }

@@ -191,43 +191,60 @@ fn what_an_instance_starts_from_bumps_the_revision_and_what_a_host_records_does_
     let (_dir, registry) = registry();
     registry.add(&id("echo"), &echo()).unwrap();
     let vault = Vault::new(key(1));
-    let revision = || registry.revision("echo").unwrap().expect("registered").changes;
-    assert_eq!(revision(), 0);
-    let changes: [(&str, &dyn Fn()); 5] = [
+    let plugin = || registry.get("echo").unwrap().revision.changes;
+    let user = || registry.user_connection("echo", "alice").unwrap().revision;
+    assert_eq!(plugin(), 0);
+    let plugin_changes: [(&str, &dyn Fn()); 4] = [
         ("admin config", &|| registry.set_admin_config("echo", Map::new()).unwrap()),
         ("disable", &|| registry.set_enabled("echo", false).unwrap()),
         ("enable", &|| registry.set_enabled("echo", true).unwrap()),
-        ("connect", &|| registry.connect_user("echo", "alice", Map::new()).unwrap()),
         ("credentials", &|| registry.set_credentials(&vault, "echo", None, &secrets(&[("k", "v")])).unwrap()),
     ];
-    for (expected, (what, change)) in (1..).zip(changes) {
+    for (expected, (what, change)) in (1..).zip(plugin_changes) {
         change();
-        assert_eq!(revision(), expected, "{what}");
+        assert_eq!(plugin(), expected, "{what}");
     }
+    // Enabling an enabled plugin changes nothing an instance starts from.
+    registry.set_enabled("echo", true).unwrap();
+    assert_eq!(plugin(), 4);
+
+    // A user's connection has its own revision; the plugin's stays.
+    registry.connect_user("echo", "alice", Map::new()).unwrap();
+    assert_eq!(user(), 0);
+    registry.connect_user("echo", "alice", json!({"shelf": 1}).as_object().unwrap().clone()).unwrap();
+    assert_eq!(user(), 1);
+    registry.set_credentials(&vault, "echo", Some("alice"), &secrets(&[("token", "t")])).unwrap();
+    assert_eq!((plugin(), user()), (4, 2));
+
+    // What a host records itself, and a rotation, are not admin changes.
     registry.record_manifest("echo", &json!({"name": "echo"})).unwrap();
     registry.record_metrics("echo", &json!({})).unwrap();
     registry.record_disabled("echo", "5 faults", &[]).unwrap();
     let rotated =
         registry.rotate_credentials(&Vault::new(key(2)).with_older_key(key(1)), |_| ControlFlow::Continue(()));
-    assert_eq!(rotated.unwrap().rotated, 1);
-    assert_eq!(revision(), 5, "a host's own records are not admin changes");
-    assert_eq!(registry.revisions().unwrap()["echo"].changes, 5);
-    assert_eq!(registry.revision("missing").unwrap(), None);
+    assert_eq!(rotated.unwrap().rotated, 2);
+    assert_eq!((plugin(), user()), (4, 2));
+    let revisions = registry.revisions().unwrap();
+    assert_eq!(revisions.plugins["echo"], registry.get("echo").unwrap().revision);
+    assert_eq!(revisions.users[&("echo".to_owned(), "alice".to_owned())], 2);
+
     // Removed and added again under the same id: another registration.
-    let first = registry.revision("echo").unwrap();
+    let first = registry.get("echo").unwrap().revision;
     registry.remove("echo").unwrap();
     registry.add(&id("echo"), &echo()).unwrap();
-    let again = registry.revision("echo").unwrap().expect("registered again");
+    let again = registry.get("echo").unwrap().revision;
     assert_eq!(again.changes, 0);
-    assert_ne!(Some(again), first);
+    assert_ne!(again.added_at, first.added_at);
 }
 
 #[test]
 fn a_database_made_before_revisions_gains_the_column_and_keeps_its_plugins() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("host.sqlite3");
-    let old_schema = SCHEMA.replace(",\n    revision        INTEGER NOT NULL DEFAULT 0", "");
-    assert_ne!(old_schema, SCHEMA);
+    let old_schema = SCHEMA
+        .replace(",\n    revision        INTEGER NOT NULL DEFAULT 0", "")
+        .replace("    revision  INTEGER NOT NULL DEFAULT 0,\n", "");
+    assert!(!old_schema.contains("revision"), "{old_schema}");
     let connection = rusqlite::Connection::open(&path).unwrap();
     connection.execute_batch(&old_schema).unwrap();
     connection
@@ -236,10 +253,12 @@ fn a_database_made_before_revisions_gains_the_column_and_keeps_its_plugins() {
             [serde_json::to_string(&echo()).unwrap()],
         )
         .unwrap();
+    connection.execute("INSERT INTO plugin_users (plugin_id, user_id) VALUES ('echo', 'alice')", []).unwrap();
     drop(connection);
     let registry = Registry::open(&path).unwrap();
     assert_eq!(registry.get("echo").unwrap().definition, echo());
-    let changes = |registry: &Registry| registry.revision("echo").unwrap().expect("registered").changes;
+    assert_eq!(registry.user_connection("echo", "alice").unwrap().revision, 0);
+    let changes = |registry: &Registry| registry.get("echo").unwrap().revision.changes;
     assert_eq!(changes(&registry), 0);
     registry.set_enabled("echo", false).unwrap();
     assert_eq!(changes(&registry), 1);

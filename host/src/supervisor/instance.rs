@@ -9,10 +9,11 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
-use super::{InstanceKey, Launcher, Shared, Verdict, lock};
+use super::{InstanceKey, LaunchOutcome, Launcher, Shared, Verdict, lock};
 use crate::dispatch::ConnectionClosed;
 use crate::plugin::{Plugin, PluginError};
 use crate::protocol::methods::{NoParams, Ping};
+use crate::registry::InstanceRevision;
 
 /// A running instance and its generation: a fault names the generation it happened in,
 /// so a late fault of a replaced instance is not held against its successor.
@@ -20,6 +21,8 @@ use crate::protocol::methods::{NoParams, Ping};
 pub(super) struct Live {
     pub plugin: Arc<Plugin>,
     pub generation: u64,
+    /// What it was started from.
+    pub revision: Option<InstanceRevision>,
 }
 
 type Reply = oneshot::Sender<Result<Live, PluginError>>;
@@ -55,11 +58,13 @@ pub(super) struct Instance {
     current: Option<Live>,
     generation: u64,
     /// The start in progress, and the callers waiting for it.
-    starting: Option<JoinHandle<Result<Plugin, PluginError>>>,
+    starting: Option<JoinHandle<LaunchOutcome>>,
     waiting: VecDeque<(Duration, Reply)>,
     /// The instance being started replaces one that faulted.
     restarted: bool,
     last_fault: Option<(u64, Instant)>,
+    /// What the latest start read from the registry.
+    last_revision: Option<InstanceRevision>,
 }
 
 impl Instance {
@@ -84,6 +89,7 @@ impl Instance {
             waiting: VecDeque::new(),
             restarted: false,
             last_fault: None,
+            last_revision: None,
         }
     }
 
@@ -110,10 +116,11 @@ impl Instance {
                 (closed, generation) = died => self.died(generation, &closed),
                 started = starting => {
                     self.starting = None;
-                    let started = started.unwrap_or_else(|error| {
-                        Err(PluginError::Launch { plugin: self.key.plugin.clone(), why: format!("the start panicked: {error}") })
+                    let outcome = started.unwrap_or_else(|error| {
+                        let why = format!("the start panicked: {error}");
+                        LaunchOutcome { started: Err(PluginError::Launch { plugin: self.key.plugin.clone(), why }), revision: None }
                     });
-                    self.started(started);
+                    self.started(outcome);
                     next_ping = Instant::now() + interval;
                 }
                 command = self.commands.recv() => match command {
@@ -189,14 +196,17 @@ impl Instance {
 
     /// A start finished: the waiting callers get the instance, or the first of them the
     /// error (the others try again, as the health now allows).
-    fn started(&mut self, started: Result<Plugin, PluginError>) {
-        match started {
+    fn started(&mut self, outcome: LaunchOutcome) {
+        if outcome.revision.is_some() {
+            self.last_revision = outcome.revision;
+        }
+        match outcome.started {
             Ok(plugin) => {
                 if std::mem::take(&mut self.restarted) {
                     self.shared.counter.record_restart();
                 }
                 self.generation += 1;
-                let live = Live { plugin: Arc::new(plugin), generation: self.generation };
+                let live = Live { plugin: Arc::new(plugin), generation: self.generation, revision: outcome.revision };
                 self.publish(Some(live.clone()));
                 self.current = Some(live.clone());
                 for (_, reply) in self.waiting.drain(..) {
@@ -262,6 +272,7 @@ impl Instance {
                 self.restarted = true;
             }
             Verdict::Disable(disabled) => {
+                *lock(&self.shared.disabled_from) = self.last_revision.map(|revision| revision.plugin);
                 tracing::error!(
                     plugin = self.key.plugin,
                     "{}; last faults: {:?}",

@@ -26,15 +26,32 @@ use tokio::time::Instant;
 
 use crate::metrics::{Metrics, PluginCounter};
 use crate::plugin::{Plugin, PluginError};
+use crate::registry::{InstanceRevision, Revision, Revisions};
 use instance::{Command, Instance, Live};
+
+/// A start: the instance, or why not; and what it was started from, once the registry
+/// was read.
+pub struct LaunchOutcome {
+    pub started: Result<Plugin, PluginError>,
+    pub revision: Option<InstanceRevision>,
+}
 
 /// Starts plugins as registered, and keeps what the supervisor decides.
 pub trait Launcher: Send + Sync + 'static {
     /// Starts and initializes an instance of `plugin`, for `user` when given.
-    fn launch<'a>(&'a self, plugin: &'a str, user: Option<&'a str>) -> BoxFuture<'a, Result<Plugin, PluginError>>;
+    fn launch<'a>(&'a self, plugin: &'a str, user: Option<&'a str>) -> BoxFuture<'a, LaunchOutcome>;
 
     /// The plugin was disabled after repeated faults: keep that, with the reason.
     fn record_disabled(&self, plugin: &str, disabled: &Disabled);
+}
+
+/// What changed in the registry since this host started something from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outdated {
+    /// The plugin itself: changed, removed, or reset after this host disabled it.
+    Plugin(String),
+    /// One user's connection to it.
+    User { plugin: String, user: String },
 }
 
 /// Which instance: a plugin, or one user's connection to it.
@@ -70,6 +87,8 @@ pub(super) struct Shared {
     disabled: AtomicBool,
     /// A fault was counted since the last answer: the next answer must be recorded.
     suspect: AtomicBool,
+    /// The registration this host disabled, once disabled: a change to it is a reset.
+    disabled_from: Mutex<Option<Revision>>,
     counter: PluginCounter,
 }
 
@@ -147,7 +166,7 @@ impl Supervisor {
         let result = self.call_counted(&entry, plugin, user, method, params, timeout).await;
         entry.shared.counter.record(method, result.as_ref().map(drop), started.elapsed());
         if let Err(PluginError::NotRegistered { user: unconnected, .. }) = &result {
-            self.forget_unregistered(&entry, plugin, unconnected.as_deref());
+            self.forget_unregistered(entry, plugin, unconnected.as_deref());
         }
         result
     }
@@ -156,21 +175,69 @@ impl Supervisor {
     /// idle instance task and, for an unknown plugin, its entry and counts. Calls with
     /// made-up ids leave nothing behind; a plugin removed by another process is stopped
     /// here when a start of it finds it gone.
-    fn forget_unregistered(&self, entry: &Arc<PluginEntry>, plugin: &str, unconnected: Option<&str>) {
+    /// Only what no other caller is using at that moment is let go.
+    fn forget_unregistered(&self, entry: Arc<PluginEntry>, plugin: &str, unconnected: Option<&str>) {
         match unconnected {
             Some(user) => {
                 let mut slots = lock(&entry.slots);
-                if slots.get(user).is_some_and(|slot| slot.live().is_none()) {
+                if slots.get(user).is_some_and(|slot| Arc::strong_count(slot) == 1) {
                     slots.remove(user);
                 }
             }
             None => {
                 let mut plugins = lock(&self.plugins);
-                if plugins.get(plugin).is_some_and(|known| Arc::ptr_eq(known, entry)) {
+                // Held by the map and by this call only.
+                if plugins.get(plugin).is_some_and(|known| Arc::ptr_eq(known, &entry) && Arc::strong_count(known) == 2)
+                {
                     plugins.remove(plugin);
                     self.metrics.forget(plugin);
                 }
             }
+        }
+    }
+
+    /// What this host started from registrations that have changed since: instances
+    /// started from older revisions, plugins removed, and plugins it disabled whose
+    /// registration changed (an admin's reset). Instances still starting are seen once
+    /// they run.
+    pub fn outdated(&self, current: &Revisions) -> Vec<Outdated> {
+        let entries: Vec<_> =
+            lock(&self.plugins).iter().map(|(plugin, entry)| (plugin.clone(), entry.clone())).collect();
+        let mut outdated = Vec::new();
+        for (plugin, entry) in entries {
+            let registered = current.plugins.get(&plugin);
+            let disabled_from = *lock(&entry.shared.disabled_from);
+            let mut plugin_changed = entry.shared.disabled.load(Ordering::Relaxed)
+                && disabled_from.is_some_and(|from| registered != Some(&from));
+            let mut users = Vec::new();
+            let mut slots: Vec<(Option<String>, Arc<Slot>)> =
+                lock(&entry.slots).iter().map(|(user, slot)| (Some(user.clone()), slot.clone())).collect();
+            slots.extend(entry.plugin_wide.get().map(|slot| (None, slot.clone())));
+            for (user, slot) in slots {
+                let Some(started_from) = slot.live().and_then(|live| live.revision) else { continue };
+                if current.of(&plugin, user.as_deref()) == Some(started_from) {
+                    continue;
+                }
+                match user {
+                    Some(user) if registered == Some(&started_from.plugin) => users.push(user),
+                    _ => plugin_changed = true,
+                }
+            }
+            if plugin_changed {
+                outdated.push(Outdated::Plugin(plugin));
+            } else {
+                outdated.extend(users.into_iter().map(|user| Outdated::User { plugin: plugin.clone(), user }));
+            }
+        }
+        outdated
+    }
+
+    /// Stops one user's instance of `plugin` gracefully; it starts again on the next call.
+    pub async fn stop_user(&self, plugin: &str, user: &str) {
+        let entry = lock(&self.plugins).get(plugin).cloned();
+        let slot = entry.and_then(|entry| lock(&entry.slots).remove(user));
+        if let Some(slot) = slot {
+            stop_slot(&slot).await;
         }
     }
 
@@ -229,6 +296,7 @@ impl Supervisor {
         let entry = self.entry(plugin);
         entry.shared.health().reset();
         entry.shared.disabled.store(false, Ordering::Relaxed);
+        *lock(&entry.shared.disabled_from) = None;
     }
 
     /// Stops every instance of `plugin` gracefully (it starts again on the next call) and
@@ -262,6 +330,7 @@ impl Supervisor {
             health: Mutex::new(Health::new(self.policy)),
             disabled: AtomicBool::new(false),
             suspect: AtomicBool::new(false),
+            disabled_from: Mutex::new(None),
             counter: self.metrics.counter(plugin),
         });
         let entry = Arc::new(PluginEntry { shared, plugin_wide: std::sync::OnceLock::new(), slots: Mutex::default() });
@@ -315,13 +384,15 @@ async fn acquire(slot: &Slot, plugin: &str, timeout: Option<Duration>) -> Result
 async fn stop_slots(entry: &PluginEntry) {
     let mut slots: Vec<_> = lock(&entry.slots).drain().map(|(_, slot)| slot).collect();
     slots.extend(entry.plugin_wide.get().cloned());
-    futures::future::join_all(slots.iter().map(|slot| async {
-        let (done, stopped) = oneshot::channel();
-        if slot.commands.send(Command::Stop(done)).await.is_ok() {
-            let _ = stopped.await;
-        }
-    }))
-    .await;
+    futures::future::join_all(slots.iter().map(|slot| stop_slot(slot))).await;
+}
+
+/// Stops one instance gracefully, and waits for it.
+async fn stop_slot(slot: &Slot) {
+    let (done, stopped) = oneshot::channel();
+    if slot.commands.send(Command::Stop(done)).await.is_ok() {
+        let _ = stopped.await;
+    }
 }
 
 impl Drop for Supervisor {
