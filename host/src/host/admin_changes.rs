@@ -14,6 +14,9 @@ use std::time::Duration;
 use crate::registry::{Registry, RegistryError, Revisions};
 use crate::supervisor::{Outdated, Supervisor};
 
+/// What [`Registry::data_version`] gives.
+type DataVersion = (i64, u64);
+
 /// The shortest interval between two looks.
 const MIN_INTERVAL: Duration = Duration::from_millis(10);
 
@@ -26,7 +29,7 @@ impl AdminWatch {
         Self(tokio::spawn(async move {
             let mut ticks = tokio::time::interval(interval.max(MIN_INTERVAL));
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut known: Option<(i64, Revisions)> = None;
+            let mut known: Option<(DataVersion, Revisions)> = None;
             loop {
                 ticks.tick().await;
                 let Some(supervisor) = supervisor.upgrade() else { return };
@@ -47,7 +50,10 @@ impl AdminWatch {
 /// The registry's revisions: those already known while nobody else has committed, else
 /// read again (the version first, so a change made between the two reads shows as a new
 /// version next time).
-fn refresh(registry: &Registry, known: Option<(i64, Revisions)>) -> Result<(i64, Revisions), RegistryError> {
+fn refresh(
+    registry: &Registry,
+    known: Option<(DataVersion, Revisions)>,
+) -> Result<(DataVersion, Revisions), RegistryError> {
     let version = registry.data_version()?;
     match known {
         Some((known_version, revisions)) if known_version == version => Ok((version, revisions)),

@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 use crate::limits::{StorageQuota, Timeouts};
 use crate::plugin::{Plugin, PluginError, PluginId, PluginSettings};
 use crate::protocol::types::initialize::InitializeParams;
-use crate::registry::{CredentialDelivery, InstanceRevision, Launch, PluginRecord, Registry, RegistryError};
+use crate::registry::{CredentialDelivery, InstanceRevision, Launch, PluginRecord, Registry, RegistryError, Revision};
 use crate::storage::StorageScope;
 use crate::storage::handler::StorageHandler;
 use crate::supervisor::{Disabled, LaunchOutcome, Launcher};
@@ -45,10 +45,11 @@ impl Launcher for RegistryLauncher {
         })
     }
 
-    fn record_disabled(&self, plugin: &str, disabled: &Disabled) {
+    fn record_disabled(&self, plugin: &str, disabled: &Disabled) -> Option<Revision> {
         if let Err(error) = self.registry.record_disabled(plugin, &disabled.reason, &disabled.recent_faults) {
             tracing::error!(plugin, "could not record that the plugin was disabled: {error}");
         }
+        self.registry.get(plugin).ok().map(|record| record.revision)
     }
 }
 

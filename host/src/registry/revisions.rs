@@ -65,9 +65,13 @@ impl Registry {
         Ok(revisions)
     }
 
-    /// A number that changes whenever another connection commits to the database file.
-    pub fn data_version(&self) -> Result<i64, RegistryError> {
-        Ok(self.lock().query_row("PRAGMA data_version", [], |row| row.get(0))?)
+    /// A pair that changes whenever anyone commits to the database file: SQLite's
+    /// `data_version` for other connections, and this connection's count of changed rows
+    /// for its own.
+    pub fn data_version(&self) -> Result<(i64, u64), RegistryError> {
+        let connection = self.lock();
+        let others = connection.query_row("PRAGMA data_version", [], |row| row.get(0))?;
+        Ok((others, connection.total_changes()))
     }
 }
 
@@ -84,19 +88,44 @@ pub(super) fn bump_revision(connection: &Connection, plugin: &str, user: Option<
     Ok(())
 }
 
-/// Adds the revision columns to a database made before they existed; one process at a time.
-pub(super) fn add_revision_columns(connection: &mut Connection) -> rusqlite::Result<()> {
-    let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    for table in ["plugins", "plugin_users"] {
-        let present: bool = transaction.query_row(
+impl InstanceRevision {
+    /// Whether an instance started from `self` is behind `now` (`None`: no longer
+    /// registered). An instance started from a newer revision than `now` (a snapshot read
+    /// before its start) is not.
+    pub fn is_behind(&self, now: Option<&InstanceRevision>) -> bool {
+        let Some(now) = now else { return true };
+        let plugin = (self.plugin.added_at, self.plugin.changes);
+        let now_plugin = (now.plugin.added_at, now.plugin.changes);
+        plugin < now_plugin || (plugin == now_plugin && self.user < now.user)
+    }
+}
+
+const TABLES_WITH_REVISIONS: [&str; 2] = ["plugins", "plugin_users"];
+
+fn missing_revision_columns(connection: &Connection) -> rusqlite::Result<Vec<&'static str>> {
+    let mut missing = Vec::new();
+    for table in TABLES_WITH_REVISIONS {
+        let present: bool = connection.query_row(
             "SELECT EXISTS (SELECT 1 FROM pragma_table_info(?) WHERE name = 'revision')",
             [table],
             |row| row.get(0),
         )?;
         if !present {
-            transaction
-                .execute_batch(&format!("ALTER TABLE {table} ADD COLUMN revision INTEGER NOT NULL DEFAULT 0"))?;
+            missing.push(table);
         }
+    }
+    Ok(missing)
+}
+
+/// Adds the revision columns to a database made before they existed: checked by reading,
+/// and only when one is missing, added under a write lock (one process at a time).
+pub(super) fn add_revision_columns(connection: &mut Connection) -> rusqlite::Result<()> {
+    if missing_revision_columns(connection)?.is_empty() {
+        return Ok(());
+    }
+    let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    for table in missing_revision_columns(&transaction)? {
+        transaction.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN revision INTEGER NOT NULL DEFAULT 0"))?;
     }
     transaction.commit()
 }

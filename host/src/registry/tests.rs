@@ -266,3 +266,15 @@ fn a_database_made_before_revisions_gains_the_column_and_keeps_its_plugins() {
     drop(registry);
     assert_eq!(changes(&Registry::open(&path).unwrap()), 1);
 }
+
+#[test]
+fn an_instance_is_behind_only_an_older_revision_than_the_registrys() {
+    let at = |added_at, changes, user| InstanceRevision { plugin: Revision { added_at, changes }, user };
+    let now = at(10, 3, Some(2));
+    assert!(!at(10, 3, Some(2)).is_behind(Some(&now)));
+    assert!(at(10, 2, Some(9)).is_behind(Some(&now)), "an older plugin revision");
+    assert!(at(10, 3, Some(1)).is_behind(Some(&now)), "an older user revision");
+    assert!(at(9, 7, Some(2)).is_behind(Some(&now)), "an earlier registration");
+    assert!(!at(10, 4, Some(0)).is_behind(Some(&now)), "started after the snapshot was read");
+    assert!(at(10, 3, Some(2)).is_behind(None), "no longer registered");
+}

@@ -272,14 +272,15 @@ impl Instance {
                 self.restarted = true;
             }
             Verdict::Disable(disabled) => {
-                *lock(&self.shared.disabled_from) = self.last_revision.map(|revision| revision.plugin);
                 tracing::error!(
                     plugin = self.key.plugin,
                     "{}; last faults: {:?}",
                     disabled.reason,
                     disabled.recent_faults
                 );
-                self.launcher.record_disabled(&self.key.plugin, &disabled);
+                let disabled_from = self.launcher.record_disabled(&self.key.plugin, &disabled);
+                *lock(&self.shared.disabled_from) =
+                    disabled_from.or(self.last_revision.map(|revision| revision.plugin));
             }
         }
         self.current = None;

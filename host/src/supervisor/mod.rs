@@ -41,8 +41,9 @@ pub trait Launcher: Send + Sync + 'static {
     /// Starts and initializes an instance of `plugin`, for `user` when given.
     fn launch<'a>(&'a self, plugin: &'a str, user: Option<&'a str>) -> BoxFuture<'a, LaunchOutcome>;
 
-    /// The plugin was disabled after repeated faults: keep that, with the reason.
-    fn record_disabled(&self, plugin: &str, disabled: &Disabled);
+    /// The plugin was disabled after repeated faults: keep that, with the reason. Gives
+    /// the plugin's revision as it was disabled, when known.
+    fn record_disabled(&self, plugin: &str, disabled: &Disabled) -> Option<Revision>;
 }
 
 /// What changed in the registry since this host started something from it.
@@ -215,7 +216,7 @@ impl Supervisor {
             slots.extend(entry.plugin_wide.get().map(|slot| (None, slot.clone())));
             for (user, slot) in slots {
                 let Some(started_from) = slot.live().and_then(|live| live.revision) else { continue };
-                if current.of(&plugin, user.as_deref()) == Some(started_from) {
+                if !started_from.is_behind(current.of(&plugin, user.as_deref()).as_ref()) {
                     continue;
                 }
                 match user {
