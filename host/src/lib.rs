@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod plugin;
 pub mod protocol;
 pub mod registry;
+pub mod sandbox;
 pub mod storage;
 pub mod supervisor;
 pub mod transport;

@@ -241,7 +241,7 @@ impl FailureKind {
                 ErrorCode::InvalidParams => Self::InvalidParams,
                 _ => Self::OtherError,
             },
-            PluginError::Process(_) | PluginError::Launch { .. } => Self::LaunchFailed,
+            PluginError::Process(_) | PluginError::Launch { .. } | PluginError::NeedsKey { .. } => Self::LaunchFailed,
             PluginError::Disabled { .. } | PluginError::Restarting { .. } => Self::Unavailable,
             PluginError::UnknownMethod { .. }
             | PluginError::NotRegistered { .. }

@@ -3,8 +3,9 @@
 //! a real process that reports the environment it was given.
 
 use serde_json::{Value, json};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 const HOST: &str = env!("CARGO_BIN_EXE_codex-plugin-host");
 
@@ -30,6 +31,11 @@ struct Admin {
 impl Admin {
     /// `codex-plugin-host ARGS --data-dir DATA`, with `key` as `CODEX_ENCRYPTION_KEY`.
     fn run(&self, args: &[&str], key: Option<&str>) -> Output {
+        self.run_with_stdin(args, key, "")
+    }
+
+    /// [`Admin::run`], with `stdin` as the command's input.
+    fn run_with_stdin(&self, args: &[&str], key: Option<&str>, stdin: &str) -> Output {
         let mut command = Command::new(HOST);
         // `--data-dir` goes before a plugin command's `--`.
         let split = args.iter().position(|arg| *arg == "--").unwrap_or(args.len());
@@ -38,7 +44,21 @@ impl Admin {
         if let Some(key) = key {
             command.env("CODEX_ENCRYPTION_KEY", key);
         }
-        command.output().expect("the host binary runs")
+        command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = command.spawn().expect("the host binary runs");
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// Sets one credential, its value given on stdin.
+    fn set_credential(&self, plugin: &str, user: Option<&str>, name: &str, value: &str, key: &str) {
+        let pair = format!("{name}=-");
+        let mut args = vec!["plugin", "credentials", plugin, "--set", &pair];
+        if let Some(user) = user {
+            args.extend(["--user", user]);
+        }
+        let output = self.run_with_stdin(&args, Some(key), &format!("{value}\n"));
+        assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
     }
 
     fn ok(&self, args: &[&str], key: Option<&str>) -> String {
@@ -67,20 +87,20 @@ fn a_registered_plugin_gets_its_credentials_and_never_the_hosts_key() {
     let admin = Admin { data: tempfile::tempdir().unwrap() };
     let key = admin.ok(&["vault", "generate-key"], None).trim().to_owned();
     admin.ok(&["plugin", "add", "prober", "--credentials-in-env", "--", binary.to_str().unwrap()], None);
-    admin.ok(&["plugin", "credentials", "prober", "--set", "api_key=s3cret-value"], Some(&key));
+    admin.set_credential("prober", None, "api_key", "s3cret-value", &key);
     admin.ok(&["plugin", "connect", "prober", "--user", "alice", "--config", r#"{"lang":"en"}"#], None);
-    admin.ok(&["plugin", "credentials", "prober", "--user", "alice", "--set", "token=alices-token"], Some(&key));
+    admin.set_credential("prober", Some("alice"), "token", "alices-token", &key);
 
     let search = ["call", "--plugin", "prober", "--plugins-dir", &plugins_dir, "metadata/series/search"];
     let mut args = search.to_vec();
     args.push(r#"{"query":"127.0.0.1:9"}"#);
     let answer = admin.ok(&args, Some(&key));
     // The host runs with CODEX_ENCRYPTION_KEY; the plugin sees only its own credential.
-    assert_eq!(environment_seen(&answer), "API_KEY,HOME,LANG,PATH");
+    assert_eq!(environment_seen(&answer), "API_KEY,HOME,LANG,PATH,TMPDIR");
     // As alice: her credential on top of the plugin's.
     let mut as_alice = args.clone();
     as_alice.splice(3..3, ["--user", "alice"]);
-    assert_eq!(environment_seen(&admin.ok(&as_alice, Some(&key))), "API_KEY,HOME,LANG,PATH,TOKEN");
+    assert_eq!(environment_seen(&admin.ok(&as_alice, Some(&key))), "API_KEY,HOME,LANG,PATH,TMPDIR,TOKEN");
 
     let shown = admin.ok(&["plugin", "show", "prober"], None);
     assert!(!shown.contains("s3cret-value") && !shown.contains("alices-token"), "no plaintext: {shown}");
@@ -91,11 +111,17 @@ fn a_registered_plugin_gets_its_credentials_and_never_the_hosts_key() {
     assert_eq!(shown["metrics"]["methods"]["metadata/series/search"]["successes"], json!(2));
 
     // Without the key: a clear refusal, and nothing stored is lost.
-    let refused = admin.run(&["plugin", "credentials", "prober", "--set", "other=x"], None);
+    let refused = admin.run_with_stdin(&["plugin", "credentials", "prober", "--set", "other=-"], None, "x\n");
     assert_eq!(refused.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("no encryption key: set CODEX_ENCRYPTION_KEY"));
+    // A value on the command line, where every user could read it, is refused.
+    let on_command_line = admin.run(&["plugin", "credentials", "prober", "--set", "other=x"], Some(&key));
+    assert_eq!(on_command_line.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&on_command_line.stderr).contains("give `other=-` and the value on stdin"));
+    let no_value = admin.run(&["plugin", "credentials", "prober", "--set", "novalue"], Some(&key));
+    assert!(String::from_utf8_lossy(&no_value.stderr).contains("--set takes KEY=VALUE"), "{no_value:?}");
     let refused = admin.run(&args, None);
-    assert_eq!(refused.status.code(), Some(3));
+    assert_eq!(refused.status.code(), Some(2), "a missing key is the caller's to give");
     assert!(String::from_utf8_lossy(&refused.stderr).contains("no encryption key"), "{refused:?}");
     let malformed = admin.run(&args, Some("c2hvcnQ="));
     assert_eq!(malformed.status.code(), Some(2));
@@ -105,9 +131,14 @@ fn a_registered_plugin_gets_its_credentials_and_never_the_hosts_key() {
     let new_key = admin.ok(&["vault", "generate-key"], None).trim().to_owned();
     let new_key_file = admin.data.path().join("new.key");
     std::fs::write(&new_key_file, &new_key).unwrap();
+    let readable_by_others =
+        admin.run(&["vault", "rotate", "--new-key-file", new_key_file.to_str().unwrap()], Some(&key));
+    assert_eq!(readable_by_others.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&readable_by_others.stderr).contains("chmod 600"), "{readable_by_others:?}");
+    std::fs::set_permissions(&new_key_file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let rotated = admin.ok(&["vault", "rotate", "--new-key-file", new_key_file.to_str().unwrap()], Some(&key));
     assert_eq!(json_of(&rotated)["rotated"], json!(2), "the plugin's and alice's");
-    assert_eq!(environment_seen(&admin.ok(&args, Some(&new_key))), "API_KEY,HOME,LANG,PATH");
+    assert_eq!(environment_seen(&admin.ok(&args, Some(&new_key))), "API_KEY,HOME,LANG,PATH,TMPDIR");
     let old_key_refused = admin.run(&args, Some(&key));
     assert!(String::from_utf8_lossy(&old_key_refused.stderr).contains("which this host does not have"));
 }
@@ -120,6 +151,8 @@ fn admin_commands_refuse_bad_input_with_exit_2_and_change_nothing() {
         (&["plugin", "add", "echo", "--", "node"][..], "already registered as `echo`"),
         (&["plugin", "add", "Bad_Id", "--", "node"], "invalid plugin id"),
         (&["plugin", "add", "web", "--allow-http-host", "x.org", "--", "node"], "apply to wasm plugins"),
+        (&["plugin", "add", "py", "--env", "PYTHONWARNINGS=all", "--", "python3"], "would be dropped at every start"),
+        (&["plugin", "add", "np", "--env", "npm_config_registry=http://x", "--", "npx"], "`NPM_`"),
         (&["plugin", "show", "missing"], "no plugin is registered as `missing`"),
         (&["plugin", "config", "echo", "--admin", "[1]"], "--admin must be a JSON object"),
         (&["plugin", "connect", "missing", "--user", "alice"], "no plugin is registered"),

@@ -89,12 +89,16 @@ fn bad_input_on_the_command_line_exits_2_before_anything_starts_and_loses_nothin
     let script = test_plugin();
     let stored = call(data.path(), &["metadata/series/search", r#"{"query":"set:kept=7"}"#], &["node", &script]);
     assert!(stored.status.success(), "{}", stderr(&stored));
-    let cases: [(&[&str], &str); 8] = [
+    let bad_credentials = data.path().join("credentials.json");
+    std::fs::write(&bad_credentials, r#"{"api_key": 5}"#).unwrap();
+    let bad_credentials = bad_credentials.to_str().unwrap();
+    let cases: [(&[&str], &str); 9] = [
         (&["metadata/series/search", "{query: naruto}"], "PARAMS_JSON is not valid JSON"),
         (&["metadata/series/search", r#"{"limit": 5}"#], "missing field `query`"),
         (&["ping", "--admin-config", "[1]"], "--admin-config must be a JSON object"),
         (&["ping", "--user-config", "{"], "--user-config is not valid JSON"),
-        (&["ping", "--credentials", r#"{"api_key": 5}"#], "`api_key` must be a string"),
+        (&["ping", "--credentials", bad_credentials], "`api_key` must be a string"),
+        (&["ping", "--credentials", "/nonexistent/credentials.json"], "--credentials: could not read"),
         (&["releases/poll"], "not part of the plugin protocol [-32601]"),
         (&["ping", "--timeout", "0"], "--timeout must be between"),
         (&["ping", "--timeout", "1e20"], "--timeout must be between"),

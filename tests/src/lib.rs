@@ -13,6 +13,7 @@ use codex_plugin_host::plugin::{Plugin, PluginError, PluginId, PluginSettings};
 use codex_plugin_host::protocol::methods::SeriesSearch;
 use codex_plugin_host::protocol::types::initialize::InitializeParams;
 use codex_plugin_host::protocol::types::metadata::{SearchResponse, SeriesSearchParams};
+use codex_plugin_host::sandbox::{Confinement, Sandbox, SandboxConfig};
 use codex_plugin_host::storage::handler::StorageHandler;
 use codex_plugin_host::storage::{SqliteStorage, StorageScope};
 use codex_plugin_host::transport::ShutdownPolicy;
@@ -55,6 +56,7 @@ pub fn openlibrary() -> String {
 pub struct TestHost {
     dir: tempfile::TempDir,
     quota: Arc<StorageQuota>,
+    sandbox: Sandbox,
 }
 
 impl Default for TestHost {
@@ -72,7 +74,13 @@ impl TestHost {
     pub fn in_dir(dir: tempfile::TempDir) -> Self {
         let backend = SqliteStorage::open(&dir.path().join("host.sqlite3")).expect("the database opens");
         let quota = StorageQuota::new(Arc::new(backend), StorageLimits::default());
-        Self { dir, quota }
+        let sandbox = Sandbox::new(SandboxConfig::default(), dir.path(), Vec::new());
+        Self { dir, quota, sandbox }
+    }
+
+    /// The host's confinement of its plugins.
+    pub fn sandbox(&self) -> &Sandbox {
+        &self.sandbox
     }
 
     /// Stops this host and gives its data directory back, to start another on it.
@@ -94,15 +102,18 @@ impl TestHost {
         adjust: impl FnOnce(&mut PluginSettings, &mut ProcessSpec),
     ) -> Result<Plugin, PluginError> {
         let id = PluginId::new(id).expect("a valid test plugin id");
-        let plugin_dir = self.dir.path().join("plugins").join(id.as_str());
+        let sandbox = self
+            .sandbox
+            .prepare_process(id.as_str(), None, Confinement::default())
+            .map_err(|error| PluginError::Launch { plugin: id.to_string(), why: error.to_string() })?;
         let initialize = InitializeParams::new(Default::default(), Default::default(), Default::default())
-            .with_data_dir(plugin_dir.to_string_lossy());
+            .with_data_dir(sandbox.data_dir().to_string_lossy());
         let mut settings = test_settings(id, initialize);
         let mut spec = ProcessSpec {
             command: command.to_owned(),
             args: args.iter().map(|arg| arg.to_string()).collect(),
             env: Vec::new(),
-            data_dir: plugin_dir,
+            sandbox,
             working_dir: None,
             memory_limit_bytes: None,
         };
@@ -161,7 +172,7 @@ impl TestHost {
             }
             Transport::Wasm => {
                 let id = PluginId::new(example).expect("example names are valid ids");
-                let plugin_dir = self.dir.path().join("plugins").join(id.as_str());
+                let plugin_dir = self.sandbox.wasm_dir(id.as_str(), None).expect("the data directory opens");
                 let initialize = InitializeParams::new(Default::default(), Default::default(), Default::default())
                     .with_data_dir("/data");
                 let mut settings = test_settings(id, initialize);
@@ -169,8 +180,12 @@ impl TestHost {
                 let memory_limit_bytes = memory_limit_bytes
                     .map_or(wasm::DEFAULT_MEMORY_LIMIT_BYTES, |limit| usize::try_from(limit).unwrap_or(usize::MAX));
                 let request_deadline = settings.timeouts.default_timeout();
-                let spec =
-                    WasmSpec { data_dir: Some(plugin_dir), memory_limit_bytes, request_deadline, http: Arc::new(http) };
+                let spec = WasmSpec {
+                    data_dir: Some(Arc::new(plugin_dir)),
+                    memory_limit_bytes,
+                    request_deadline,
+                    http: Arc::new(http),
+                };
                 let storage = StorageHandler::new(self.quota.scoped(StorageScope::plugin(settings.id.as_str())));
                 let launched = wasm::spawn(&wasm_component(example), &spec, settings.id.as_str())
                     .unwrap_or_else(|error| panic!("{example} did not start as a component: {error}"));

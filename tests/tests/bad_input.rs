@@ -89,8 +89,8 @@ async fn the_environment_starts_empty_and_blocked_variables_are_dropped() {
     let environment = steps(&response)[0].1["env"].clone();
     let mut names: Vec<&String> = environment.as_object().unwrap().keys().collect();
     names.sort();
-    assert_eq!(names, ["API_REGION", "HOME", "LANG", "PATH"], "{environment}");
-    let home = host.data_dir().join("plugins/env");
+    assert_eq!(names, ["API_REGION", "HOME", "LANG", "PATH", "TMPDIR"], "{environment}");
+    let home = host.data_dir().join("plugins/env/plugin");
     assert_eq!(environment["HOME"], Value::String(home.to_string_lossy().into_owned()));
     plugin.shutdown().await;
 }

@@ -254,11 +254,25 @@ async fn spin_loop_on(transport: Transport) {
     if let Some(pid) = pid {
         assert!(process_ends(pid).await, "the spinning process was killed");
     }
+    // Lines that are not JSON-RPC, every 100 ms, are not progress: the guest is still
+    // interrupted at its deadline.
+    if transport == Transport::Wasm {
+        let plugin = start_with(&host, "spin-loop", transport, |settings| {
+            settings.timeouts = Timeouts::new(Duration::from_millis(700));
+        })
+        .await;
+        let error = plugin.call::<SeriesSearch>(&search("chatty")).await.unwrap_err();
+        let PluginError::Closed { closed, .. } = &error else { panic!("expected the interrupt: {error}") };
+        let expected = "request deadline of 700 ms exceeded: the guest ran without answering";
+        assert_eq!(closed.reason, CloseReason::Exited(expected.into()));
+        plugin.shutdown().await;
+    }
 }
 
 async fn memory_hog_on(transport: Transport) {
     let host = TestHost::new();
-    let plugin = host.example_granted("memory-hog", transport, memory_limit(256 << 20), short_timeouts).await.unwrap();
+    // The search's own deadline (10 s): the limit, not a deadline, must end it.
+    let plugin = host.example_granted("memory-hog", transport, memory_limit(256 << 20), |_| {}).await.unwrap();
     let error = plugin.call::<SeriesSearch>(&search("x")).await.unwrap_err();
     let PluginError::Closed { closed, .. } = &error else { panic!("expected the guest to die at its limit: {error}") };
     // A process: the allocation fails at RLIMIT_AS and Rust aborts. A wasm guest: the
@@ -342,10 +356,13 @@ async fn sandbox_prober_on(transport: Transport) {
     assert_eq!(probes["data-dir"]["detail"], json!("written by sandbox-prober"), "{probes:?}");
     assert!(!reached("arguments"), "{probes:?}");
     match transport {
-        // Process mode isolates the environment, not the network or the file system.
+        // Process mode isolates the environment and, through the sandbox, the file system
+        // (system files such as /etc/passwd stay readable; folders of others do not), but
+        // not the network.
         Transport::Process => {
-            assert_eq!(probes["environment"]["detail"], json!("HOME,LANG,PATH"), "{probes:?}");
+            assert_eq!(probes["environment"]["detail"], json!("HOME,LANG,PATH,TMPDIR"), "{probes:?}");
             assert!(reached("socket") && reached("file-outside"), "{probes:?}");
+            assert!(!reached("parent-dir"), "{probes:?}");
             assert_eq!(probes["http"]["detail"], json!("status 200: ok"));
             assert_eq!(server.connections(), 2);
         }

@@ -11,6 +11,7 @@ use codex_plugin_host::dispatch::RefuseAll;
 use codex_plugin_host::plugin::{Plugin, PluginId, PluginSettings};
 use codex_plugin_host::protocol::methods::{NoParams, Ping};
 use codex_plugin_host::protocol::types::initialize::InitializeParams;
+use codex_plugin_host::sandbox::{Confinement, Sandbox, SandboxConfig};
 use codex_plugin_host::transport::Launched;
 use codex_plugin_host::transport::process::ProcessSpec;
 
@@ -66,12 +67,14 @@ pub fn fetch_plugin() -> PathBuf {
     repo.join("tests/plugins/npm/metadata-openlibrary/dist/index.js")
 }
 
+/// `node PLUGIN`, confined as a host with its data in `data` would confine it.
 pub fn spec(plugin: &Path, data: &Path) -> ProcessSpec {
+    let sandbox = Sandbox::new(SandboxConfig::default(), data, Vec::new());
     ProcessSpec {
         command: "node".into(),
         args: vec![plugin.to_string_lossy().into_owned()],
         env: Vec::new(),
-        data_dir: data.join("plugin"),
+        sandbox: sandbox.prepare_process("bench", None, Confinement::default()).expect("the plugin can be confined"),
         working_dir: None,
         memory_limit_bytes: None,
     }

@@ -113,6 +113,9 @@ pub fn classify(line: &[u8]) -> Incoming {
     if text.first() != Some(&b'{') {
         return Incoming::Invalid("not a JSON object".into());
     }
+    if let Err(error) = std::str::from_utf8(text) {
+        return not_utf8(text, error);
+    }
     let envelope: Envelope = match serde_json::from_slice(text) {
         Ok(envelope) => envelope,
         Err(error) => return Incoming::Invalid(format!("not a JSON-RPC object: {error}")),
@@ -126,6 +129,24 @@ pub fn classify(line: &[u8]) -> Incoming {
         }),
         Some(other) => Incoming::Invalid(format!("`method` is not a string: {other}")),
         None => classify_response(envelope),
+    }
+}
+
+/// A line that is not UTF-8 (JSON must be): if it still reads as an answer to a request,
+/// that request fails at once with the reason, rather than waiting for its deadline.
+fn not_utf8(text: &[u8], error: std::str::Utf8Error) -> Incoming {
+    let why = format!("the answer is not valid UTF-8 (at byte {})", error.valid_up_to());
+    let lossy = String::from_utf8_lossy(text);
+    match serde_json::from_str::<Envelope>(&lossy) {
+        Ok(envelope) if envelope.method.is_none() => match envelope.id {
+            Some(raw_id) if !raw_id.is_null() => Incoming::Response(Response {
+                id: host_id(&raw_id),
+                raw_id,
+                outcome: Err(ResponseError::Malformed(why)),
+            }),
+            _ => Incoming::Invalid(why),
+        },
+        _ => Incoming::Invalid(why),
     }
 }
 
@@ -265,6 +286,17 @@ mod tests {
         assert_eq!(error.data, Some(json!({"x": 1})));
         let answer = response(r#"{"id":1,"error":"boom"}"#);
         assert!(matches!(answer.outcome, Err(ResponseError::Malformed(_))));
+    }
+
+    /// An answer with a byte that is not UTF-8 fails its request at once, with the reason.
+    #[test]
+    fn an_answer_that_is_not_utf8_fails_its_request() {
+        let line = b"{\"jsonrpc\":\"2.0\",\"id\":4,\"result\":{\"title\":\"caf\xe9\"}}";
+        let Incoming::Response(answer) = classify(line) else { panic!("an answer to request 4") };
+        assert_eq!(answer.id, Some(4));
+        let Err(ResponseError::Malformed(why)) = answer.outcome else { panic!() };
+        assert!(why.contains("not valid UTF-8 (at byte 46)"), "{why}");
+        assert!(matches!(classify(b"caf\xe9 au lait"), Incoming::Invalid(_)));
     }
 
     #[test]

@@ -8,10 +8,11 @@ use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 use super::Failure;
-use super::call::{absolute, parse_env, parse_object};
+use super::call::{absolute, parse_object, parse_pair};
 use crate::host::DATABASE_FILE;
 use crate::plugin::PluginId;
 use crate::registry::{CredentialDelivery, Launch, PluginDefinition, Registry, RegistryError};
+use crate::sandbox::{Confinement, Sandbox, SandboxConfig};
 use crate::vault::{EncryptionKey, Secret, Vault, VaultError};
 
 /// Where the registry is, and the vault key.
@@ -77,7 +78,8 @@ enum PluginCommand {
         id: String,
         #[arg(long, value_name = "USER")]
         user: Option<String>,
-        /// `KEY=VALUE`; `KEY=-` reads the value from stdin.
+        /// `KEY=-` reads the value from the first line of stdin (one key at most), `KEY=@FILE`
+        /// from a file. A value on the command line is refused: every user can read it there.
         #[arg(long = "set", value_name = "KEY=VALUE", required = true, num_args = 1..)]
         set: Vec<String>,
     },
@@ -106,6 +108,11 @@ struct AddArgs {
     /// Also give a process plugin its credentials as environment variables.
     #[arg(long)]
     credentials_in_env: bool,
+    /// How strictly a process plugin is confined: `required` (Landlock or a uid of its own,
+    /// the default), `strict` (every layer), or `unconfined` (you trust it; a warning says so
+    /// at every start).
+    #[arg(long, value_name = "LEVEL", value_parser = Confinement::parse, conflicts_with = "wasm")]
+    confinement: Option<Confinement>,
     #[arg(last = true, required_unless_present = "wasm", value_name = "COMMAND")]
     command: Vec<String>,
 }
@@ -165,9 +172,11 @@ pub fn run_plugin(args: PluginArgs) -> Result<(), Failure> {
                 let names = registry.credential_names(&id, Some(&connection.user)).map_err(registry_failure)?;
                 users.push(json!({"user": connection.user, "config": connection.config, "credentials": names}));
             }
+            let sandbox = sandbox_report(&args.location, &record.definition)?;
             print_json(&json!({
                 "id": record.id.as_str(),
                 "definition": record.definition,
+                "sandbox": sandbox,
                 "enabled": record.enabled,
                 "disabledReason": record.disabled_reason,
                 "recentFaults": record.recent_faults,
@@ -235,8 +244,12 @@ fn secret_values(pairs: &[String]) -> Result<BTreeMap<String, Secret>, Failure> 
     let mut from_stdin = false;
     let mut values = BTreeMap::new();
     for pair in pairs {
-        let (name, mut value) = parse_env(pair)?;
-        if value == "-" {
+        let (name, mut value) = parse_pair("--set", pair)?;
+        if let Some(file) = value.strip_prefix('@') {
+            value = std::fs::read_to_string(file)
+                .map_err(|error| Failure::usage(format!("could not read {name} from {file}: {error}")))?;
+            value.truncate(value.trim_end_matches(['\r', '\n']).len());
+        } else if value == "-" {
             if std::mem::replace(&mut from_stdin, true) {
                 return Err(Failure::usage("only one credential can be read from stdin"));
             }
@@ -245,6 +258,10 @@ fn secret_values(pairs: &[String]) -> Result<BTreeMap<String, Secret>, Failure> 
                 .read_line(&mut value)
                 .map_err(|error| Failure::usage(format!("could not read {name} from stdin: {error}")))?;
             value.truncate(value.trim_end_matches(['\r', '\n']).len());
+        } else {
+            return Err(Failure::usage(format!(
+                "--set {name}=…: a credential's value is never taken from the command line, where every user can read it; give `{name}=-` and the value on stdin, or `{name}=@FILE`"
+            )));
         }
         values.insert(name, Secret::new(value));
     }
@@ -258,7 +275,8 @@ fn definition(add: AddArgs) -> Result<PluginDefinition, Failure> {
         (None, None) => return Err(Failure::usage("give `--wasm FILE` or the plugin's command after `--`")),
     };
     let mut definition = PluginDefinition::new(launch);
-    definition.env = add.env.iter().map(|pair| parse_env(pair)).collect::<Result<_, _>>()?;
+    definition.env = add.env.iter().map(|pair| parse_pair("--env", pair)).collect::<Result<_, _>>()?;
+    definition.confinement = add.confinement.unwrap_or_default();
     if let Some(seconds) = add.timeout {
         let valid = seconds.is_finite() && seconds > 0.0 && seconds <= 3600.0;
         if !valid {
@@ -274,6 +292,21 @@ fn definition(add: AddArgs) -> Result<PluginDefinition, Failure> {
         definition.credential_delivery = CredentialDelivery::Environment;
     }
     Ok(definition)
+}
+
+/// What a process plugin's next start gets on this machine: its layers, or why it would
+/// not start.
+fn sandbox_report(location: &Location, definition: &PluginDefinition) -> Result<Value, Failure> {
+    if matches!(definition.launch, Launch::Wasm { .. }) {
+        return Ok(
+            json!({"mode": "wasm", "layers": "in-process: no file but /data, no sockets, memory and CPU limits"}),
+        );
+    }
+    let sandbox = Sandbox::new(SandboxConfig::default(), &absolute(&location.data_dir)?, Vec::new());
+    Ok(match sandbox.plan(definition.confinement) {
+        Ok(plan) => json!({"confinement": definition.confinement.as_str(), "layers": plan.describe()}),
+        Err(refused) => json!({"confinement": definition.confinement.as_str(), "refused": refused.to_string()}),
+    })
 }
 
 fn print_json(value: &Value) {

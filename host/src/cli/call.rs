@@ -15,6 +15,7 @@ use crate::plugin::{Plugin, PluginError, PluginId, PluginSettings};
 use crate::protocol::HostMethod;
 use crate::protocol::codec::DEFAULT_MAX_MESSAGE_BYTES;
 use crate::protocol::types::initialize::{InitializeParams, LogLevel};
+use crate::sandbox::{Confinement, Layer, ProcessSandbox, Sandbox, SandboxConfig};
 use crate::storage::handler::StorageHandler;
 use crate::storage::{SqliteStorage, StorageScope};
 use crate::transport::Launched;
@@ -38,9 +39,10 @@ pub struct CallArgs {
     /// User configuration (JSON object), sent as `userConfig` without its `_codex` key.
     #[arg(long, value_name = "JSON")]
     user_config: Option<String>,
-    /// Credentials (JSON object of strings), sent in `initialize` only.
-    #[arg(long, value_name = "JSON")]
-    credentials: Option<String>,
+    /// Credentials, a JSON object of strings sent in `initialize` only, read from FILE, or
+    /// from stdin with `-`: never given on the command line, where every user can read it.
+    #[arg(long, value_name = "FILE|-")]
+    credentials: Option<PathBuf>,
     /// Where plugin storage and plugin data directories live.
     #[arg(long, value_name = "DIR", default_value = "data")]
     data_dir: PathBuf,
@@ -96,6 +98,15 @@ pub struct CallArgs {
     /// Let the allowed hosts resolve to loopback, private or link-local addresses.
     #[arg(long, requires = "wasm")]
     allow_internal_addresses: bool,
+    /// How strictly a process plugin is confined: `required` (Landlock or a uid of its own,
+    /// the default), `strict` (every layer), or `unconfined` (you trust it; a warning says so).
+    #[arg(long, value_name = "LEVEL", value_parser = Confinement::parse, conflicts_with_all = ["wasm", "plugin"])]
+    confinement: Option<Confinement>,
+    /// Turn a confinement layer off, `landlock` or `separate-uid` (repeatable): where it
+    /// misbehaves, or to see what the others hold. The plugin still starts only if what is
+    /// left meets its confinement.
+    #[arg(long = "disable-layer", value_name = "LAYER", value_parser = Layer::parse)]
+    disabled_layers: Vec<Layer>,
     /// The plugin's command and its arguments, after `--`.
     #[arg(last = true, required_unless_present_any = ["wasm", "plugin"], value_name = "COMMAND")]
     command: Vec<String>,
@@ -178,6 +189,7 @@ async fn call_registered(args: &CallArgs, plugin: &str) -> Result<Value, Failure
     let mut config = HostConfig::new(absolute(&args.data_dir)?);
     config.key_file = args.key_file.as_deref().map(absolute).transpose()?;
     config.allowlist = allowlist(args)?;
+    config.sandbox = sandbox_config(args);
     let host = PluginHost::open(config).map_err(|error| match error {
         HostError::Vault(error) => Failure::usage(error.to_string()),
         other => host_failure(other.to_string()),
@@ -240,7 +252,7 @@ fn prepare(args: &CallArgs) -> Result<Request, Failure> {
     let (method, params) = method_and_params(args)?;
     let admin_config = parse_object("--admin-config", args.admin_config.as_deref())?;
     let user_config = parse_object("--user-config", args.user_config.as_deref())?;
-    let credentials = parse_credentials(args.credentials.as_deref())?;
+    let credentials = read_credentials(args.credentials.as_deref())?;
     let timeout = parse_timeout(args.timeout.unwrap_or(30.0))?;
     let id = match (&args.plugin_id, &args.wasm, args.command.split_first()) {
         (Some(id), _, _) => PluginId::new(id).map_err(Failure::usage)?,
@@ -249,13 +261,17 @@ fn prepare(args: &CallArgs) -> Result<Request, Failure> {
         (None, None, None) => return Err(Failure::usage("no plugin: give `--wasm FILE` or a command after `--`")),
     };
     let data_dir = absolute(&args.data_dir)?;
-    let plugin_dir = data_dir.join("plugins").join(id.as_str());
+    crate::host::create_private_dir(&data_dir).map_err(|error| host_failure(error.to_string()))?;
+    let sandbox = Sandbox::new(sandbox_config(args), &data_dir, Vec::new());
+    let plugin_dir = crate::sandbox::data_dir::instance_path(&data_dir, id.as_str(), None);
     let memory_limit_bytes = args.memory_limit_mib.map(|mebibytes| mebibytes.saturating_mul(1 << 20));
     let launch = match &args.wasm {
         Some(component) => Launch::Wasm {
             component: absolute(component)?,
             spec: WasmSpec {
-                data_dir: Some(plugin_dir.clone()),
+                data_dir: Some(Arc::new(
+                    sandbox.wasm_dir(id.as_str(), None).map_err(|error| host_failure(error.to_string()))?,
+                )),
                 memory_limit_bytes: memory_limit_bytes
                     .map_or(wasm::DEFAULT_MEMORY_LIMIT_BYTES, |limit| usize::try_from(limit).unwrap_or(usize::MAX)),
                 request_deadline: timeout,
@@ -263,7 +279,13 @@ fn prepare(args: &CallArgs) -> Result<Request, Failure> {
             },
             cache: data_dir.join(WASM_CACHE_DIR),
         },
-        None => process_launch(args, &plugin_dir, memory_limit_bytes)?,
+        None => {
+            let confinement = args.confinement.unwrap_or_default();
+            let prepared = sandbox.prepare_process(id.as_str(), None, confinement);
+            let prepared = prepared
+                .map_err(|error| refusal(&PluginError::Launch { plugin: id.to_string(), why: error.to_string() }))?;
+            process_launch(args, prepared, memory_limit_bytes)?
+        }
     };
     // A wasm guest sees its data directory as `/data`.
     let data_dir_seen = match launch {
@@ -279,17 +301,25 @@ fn prepare(args: &CallArgs) -> Result<Request, Failure> {
     Ok(Request { method, params, settings, launch, database: data_dir.join(DATABASE_FILE) })
 }
 
-fn process_launch(args: &CallArgs, plugin_dir: &Path, memory_limit_bytes: Option<u64>) -> Result<Launch, Failure> {
+fn sandbox_config(args: &CallArgs) -> SandboxConfig {
+    SandboxConfig { disabled: args.disabled_layers.iter().copied().collect(), ..SandboxConfig::default() }
+}
+
+fn process_launch(
+    args: &CallArgs,
+    sandbox: ProcessSandbox,
+    memory_limit_bytes: Option<u64>,
+) -> Result<Launch, Failure> {
     let (command, command_args) =
         args.command.split_first().ok_or_else(|| Failure::usage("no plugin command after `--`"))?;
     let working_dir =
         std::env::current_dir().map_err(|error| Failure::usage(format!("no working directory: {error}")))?;
-    let env = args.env.iter().map(|pair| parse_env(pair)).collect::<Result<_, _>>()?;
+    let env = args.env.iter().map(|pair| parse_pair("--env", pair)).collect::<Result<_, _>>()?;
     let spec = ProcessSpec {
         command: command.clone(),
         args: command_args.to_vec(),
         env,
-        data_dir: plugin_dir.to_path_buf(),
+        sandbox,
         working_dir: Some(working_dir),
         memory_limit_bytes,
     };
@@ -397,7 +427,11 @@ pub(super) fn interrupted(signal: &str) -> Failure {
 pub(super) fn refusal(error: &PluginError) -> Failure {
     let exit_code = match error {
         PluginError::Answered { .. } => 1,
-        PluginError::UnknownMethod { .. } | PluginError::InvalidParams { .. } | PluginError::NotRegistered { .. } => 2,
+        PluginError::UnknownMethod { .. }
+        | PluginError::InvalidParams { .. }
+        | PluginError::NotRegistered { .. }
+        | PluginError::NeedsKey { .. }
+        | PluginError::CapabilityNotDeclared { .. } => 2,
         _ => 3,
     };
     Failure { message: format!("{error} [{}]", error.code().code()), exit_code }
@@ -435,8 +469,22 @@ pub(super) fn parse_object(flag: &str, text: Option<&str>) -> Result<Map<String,
     }
 }
 
-fn parse_credentials(text: Option<&str>) -> Result<BTreeMap<String, String>, Failure> {
-    let object = parse_object("--credentials", text)?;
+/// `--credentials FILE`, or `-` for stdin.
+fn read_credentials(source: Option<&Path>) -> Result<BTreeMap<String, String>, Failure> {
+    let text =
+        match source {
+            None => None,
+            Some(path) if path == Path::new("-") => {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut std::io::Read::take(std::io::stdin(), 1 << 20), &mut text)
+                    .map_err(|error| Failure::usage(format!("--credentials: could not read stdin: {error}")))?;
+                Some(text)
+            }
+            Some(path) => Some(std::fs::read_to_string(path).map_err(|error| {
+                Failure::usage(format!("--credentials: could not read {}: {error}", path.display()))
+            })?),
+        };
+    let object = parse_object("--credentials", text.as_deref())?;
     object
         .into_iter()
         .map(|(key, value)| match value {
@@ -446,10 +494,11 @@ fn parse_credentials(text: Option<&str>) -> Result<BTreeMap<String, String>, Fai
         .collect()
 }
 
-pub(super) fn parse_env(pair: &str) -> Result<(String, String), Failure> {
+/// `KEY=VALUE` of `flag`.
+pub(super) fn parse_pair(flag: &str, pair: &str) -> Result<(String, String), Failure> {
     match pair.split_once('=') {
         Some((name, value)) if !name.is_empty() => Ok((name.to_owned(), value.to_owned())),
-        _ => Err(Failure::usage(format!("--env takes KEY=VALUE, got {pair:?}"))),
+        _ => Err(Failure::usage(format!("{flag} takes KEY=VALUE, got {pair:?}"))),
     }
 }
 

@@ -21,9 +21,13 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    Call(call::CallArgs),
+    Call(Box<call::CallArgs>),
     Plugin(admin::PluginArgs),
     Vault(admin::VaultArgs),
+    /// Internal: run by the host between itself and each process plugin, to confine it
+    /// (Landlock, its own uid, no_new_privs) and to kill whatever it leaves behind. Not for
+    /// direct use; it reads its instructions from the host.
+    SandboxExec,
 }
 
 /// A failure of a command: the message for stderr and the exit code.
@@ -50,10 +54,16 @@ pub fn print_line(text: &str) {
 /// Parses the arguments, runs the command, prints the outcome; returns the exit code.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::SandboxExec) {
+        crate::sandbox::confine::run();
+    }
+    // Before any thread or secret: no process of the same user may read this one's memory.
+    crate::sandbox::protect_host_process();
     let outcome = match cli.command {
+        Command::SandboxExec => unreachable!("the launcher never returns"),
         Command::Call(args) => {
             logging::init(args.log_level());
-            call::run(args)
+            call::run(*args)
         }
         Command::Plugin(args) => {
             logging::init(crate::protocol::types::initialize::LogLevel::Warn);

@@ -39,7 +39,7 @@ const MAX_CONCURRENT_REVERSE_REQUESTS: usize = 32;
 /// How much of a junk line goes into the log.
 const LOGGED_JUNK_BYTES: usize = 200;
 /// Junk lines logged one by one after each message; the rest of a run is counted.
-const LOGGED_JUNK_LINES: u64 = 10;
+pub(crate) const LOGGED_JUNK_LINES: u64 = 10;
 /// Default cap on lines that are not JSON-RPC between two messages.
 pub const DEFAULT_MAX_JUNK_BYTES: usize = 16 << 20;
 
@@ -53,12 +53,25 @@ pub struct ConnectionConfig {
     pub max_junk_bytes: usize,
     /// Serves the plugin's requests (`storage/*`).
     pub reverse: Arc<dyn ReverseHandler>,
+    /// Called for every message of the plugin the host can use (an answer to a pending
+    /// call, a request with an id): the transport's sign of progress. Junk lines and
+    /// notifications are not progress.
+    pub on_message: Option<ProgressHook>,
 }
+
+/// See [`ConnectionConfig::on_message`].
+pub type ProgressHook = Arc<dyn Fn() + Send + Sync>;
 
 impl ConnectionConfig {
     /// Defaults: 8 MiB messages, and the given handler for plugin requests.
     pub fn new(label: PluginLabel, reverse: Arc<dyn ReverseHandler>) -> Self {
-        Self { label, max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES, max_junk_bytes: DEFAULT_MAX_JUNK_BYTES, reverse }
+        Self {
+            label,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            max_junk_bytes: DEFAULT_MAX_JUNK_BYTES,
+            reverse,
+            on_message: None,
+        }
     }
 }
 
@@ -144,6 +157,7 @@ impl Connection {
             exit,
             config.reverse,
             config.max_junk_bytes,
+            config.on_message,
             shared.clone(),
         ));
         let flusher = tokio::spawn({
@@ -257,6 +271,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
     mut exit: ExitSignal,
     reverse: Arc<dyn ReverseHandler>,
     max_junk_bytes: usize,
+    on_message: Option<ProgressHook>,
     shared: Arc<Shared>,
 ) {
     let mut junk = Junk::default();
@@ -292,13 +307,31 @@ async fn read_loop<R: AsyncRead + Unpin>(
             Err(LineError::TooLong { limit }) => break CloseReason::MessageTooLarge { limit },
             Err(LineError::Io(error)) => break CloseReason::ReadFailed(error.to_string()),
         };
-        let incoming = message::classify(line);
+        let incoming = match message::classify(line) {
+            // A plugin's requests need an id to be answered: a notification is output the
+            // host cannot use, counted and logged like any other junk (a flood of them is a
+            // fault, not a log flood).
+            Incoming::Request(request) if request.id.is_none() => {
+                Incoming::Invalid(format!("a notification (`{}`): plugin requests need an id", request.method))
+            }
+            incoming => incoming,
+        };
         if !matches!(incoming, Incoming::Invalid(_)) {
             junk.end_of_run(&shared.label);
         }
+        let progress = || {
+            if let Some(hook) = &on_message {
+                hook();
+            }
+        };
         match incoming {
-            Incoming::Response(response) => deliver(&shared, response),
+            Incoming::Response(response) => {
+                if deliver(&shared, response) {
+                    progress();
+                }
+            }
             Incoming::Request(request) => {
+                progress();
                 let Ok(permit) = permits.clone().acquire_owned().await else { break CloseReason::Stopped };
                 let reverse = reverse.clone();
                 let shared = shared.clone();
@@ -351,7 +384,8 @@ impl Junk {
     }
 }
 
-fn deliver(shared: &Shared, response: Response) {
+/// Completes the pending call `response` answers; whether there was one.
+fn deliver(shared: &Shared, response: Response) -> bool {
     let outcome = response.outcome.map_err(|error| match error {
         ResponseError::Rpc(error) => CallError::Rpc(error),
         ResponseError::Malformed(why) => CallError::MalformedError(why),
@@ -360,13 +394,12 @@ fn deliver(shared: &Shared, response: Response) {
     if !delivered {
         tracing::warn!(plugin = shared.label.id(), id = %response.raw_id, "dropping an answer to no pending request (late, duplicate or unknown id)");
     }
+    delivered
 }
 
 async fn serve(reverse: &dyn ReverseHandler, request: PluginRequest, shared: &Shared) {
-    let Some(id) = request.id else {
-        tracing::warn!(plugin = shared.label.id(), method = %request.method, "ignoring a notification: plugin requests need an id");
-        return;
-    };
+    // The read loop counts notifications as junk: only requests with an id reach here.
+    let Some(id) = request.id else { return };
     let outcome = reverse
         .handle(ReverseRequest {
             method: request.method,

@@ -13,7 +13,7 @@ mod input;
 mod pending;
 mod reverse;
 
-pub use connection::{Connection, ConnectionConfig, ExitSender, ExitSignal, exit_signal};
+pub use connection::{Connection, ConnectionConfig, ExitSender, ExitSignal, ProgressHook, exit_signal};
 pub use error::{CallError, CloseReason, ConnectionClosed, PluginLabel};
 pub use reverse::{BoxFuture, RefuseAll, ReverseHandler, ReverseRequest};
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream, Lines};
 
 use super::*;
+use crate::dispatch::connection::{DEFAULT_MAX_JUNK_BYTES, LOGGED_JUNK_LINES};
 use crate::protocol::{ErrorCode, ErrorObject};
 
 /// The plugin's side of the pipes: reads the host's requests, writes raw lines.
@@ -368,4 +369,49 @@ async fn a_plugin_flooding_its_output_with_junk_is_a_fault() {
     };
     assert_eq!(closed.reason, CloseReason::OutputFlooded { limit: 4096 });
     assert!(closed.to_string().contains("over 4096 bytes of lines that are not JSON-RPC"), "{closed}");
+}
+
+/// Counts the warnings logged while it is the thread's subscriber.
+#[derive(Clone, Default)]
+struct WarningCount(Arc<std::sync::atomic::AtomicUsize>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for WarningCount {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if *event.metadata().level() == tracing::Level::WARN {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_notification_flood_is_logged_a_few_lines_at_most_and_past_the_cap_is_a_fault() {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    let warnings = WarningCount::default();
+    let _logging = tracing::subscriber::set_default(tracing_subscriber::registry().with(warnings.clone()));
+    let (connection, mut plugin, _exit) = open(Arc::new(RefuseAll), 1 << 20);
+    let call = spawn_call(&connection, "ping");
+    let id = plugin.next_request().await["id"].clone();
+    let notification = json!({"jsonrpc": "2.0", "method": "log", "params": {"message": "hello"}}).to_string();
+    for _ in 0..20_000 {
+        plugin.send(&notification).await;
+    }
+    plugin.answer(&id, json!("pong")).await;
+    assert_eq!(within_seconds(call).await.unwrap().unwrap(), "\"pong\"");
+    let logged = warnings.0.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(logged <= LOGGED_JUNK_LINES as usize + 1, "20,000 notifications logged {logged} warnings");
+
+    let call = spawn_call(&connection, "ping");
+    plugin.next_request().await;
+    let flood = (DEFAULT_MAX_JUNK_BYTES / notification.len()) + 10;
+    let sending = tokio::spawn(async move {
+        for _ in 0..flood {
+            plugin.send(&notification).await;
+        }
+        plugin
+    });
+    let Err(CallError::Closed(closed)) = within_seconds(call).await.unwrap() else {
+        panic!("expected the flood to close it")
+    };
+    assert_eq!(closed.reason, CloseReason::OutputFlooded { limit: DEFAULT_MAX_JUNK_BYTES });
+    sending.abort();
 }

@@ -2,7 +2,6 @@
 //! transport the plugin was registered for.
 
 use futures::future::BoxFuture;
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -11,6 +10,7 @@ use crate::limits::{StorageQuota, Timeouts};
 use crate::plugin::{Plugin, PluginError, PluginId, PluginSettings};
 use crate::protocol::types::initialize::InitializeParams;
 use crate::registry::{CredentialDelivery, InstanceRevision, Launch, PluginRecord, Registry, RegistryError, Revision};
+use crate::sandbox::Sandbox;
 use crate::storage::StorageScope;
 use crate::storage::handler::StorageHandler;
 use crate::supervisor::{Disabled, LaunchOutcome, Launcher};
@@ -19,9 +19,9 @@ use crate::transport::wasm::{self, ComponentCache, WasmRuntime, WasmSpec};
 use crate::transport::{Launched, ShutdownPolicy};
 use crate::vault::{Secret, Vault, VaultError};
 
-/// The directory of plugin data and compiled components.
+/// Where plugin data and compiled components live, and how plugins are confined.
 pub(super) struct Layout {
-    pub plugins_dir: PathBuf,
+    pub sandbox: Sandbox,
     pub wasm_cache_dir: PathBuf,
 }
 
@@ -74,7 +74,6 @@ impl RegistryLauncher {
         user: Option<&str>,
         revision: &mut Option<InstanceRevision>,
     ) -> Result<Plugin, PluginError> {
-        let refused = |why: String| PluginError::Launch { plugin: plugin.to_owned(), why };
         let record = self.registry.get(plugin).map_err(|error| not_registered(error, plugin, None))?;
         if !record.enabled {
             let reason = record.disabled_reason.clone().unwrap_or_else(|| "disabled by an admin".into());
@@ -93,16 +92,12 @@ impl RegistryLauncher {
             user: connection.as_ref().map(|connection| connection.revision),
         });
         let user_config = connection.map(|connection| connection.config).unwrap_or_default();
-        let credentials = self.credentials(plugin, user).map_err(refused)?;
-        let (data_dir, scope) = match user {
-            Some(user) => {
-                let digest = Sha256::digest(user.as_bytes());
-                let folder: String = digest[..8].iter().map(|byte| format!("{byte:02x}")).collect();
-                let dir = self.layout.plugins_dir.join(plugin).join("users").join(folder);
-                (dir, StorageScope::user_plugin(&format!("{plugin}:{user}")))
-            }
-            None => (self.layout.plugins_dir.join(plugin), StorageScope::plugin(plugin)),
+        let credentials = self.credentials(plugin, user)?;
+        let scope = match user {
+            Some(user) => StorageScope::user_plugin(&format!("{plugin}:{user}")),
+            None => StorageScope::plugin(plugin),
         };
+        let data_dir = crate::sandbox::data_dir::instance_path(self.layout.sandbox.data_root(), plugin, user);
         let wasm = matches!(record.definition.launch, Launch::Wasm { .. });
         let seen_data_dir = if wasm { "/data".to_owned() } else { data_dir.to_string_lossy().into_owned() };
         let exposed = credentials.iter().map(|(name, value)| (name.clone(), value.expose().to_owned())).collect();
@@ -115,7 +110,7 @@ impl RegistryLauncher {
         let mut settings = PluginSettings::new(id.clone(), initialize);
         settings.timeouts = Timeouts::new(record.definition.request_timeout());
         settings.shutdown = self.shutdown;
-        let launched = self.spawn(&record, &id, data_dir, &credentials).await?;
+        let launched = self.spawn(&record, &id, user, &credentials).await?;
         let storage = Arc::new(StorageHandler::new(self.quota.scoped(scope)));
         let started = Plugin::start(launched, settings, storage).await?;
         let manifest = serde_json::to_value(started.manifest()).expect("a manifest serializes");
@@ -126,23 +121,28 @@ impl RegistryLauncher {
     }
 
     /// The plugin's credentials, merged with the user's; none needs no key.
-    fn credentials(&self, plugin: &str, user: Option<&str>) -> Result<BTreeMap<String, Secret>, String> {
-        let mut names = self.registry.credential_names(plugin, None).map_err(|error| error.to_string())?;
+    fn credentials(&self, plugin: &str, user: Option<&str>) -> Result<BTreeMap<String, Secret>, PluginError> {
+        let refused = |why: String| PluginError::Launch { plugin: plugin.to_owned(), why };
+        let mut names = self.registry.credential_names(plugin, None).map_err(|error| refused(error.to_string()))?;
         if let Some(user) = user {
-            names.extend(self.registry.credential_names(plugin, Some(user)).map_err(|error| error.to_string())?);
+            let user_names = self.registry.credential_names(plugin, Some(user));
+            names.extend(user_names.map_err(|error| refused(error.to_string()))?);
         }
         if names.is_empty() {
             return Ok(BTreeMap::new());
         }
-        let vault = self.vault.as_ref().ok_or_else(|| VaultError::MissingKey.to_string())?;
-        self.registry.credentials(vault, plugin, user).map_err(|error| error.to_string())
+        let vault = self.vault.as_ref().ok_or_else(|| PluginError::NeedsKey {
+            plugin: plugin.to_owned(),
+            why: VaultError::MissingKey.to_string(),
+        })?;
+        self.registry.credentials(vault, plugin, user).map_err(|error| refused(error.to_string()))
     }
 
     async fn spawn(
         &self,
         record: &PluginRecord,
         id: &PluginId,
-        data_dir: PathBuf,
+        user: Option<&str>,
         credentials: &BTreeMap<String, Secret>,
     ) -> Result<Launched, PluginError> {
         let refused = |why: String| PluginError::Launch { plugin: id.to_string(), why };
@@ -155,11 +155,16 @@ impl RegistryLauncher {
                         credentials.iter().map(|(name, value)| (name.to_uppercase(), value.expose().into()));
                     env.extend(delivered);
                 }
+                let sandbox = self
+                    .layout
+                    .sandbox
+                    .prepare_process(id.as_str(), user, definition.confinement)
+                    .map_err(|error| refused(error.to_string()))?;
                 let spec = ProcessSpec {
                     command: command.clone(),
                     args: args.clone(),
                     env,
-                    data_dir,
+                    sandbox,
                     working_dir: None,
                     memory_limit_bytes: definition.memory_limit_bytes,
                 };
@@ -186,8 +191,10 @@ impl RegistryLauncher {
                 let loaded = loaded.map_err(|error| refused(format!("loading the component failed: {error}")))?;
                 let (component, _) = loaded.map_err(|error| refused(error.to_string()))?;
                 let memory = definition.memory_limit_bytes.map(|limit| usize::try_from(limit).unwrap_or(usize::MAX));
+                let data_dir =
+                    self.layout.sandbox.wasm_dir(id.as_str(), user).map_err(|error| refused(error.to_string()))?;
                 let spec = WasmSpec {
-                    data_dir: Some(data_dir),
+                    data_dir: Some(Arc::new(data_dir)),
                     memory_limit_bytes: memory.unwrap_or(wasm::DEFAULT_MEMORY_LIMIT_BYTES),
                     request_deadline: definition.request_timeout(),
                     http: Arc::new(definition.http_policy().map_err(refused)?),

@@ -30,6 +30,7 @@ use crate::limits::{StorageLimits, StorageQuota};
 use crate::metrics::{Metrics, PluginMetrics};
 use crate::plugin::PluginError;
 use crate::registry::{Registry, RegistryError};
+use crate::sandbox::{Sandbox, SandboxConfig};
 use crate::storage::SqliteStorage;
 use crate::supervisor::{HealthPolicy, HealthState, Supervisor};
 use crate::transport::ShutdownPolicy;
@@ -58,6 +59,8 @@ pub struct HostConfig {
     /// How often the host looks for admin changes made by another process (the
     /// command-line tool): a changed plugin's instances restart on their next call.
     pub admin_changes_interval: Duration,
+    /// How process plugins are confined.
+    pub sandbox: SandboxConfig,
 }
 
 impl HostConfig {
@@ -70,6 +73,7 @@ impl HostConfig {
             storage_limits: StorageLimits::default(),
             shutdown: ShutdownPolicy::default(),
             admin_changes_interval: Duration::from_secs(2),
+            sandbox: SandboxConfig::default(),
         }
     }
 }
@@ -106,6 +110,14 @@ pub fn remove_plugin_files(data_dir: &std::path::Path, plugin: &str) {
     }
 }
 
+/// Creates the host's data directory, only its owner may enter it (0700; the sandbox
+/// opens it to other users for passing through, 0711, when plugins run as their own uids).
+pub fn create_private_dir(dir: &std::path::Path) -> Result<(), HostError> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    let created = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir);
+    created.map_err(|source| HostError::DataDir { path: dir.display().to_string(), source })
+}
+
 /// How often expired storage keys are deleted.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(600);
 
@@ -114,9 +126,9 @@ impl PluginHost {
     /// key. A key that is given but malformed is an error; a missing key is not, until a
     /// plugin with credentials starts. Must be called inside a tokio runtime.
     pub fn open(config: HostConfig) -> Result<Self, HostError> {
+        crate::sandbox::protect_host_process();
         let data_dir = &config.data_dir;
-        std::fs::create_dir_all(data_dir)
-            .map_err(|source| HostError::DataDir { path: data_dir.display().to_string(), source })?;
+        create_private_dir(data_dir)?;
         let database = data_dir.join(DATABASE_FILE);
         let quota = StorageQuota::new(Arc::new(SqliteStorage::open(&database)?), config.storage_limits);
         let registry = Arc::new(Registry::open(&database)?);
@@ -125,13 +137,15 @@ impl PluginHost {
             Err(VaultError::MissingKey) => None,
             Err(error) => return Err(error.into()),
         };
+        let protected = config.key_file.iter().cloned().collect();
+        let sandbox = Sandbox::new(config.sandbox, data_dir, protected);
         let launcher = RegistryLauncher {
             registry: registry.clone(),
             vault: vault.clone(),
             quota: quota.clone(),
             allowlist: config.allowlist,
             shutdown: config.shutdown,
-            layout: Layout { plugins_dir: data_dir.join("plugins"), wasm_cache_dir: data_dir.join(WASM_CACHE_DIR) },
+            layout: Layout { sandbox, wasm_cache_dir: data_dir.join(WASM_CACHE_DIR) },
             wasm: OnceLock::new(),
         };
         let supervisor = Arc::new(Supervisor::new(Arc::new(launcher), config.health, Arc::new(Metrics::default())));

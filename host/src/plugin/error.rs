@@ -38,8 +38,11 @@ pub enum PluginError {
     /// connected to it: the caller's mistake, and nothing of it is kept.
     #[error("{why}")]
     NotRegistered { plugin: String, user: Option<String>, why: String },
-    /// The host could not start the plugin as registered (missing key, component that
-    /// does not load): an admin's problem, not the plugin's fault.
+    /// The plugin has credentials and the caller gave the host no vault key to open them.
+    #[error("plugin `{plugin}` could not be started: {why}")]
+    NeedsKey { plugin: String, why: String },
+    /// The host could not start the plugin as registered (a component that does not load,
+    /// a sandbox it may not have): an admin's problem, not the plugin's fault.
     #[error("plugin `{plugin}` could not be started: {why}")]
     Launch { plugin: String, why: String },
     /// Disabled by an admin, or by the supervisor after repeated faults.
@@ -69,6 +72,8 @@ impl PluginError {
             Self::Answered { error, .. } => error.kind(),
             Self::UnknownMethod { .. } | Self::CapabilityNotDeclared { .. } => ErrorCode::MethodNotFound,
             Self::InvalidParams { .. } | Self::NotRegistered { .. } => ErrorCode::InvalidParams,
+            // The plugin's own answer to `initialize`, not the host's wrapping of it.
+            Self::Initialize { source, .. } => source.code(),
             _ => ErrorCode::InternalError,
         }
     }
@@ -97,6 +102,7 @@ impl PluginError {
             | Self::InvalidParams { .. }
             | Self::NotRegistered { .. }
             | Self::Launch { .. }
+            | Self::NeedsKey { .. }
             | Self::Disabled { .. }
             | Self::Restarting { .. } => false,
         }

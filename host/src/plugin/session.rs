@@ -59,6 +59,7 @@ impl Plugin {
     ) -> Result<Self, PluginError> {
         let label = PluginLabel::new(settings.id.as_str(), launched.handle.kind());
         let mut config = ConnectionConfig::new(label.clone(), reverse);
+        config.on_message = launched.handle.progress_hook();
         config.max_message_bytes = settings.max_message_bytes;
         let connection = Connection::open(launched.output, launched.input, launched.exit, config);
         let mut channel = Channel { connection, transport: launched.handle, timeouts: settings.timeouts };

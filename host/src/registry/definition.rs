@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::sandbox::Confinement;
+use crate::transport::process::environment;
 use crate::transport::wasm::http::{AllowedHost, HttpPolicy};
 
 /// How a registered plugin is started.
@@ -57,6 +59,9 @@ pub struct PluginDefinition {
     pub admin_config: Map<String, Value>,
     #[serde(default)]
     pub credential_delivery: CredentialDelivery,
+    /// How strictly a process plugin must be confined before it may start.
+    #[serde(default)]
+    pub confinement: Confinement,
 }
 
 fn default_timeout_ms() -> u64 {
@@ -78,6 +83,7 @@ impl PluginDefinition {
             allow_internal_addresses: false,
             admin_config: Map::new(),
             credential_delivery: CredentialDelivery::Initialize,
+            confinement: Confinement::default(),
         }
     }
 
@@ -106,8 +112,13 @@ impl PluginDefinition {
             }
             _ => {}
         }
-        if let Some(name) = self.env.keys().find(|name| name.is_empty() || name.contains(['=', '\0'])) {
-            return Err(format!("environment variable name {name:?} is not valid"));
+        for name in self.env.keys() {
+            if let Some(why) = environment::refusal(name) {
+                return Err(format!("environment variable `{name}` would be dropped at every start: {why}"));
+            }
+        }
+        if let Some((name, _)) = self.env.iter().find(|(_, value)| value.contains('\0')) {
+            return Err(format!("the value of environment variable `{name}` contains NUL"));
         }
         let timeout = self.request_timeout();
         if timeout.is_zero() || timeout > MAX_TIMEOUT {

@@ -57,6 +57,8 @@ CREATE TABLE IF NOT EXISTS plugin_credentials (
 pub enum RegistryError {
     #[error("could not open the registry in {path}: {source}")]
     Open { path: String, source: rusqlite::Error },
+    #[error(transparent)]
+    File(#[from] crate::storage::sqlite::DatabaseFileError),
     #[error("registry database error: {0}")]
     Database(#[from] rusqlite::Error),
     #[error("no plugin is registered as `{0}`")]
@@ -81,6 +83,7 @@ pub struct Registry {
 impl Registry {
     /// Opens (or creates) the registry tables in the database at `path`.
     pub fn open(path: &Path) -> Result<Self, RegistryError> {
+        crate::storage::sqlite::prepare_database_file(path)?;
         let opened = Connection::open(path).and_then(|mut connection| {
             connection.busy_timeout(Duration::from_secs(5))?;
             connection.pragma_update(None, "journal_mode", "WAL")?;

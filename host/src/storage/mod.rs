@@ -8,7 +8,7 @@
 
 pub mod handler;
 mod memory;
-mod sqlite;
+pub mod sqlite;
 
 pub use memory::MemoryStorage;
 pub use sqlite::SqliteStorage;
@@ -89,6 +89,8 @@ pub enum StorageError {
     Database(#[from] rusqlite::Error),
     #[error("storage database at {path} could not be opened: {source}")]
     Open { path: String, source: rusqlite::Error },
+    #[error(transparent)]
+    File(#[from] sqlite::DatabaseFileError),
     #[error("storage task failed: {0}")]
     Task(String),
 }

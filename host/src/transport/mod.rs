@@ -28,6 +28,17 @@ pub enum TransportHandle {
 }
 
 impl TransportHandle {
+    /// What the dispatcher calls on each usable message: the wasm watchdog's progress (a
+    /// process has no watchdog; its calls time out).
+    pub fn progress_hook(&self) -> Option<crate::dispatch::ProgressHook> {
+        match self {
+            TransportHandle::Process(_) => None,
+            TransportHandle::Wasm(handle) => Some(handle.progress_hook()),
+        }
+    }
+}
+
+impl TransportHandle {
     /// The transport's name in messages: "process", "wasm".
     pub fn kind(&self) -> &'static str {
         match self {

@@ -12,6 +12,9 @@ use super::VaultError;
 /// The environment variable that holds the key, as the reference host reads it.
 pub const KEY_VARIABLE: &str = "CODEX_ENCRYPTION_KEY";
 
+/// The most of a key file that is read: a key is 44 characters of base64.
+pub const KEY_FILE_MAX_BYTES: u64 = 4096;
+
 /// One AES-256-GCM key and its id (the first 8 bytes of its SHA-256, in hex): stored next
 /// to every value it sealed, so a value always names the key that opens it.
 #[derive(Clone)]
@@ -44,13 +47,31 @@ impl EncryptionKey {
         Ok(Self { id, cipher })
     }
 
-    /// The key in a file (its base64 text).
+    /// The key in a file (its base64 text): a regular file that only its owner may read
+    /// or write (mode 0600 or stricter), read up to [`KEY_FILE_MAX_BYTES`].
     pub fn from_file(path: &Path) -> Result<Self, VaultError> {
+        use std::io::Read as _;
+        use std::os::unix::fs::PermissionsExt as _;
         let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|error| VaultError::MalformedKey {
-            origin: origin.clone(),
-            why: format!("unreadable ({error})"),
-        })?;
+        let malformed = |why: String| VaultError::MalformedKey { origin: origin.clone(), why };
+        let file = std::fs::File::open(path).map_err(|error| malformed(format!("unreadable ({error})")))?;
+        let metadata = file.metadata().map_err(|error| malformed(format!("unreadable ({error})")))?;
+        if !metadata.is_file() {
+            return Err(malformed("it is not a regular file".into()));
+        }
+        let mode = metadata.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(malformed(format!(
+                "its mode is {mode:04o}: other users may read or change it; `chmod 600 {origin}`"
+            )));
+        }
+        let mut text = String::new();
+        file.take(KEY_FILE_MAX_BYTES + 1)
+            .read_to_string(&mut text)
+            .map_err(|error| malformed(format!("unreadable ({error})")))?;
+        if text.len() as u64 > KEY_FILE_MAX_BYTES {
+            return Err(malformed(format!("it is longer than {KEY_FILE_MAX_BYTES} bytes; a key is 44")));
+        }
         Self::from_base64(&text, &origin)
     }
 

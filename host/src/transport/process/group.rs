@@ -5,8 +5,11 @@ use nix::unistd::Pid;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// A process group led by the plugin. Dropping any handle to it sends SIGKILL to the whole
-/// group, so a grandchild (the `node` under `npx`) never outlives the plugin.
+/// A process group led by the plugin's launcher ([`crate::sandbox::confine`]). "Kill" is
+/// said to the launcher with SIGUSR1: it kills the plugin and every descendant (a `setsid`
+/// child too) and ends; SIGKILL would end the launcher alone and leave them behind.
+/// Dropping any handle to the group says "kill", so a grandchild (the `node` under `npx`)
+/// never outlives the plugin.
 ///
 /// Once every member has been killed (or a signal finds the group empty), the handles stop
 /// signalling it: after its leader is reaped the id may one day lead an unrelated group,
@@ -28,11 +31,13 @@ impl ProcessGroup {
         self.id.as_raw()
     }
 
-    /// Sends `signal` to every process of the group; a group already gone is not an error.
+    /// Sends `signal` to every process of the group (SIGKILL is said as the launcher's
+    /// SIGUSR1); a group already gone is not an error.
     pub fn signal(&self, signal: Signal) {
         if self.gone.load(Ordering::Acquire) {
             return;
         }
+        let signal = if signal == Signal::SIGKILL { Signal::SIGUSR1 } else { signal };
         match killpg(self.id, signal) {
             Ok(()) => {}
             Err(nix::errno::Errno::ESRCH) => self.gone.store(true, Ordering::Release),

@@ -2,7 +2,9 @@
 //!
 //! Every plugin is checked against the [`CommandAllowlist`], gets its arguments as a list
 //! (never through a shell), starts with an empty environment plus the minimal set of
-//! [`environment`], and leads its own process group, which is killed on every exit path.
+//! [`environment`], and runs under the host's launcher ([`crate::sandbox::confine`]), which
+//! confines it as its [`ProcessSandbox`] says and kills everything it started when it ends.
+//! The launcher leads its own process group, which is killed on every exit path.
 //! Its stderr goes to `tracing` ([`super::stderr`]); its exit is reported the moment it happens,
 //! so pending calls fail at once with the exit status.
 
@@ -12,7 +14,6 @@ mod group;
 
 pub use allowlist::{CommandAllowlist, DEFAULT_ALLOWED_COMMANDS};
 
-use nix::sys::resource::{Resource, setrlimit};
 use nix::sys::signal::Signal;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
@@ -23,6 +24,9 @@ use tokio::task::JoinHandle;
 
 use super::{Launched, ShutdownPolicy, TransportHandle, stderr};
 use crate::dispatch::{CloseReason, ExitSender, ExitSignal, exit_signal};
+use crate::sandbox::policy::POLICY_VARIABLE;
+use crate::sandbox::{LAUNCHER_SUBCOMMAND, ProcessSandbox, SandboxError};
+use environment::HostProvided;
 use group::ProcessGroup;
 
 /// The transport's name in messages.
@@ -36,20 +40,20 @@ pub enum ProcessError {
     NotFound { command: String },
     #[error("could not start `{command}`: {source}")]
     Spawn { command: String, source: std::io::Error },
-    #[error("could not create the plugin's data directory {path}: {source}")]
-    DataDir { path: String, source: std::io::Error },
+    #[error("plugin `{plugin}` may not start: {source}")]
+    Sandbox { plugin: String, source: SandboxError },
 }
 
 /// What to run, and where.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ProcessSpec {
     pub command: String,
     /// One entry per argument, passed as they are.
     pub args: Vec<String>,
     /// Variables the admin configured; the blocklist still applies.
     pub env: Vec<(String, String)>,
-    /// The plugin's private directory: its `HOME` (created if missing).
-    pub data_dir: PathBuf,
+    /// The plugin's confinement and its private directory (its `HOME`).
+    pub sandbox: ProcessSandbox,
     /// Where relative paths in the command line resolve: the caller's directory for an
     /// ad-hoc `call`, the plugin's data directory when nothing else is given.
     pub working_dir: Option<PathBuf>,
@@ -59,30 +63,28 @@ pub struct ProcessSpec {
     pub memory_limit_bytes: Option<u64>,
 }
 
-/// Starts a plugin process.
+/// Starts a plugin process, through the launcher.
 pub fn spawn(spec: &ProcessSpec, allowlist: &CommandAllowlist, plugin_id: &str) -> Result<Launched, ProcessError> {
     let program = allowlist.resolve(&spec.command)?;
-    std::fs::create_dir_all(&spec.data_dir)
-        .map_err(|source| ProcessError::DataDir { path: spec.data_dir.display().to_string(), source })?;
-    let environment = environment::plugin_environment(&spec.env, &spec.data_dir, program.parent());
-    let mut command = Command::new(&program);
+    let sandbox = &spec.sandbox;
+    let working_dir = spec.working_dir.clone().unwrap_or_else(|| sandbox.data_dir().to_path_buf());
+    let refused = |source| ProcessError::Sandbox { plugin: plugin_id.to_owned(), source };
+    let policy = sandbox.launch_policy(&program, &spec.args, &working_dir, spec.memory_limit_bytes).map_err(refused)?;
+    let temp = sandbox.temp_dir();
+    let provided = HostProvided { home: sandbox.data_dir(), temp: Some(&temp), command_dir: program.parent() };
+    let environment = environment::plugin_environment(&spec.env, &provided);
+    tracing::info!(plugin = plugin_id, uid = sandbox.uid(), "sandbox: {}", sandbox.plan.describe());
+    let mut command = Command::new(sandbox.launcher());
     command
-        .args(&spec.args)
+        .arg(LAUNCHER_SUBCOMMAND)
         .env_clear()
         .envs(environment)
-        .current_dir(spec.working_dir.as_ref().unwrap_or(&spec.data_dir))
+        .env(POLICY_VARIABLE, serde_json::to_string(&policy).expect("a policy serializes"))
+        .current_dir(&working_dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    if let Some(limit) = spec.memory_limit_bytes {
-        // SAFETY: runs in the forked child before exec; setrlimit is async-signal-safe and
-        // touches no memory shared with the parent.
-        unsafe {
-            command.pre_exec(move || setrlimit(Resource::RLIMIT_AS, limit, limit).map_err(std::io::Error::from));
-        }
-    }
+        .process_group(0);
     let mut child = command.spawn().map_err(|source| ProcessError::Spawn { command: spec.command.clone(), source })?;
     let group = child.id().and_then(ProcessGroup::led_by);
     let leftovers = group.clone();

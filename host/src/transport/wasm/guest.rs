@@ -1,6 +1,6 @@
 //! One running guest: its store, its pipes, and the task that runs it.
 
-use std::path::PathBuf;
+use crate::sandbox::InstanceDir;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use wasmtime::component::ResourceTable;
@@ -11,7 +11,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::http::{GuardedConnector, HttpPolicy};
 use super::runtime::{EPOCH_TICK, WasmComponent};
-use super::watchdog::{DeadlineExceeded, Watchdog, WatchedOutput};
+use super::watchdog::{DeadlineExceeded, Watchdog};
 use super::{DEFAULT_MEMORY_LIMIT_BYTES, MemoryLimitExceeded, WasmError};
 use crate::dispatch::{CloseReason, ExitSignal, exit_signal};
 use crate::transport::{Launched, TransportHandle, stderr};
@@ -24,7 +24,9 @@ const PIPE_BYTES: usize = 64 << 10;
 #[derive(Debug, Clone)]
 pub struct WasmSpec {
     /// The plugin's private directory, visible to the guest as `/data`; nothing else is.
-    pub data_dir: Option<PathBuf>,
+    /// Opened without following links ([`crate::sandbox::Sandbox::wasm_dir`]) and granted as
+    /// the directory opened, never by its path again.
+    pub data_dir: Option<Arc<InstanceDir>>,
     /// Linear memory the guest may grow to.
     pub memory_limit_bytes: usize,
     /// How long the guest may execute without writing a line before it is interrupted:
@@ -98,17 +100,15 @@ pub fn spawn(component: &WasmComponent, spec: &WasmSpec, plugin_id: &str) -> Res
     let mut builder = WasiCtx::builder();
     builder
         .stdin(AsyncStdinStream::new(guest_stdin))
-        .stdout(AsyncStdoutStream::new(PIPE_BYTES, WatchedOutput::new(guest_stdout, watchdog.clone())))
+        .stdout(AsyncStdoutStream::new(PIPE_BYTES, guest_stdout))
         .stderr(AsyncStdoutStream::new(PIPE_BYTES, guest_stderr))
         .allow_tcp(false)
         .allow_udp(false)
         .allow_ip_name_lookup(false);
     if let Some(dir) = &spec.data_dir {
-        std::fs::create_dir_all(dir)
-            .map_err(|error| WasmError::DataDir { path: dir.display().to_string(), source: error.into() })?;
         builder
-            .preopened_dir(dir, "/data", FsPerms::ReadWrite)
-            .map_err(|source| WasmError::DataDir { path: dir.display().to_string(), source })?;
+            .preopened_dir(dir.pinned_path(), "/data", FsPerms::ReadWrite)
+            .map_err(|source| WasmError::DataDir { path: dir.path().display().to_string(), source })?;
     }
     let limits = GuestLimits { memory_bytes: spec.memory_limit_bytes };
     let state = GuestState {
@@ -125,7 +125,8 @@ pub fn spawn(component: &WasmComponent, spec: &WasmSpec, plugin_id: &str) -> Res
     let deadline = spec.request_deadline;
     let allowed_ticks = deadline.as_millis().div_ceil(EPOCH_TICK.as_millis()).max(1) as u64;
     store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(move |_| watchdog.check(allowed_ticks, deadline));
+    let watched = watchdog.clone();
+    store.epoch_deadline_callback(move |_| watched.check(allowed_ticks, deadline));
     let (exit_sender, exit) = exit_signal();
     let pre = component.pre.clone();
     let label = plugin_id.to_owned();
@@ -142,7 +143,7 @@ pub fn spawn(component: &WasmComponent, spec: &WasmSpec, plugin_id: &str) -> Res
     let errors = tokio::spawn(async move {
         stderr::forward(host_errors, plugin).await;
     });
-    let handle = WasmHandle { exit: exit.clone(), run, errors };
+    let handle = WasmHandle { exit: exit.clone(), run, errors, watchdog };
     Ok(Launched {
         input: Box::new(host_input),
         output: Box::new(host_output),
@@ -184,9 +185,16 @@ pub struct WasmHandle {
     exit: ExitSignal,
     run: JoinHandle<()>,
     errors: JoinHandle<()>,
+    watchdog: Arc<Watchdog>,
 }
 
 impl WasmHandle {
+    /// Resets the guest's deadline: the dispatcher calls it for each usable message.
+    pub(crate) fn progress_hook(&self) -> crate::dispatch::ProgressHook {
+        let watchdog = self.watchdog.clone();
+        Arc::new(move || watchdog.progress())
+    }
+
     pub(crate) async fn wait_for_exit(&mut self, grace: Duration) -> bool {
         crate::transport::exited_within(&mut self.exit, grace).await
     }

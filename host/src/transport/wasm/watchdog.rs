@@ -3,16 +3,12 @@
 //! The engine's epoch advances every [`super::runtime::EPOCH_TICK`]; a guest executing wasm
 //! code notices each advance and asks the watchdog whether it may go on. A guest blocked
 //! waiting for its stdin executes nothing, so idle time never counts. What counts is how
-//! long the guest has executed since it last wrote to its stdout (an answer, or a request
-//! to the host): past the deadline it is interrupted, and the trap says why.
+//! long the guest has executed since its last message the host could use (an answer, or a
+//! request to the host), as the dispatcher reports them: lines that are not JSON-RPC are
+//! not progress. Past the deadline it is interrupted, and the trap says why.
 
-use std::io;
-use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::AsyncWrite;
 use wasmtime::UpdateDeadline;
 
 /// A guest that executed for its whole deadline without writing a line.
@@ -47,58 +43,27 @@ impl Watchdog {
         Ok(UpdateDeadline::Yield(1))
     }
 
-    fn output_seen(&self) {
+    /// The guest wrote a usable message: its count starts over.
+    pub(super) fn progress(&self) {
         self.ticks_since_output.store(0, Ordering::Relaxed);
-    }
-}
-
-/// The guest's stdout, telling the watchdog whenever the guest writes.
-pub(super) struct WatchedOutput<W> {
-    inner: W,
-    watchdog: Arc<Watchdog>,
-}
-
-impl<W> WatchedOutput<W> {
-    pub(super) fn new(inner: W, watchdog: Arc<Watchdog>) -> Self {
-        Self { inner, watchdog }
-    }
-}
-
-impl<W: AsyncWrite + Unpin> AsyncWrite for WatchedOutput<W> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, bytes: &[u8]) -> Poll<io::Result<usize>> {
-        let written = Pin::new(&mut self.inner).poll_write(cx, bytes);
-        if matches!(written, Poll::Ready(Ok(count)) if count > 0) {
-            self.watchdog.output_seen();
-        }
-        written
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::AsyncWriteExt;
+    use std::sync::Arc;
 
-    #[tokio::test]
-    async fn ticks_without_output_run_out_and_output_resets_them() {
+    #[test]
+    fn ticks_without_progress_run_out_and_progress_resets_them() {
         let watchdog = Arc::new(Watchdog::default());
         let deadline = Duration::from_millis(30);
         for _ in 0..3 {
             assert!(watchdog.check(3, deadline).is_ok());
         }
-        let (sink, _keep) = tokio::io::duplex(64);
-        let mut output = WatchedOutput::new(sink, watchdog.clone());
-        output.write_all(b"{}\n").await.unwrap();
+        watchdog.progress();
         for _ in 0..3 {
-            assert!(watchdog.check(3, deadline).is_ok(), "writing reset the count");
+            assert!(watchdog.check(3, deadline).is_ok(), "progress reset the count");
         }
         let Err(error) = watchdog.check(3, deadline) else { panic!("the fourth tick is over the deadline") };
         assert_eq!(error.downcast_ref::<DeadlineExceeded>(), Some(&DeadlineExceeded { deadline }));

@@ -1,0 +1,241 @@
+//! Confinement shared by both transports: where each instance's data lives and who owns
+//! it ([`data_dir`]), and for process plugins the layers a plugin runs under ([`plan`]),
+//! what it may touch ([`policy`]) and the launcher that applies it ([`confine`]).
+//!
+//! One place decides ([`Sandbox::prepare_process`]), one place applies (the launcher), and
+//! what was applied is reported ([`plan::Plan::describe`]) in the log at every start and in
+//! `plugin show`.
+
+pub mod confine;
+pub mod data_dir;
+pub mod plan;
+pub mod policy;
+pub mod uids;
+
+use std::collections::BTreeSet;
+use std::ops::Range;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use data_dir::{DataDirError, Traversal};
+pub use data_dir::{InstanceDir, Owner};
+pub use plan::{Confinement, Layer, Machine, NotConfinable, Plan};
+use policy::{ExposesHostFiles, FsRules, LaunchPolicy};
+use uids::UidError;
+
+/// The launcher's subcommand of the host's binary.
+pub const LAUNCHER_SUBCOMMAND: &str = "sandbox-exec";
+/// The host's binary, which is also the launcher.
+pub const LAUNCHER_BINARY: &str = "codex-plugin-host";
+
+/// How a host confines its plugins.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    /// The launcher (the `codex-plugin-host` binary); by default this process's own binary,
+    /// or one beside it (a test or a benchmark runs from `target/<profile>/deps`).
+    pub launcher: Option<PathBuf>,
+    /// Where plugins' uids come from, when the host runs as root.
+    pub uid_range: Range<u32>,
+    /// Layers the admin turned off.
+    pub disabled: BTreeSet<Layer>,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self { launcher: None, uid_range: uids::DEFAULT_UID_RANGE, disabled: BTreeSet::new() }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    #[error(transparent)]
+    NotConfinable(#[from] NotConfinable),
+    #[error(transparent)]
+    DataDir(#[from] DataDirError),
+    #[error(transparent)]
+    Uid(#[from] UidError),
+    #[error(transparent)]
+    Exposes(#[from] ExposesHostFiles),
+    #[error(
+        "the plugin's uid {uid} cannot reach its data directory: {blocking} is not searchable by other users; give it o+x (`chmod o+x {blocking}`) or use a data directory outside private folders such as /root"
+    )]
+    Unreachable { uid: u32, blocking: String },
+    #[error(
+        "the sandbox launcher was not found (looked for {looked_for}); install `codex-plugin-host` beside this program or set the launcher's path in the host's sandbox settings"
+    )]
+    NoLauncher { looked_for: String },
+}
+
+/// The confinement of one host: its settings, what the machine offers, and the files a
+/// plugin must never reach.
+#[derive(Debug, Clone)]
+pub struct Sandbox {
+    config: SandboxConfig,
+    machine: Machine,
+    data_root: PathBuf,
+    protected: Vec<PathBuf>,
+}
+
+/// A process plugin's sandbox, decided: the layers, its directory, its uid.
+#[derive(Debug)]
+pub struct ProcessSandbox {
+    pub plan: Plan,
+    pub confinement: Confinement,
+    uid: Option<u32>,
+    data_dir: InstanceDir,
+    launcher: PathBuf,
+    protected: Vec<PathBuf>,
+}
+
+impl Sandbox {
+    /// The sandbox of a host whose data (database, plugin directories) is in `data_root`.
+    /// `protected` adds files a plugin must never read (the vault's key file).
+    pub fn new(config: SandboxConfig, data_root: &Path, protected: Vec<PathBuf>) -> Self {
+        let machine = Machine { landlock_abi: confine::landlock_abi(), root: nix::unistd::Uid::effective().is_root() };
+        let mut protected = protected;
+        protected.push(data_root.to_path_buf());
+        Self { config, machine, data_root: data_root.to_path_buf(), protected }
+    }
+
+    pub fn machine(&self) -> Machine {
+        self.machine
+    }
+
+    /// The host's data directory.
+    pub fn data_root(&self) -> &Path {
+        &self.data_root
+    }
+
+    /// The layers a plugin of `confinement` would get here, or why it would not start.
+    pub fn plan(&self, confinement: Confinement) -> Result<Plan, NotConfinable> {
+        plan::plan(confinement, self.machine, &self.config.disabled)
+    }
+
+    /// Whether plugins may run as uids of their own here, so the folders above their
+    /// directories must let them pass.
+    fn traversal(&self) -> Traversal {
+        if self.machine.root && !self.config.disabled.contains(&Layer::SeparateUid) {
+            Traversal::PassThrough
+        } else {
+            Traversal::HostOnly
+        }
+    }
+
+    /// A wasm instance's directory: owned by the host, opened without following links.
+    pub fn wasm_dir(&self, plugin: &str, user: Option<&str>) -> Result<InstanceDir, SandboxError> {
+        Ok(data_dir::open_instance_dir(&self.data_root, plugin, user, Owner::HOST, self.traversal())?)
+    }
+
+    /// Decides a process plugin's layers and prepares its directory, owned by its own uid
+    /// when it gets one.
+    pub fn prepare_process(
+        &self,
+        plugin: &str,
+        user: Option<&str>,
+        confinement: Confinement,
+    ) -> Result<ProcessSandbox, SandboxError> {
+        let plan = plan::plan(confinement, self.machine, &self.config.disabled)?;
+        let launcher = self.launcher()?;
+        let plugins_dir = data_dir::ensure_plugins_folder(&self.data_root, self.traversal())?;
+        let uid = match plan.separate_uid {
+            true => Some(uids::plugin_uid(&plugins_dir, plugin, &self.config.uid_range)?),
+            false => None,
+        };
+        let owner = match uid {
+            Some(uid) => Owner::Plugin(uid),
+            None => Owner::Host { formerly: uids::recorded_uid(&plugins_dir, plugin) },
+        };
+        let data_dir = data_dir::open_instance_dir(&self.data_root, plugin, user, owner, self.traversal())?;
+        if let Some(uid) = uid {
+            check_reachable(data_dir.path(), uid)?;
+        }
+        if !plan.confines() {
+            tracing::warn!(
+                plugin,
+                "plugin `{plugin}` runs UNCONFINED, as the host's user: it can read the host's database, key file and environment; its admin chose this"
+            );
+        }
+        Ok(ProcessSandbox { plan, confinement, uid, data_dir, launcher, protected: self.protected.clone() })
+    }
+
+    fn launcher(&self) -> Result<PathBuf, SandboxError> {
+        if let Some(launcher) = &self.config.launcher {
+            return Ok(launcher.clone());
+        }
+        let current =
+            std::env::current_exe().map_err(|error| SandboxError::NoLauncher { looked_for: error.to_string() })?;
+        if current.file_name().is_some_and(|name| name == LAUNCHER_BINARY) {
+            return Ok(current);
+        }
+        let candidates: Vec<PathBuf> =
+            current.ancestors().skip(1).take(2).map(|dir| dir.join(LAUNCHER_BINARY)).collect();
+        candidates.iter().find(|candidate| candidate.is_file()).cloned().ok_or_else(|| SandboxError::NoLauncher {
+            looked_for: candidates.iter().map(|path| path.display().to_string()).collect::<Vec<_>>().join(", "),
+        })
+    }
+}
+
+/// Every folder above `dir` must let other users pass for `uid` to reach it by path.
+fn check_reachable(dir: &Path, uid: u32) -> Result<(), SandboxError> {
+    for ancestor in dir.ancestors().skip(1) {
+        let Ok(metadata) = std::fs::metadata(ancestor) else { continue };
+        if metadata.permissions().mode() & 0o001 == 0 {
+            return Err(SandboxError::Unreachable { uid, blocking: ancestor.display().to_string() });
+        }
+    }
+    Ok(())
+}
+
+impl ProcessSandbox {
+    /// The plugin's data directory.
+    pub fn data_dir(&self) -> &Path {
+        self.data_dir.path()
+    }
+
+    /// The plugin's private temporary directory, made by the launcher.
+    pub fn temp_dir(&self) -> PathBuf {
+        self.data_dir.path().join("tmp")
+    }
+
+    /// The uid the plugin runs as, when not the host's.
+    pub fn uid(&self) -> Option<u32> {
+        self.uid
+    }
+
+    pub fn launcher(&self) -> &Path {
+        &self.launcher
+    }
+
+    /// The launcher's instructions for running `program` with `args` from `working_dir`.
+    pub fn launch_policy(
+        &self,
+        program: &Path,
+        args: &[String],
+        working_dir: &Path,
+        memory_limit_bytes: Option<u64>,
+    ) -> Result<LaunchPolicy, SandboxError> {
+        let landlock = match self.plan.landlock_abi {
+            Some(_) => Some(policy::fs_rules(program, args, working_dir, self.data_dir(), &self.protected)?),
+            None => None::<FsRules>,
+        };
+        Ok(LaunchPolicy {
+            program: program.to_path_buf(),
+            args: args.to_vec(),
+            working_dir: working_dir.to_path_buf(),
+            data_dir: self.data_dir().to_path_buf(),
+            uid: self.uid,
+            landlock,
+            memory_limit_bytes,
+            host_pid: std::process::id() as i32,
+        })
+    }
+}
+
+/// Makes this process undumpable: a process of the same user without `CAP_SYS_PTRACE` can
+/// then neither read its memory nor its `/proc/<pid>/environ`. Called before the host
+/// starts any plugin.
+pub fn protect_host_process() {
+    if let Err(error) = nix::sys::prctl::set_dumpable(false) {
+        tracing::warn!("could not make the host undumpable: {error}");
+    }
+}

@@ -1,0 +1,106 @@
+#!/usr/bin/env node
+// A hostile Codex plugin for the sandbox's tests: it answers like a plugin, and on
+// `metadata/series/search` it attacks the host as the query (JSON) asks, reporting each
+// attempt as one result: `externalId` names it, `title` is `{"reached": bool, "detail": "…"}`.
+//
+//   {"read": [PATH, …]}      read each file (the host's database, key file, another
+//                            plugin's data); `detail` is its size, or the error
+//   {"scanProc": [TERCES, …]} read every /proc/<pid>/environ and cmdline it can, and report
+//                            the pids where one of the secrets shows (`reached` when any does);
+//                            each secret is given reversed, so the query itself, on the test's
+//                            command line, does not show it
+//   {"detach": true}         leave a `setsid` child behind (`sleep 600`); `detail` is its pid
+//   {"signal": PID}          send SIGTERM to PID (the host)
+
+import { spawn } from "node:child_process";
+import { readFileSync, readdirSync } from "node:fs";
+import { createInterface } from "node:readline";
+
+const write = (message) => process.stdout.write(`${JSON.stringify(message)}\n`);
+const report = (name, reached, detail) => ({ externalId: name, title: JSON.stringify({ reached, detail: String(detail) }) });
+
+function read(path) {
+  try {
+    return report(`read ${path}`, true, `${readFileSync(path).length} bytes`);
+  } catch (error) {
+    return report(`read ${path}`, false, error.code ?? error.message);
+  }
+}
+
+function scanProc(secrets) {
+  const found = [];
+  let readable = 0;
+  let entries = [];
+  try {
+    entries = readdirSync("/proc").filter((name) => /^\d+$/.test(name));
+  } catch (error) {
+    return report("scan /proc", false, `cannot list /proc: ${error.code}`);
+  }
+  for (const pid of entries) {
+    if (Number(pid) === process.pid) continue;
+    for (const file of ["environ", "cmdline"]) {
+      try {
+        const text = readFileSync(`/proc/${pid}/${file}`, "latin1");
+        readable += 1;
+        secrets.filter((secret) => text.includes(secret)).forEach((_, index) => found.push(`${pid} ${file} shows secret ${index}`));
+      } catch {
+        // refused: what the sandbox is for
+      }
+    }
+  }
+  return report("scan /proc", found.length > 0, found.length > 0 ? found.join("; ") : `${readable} files readable, no secret`);
+}
+
+function detach() {
+  const child = spawn("setsid", ["sleep", "600"], { detached: true, stdio: "ignore" });
+  child.unref();
+  return report("detach", true, child.pid);
+}
+
+function signal(pid) {
+  try {
+    process.kill(pid, "SIGTERM");
+    return report(`signal ${pid}`, true, "sent");
+  } catch (error) {
+    return report(`signal ${pid}`, false, error.code ?? error.message);
+  }
+}
+
+function attack(query) {
+  const asked = JSON.parse(query);
+  const results = (asked.read ?? []).map(read);
+  if (asked.scanProc) results.push(scanProc(asked.scanProc.map((secret) => [...secret].reverse().join(""))));
+  if (asked.detach) results.push(detach());
+  if (asked.signal) results.push(signal(asked.signal));
+  return { results };
+}
+
+const manifest = {
+  name: "hostile",
+  displayName: "Hostile",
+  version: "1.0.0",
+  description: "Attacks the host it runs in",
+  author: "codex-plugin-host",
+  protocolVersion: "1.0",
+  capabilities: { metadataProvider: ["series"] },
+};
+
+const lines = createInterface({ input: process.stdin });
+lines.on("line", (line) => {
+  const message = JSON.parse(line);
+  if (message.id === undefined) return;
+  switch (message.method) {
+    case "initialize":
+      return write({ jsonrpc: "2.0", id: message.id, result: manifest });
+    case "ping":
+      return write({ jsonrpc: "2.0", id: message.id, result: "pong" });
+    case "shutdown":
+      write({ jsonrpc: "2.0", id: message.id, result: null });
+      return process.exit(0);
+    case "metadata/series/search":
+      return write({ jsonrpc: "2.0", id: message.id, result: attack(message.params.query) });
+    default:
+      return write({ jsonrpc: "2.0", id: message.id, error: { code: -32601, message: "Method not found" } });
+  }
+});
+lines.on("close", () => process.exit(0));
