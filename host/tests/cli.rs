@@ -81,6 +81,11 @@ fn a_plugin_error_exits_1_with_its_code_and_message() {
     let message = stderr(&output);
     assert!(message.contains("no access token") && message.contains("-32003"), "{message}");
     assert!(output.stdout.is_empty());
+    // A refused `initialize` carries the plugin's own code, not the host's -32603.
+    let output = call(data.path(), &["ping"], &["node", &test_plugin(), "refuses-init"]);
+    let message = stderr(&output);
+    assert!(message.contains("missing apiKey") && message.ends_with("[-32004]\n"), "{message}");
+    assert!(!message.contains("-32603"), "{message}");
 }
 
 #[test]
@@ -111,6 +116,10 @@ fn bad_input_on_the_command_line_exits_2_before_anything_starts_and_loses_nothin
         assert!(stderr(&output).contains(fragment), "{args:?}: {}", stderr(&output));
         assert!(!data.path().join("plugins/never-started").exists(), "{args:?} started the plugin");
     }
+    // A method the plugin did not declare is the caller's mistake too (it is not sent).
+    let undeclared = call(data.path(), &["metadata/book/search", r#"{"query":"dune"}"#], &["node", &script]);
+    assert_eq!(undeclared.status.code(), Some(2), "{}", stderr(&undeclared));
+    assert!(stderr(&undeclared).contains("does not declare"), "{}", stderr(&undeclared));
     let kept = call(data.path(), &["metadata/series/search", r#"{"query":"get:kept"}"#], &["node", &script]);
     assert_eq!(steps(&kept)[0], json!({"data": 7}), "nothing stored was lost");
 }
@@ -127,6 +136,29 @@ fn relative_script_paths_resolve_from_the_callers_directory() {
         .unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(stdout_json(&output), json!("pong"));
+}
+
+/// A `node` planted first on the host's own `PATH` is never the one run: bare names are
+/// looked up on the plugin's fixed `PATH`.
+#[test]
+fn a_bare_command_is_not_taken_from_the_hosts_path() {
+    let data = tempfile::tempdir().unwrap();
+    let planted = tempfile::tempdir().unwrap();
+    let marker = planted.path().join("ran");
+    let fake = planted.path().join("node");
+    std::fs::write(&fake, format!("#!/bin/sh\ntouch {}\nexit 1\n", marker.display())).unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let host_path = format!("{}:{}", planted.path().display(), std::env::var("PATH").unwrap_or_default());
+    let output = Command::new(HOST)
+        .args(["call", "ping", "--data-dir"])
+        .arg(data.path())
+        .args(["--", "node", &test_plugin()])
+        .env("PATH", host_path)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(stdout_json(&output), json!("pong"));
+    assert!(!marker.exists(), "the node planted on the host's PATH ran");
 }
 
 #[test]

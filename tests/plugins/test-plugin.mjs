@@ -11,6 +11,7 @@
 //   dies-mid-request  exits with status 3 on `metadata/series/search`, without answering
 //   never-answers     answers `initialize`, then nothing
 //   silent-init       never answers `initialize`
+//   refuses-init      answers `initialize` with error -32004 (its configuration is wrong)
 //   stderr-flood      writes 64 KiB of stderr per request, and 32 MiB at start
 //   bad-manifest      returns the manifest with ARG (a JSON object) merged into it
 //   ignores-shutdown  answers `shutdown` but stays alive, ignoring stdin EOF and SIGTERM
@@ -120,6 +121,7 @@ async function handle(request) {
   switch (method) {
     case "initialize":
       if (scenario === "silent-init") return;
+      if (scenario === "refuses-init") return fail(id, -32004, "missing apiKey in adminConfig");
       if (scenario === "stuck") return answer(id, manifest);
       if (scenario === "bad-manifest") return answer(id, { ...manifest, ...JSON.parse(scenarioArg) });
       return answer(id, manifest);

@@ -203,3 +203,25 @@ impl StorageBackend for SqliteStorage {
         Ok(swept as u64)
     }
 }
+
+#[cfg(test)]
+mod file_tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_new_database_is_private_and_an_emptied_one_is_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("host.sqlite3");
+        SqliteStorage::open(&path).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        SqliteStorage::open(&path).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600, "made private again");
+        // Truncated to 0 bytes (journal gone too): refused, and left as it is.
+        std::fs::write(&path, "").unwrap();
+        let Err(error) = SqliteStorage::open(&path) else { panic!("an empty database was taken as new") };
+        assert!(error.to_string().contains("is empty (0 bytes)"), "{error}");
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0, "nothing was written to it");
+    }
+}

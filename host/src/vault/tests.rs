@@ -86,3 +86,24 @@ fn secrets_print_redacted() {
     assert_eq!(format!("{secret:?}"), "Secret([REDACTED])");
     assert_eq!(format!("{:?}", Some(vec![secret])), "Some([Secret([REDACTED])])");
 }
+
+#[test]
+fn a_key_file_must_be_private_regular_and_short() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("vault.key");
+    std::fs::write(&file, EncryptionKey::generate()).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let error = EncryptionKey::from_file(&file).unwrap_err();
+    assert!(error.to_string().contains("mode is 0644") && error.to_string().contains("chmod 600"), "{error}");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(EncryptionKey::from_file(&file).is_ok());
+    // An endless device is refused at once, not read without bound.
+    let error = EncryptionKey::from_file(std::path::Path::new("/dev/zero")).unwrap_err();
+    assert!(error.to_string().contains("not a regular file"), "{error}");
+    let long = dir.path().join("long.key");
+    std::fs::write(&long, "A".repeat(10_000)).unwrap();
+    std::fs::set_permissions(&long, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let error = EncryptionKey::from_file(&long).unwrap_err();
+    assert!(error.to_string().contains("longer than 4096 bytes"), "{error}");
+}

@@ -1,7 +1,7 @@
 //! Which commands may start a plugin.
 //!
 //! Allowed: a bare name on the allowlist (`node`, `npx`, `python`, `python3`, `uv`, `uvx`,
-//! plus the admin's additions), found on the host's `PATH`; an absolute path that resolves
+//! plus the admin's additions), found on the plugin's fixed `PATH` (never the host's); an absolute path that resolves
 //! (symlinks followed) inside the configured plugins directory; or an absolute path in a
 //! standard bin directory whose name is on the allowlist and which resolves into a system
 //! location (never into `/tmp` or a home directory). Anything else is refused, naming the
@@ -92,12 +92,12 @@ impl CommandAllowlist {
     }
 }
 
-/// Looks a bare name up on the host's `PATH`, then in the standard bin directories.
+/// Looks a bare name up on the fixed `PATH` the plugin itself gets, never on the host's
+/// own: a directory an attacker put first on the host's `PATH` must not choose the plugin.
 fn find_on_path(name: &str) -> Option<PathBuf> {
-    let host_path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&host_path)
-        .chain(STANDARD_BIN_DIRS.iter().map(PathBuf::from))
-        .map(|dir| dir.join(name))
+    super::environment::FIXED_PATH
+        .split(':')
+        .map(|dir| Path::new(dir).join(name))
         .find(|candidate| is_executable(candidate))
 }
 
