@@ -65,6 +65,23 @@ struct GuestLimits {
 /// Table elements a guest may grow to: far beyond what a plugin needs.
 const MAX_TABLE_ELEMENTS: usize = 1 << 20;
 
+/// What one guest may hold on the host's side, outside its linear memory: a budget of its
+/// own, since wasmtime cannot count it against the memory limit. Past any of these the
+/// guest traps (or its request fails) and the others go on. A guest that never drops what
+/// it creates holds at most about `HOST_RESOURCES` × `HEADER_BYTES` = 16 MiB of headers,
+/// `HTTP_REQUESTS_IN_FLIGHT` × 128 KiB of unsent bodies, and small entries besides.
+pub mod host_budget {
+    /// Live resources (streams, pollables, files, `wasi:http` fields, requests, …): a
+    /// plugin uses a few dozen.
+    pub const HOST_RESOURCES: usize = 1024;
+    /// Bytes of names and values in one `wasi:http` `fields` (a request's headers).
+    pub const HEADER_BYTES: usize = 16 << 10;
+    /// Bytes of an outgoing body buffered on the host at once (one chunk, one waiting).
+    pub const BODY_CHUNK_BYTES: usize = 64 << 10;
+    /// `wasi:http` requests open at once; one more fails with `connection-limit-reached`.
+    pub const HTTP_REQUESTS_IN_FLIGHT: usize = 8;
+}
+
 impl ResourceLimiter for GuestLimits {
     fn memory_growing(&mut self, _current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
         if desired > self.memory_bytes {
@@ -111,15 +128,20 @@ pub fn spawn(component: &WasmComponent, spec: &WasmSpec, plugin_id: &str) -> Res
             .map_err(|source| WasmError::DataDir { path: dir.path().display().to_string(), source })?;
     }
     let limits = GuestLimits { memory_bytes: spec.memory_limit_bytes };
+    let mut table = ResourceTable::new();
+    table.set_max_capacity(host_budget::HOST_RESOURCES);
+    let mut http = WasiHttpCtx::new();
+    http.set_field_size_limit(host_budget::HEADER_BYTES);
     let state = GuestState {
         wasi: builder.build(),
-        table: ResourceTable::new(),
+        table,
         limits,
-        http: WasiHttpCtx::new(),
+        http,
         connector: GuardedConnector::new(spec.http.clone(), plugin_id),
     };
     let mut store = Store::new(component.pre.engine(), state);
     store.limiter(|state| &mut state.limits);
+    store.set_max_component_handles(host_budget::HOST_RESOURCES);
     // Every epoch tick the guest yields, so one guest never holds a worker thread; past its
     // request deadline without output it is interrupted.
     let deadline = spec.request_deadline;
@@ -174,9 +196,21 @@ fn describe_failure(error: &wasmtime::Error) -> String {
         return exceeded.to_string();
     }
     tracing::debug!("wasm guest trap: {error:?}");
-    match error.downcast_ref::<Trap>() {
-        Some(trap) => format!("trapped: {trap}"),
-        None => format!("trapped: {}", error.root_cause()),
+    let reason = match error.downcast_ref::<Trap>() {
+        Some(trap) => trap.to_string(),
+        None => error.root_cause().to_string(),
+    };
+    format!("trapped: {reason}{}", over_host_budget(&reason))
+}
+
+/// Which of the host's budgets a trap's reason (as wasmtime words it) ran into, if any.
+fn over_host_budget(reason: &str) -> String {
+    if reason.contains("handle limit") || reason.contains("no free keys") {
+        format!(" (over the host's budget of {} live resources per guest)", host_budget::HOST_RESOURCES)
+    } else if reason.contains("size of fields exceeds") {
+        format!(" (over the host's budget of {} KiB of headers per fields)", host_budget::HEADER_BYTES >> 10)
+    } else {
+        String::new()
     }
 }
 

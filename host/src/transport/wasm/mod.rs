@@ -16,7 +16,7 @@ mod watchdog;
 mod world;
 
 pub use cache::{CacheOutcome, ComponentCache};
-pub use guest::{WasmHandle, WasmSpec, spawn};
+pub use guest::{WasmHandle, WasmSpec, host_budget, spawn};
 pub use runtime::{WasmComponent, WasmRuntime};
 pub use watchdog::DeadlineExceeded;
 pub use world::PLUGIN_WORLD;

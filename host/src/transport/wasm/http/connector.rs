@@ -4,6 +4,7 @@
 //! bounded in time: resolution, connection, TLS handshake, the response's first byte, and
 //! each wait between two pieces of its body.
 
+use crate::transport::wasm::host_budget;
 use futures::StreamExt;
 use http::uri::Scheme;
 use http::{Request, Response};
@@ -13,6 +14,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
@@ -25,15 +27,18 @@ const MAX_WAIT: Duration = Duration::from_secs(30);
 type Finished = Box<dyn Future<Output = Result<(), Error>> + Send>;
 type Sent = Result<(Response<WasiBody>, Finished), Error>;
 
-/// The `wasi:http` hooks of one guest: every request goes through its policy.
+/// The `wasi:http` hooks of one guest: every request goes through its policy, and at most
+/// [`host_budget::HTTP_REQUESTS_IN_FLIGHT`] are open at once.
 pub struct GuardedConnector {
     policy: Arc<HttpPolicy>,
     plugin: Arc<str>,
+    in_flight: Arc<Semaphore>,
 }
 
 impl GuardedConnector {
     pub fn new(policy: Arc<HttpPolicy>, plugin: &str) -> Self {
-        Self { policy, plugin: plugin.into() }
+        let in_flight = Arc::new(Semaphore::new(host_budget::HTTP_REQUESTS_IN_FLIGHT));
+        Self { policy, plugin: plugin.into(), in_flight }
     }
 }
 
@@ -44,7 +49,33 @@ impl WasiHttpHooks for GuardedConnector {
         options: Option<RequestOptions>,
         _response_errors: Finished,
     ) -> Box<dyn Future<Output = Sent> + Send> {
-        Box::new(send(self.policy.clone(), self.plugin.clone(), request, options))
+        let Ok(permit) = self.in_flight.clone().try_acquire_owned() else {
+            tracing::warn!(
+                plugin = &*self.plugin,
+                "HTTP request refused: {} requests are already open",
+                host_budget::HTTP_REQUESTS_IN_FLIGHT
+            );
+            return Box::new(std::future::ready(Err(Error::ConnectionLimitReached)));
+        };
+        let sending = send(self.policy.clone(), self.plugin.clone(), request, options);
+        // The permit is held until the connection ends.
+        Box::new(async move {
+            let (response, finished) = sending.await?;
+            let finished: Finished = Box::new(async move {
+                let ended = Box::into_pin(finished).await;
+                drop(permit);
+                ended
+            });
+            Ok((response, finished))
+        })
+    }
+
+    fn p2_outgoing_body_chunk_size(&mut self) -> usize {
+        host_budget::BODY_CHUNK_BYTES
+    }
+
+    fn p2_outgoing_body_buffer_chunks(&mut self) -> usize {
+        1
     }
 }
 
