@@ -50,6 +50,13 @@ impl Admin {
         child.wait_with_output().unwrap()
     }
 
+    /// A file holding `value`, for `--set KEY=@FILE`.
+    fn secret_file(&self, value: &str) -> String {
+        let path = self.data.path().join(format!("{value}.secret"));
+        std::fs::write(&path, value).unwrap();
+        path.to_string_lossy().into_owned()
+    }
+
     /// Sets one credential, its value given on stdin.
     fn set_credential(&self, plugin: &str, user: Option<&str>, name: &str, value: &str, key: &str) {
         let pair = format!("{name}=-");
@@ -174,4 +181,81 @@ fn admin_commands_refuse_bad_input_with_exit_2_and_change_nothing() {
     admin.ok(&["plugin", "reset", "echo"], None);
     admin.ok(&["plugin", "remove", "echo"], None);
     assert_eq!(admin.ok(&["plugin", "list"], None), "");
+}
+
+/// `vault rotate` while other processes (`plugin credentials`, holding only the old key)
+/// keep writing: the rotation reports success only when every value is under the new key,
+/// and each writer either wrote a value that opens under the new key or was refused.
+#[test]
+fn a_rotation_with_writers_in_other_processes_leaves_nothing_under_the_old_key() {
+    use codex_plugin_host::registry::Registry;
+    use codex_plugin_host::vault::{EncryptionKey, Vault};
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let admin = Admin { data: tempfile::tempdir().unwrap() };
+    let key = admin.ok(&["vault", "generate-key"], None).trim().to_owned();
+    admin.ok(&["plugin", "add", "echo", "--", "node", "echo.mjs"], None);
+    // Enough values that the rotation takes a while.
+    let many: Vec<String> = (0..300).map(|index| format!("--set=seed{index}=@{}", admin.secret_file("seed"))).collect();
+    let mut args = vec!["plugin", "credentials", "echo"];
+    args.extend(many.iter().map(String::as_str));
+    admin.ok(&args, Some(&key));
+
+    let stop = AtomicBool::new(false);
+    let new_key = admin.ok(&["vault", "generate-key"], None).trim().to_owned();
+    let new_key_file = admin.data.path().join("new.key");
+    std::fs::write(&new_key_file, &new_key).unwrap();
+    std::fs::set_permissions(&new_key_file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let (written, refused, rotation) = std::thread::scope(|scope| {
+        let writers: Vec<_> = (0..3)
+            .map(|writer| {
+                let (admin, key, stop) = (&admin, &key, &stop);
+                scope.spawn(move || {
+                    let (mut written, mut refused) = (Vec::new(), 0);
+                    for round in 0.. {
+                        if stop.load(Ordering::Acquire) && round > 2 {
+                            break;
+                        }
+                        let field = format!("w{writer}r{round}");
+                        let output = admin.run_with_stdin(
+                            &["plugin", "credentials", "echo", "--set", &format!("{field}=-")],
+                            Some(key),
+                            "written during the rotation\n",
+                        );
+                        if output.status.success() {
+                            written.push(field);
+                        } else {
+                            let stderr = String::from_utf8_lossy(&output.stderr);
+                            assert!(stderr.contains("nothing was written"), "{stderr}");
+                            refused += 1;
+                        }
+                    }
+                    (written, refused)
+                })
+            })
+            .collect();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let rotation = admin.run(&["vault", "rotate", "--new-key-file", new_key_file.to_str().unwrap()], Some(&key));
+        stop.store(true, Ordering::Release);
+        let mut written = Vec::new();
+        let mut refused = 0;
+        for writer in writers {
+            let (fields, count) = writer.join().unwrap();
+            written.extend(fields);
+            refused += count;
+        }
+        (written, refused, rotation)
+    });
+    assert!(rotation.status.success(), "{}", String::from_utf8_lossy(&rotation.stderr));
+    assert_eq!(json_of(&String::from_utf8_lossy(&rotation.stdout))["finished"], json!(true));
+    assert!(refused > 0, "no writer ran into the rotation: the test proved nothing");
+    assert!(!written.is_empty(), "no writer wrote before the rotation");
+    // Everything opens with the new key alone.
+    let registry = Registry::open(&admin.data.path().join("codex-plugin-host.sqlite3")).unwrap();
+    let new_only = Vault::new(EncryptionKey::from_base64(&new_key, "test").unwrap());
+    let opened = registry.credentials(&new_only, "echo", None).expect("every value opens under the new key");
+    for field in &written {
+        assert_eq!(opened[field].expose(), "written during the rotation", "{field}");
+    }
+    assert_eq!(opened.len(), 300 + written.len());
 }

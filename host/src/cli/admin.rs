@@ -225,7 +225,12 @@ pub fn run_vault(args: VaultArgs) -> Result<(), Failure> {
             let vault = Vault::new(new.clone()).with_older_key(old);
             let report =
                 registry.rotate_credentials(&vault, |_| ControlFlow::Continue(())).map_err(registry_failure)?;
-            print_json(&json!({"rotated": report.rotated, "unreadable": report.unreadable, "keyId": new.id()}));
+            print_json(&json!({
+                "rotated": report.rotated,
+                "unreadable": report.unreadable,
+                "finished": report.finished,
+                "keyId": new.id(),
+            }));
             if report.unreadable > 0 {
                 return Err(host_failure(format!(
                     "{} values open under neither key and were left as they are (see the log)",
@@ -323,7 +328,9 @@ fn registry_failure(error: RegistryError) -> Failure {
         RegistryError::NotRegistered(_)
         | RegistryError::AlreadyRegistered(_)
         | RegistryError::NotConnected { .. }
-        | RegistryError::Invalid { .. } => Failure::usage(error.to_string()),
+        | RegistryError::Invalid { .. }
+        | RegistryError::KeyRotating { .. }
+        | RegistryError::StaleKey { .. } => Failure::usage(error.to_string()),
         RegistryError::Vault(error) => vault_failure(error),
         other => host_failure(other.to_string()),
     }

@@ -1,7 +1,7 @@
 //! Users' connections to plugins, and credentials, sealed by the vault and bound to their
 //! row. A plugin-wide credential has the empty user id.
 
-use rusqlite::{OptionalExtension, params};
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
@@ -30,6 +30,9 @@ pub struct RotationReport {
     /// Values no key of the vault opens (a third key, or damaged): left as they are, and
     /// logged.
     pub unreadable: usize,
+    /// Whether the rotation ended: no value is under another key, and the new key is the
+    /// vault's current one. Until then writers holding the old key are refused.
+    pub finished: bool,
 }
 
 impl Registry {
@@ -95,7 +98,9 @@ impl Registry {
             return Err(RegistryError::Invalid { plugin: plugin.to_owned(), why: format!("credential name {name:?}") });
         }
         let mut connection = self.lock();
-        let transaction = connection.transaction()?;
+        // Immediate: the key check and the writes see one state of the vault.
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        super::vault_state::check_writer(&transaction, vault.current_key_id())?;
         for (field, value) in values {
             let sealed = vault.seal(RowBinding { plugin, user, field }, value);
             transaction.execute(
@@ -152,11 +157,16 @@ impl Registry {
     /// each row is rewritten in one statement, guarded by its old key id, so an interrupted
     /// rotation leaves every value readable under exactly one key, and running it again
     /// finishes the work. `progress` sees each rotated row and may stop the rotation.
+    ///
+    /// From its start writers holding the old key are refused; it ends, when every value
+    /// opened, in one transaction that re-seals what is still under another key and names
+    /// the new key current ([`RotationReport::finished`]).
     pub fn rotate_credentials(
         &self,
         vault: &Vault,
         mut progress: impl FnMut(RowBinding<'_>) -> ControlFlow<()>,
     ) -> Result<RotationReport, RegistryError> {
+        self.begin_rotation(vault)?;
         let pending: Vec<(String, String, String, Sealed)> = {
             let connection = self.lock();
             let mut statement = connection.prepare(
@@ -169,7 +179,7 @@ impl Registry {
             })?;
             rows.collect::<Result<_, _>>()?
         };
-        let mut report = RotationReport { rotated: 0, remaining: pending.len(), unreadable: 0 };
+        let mut report = RotationReport { rotated: 0, remaining: pending.len(), unreadable: 0, finished: false };
         for (plugin, user, field, sealed) in &pending {
             let row = RowBinding { plugin, user, field };
             report.remaining -= 1;
@@ -199,8 +209,12 @@ impl Registry {
             )?;
             report.rotated += 1;
             if progress(row).is_break() {
-                break;
+                return Ok(report);
             }
+        }
+        if report.unreadable == 0 {
+            report.rotated += self.finish_rotation(vault)?;
+            report.finished = true;
         }
         Ok(report)
     }

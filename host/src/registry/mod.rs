@@ -9,6 +9,7 @@ mod connections;
 mod definition;
 mod plugins;
 mod revisions;
+mod vault_state;
 
 pub use connections::{RotationReport, UserConnection};
 pub use definition::{CredentialDelivery, Launch, PluginDefinition};
@@ -73,6 +74,14 @@ pub enum RegistryError {
     Corrupt { plugin: String, what: &'static str, why: String },
     #[error(transparent)]
     Vault(#[from] VaultError),
+    #[error(
+        "a rotation of the vault's key to {new} is under way, and this command has key {yours}: nothing was written; run it again with the new key"
+    )]
+    KeyRotating { new: String, yours: String },
+    #[error(
+        "the credentials here are sealed with key {current}, and this command has key {yours}: nothing was written; give it the vault's current key"
+    )]
+    StaleKey { current: String, yours: String },
 }
 
 /// The registry's connection to the host's database.
@@ -89,6 +98,7 @@ impl Registry {
             connection.pragma_update(None, "journal_mode", "WAL")?;
             connection.pragma_update(None, "foreign_keys", "ON")?;
             connection.execute_batch(SCHEMA)?;
+            connection.execute_batch(vault_state::SCHEMA)?;
             revisions::add_revision_columns(&mut connection)?;
             Ok(connection)
         });

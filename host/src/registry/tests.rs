@@ -164,7 +164,11 @@ fn an_interrupted_rotation_leaves_each_value_under_exactly_one_key_and_resumes()
             if seen == 2 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
         })
         .unwrap();
-    assert_eq!(report, RotationReport { rotated: 2, remaining: 3, unreadable: 0 });
+    assert_eq!(report, RotationReport { rotated: 2, remaining: 3, unreadable: 0, finished: false });
+    // While it is under way, a writer holding the old key is refused and writes nothing.
+    let refused = registry.set_credentials(&old, "echo", None, &secrets(&[("late", "x")])).unwrap_err();
+    assert!(matches!(refused, RegistryError::KeyRotating { .. }), "{refused}");
+    assert!(!registry.credential_names("echo", None).unwrap().contains(&"late".to_owned()));
     // Each value opens under exactly one of the two keys, and none is lost.
     let new_only = Vault::new(key(2));
     for (field, value) in &values {
@@ -178,12 +182,16 @@ fn an_interrupted_rotation_leaves_each_value_under_exactly_one_key_and_resumes()
         assert_eq!(opened, std::slice::from_ref(value), "{field}");
     }
     let report = registry.rotate_credentials(&rotating, |_| ControlFlow::Continue(())).unwrap();
-    assert_eq!(report, RotationReport { rotated: 3, remaining: 0, unreadable: 0 });
+    assert_eq!(report, RotationReport { rotated: 3, remaining: 0, unreadable: 0, finished: true });
     let all = registry.credentials(&new_only, "echo", None).unwrap();
     let opened: Vec<(String, String)> = all.iter().map(|(name, value)| (name.clone(), value.expose().into())).collect();
     assert_eq!(opened, values);
     let again = registry.rotate_credentials(&rotating, |_| ControlFlow::Continue(())).unwrap();
-    assert_eq!(again, RotationReport::default(), "nothing left to rotate");
+    assert_eq!(again, RotationReport { finished: true, ..RotationReport::default() }, "nothing left to rotate");
+    // After it, the old key writes nothing; the new key does.
+    let refused = registry.set_credentials(&old, "echo", None, &secrets(&[("late", "x")])).unwrap_err();
+    assert!(matches!(refused, RegistryError::StaleKey { .. }), "{refused}");
+    registry.set_credentials(&new_only, "echo", None, &secrets(&[("late", "x")])).unwrap();
 }
 
 #[test]

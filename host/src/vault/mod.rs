@@ -89,6 +89,16 @@ impl Vault {
         self.current.id()
     }
 
+    /// Whether one of the vault's keys has this id.
+    pub fn holds(&self, key_id: &str) -> bool {
+        std::iter::once(&self.current).chain(&self.older).any(|key| key.id() == key_id)
+    }
+
+    /// The ids of the older keys it still opens with.
+    pub fn older_key_ids(&self) -> Vec<String> {
+        self.older.iter().map(|key| key.id().to_owned()).collect()
+    }
+
     /// Seals `value` for its row under the current key, with a fresh random nonce.
     pub fn seal(&self, row: RowBinding<'_>, value: &Secret) -> Sealed {
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
