@@ -18,6 +18,7 @@ use codex_plugin_host::storage::handler::StorageHandler;
 use codex_plugin_host::storage::{SqliteStorage, StorageScope};
 use codex_plugin_host::transport::ShutdownPolicy;
 use codex_plugin_host::transport::process::{self, CommandAllowlist, ProcessSpec};
+use codex_plugin_host::transport::wasm::disk_quota::DiskLimits;
 use codex_plugin_host::transport::wasm::http::HttpPolicy;
 use codex_plugin_host::transport::wasm::{self, WasmComponent, WasmRuntime, WasmSpec};
 
@@ -160,7 +161,7 @@ impl TestHost {
         grants: Grants,
         adjust: impl FnOnce(&mut PluginSettings),
     ) -> Result<Plugin, PluginError> {
-        let Grants { memory_limit_bytes, http } = grants;
+        let Grants { memory_limit_bytes, http, disk } = grants;
         match transport {
             Transport::Process => {
                 let binary = example_binary(example);
@@ -185,6 +186,7 @@ impl TestHost {
                     memory_limit_bytes,
                     request_deadline,
                     http: Arc::new(http),
+                    disk,
                 };
                 let storage = StorageHandler::new(self.quota.scoped(StorageScope::plugin(settings.id.as_str())));
                 let launched = wasm::spawn(&wasm_component(example), &spec, settings.id.as_str())
@@ -202,6 +204,8 @@ pub struct Grants {
     pub memory_limit_bytes: Option<u64>,
     /// Where a wasm guest may send HTTP requests (process mode does not confine the network).
     pub http: HttpPolicy,
+    /// What a wasm guest's `/data` may hold.
+    pub disk: DiskLimits,
 }
 
 /// The two ways a plugin runs.

@@ -113,6 +113,12 @@ struct AddArgs {
     /// at every start).
     #[arg(long, value_name = "LEVEL", value_parser = Confinement::parse, conflicts_with = "wasm")]
     confinement: Option<Confinement>,
+    /// What a wasm plugin's /data may hold, in MiB (default 64).
+    #[arg(long, value_name = "MIB", requires = "wasm")]
+    disk_quota_mib: Option<u64>,
+    /// How many files, folders and links a wasm plugin's /data may hold (default 10000).
+    #[arg(long, value_name = "N", requires = "wasm")]
+    disk_quota_entries: Option<u64>,
     #[arg(last = true, required_unless_present = "wasm", value_name = "COMMAND")]
     command: Vec<String>,
 }
@@ -282,6 +288,8 @@ fn definition(add: AddArgs) -> Result<PluginDefinition, Failure> {
     let mut definition = PluginDefinition::new(launch);
     definition.env = add.env.iter().map(|pair| parse_pair("--env", pair)).collect::<Result<_, _>>()?;
     definition.confinement = add.confinement.unwrap_or_default();
+    definition.disk_quota_bytes = add.disk_quota_mib.map(|mebibytes| mebibytes.saturating_mul(1 << 20));
+    definition.disk_quota_entries = add.disk_quota_entries;
     if let Some(seconds) = add.timeout {
         let valid = seconds.is_finite() && seconds > 0.0 && seconds <= 3600.0;
         if !valid {

@@ -20,6 +20,7 @@ use crate::storage::handler::StorageHandler;
 use crate::storage::{SqliteStorage, StorageScope};
 use crate::transport::Launched;
 use crate::transport::process::{self, CommandAllowlist, ProcessSpec};
+use crate::transport::wasm::disk_quota::DiskLimits;
 use crate::transport::wasm::http::{AllowedHost, HttpPolicy};
 use crate::transport::wasm::{self, ComponentCache, WasmRuntime, WasmSpec};
 use tokio::signal::unix::{Signal, SignalKind, signal};
@@ -98,6 +99,12 @@ pub struct CallArgs {
     /// Let the allowed hosts resolve to loopback, private or link-local addresses.
     #[arg(long, requires = "wasm")]
     allow_internal_addresses: bool,
+    /// What a wasm plugin's /data may hold, in MiB (default 64).
+    #[arg(long, value_name = "MIB", requires = "wasm")]
+    disk_quota_mib: Option<u64>,
+    /// How many files, folders and links a wasm plugin's /data may hold (default 10000).
+    #[arg(long, value_name = "N", requires = "wasm")]
+    disk_quota_entries: Option<u64>,
     /// How strictly a process plugin is confined: `required` (Landlock or a uid of its own,
     /// the default), `strict` (every layer), or `unconfined` (you trust it; a warning says so).
     #[arg(long, value_name = "LEVEL", value_parser = Confinement::parse, conflicts_with_all = ["wasm", "plugin"])]
@@ -276,6 +283,12 @@ fn prepare(args: &CallArgs) -> Result<Request, Failure> {
                     .map_or(wasm::DEFAULT_MEMORY_LIMIT_BYTES, |limit| usize::try_from(limit).unwrap_or(usize::MAX)),
                 request_deadline: timeout,
                 http: Arc::new(http_policy(args)?),
+                disk: DiskLimits {
+                    bytes: args
+                        .disk_quota_mib
+                        .map_or(DiskLimits::default().bytes, |mebibytes| mebibytes.saturating_mul(1 << 20)),
+                    entries: args.disk_quota_entries.unwrap_or(DiskLimits::default().entries),
+                },
             },
             cache: data_dir.join(WASM_CACHE_DIR),
         },

@@ -198,6 +198,7 @@ impl RegistryLauncher {
                     memory_limit_bytes: memory.unwrap_or(wasm::DEFAULT_MEMORY_LIMIT_BYTES),
                     request_deadline: definition.request_timeout(),
                     http: Arc::new(definition.http_policy().map_err(refused)?),
+                    disk: definition.disk_limits(),
                 };
                 wasm::spawn(&component, &spec, id.as_str()).map_err(|error| refused(error.to_string()))
             }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::sandbox::Confinement;
 use crate::transport::process::environment;
+use crate::transport::wasm::disk_quota::DiskLimits;
 use crate::transport::wasm::http::{AllowedHost, HttpPolicy};
 
 /// How a registered plugin is started.
@@ -62,6 +63,12 @@ pub struct PluginDefinition {
     /// How strictly a process plugin must be confined before it may start.
     #[serde(default)]
     pub confinement: Confinement,
+    /// What a wasm plugin's `/data` may hold, in bytes (default 64 MiB) and entries
+    /// (default 10,000). A process plugin's disk is not bounded by the host.
+    #[serde(default)]
+    pub disk_quota_bytes: Option<u64>,
+    #[serde(default)]
+    pub disk_quota_entries: Option<u64>,
 }
 
 fn default_timeout_ms() -> u64 {
@@ -84,6 +91,17 @@ impl PluginDefinition {
             admin_config: Map::new(),
             credential_delivery: CredentialDelivery::Initialize,
             confinement: Confinement::default(),
+            disk_quota_bytes: None,
+            disk_quota_entries: None,
+        }
+    }
+
+    /// A wasm plugin's data directory quota.
+    pub fn disk_limits(&self) -> DiskLimits {
+        let defaults = DiskLimits::default();
+        DiskLimits {
+            bytes: self.disk_quota_bytes.unwrap_or(defaults.bytes),
+            entries: self.disk_quota_entries.unwrap_or(defaults.entries),
         }
     }
 
@@ -129,6 +147,10 @@ impl PluginDefinition {
         }
         if self.memory_limit_bytes.is_some_and(|limit| limit < 1 << 20) {
             return Err("the memory limit must be at least 1 MiB".into());
+        }
+        let quota_set = self.disk_quota_bytes.is_some() || self.disk_quota_entries.is_some();
+        if quota_set && matches!(self.launch, Launch::Process { .. }) {
+            return Err("a disk quota applies to wasm plugins; the host does not bound a process plugin's disk".into());
         }
         if !self.allowed_http_hosts.is_empty() && matches!(self.launch, Launch::Process { .. }) {
             return Err("allowed HTTP hosts apply to wasm plugins; a process plugin's network is not confined".into());

@@ -9,6 +9,7 @@ use wasmtime_wasi::cli::{AsyncStdinStream, AsyncStdoutStream};
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use super::disk_quota::{DiskLimits, DiskQuota};
 use super::http::{GuardedConnector, HttpPolicy};
 use super::runtime::{EPOCH_TICK, WasmComponent};
 use super::watchdog::{DeadlineExceeded, Watchdog};
@@ -34,6 +35,8 @@ pub struct WasmSpec {
     pub request_deadline: Duration,
     /// Where the guest may send `wasi:http` requests; by default nowhere.
     pub http: Arc<HttpPolicy>,
+    /// What `/data` may hold.
+    pub disk: DiskLimits,
 }
 
 impl Default for WasmSpec {
@@ -43,6 +46,7 @@ impl Default for WasmSpec {
             memory_limit_bytes: DEFAULT_MEMORY_LIMIT_BYTES,
             request_deadline: crate::limits::DEFAULT_REQUEST_TIMEOUT,
             http: Arc::default(),
+            disk: DiskLimits::default(),
         }
     }
 }
@@ -54,6 +58,18 @@ pub struct GuestState {
     limits: GuestLimits,
     http: WasiHttpCtx,
     connector: GuardedConnector,
+    disk: Arc<DiskQuota>,
+}
+
+impl GuestState {
+    /// The quota of the guest's `/data`.
+    pub(super) fn disk_quota(&self) -> Arc<DiskQuota> {
+        self.disk.clone()
+    }
+
+    pub(super) fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
 }
 
 /// The memory limit of one guest, as a typed error rather than a failed allocation the
@@ -122,11 +138,15 @@ pub fn spawn(component: &WasmComponent, spec: &WasmSpec, plugin_id: &str) -> Res
         .allow_tcp(false)
         .allow_udp(false)
         .allow_ip_name_lookup(false);
-    if let Some(dir) = &spec.data_dir {
-        builder
-            .preopened_dir(dir.pinned_path(), "/data", FsPerms::ReadWrite)
-            .map_err(|source| WasmError::DataDir { path: dir.path().display().to_string(), source })?;
-    }
+    let disk = match &spec.data_dir {
+        Some(dir) => {
+            builder
+                .preopened_dir(dir.pinned_path(), "/data", FsPerms::ReadWrite)
+                .map_err(|source| WasmError::DataDir { path: dir.path().display().to_string(), source })?;
+            DiskQuota::new(spec.disk, dir.clone(), plugin_id)
+        }
+        None => DiskQuota::nothing_to_write(),
+    };
     let limits = GuestLimits { memory_bytes: spec.memory_limit_bytes };
     let mut table = ResourceTable::new();
     table.set_max_capacity(host_budget::HOST_RESOURCES);
@@ -138,6 +158,7 @@ pub fn spawn(component: &WasmComponent, spec: &WasmSpec, plugin_id: &str) -> Res
         limits,
         http,
         connector: GuardedConnector::new(spec.http.clone(), plugin_id),
+        disk: Arc::new(disk),
     };
     let mut store = Store::new(component.pre.engine(), state);
     store.limiter(|state| &mut state.limits);

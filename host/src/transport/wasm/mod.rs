@@ -9,6 +9,8 @@
 //! [`Launched`](super::Launched) a process does.
 
 mod cache;
+pub mod disk_quota;
+mod filesystem;
 mod guest;
 pub mod http;
 mod runtime;

@@ -48,6 +48,7 @@ impl WasmRuntime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(WasmError::Engine)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(WasmError::Engine)?;
+        super::filesystem::link_disk_quota(&mut linker).map_err(WasmError::Engine)?;
         let weak = engine.weak();
         std::thread::Builder::new()
             .name("wasm-epoch".into())
