@@ -270,3 +270,43 @@ fn strict_confinement_without_landlock_is_refused() {
     let stderr = refused_with_layers_off(&setup, "hostile", &["landlock"]);
     assert!(stderr.contains("confinement `strict` needs Landlock"), "{stderr}");
 }
+
+/// An `npx` plugin runs confined: npm installs the package into the plugin's own data
+/// directory (its `HOME`) and runs it, as the plugin's uid under Landlock. The package is
+/// our test plugin, packed here into a tarball, so nothing is fetched.
+#[test]
+fn an_npx_plugin_runs_confined() {
+    let top = tempfile::Builder::new().prefix("npx-plugin").tempdir_in("/tmp").unwrap();
+    std::fs::set_permissions(top.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let package = top.path().join("package");
+    std::fs::create_dir(&package).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join("tests/plugins/test-plugin.mjs");
+    std::fs::copy(&script, package.join("test-plugin.mjs")).unwrap();
+    let manifest =
+        json!({"name": "codex-test-plugin", "version": "1.0.0", "bin": {"codex-test-plugin": "test-plugin.mjs"}});
+    std::fs::write(package.join("package.json"), manifest.to_string()).unwrap();
+    // The tarball in a folder of its own: the folder it is read from must not hold the data.
+    let dist = top.path().join("dist");
+    std::fs::create_dir(&dist).unwrap();
+    let packed = Command::new("npm").args(["pack", "--silent"]).arg(&package).current_dir(&dist).output();
+    let packed = packed.expect("npm runs");
+    assert!(packed.status.success(), "npm pack: {}", String::from_utf8_lossy(&packed.stderr));
+    let tarball = dist.join("codex-test-plugin-1.0.0.tgz");
+    std::fs::set_permissions(&tarball, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let data = top.path().join("data");
+    let output = Command::new(HOST)
+        .args(["call", "ping", "--timeout", "60", "--data-dir"])
+        .arg(&data)
+        .args(["--", "npx", "--yes"])
+        .arg(format!("--package={}", tarball.display()))
+        .arg("codex-test-plugin")
+        .current_dir(top.path())
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "\"pong\"");
+    assert!(stderr.contains("sandbox: landlock (ABI"), "{stderr}");
+    assert_eq!(stderr.contains("separate uid"), is_root(), "{stderr}");
+}

@@ -157,11 +157,17 @@ fn python_settings() -> Vec<PathBuf> {
         .collect()
 }
 
-/// The directory an argument installs the plugin from: for an existing script, the
-/// nearest folder above it with a `package.json` or `pyproject.toml` (the package root, so
-/// its modules load), else its own folder; for an existing directory, itself.
+/// The directory an argument installs the plugin from: for an existing script (or
+/// package tarball), the nearest folder above it with a `package.json` or `pyproject.toml`
+/// (the package root, so its modules load), else its own folder; for an existing
+/// directory, itself. An option's value counts too (`npx --package=/opt/plugin.tgz`).
 fn install_dir(arg: &str, working_dir: &Path) -> Option<PathBuf> {
-    if arg.starts_with('-') || arg.is_empty() {
+    let arg = match arg.strip_prefix("--") {
+        Some(option) => option.split_once('=')?.1,
+        None if arg.starts_with('-') => return None,
+        None => arg,
+    };
+    if arg.is_empty() {
         return None;
     }
     let path = working_dir.join(arg).canonicalize().ok()?;
@@ -196,6 +202,16 @@ mod tests {
         assert!(!rules.read_execute.iter().any(|rule| rule == &repo.path().canonicalize().unwrap()));
         assert_eq!(rules.private, vec![data]);
         assert!(!rules.read.contains(&PathBuf::from("/etc")));
+    }
+
+    #[test]
+    fn an_options_value_can_name_the_install_directory() {
+        let folder = tempfile::tempdir().unwrap();
+        std::fs::write(folder.path().join("plugin.tgz"), "").unwrap();
+        let option = format!("--package={}", folder.path().join("plugin.tgz").display());
+        assert_eq!(install_dir(&option, Path::new("/")), Some(folder.path().canonicalize().unwrap()));
+        assert_eq!(install_dir("--yes", Path::new("/")), None);
+        assert_eq!(install_dir("-y", Path::new("/")), None);
     }
 
     #[test]
