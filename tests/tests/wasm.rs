@@ -109,3 +109,43 @@ async fn a_server_that_never_finishes_the_tls_handshake_is_cut_off_at_the_connec
     assert_eq!(http_probe(&target, &[&server.address], true).await, "ErrorCode::ConnectionTimeout");
     assert_eq!(server.connections(), 1);
 }
+
+/// The data-directory escape: the users' folders are replaced by links to `/`, for a
+/// connected user and, planted in advance, for one not yet connected. A registered wasm
+/// plugin's start for either user is refused, naming the link; no guest gets `/` as its
+/// `/data`, and the plugin-wide instance, whose folder holds no other, still answers.
+#[tokio::test]
+async fn a_link_planted_in_place_of_a_users_data_directory_is_refused() {
+    use codex_plugin_host::host::{HostConfig, PluginHost};
+    use codex_plugin_host::plugin::PluginId;
+    use codex_plugin_host::registry::{Launch, PluginDefinition};
+    use codex_plugin_host::sandbox::data_dir::{instance_path, user_folder};
+
+    let dir = tempfile::tempdir().unwrap();
+    let host = PluginHost::open(HostConfig::new(dir.path())).expect("the host opens");
+    let definition =
+        PluginDefinition::new(Launch::Wasm { file: codex_plugin_host_tests::wasm_component_path("metadata-echo") });
+    host.registry().add(&PluginId::new("echo").unwrap(), &definition).unwrap();
+    host.registry().connect_user("echo", "alice", Default::default()).unwrap();
+    let search = serde_json::json!({"query": "dune"});
+    host.call("echo", Some("alice"), "metadata/series/search", search.clone()).await.expect("alice's instance starts");
+    host.call("echo", None, "metadata/series/search", search.clone()).await.expect("the plugin-wide instance starts");
+    let alice = instance_path(dir.path(), "echo", Some("alice"));
+    assert!(!alice.starts_with(instance_path(dir.path(), "echo", None)), "no instance's folder is inside another's");
+    // Stopped, so that the next calls start the instances again.
+    host.disable("echo").await.unwrap();
+    host.registry().set_enabled("echo", true).unwrap();
+
+    std::fs::remove_dir_all(&alice).unwrap();
+    std::os::unix::fs::symlink("../../../../../../../../../..", &alice).unwrap();
+    let bob = alice.with_file_name(user_folder("bob"));
+    std::os::unix::fs::symlink("/", &bob).unwrap();
+    host.registry().connect_user("echo", "bob", Default::default()).unwrap();
+    for user in ["alice", "bob"] {
+        let error = host.call("echo", Some(user), "metadata/series/search", search.clone()).await.unwrap_err();
+        assert!(error.to_string().contains("is not a real directory"), "{user}: {error}");
+    }
+    let answer = host.call("echo", None, "metadata/series/search", search).await.expect("the plugin-wide instance");
+    assert_eq!(answer["results"][0]["title"], serde_json::json!("dune"));
+    host.shutdown().await;
+}
