@@ -222,6 +222,42 @@ fn a_hostile_process_plugin_reaches_nothing_of_an_unprivileged_host() {
     attacks_as(is_root().then_some(NOBODY));
 }
 
+/// What the plugin process itself holds: its uid, its capabilities, its descriptors.
+fn self_report(setup: &Setup, extra: &[&str]) -> Value {
+    let results = setup.attack("hostile", json!({"self": true}), extra);
+    let (name, reached, detail) = &results[0];
+    assert!(name == "self" && *reached, "{results:?}");
+    serde_json::from_str(detail).unwrap()
+}
+
+/// A root host with separate uids turned off leaves its plugin uid 0, but without a single
+/// capability; and no descriptor the host's own caller left open reaches a plugin.
+#[test]
+fn a_plugin_holds_no_capability_and_no_inherited_descriptor() {
+    let setup = Setup::new(None);
+    setup.register("hostile", &[]);
+    let held = self_report(&setup, &["--disable-layer", "separate-uid"]);
+    assert_eq!(held["capEff"], json!("0000000000000000"), "{held}");
+    let held = self_report(&setup, &[]);
+    assert_eq!(held["capEff"], json!("0000000000000000"), "{held}");
+    // The host started with the database open on descriptor 7, as a careless caller might.
+    let database = setup.data.join("codex-plugin-host.sqlite3");
+    let key_file = setup.key_file.to_str().unwrap();
+    let params = json!({"query": json!({"self": true}).to_string()}).to_string();
+    let script = format!(
+        "exec 7<'{}'; exec '{HOST}' call --plugin hostile --data-dir '{}' --key-file '{key_file}' metadata/series/search '{params}'",
+        database.display(),
+        setup.data.display()
+    );
+    let output = Command::new("bash").args(["-c", &script]).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let detail: Value = serde_json::from_str(answer["results"][0]["title"].as_str().unwrap()).unwrap();
+    let held: Value = serde_json::from_str(detail["detail"].as_str().unwrap()).unwrap();
+    let descriptors = held["descriptors"].as_array().unwrap();
+    assert!(!descriptors.iter().any(|target| target.as_str().unwrap().contains("sqlite3")), "{held}");
+}
+
 /// Under a root host, Landlock alone and a separate uid alone each hold.
 #[test]
 fn each_layer_alone_holds_under_a_root_host() {

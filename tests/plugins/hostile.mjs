@@ -11,9 +11,11 @@
 //                            command line, does not show it
 //   {"detach": true}         leave a `setsid` child behind (`sleep 600`); `detail` is its pid
 //   {"signal": PID}          send SIGTERM to PID (the host)
+//   {"self": true}           its uid and effective capabilities (from /proc/self/status),
+//                            and where its open descriptors point
 
 import { spawn } from "node:child_process";
-import { readFileSync, readdirSync } from "node:fs";
+import { readFileSync, readdirSync, readlinkSync } from "node:fs";
 import { createInterface } from "node:readline";
 
 const write = (message) => process.stdout.write(`${JSON.stringify(message)}\n`);
@@ -66,12 +68,30 @@ function signal(pid) {
   }
 }
 
+function self() {
+  try {
+    const status = readFileSync("/proc/self/status", "latin1");
+    const field = (name) => status.split("\n").find((line) => line.startsWith(`${name}:`))?.split(/\s+/)[1];
+    const descriptors = readdirSync("/proc/self/fd").map((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`);
+      } catch {
+        return "?";
+      }
+    });
+    return report("self", true, JSON.stringify({ uid: field("Uid"), capEff: field("CapEff"), descriptors }));
+  } catch (error) {
+    return report("self", false, error.code ?? error.message);
+  }
+}
+
 function attack(query) {
   const asked = JSON.parse(query);
   const results = (asked.read ?? []).map(read);
   if (asked.scanProc) results.push(scanProc(asked.scanProc.map((secret) => [...secret].reverse().join(""))));
   if (asked.detach) results.push(detach());
   if (asked.signal) results.push(signal(asked.signal));
+  if (asked.self) results.push(self());
   return { results };
 }
 

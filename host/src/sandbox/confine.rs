@@ -104,59 +104,108 @@ fn prepare_launcher(policy: &LaunchPolicy, handled: &SigSet) -> Result<(), Strin
 
 /// In the forked child: everything up to the plugin's exec. Returns only on failure.
 fn start_plugin(policy: &LaunchPolicy, handled: &SigSet, environment: &[CString]) -> String {
+    match confine_child(policy, handled) {
+        Ok(()) => exec(policy, environment),
+        Err(why) => why,
+    }
+}
+
+fn confine_child(policy: &LaunchPolicy, handled: &SigSet) -> Result<(), String> {
     let launcher = getppid();
-    if let Err(error) = sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(handled), None) {
-        return format!("could not unblock signals: {error}");
-    }
-    if let Err(error) = setpgid(Pid::from_raw(0), Pid::from_raw(0)) {
-        return format!("could not start a process group: {error}");
-    }
-    if let Err(error) = std::env::set_current_dir(&policy.working_dir) {
-        return format!("could not enter {}: {error}", policy.working_dir.display());
-    }
-    // Built as root, before the uid changes: the rules' paths are opened here.
-    let ruleset = match &policy.landlock {
-        Some(rules) => match ruleset(rules) {
-            Ok(ruleset) => Some(ruleset),
-            Err(why) => return why,
-        },
-        None => None,
-    };
+    sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(handled), None)
+        .map_err(|error| format!("could not unblock signals: {error}"))?;
+    setpgid(Pid::from_raw(0), Pid::from_raw(0)).map_err(|error| format!("could not start a process group: {error}"))?;
+    // Built before the uid changes: the rules' paths are opened here.
+    let ruleset = policy.landlock.as_ref().map(ruleset).transpose()?;
     if let Some(uid) = policy.uid {
         let (uid, gid) = (Uid::from_raw(uid), Gid::from_raw(uid));
-        if let Err(error) =
-            setgroups(&[]).and_then(|()| setresgid(gid, gid, gid)).and_then(|()| setresuid(uid, uid, uid))
-        {
-            return format!("could not switch to the plugin's uid {uid}: {error}");
-        }
+        setgroups(&[])
+            .and_then(|()| setresgid(gid, gid, gid))
+            .and_then(|()| setresuid(uid, uid, uid))
+            .map_err(|error| format!("could not switch to the plugin's uid {uid}: {error}"))?;
+    } else if policy.drop_capabilities {
+        drop_capabilities()?;
     }
     // Set after the uid change, which clears it.
-    if let Err(error) = prctl::set_pdeathsig(Signal::SIGKILL) {
-        return format!("could not set a parent-death signal: {error}");
-    }
+    prctl::set_pdeathsig(Signal::SIGKILL).map_err(|error| format!("could not set a parent-death signal: {error}"))?;
     if getppid() != launcher {
-        return "the launcher is gone".into();
+        return Err("the launcher is gone".into());
     }
+    enter_working_dir(policy)?;
     match std::fs::create_dir(policy.data_dir.join("tmp")) {
         Ok(()) => {}
         Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(error) => return format!("could not create the plugin's tmp/ in {}: {error}", policy.data_dir.display()),
+        Err(error) => {
+            return Err(format!("could not create the plugin's tmp/ in {}: {error}", policy.data_dir.display()));
+        }
     }
-    if let Some(limit) = policy.memory_limit_bytes
-        && let Err(error) = setrlimit(Resource::RLIMIT_AS, limit, limit)
-    {
-        return format!("could not set the memory limit: {error}");
+    if let Some(limit) = policy.memory_limit_bytes {
+        setrlimit(Resource::RLIMIT_AS, limit, limit)
+            .map_err(|error| format!("could not set the memory limit: {error}"))?;
     }
-    if let Err(error) = prctl::set_no_new_privs() {
-        return format!("could not set no_new_privs: {error}");
-    }
+    prctl::set_no_new_privs().map_err(|error| format!("could not set no_new_privs: {error}"))?;
     if let Some(ruleset) = ruleset {
         match ruleset.restrict_self() {
             Ok(status) if status.ruleset != RulesetStatus::NotEnforced => {}
-            Ok(_) => return "Landlock was planned but the kernel enforced none of it".into(),
-            Err(error) => return format!("could not apply Landlock: {error}"),
+            Ok(_) => return Err("Landlock was planned but the kernel enforced none of it".into()),
+            Err(error) => return Err(format!("could not apply Landlock: {error}")),
         }
     }
+    Ok(())
+}
+
+/// Enters the working directory as the plugin's own user, so it reaches no folder by it
+/// that it could not reach by path; one it cannot enter leaves it in its data directory.
+fn enter_working_dir(policy: &LaunchPolicy) -> Result<(), String> {
+    if std::env::set_current_dir(&policy.working_dir).is_ok() {
+        return Ok(());
+    }
+    eprintln!("sandbox: the plugin cannot enter {}; it runs in its data directory", policy.working_dir.display());
+    std::env::set_current_dir(&policy.data_dir)
+        .map_err(|error| format!("could not enter {}: {error}", policy.data_dir.display()))
+}
+
+/// A plugin left as root (an admin turned separate uids off) keeps none of root's
+/// capabilities: the bounding set, the ambient set and its own sets are emptied, so no
+/// exec gives any back.
+fn drop_capabilities() -> Result<(), String> {
+    let failed = |what: &str, error: nix::errno::Errno| format!("could not drop {what}: {error}");
+    for capability in 0..64 {
+        // SAFETY: PR_CAPBSET_DROP takes a capability number; past the last one it fails.
+        if unsafe { nix::libc::prctl(nix::libc::PR_CAPBSET_DROP, capability, 0, 0, 0) } != 0 {
+            let error = nix::errno::Errno::last();
+            if error == nix::errno::Errno::EINVAL {
+                break;
+            }
+            return Err(failed("the capability bounding set", error));
+        }
+    }
+    // SAFETY: clears the ambient set; takes no pointers.
+    unsafe { nix::libc::prctl(nix::libc::PR_CAP_AMBIENT, nix::libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) };
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    let header = Header { version: VERSION_3, pid: 0 };
+    let none = [Data { effective: 0, permitted: 0, inheritable: 0 }; 2];
+    // SAFETY: capset reads one header and two data records, which live on this stack.
+    if unsafe { nix::libc::syscall(nix::libc::SYS_capset, &header, none.as_ptr()) } != 0 {
+        return Err(failed("the capabilities", nix::errno::Errno::last()));
+    }
+    Ok(())
+}
+
+/// Execs the plugin with no descriptor but its stdio; returns only on failure.
+fn exec(policy: &LaunchPolicy, environment: &[CString]) -> String {
     let program = match CString::new(policy.program.as_os_str().as_bytes()) {
         Ok(program) => program,
         Err(_) => return "the program's path contains NUL".into(),
@@ -168,6 +217,9 @@ fn start_plugin(policy: &LaunchPolicy, handled: &SigSet, environment: &[CString]
             Err(_) => return format!("argument {arg:?} contains NUL"),
         }
     }
+    // Whatever the host's own caller left open is not the plugin's.
+    // SAFETY: closes descriptors from 3 up; takes no pointers.
+    unsafe { nix::libc::syscall(nix::libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
     let error = nix::unistd::execve(&program, &args, environment).unwrap_err();
     let hint = match (error, policy.uid) {
         (nix::errno::Errno::EACCES, Some(uid)) => format!(
@@ -183,6 +235,8 @@ fn start_plugin(policy: &LaunchPolicy, handled: &SigSet, environment: &[CString]
 /// the kernel has them (the plugin can then signal nothing outside its sandbox: not the
 /// host, not the launcher).
 fn ruleset(rules: &FsRules) -> Result<landlock::RulesetCreated, String> {
+    // No device nodes in the private directory, whatever the plugin's privileges.
+    let private = AccessFs::from_all(ABI::V6) & !(AccessFs::MakeChar | AccessFs::MakeBlock);
     let abi = ABI::V6;
     let failed = |error: landlock::RulesetError| format!("could not build the Landlock ruleset: {error}");
     let read_execute = AccessFs::from_read(abi);
@@ -194,12 +248,13 @@ fn ruleset(rules: &FsRules) -> Result<landlock::RulesetCreated, String> {
         .and_then(|ruleset| ruleset.scope(Scope::from_all(abi)))
         .and_then(Ruleset::create)
         .map_err(failed)?;
-    let own_proc = format!("/proc/{}", getpid());
+    // Its own `/proc/<pid>`, whatever its pid is called in the namespace it runs in.
+    let own_proc = "/proc/self".to_owned();
     let groups = [
         (rules.read_execute.clone(), read_execute),
         (rules.read.iter().cloned().chain([own_proc.into()]).collect(), read),
         (rules.devices.clone(), device),
-        (rules.private.clone(), AccessFs::from_all(abi)),
+        (rules.private.clone(), private),
     ];
     for (paths, access) in groups {
         for path in paths {
@@ -259,7 +314,10 @@ fn reap(plugin: Pid) -> Option<WaitStatus> {
 fn kill_descendants(plugin: Pid) {
     let _ = killpg(plugin, Signal::SIGKILL);
     let children_file = format!("/proc/self/task/{}/children", getpid());
-    for _ in 0..10_000 {
+    // Until none is left: a chain of processes forking as they die takes as many rounds as
+    // it is deep. Bounded in time only, so the launcher itself cannot be held forever.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
         let children: Vec<Pid> = std::fs::read_to_string(&children_file)
             .unwrap_or_default()
             .split_whitespace()

@@ -176,6 +176,10 @@ pub fn open_instance_dir(
                 open_level(plugin_dir.as_fd(), PLUGIN_WIDE_FOLDER, &path, owner, Mode::from_bits_truncate(0o700))?;
             if created {
                 migrate_flat_layout(plugin_dir.as_fd(), dir.as_fd(), &path);
+                // What moved in was the host's: the plugin's now.
+                if let Owner::Plugin(uid) = owner {
+                    chown_tree(dir.as_fd(), uid, &path)?;
+                }
             }
             dir
         }
@@ -363,6 +367,23 @@ mod tests {
         assert!(plugin_wide.path().join("covers").is_dir());
         assert!(old.join("users/0011223344556677").is_dir());
         assert!(!old.join("cache.json").exists());
+    }
+
+    /// Under a root host the moved files become the plugin's, so it can still write them.
+    #[test]
+    fn what_the_old_layout_moves_in_belongs_to_the_plugins_uid() {
+        if !Uid::effective().is_root() {
+            return;
+        }
+        let root = tempfile::tempdir().unwrap();
+        let old = root.path().join("plugins/reader");
+        std::fs::create_dir_all(old.join("covers")).unwrap();
+        std::fs::write(old.join("covers/1.jpg"), "x").unwrap();
+        let dir =
+            open_instance_dir(root.path(), "reader", None, Owner::Plugin(70_001), Traversal::PassThrough).unwrap();
+        for moved in ["", "covers", "covers/1.jpg"] {
+            assert_eq!(std::fs::metadata(dir.path().join(moved)).unwrap().uid(), 70_001, "{moved}");
+        }
     }
 
     #[test]

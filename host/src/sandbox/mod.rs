@@ -224,6 +224,7 @@ impl ProcessSandbox {
             working_dir: working_dir.to_path_buf(),
             data_dir: self.data_dir().to_path_buf(),
             uid: self.uid,
+            drop_capabilities: self.uid.is_none() && self.plan.confines() && nix::unistd::Uid::effective().is_root(),
             landlock,
             memory_limit_bytes,
             host_pid: std::process::id() as i32,

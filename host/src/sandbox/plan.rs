@@ -139,6 +139,9 @@ impl Plan {
     pub fn describe(&self) -> String {
         let mut layers = Vec::new();
         match self.landlock_abi {
+            Some(abi) if abi < 6 => {
+                layers.push(format!("landlock (ABI {abi}: signals and abstract sockets not scoped)"))
+            }
             Some(abi) => layers.push(format!("landlock (ABI {abi})")),
             None => layers.push("no landlock".to_owned()),
         }

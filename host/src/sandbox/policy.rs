@@ -20,6 +20,9 @@ pub struct LaunchPolicy {
     pub data_dir: PathBuf,
     /// The uid (and gid) to run as, or the host's.
     pub uid: Option<u32>,
+    /// A root host's plugin that keeps uid 0 (separate uids turned off) loses every
+    /// capability.
+    pub drop_capabilities: bool,
     /// The Landlock rules, when Landlock is one of the layers.
     pub landlock: Option<FsRules>,
     /// `RLIMIT_AS`, if any.
@@ -42,9 +45,9 @@ pub struct FsRules {
     pub private: Vec<PathBuf>,
 }
 
-/// System directories of programs and libraries.
-const SYSTEM_DIRS: [&str; 10] =
-    ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/opt", "/nix/store", "/snap"];
+/// System directories of programs and libraries. Not `/opt`, where an admin may keep a
+/// service's secrets: a program installed there gets its own prefix (`/opt/node`) only.
+const SYSTEM_DIRS: [&str; 9] = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/nix/store", "/snap"];
 
 /// What of `/etc` a runtime reads: TLS roots, name resolution, the loader's cache, users,
 /// time zone, npm's and Python's settings. Not `/etc` itself, where an admin may keep keys.
@@ -114,10 +117,21 @@ pub fn fs_rules(
 ) -> Result<FsRules, ExposesHostFiles> {
     let mut read_execute: Vec<PathBuf> = SYSTEM_DIRS.iter().map(PathBuf::from).collect();
     let mut install = Vec::new();
-    if let Some(dir) = program.parent() {
-        install.push(dir.to_path_buf());
-    }
-    install.extend(args.iter().filter_map(|arg| install_dir(arg, working_dir)));
+    install.extend(program_prefix(program));
+    // Paths the plugin can change never choose what it may read: not its arguments resolved
+    // from a working directory it writes (a registered plugin's is its data directory), nor
+    // anything inside the host's data directory, where a plugin could plant a link.
+    let inside_protected = |path: &Path| {
+        protected.iter().any(|protected| {
+            let real = protected.canonicalize().unwrap_or_else(|_| protected.clone());
+            path.starts_with(protected) || path.starts_with(&real)
+        })
+    };
+    let relative_allowed = !inside_protected(working_dir);
+    let named = args.iter().filter_map(|arg| arg_path(arg)).map(Path::new);
+    let named = named.filter(|path| path.is_absolute() || relative_allowed).map(|path| working_dir.join(path));
+    let outside = named.filter(|path| !inside_protected(path));
+    install.extend(outside.filter_map(|path| install_dir(&path)).filter(|dir| !inside_protected(dir)));
     install.retain(|dir| !read_execute.iter().any(|system| dir.starts_with(system)));
     install.sort();
     install.dedup();
@@ -147,6 +161,18 @@ pub fn fs_rules(
     Ok(rules)
 }
 
+/// The program's own folder, or, for a program in a `bin` folder, the prefix above it
+/// (`/opt/node/bin/node` gets `/opt/node`, with its `lib/`).
+fn program_prefix(program: &Path) -> Option<PathBuf> {
+    let folder = program.parent()?;
+    match folder.file_name() {
+        Some(name) if name == "bin" => {
+            folder.parent().filter(|prefix| *prefix != Path::new("/")).map(Path::to_path_buf)
+        }
+        _ => Some(folder.to_path_buf()),
+    }
+}
+
 /// `/etc/python3*`, read by Python at start.
 fn python_settings() -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir("/etc") else { return Vec::new() };
@@ -157,20 +183,23 @@ fn python_settings() -> Vec<PathBuf> {
         .collect()
 }
 
-/// The directory an argument installs the plugin from: for an existing script (or
-/// package tarball), the nearest folder above it with a `package.json` or `pyproject.toml`
-/// (the package root, so its modules load), else its own folder; for an existing
-/// directory, itself. An option's value counts too (`npx --package=/opt/plugin.tgz`).
-fn install_dir(arg: &str, working_dir: &Path) -> Option<PathBuf> {
-    let arg = match arg.strip_prefix("--") {
+/// The path an argument may name: itself, or an option's value (`npx
+/// --package=/opt/plugin.tgz`); never a flag.
+fn arg_path(arg: &str) -> Option<&str> {
+    let path = match arg.strip_prefix("--") {
         Some(option) => option.split_once('=')?.1,
         None if arg.starts_with('-') => return None,
         None => arg,
     };
-    if arg.is_empty() {
-        return None;
-    }
-    let path = working_dir.join(arg).canonicalize().ok()?;
+    Some(path).filter(|path| !path.is_empty())
+}
+
+/// The directory a path installs the plugin from: for an existing script (or package
+/// tarball), the nearest folder above it with a `package.json` or `pyproject.toml` (the
+/// package root, so its modules load), else its own folder; for an existing directory,
+/// itself.
+fn install_dir(path: &Path) -> Option<PathBuf> {
+    let path = path.canonicalize().ok()?;
     if path.is_dir() {
         return Some(path);
     }
@@ -204,14 +233,43 @@ mod tests {
         assert!(!rules.read.contains(&PathBuf::from("/etc")));
     }
 
+    /// The escape a reviewer found: a registered plugin (working in its own data directory)
+    /// plants a link named like its argument, pointing at another plugin's folder or `/etc`;
+    /// at its next start that must not widen what it may read.
+    #[test]
+    fn a_link_the_plugin_planted_never_widens_its_rules() {
+        let root = tempfile::tempdir().unwrap();
+        let data_root = root.path().join("data");
+        let own = data_root.join("plugins/sym/plugin");
+        std::fs::create_dir_all(&own).unwrap();
+        std::os::unix::fs::symlink("/etc", own.join("settings")).unwrap();
+        let rules =
+            fs_rules(Path::new("/usr/bin/node"), &["settings".into()], &own, &own, std::slice::from_ref(&data_root))
+                .unwrap();
+        assert!(!rules.read_execute.iter().any(|rule| rule.starts_with("/etc")), "{rules:?}");
+        assert!(!rules.read.contains(&PathBuf::from("/etc")));
+        // An absolute argument into the data directory is no install directory either.
+        let planted = own.join("settings").display().to_string();
+        let rules = fs_rules(Path::new("/usr/bin/node"), &[planted], root.path(), &own, &[data_root]).unwrap();
+        assert!(!rules.read_execute.iter().any(|rule| rule.starts_with("/etc")), "{rules:?}");
+    }
+
+    #[test]
+    fn a_program_in_opt_gets_its_prefix_not_opt() {
+        let rules = fs_rules(Path::new("/opt/node/bin/node"), &[], Path::new("/"), Path::new("/d"), &[]).unwrap();
+        assert!(rules.read_execute.contains(&PathBuf::from("/opt/node")));
+        assert!(!rules.read_execute.contains(&PathBuf::from("/opt")));
+    }
+
     #[test]
     fn an_options_value_can_name_the_install_directory() {
         let folder = tempfile::tempdir().unwrap();
         std::fs::write(folder.path().join("plugin.tgz"), "").unwrap();
         let option = format!("--package={}", folder.path().join("plugin.tgz").display());
-        assert_eq!(install_dir(&option, Path::new("/")), Some(folder.path().canonicalize().unwrap()));
-        assert_eq!(install_dir("--yes", Path::new("/")), None);
-        assert_eq!(install_dir("-y", Path::new("/")), None);
+        let named = arg_path(&option).unwrap();
+        assert_eq!(install_dir(Path::new(named)), Some(folder.path().canonicalize().unwrap()));
+        assert_eq!(arg_path("--yes"), None);
+        assert_eq!(arg_path("-y"), None);
     }
 
     #[test]

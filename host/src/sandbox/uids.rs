@@ -14,8 +14,9 @@ use std::path::Path;
 /// The table of plugins' uids, in the plugins folder.
 pub const UIDS_FILE: &str = ".sandbox-uids";
 
-/// The default range: above Debian's dynamic and system ranges, below `nobody` (65534),
-/// and within the 65,536 uids a container's user namespace usually maps.
+/// The default range: below `nobody` (65534) and within the 65,536 uids a container's user
+/// namespace usually maps. Uids that `/etc/passwd` or `/etc/group` name are skipped. The
+/// table is per data directory: two hosts on one machine need ranges of their own.
 pub const DEFAULT_UID_RANGE: Range<u32> = Range { start: 61_000, end: 65_000 };
 
 #[derive(Debug, thiserror::Error)]
@@ -50,12 +51,25 @@ pub fn plugin_uid(plugins_dir: &Path, plugin: &str, range: &Range<u32>) -> Resul
     if let Some((uid, _)) = taken.iter().find(|(_, name)| *name == plugin) {
         return Ok(*uid);
     }
-    let uid = range.clone().find(|uid| !taken.iter().any(|(taken, _)| taken == uid));
+    let known = known_ids();
+    let uid = range.clone().find(|uid| !taken.iter().any(|(taken, _)| taken == uid) && !known.contains(uid));
     let uid = uid.ok_or_else(|| UidError::Exhausted { range: range.clone() })?;
     file.seek(std::io::SeekFrom::End(0)).map_err(io)?;
     writeln!(file, "{uid} {plugin}").map_err(io)?;
     file.sync_data().map_err(io)?;
     Ok(uid)
+}
+
+/// Uids and gids the system already gives to users and groups (`/etc/passwd`,
+/// `/etc/group`): never handed to a plugin.
+fn known_ids() -> Vec<u32> {
+    ["/etc/passwd", "/etc/group"]
+        .iter()
+        .filter_map(|file| std::fs::read_to_string(file).ok())
+        .flat_map(|text| {
+            text.lines().filter_map(|line| line.split(':').nth(2).and_then(|id| id.parse().ok())).collect::<Vec<u32>>()
+        })
+        .collect()
 }
 
 /// The uid `plugin` was given, if it ever was (nothing is created or locked).
@@ -69,9 +83,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_uid_the_system_uses_is_never_handed_out() {
+        let dir = tempfile::tempdir().unwrap();
+        // `nobody` is 65534 on every Debian system; the range holds only it and one more.
+        assert_eq!(plugin_uid(dir.path(), "a", &(65534..65536)).unwrap(), 65535);
+    }
+
+    #[test]
     fn each_plugin_keeps_its_own_uid() {
         let dir = tempfile::tempdir().unwrap();
-        let range = 100..103;
+        let range = 70_000..70_003;
         let a = plugin_uid(dir.path(), "a", &range).unwrap();
         let b = plugin_uid(dir.path(), "b", &range).unwrap();
         assert_ne!(a, b);

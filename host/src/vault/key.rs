@@ -51,10 +51,15 @@ impl EncryptionKey {
     /// or write (mode 0600 or stricter), read up to [`KEY_FILE_MAX_BYTES`].
     pub fn from_file(path: &Path) -> Result<Self, VaultError> {
         use std::io::Read as _;
-        use std::os::unix::fs::PermissionsExt as _;
+        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
         let origin = path.display().to_string();
         let malformed = |why: String| VaultError::MalformedKey { origin: origin.clone(), why };
-        let file = std::fs::File::open(path).map_err(|error| malformed(format!("unreadable ({error})")))?;
+        // Non-blocking: a FIFO given as the key file is refused below, not waited on.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK)
+            .open(path)
+            .map_err(|error| malformed(format!("unreadable ({error})")))?;
         let metadata = file.metadata().map_err(|error| malformed(format!("unreadable ({error})")))?;
         if !metadata.is_file() {
             return Err(malformed("it is not a regular file".into()));
