@@ -160,30 +160,15 @@ fn reversed(text: &str) -> String {
     text.chars().rev().collect()
 }
 
-/// Whether a process is gone, waiting up to 5 s.
-fn gone(pid: i32) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        // Gone, or a zombie nobody reaped yet.
-        if state.is_empty() || state.split(") ").nth(1).is_some_and(|rest| rest.starts_with('Z')) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
-
 fn assert_confined(setup: &Setup, extra: &[&str]) {
     let results = setup.attack("hostile", setup.targets(), extra);
     assert_eq!(results.len(), 5, "{results:?}");
     for (name, reached, detail) in &results[..4] {
         assert!(!reached, "the confined plugin reached {name}: {detail}");
     }
-    let (name, _, pid) = &results[4];
+    let (name, _, marker) = &results[4];
     assert_eq!(name, "detach");
-    let pid: i32 = pid.parse().unwrap();
-    assert!(gone(pid), "the plugin's setsid child {pid} outlived it");
+    assert!(all_gone(marker), "the plugin's setsid child outlived it");
 }
 
 /// The same plugin, knowingly unconfined, reads the database, the key file and the other
@@ -198,8 +183,7 @@ fn assert_unconfined_reaches(setup: &Setup) {
     }
     let (_, environ_read, detail) = &results[3];
     assert_eq!(*environ_read, setup.run_as.is_none() && is_root(), "{detail}");
-    let pid: i32 = results[4].2.parse().unwrap();
-    assert!(gone(pid), "the launcher still kills what an unconfined plugin leaves");
+    assert!(all_gone(&results[4].2), "the launcher still kills what an unconfined plugin leaves");
 }
 
 /// The attacks, confined and then knowingly unconfined, by a host run as `run_as`.
@@ -256,6 +240,34 @@ fn a_plugin_holds_no_capability_and_no_inherited_descriptor() {
     let held: Value = serde_json::from_str(detail["detail"].as_str().unwrap()).unwrap();
     let descriptors = held["descriptors"].as_array().unwrap();
     assert!(!descriptors.iter().any(|target| target.as_str().unwrap().contains("sqlite3")), "{held}");
+}
+
+/// Whether every process marked `marker` is gone, waiting up to 10 s.
+fn all_gone(marker: &str) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while processes_marked(marker) > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    processes_marked(marker) == 0
+}
+
+/// Processes whose command line holds `marker`.
+fn processes_marked(marker: &str) -> usize {
+    let entries = std::fs::read_dir("/proc").unwrap().filter_map(Result::ok);
+    let command_lines = entries.filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok());
+    command_lines.filter(|line| String::from_utf8_lossy(line).contains(marker)).count()
+}
+
+/// A chain of 300 shells, each in a session of its own and started by the one before, is
+/// gone when the call returns (at once in a PID namespace; round by round without one).
+#[test]
+fn a_chain_of_detached_descendants_is_gone_with_the_plugin() {
+    let setup = Setup::new(None);
+    setup.register("hostile", &[]);
+    let results = setup.attack("hostile", json!({"chain": 300}), &[]);
+    let marker = &results[0].2;
+    assert!(marker.starts_with("codex-chain-"), "{results:?}");
+    assert!(all_gone(marker), "the chain outlived its plugin");
 }
 
 /// Under a root host, Landlock alone and a separate uid alone each hold.

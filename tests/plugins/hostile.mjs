@@ -9,13 +9,17 @@
 //                            the pids where one of the secrets shows (`reached` when any does);
 //                            each secret is given reversed, so the query itself, on the test's
 //                            command line, does not show it
-//   {"detach": true}         leave a `setsid` child behind (`sleep 600`); `detail` is its pid
+//   {"detach": true}         leave a `setsid` child behind (a shell sleeping 600 s); `detail`
+//                            is the marker on its command line (pids differ in a namespace)
 //   {"signal": PID}          send SIGTERM to PID (the host)
+//   {"chain": N}             leave behind a chain of N shells, each started by the one before
+//                            in a session of its own, each then sleeping; `detail` is the
+//                            marker every one of them carries on its command line
 //   {"self": true}           its uid and effective capabilities (from /proc/self/status),
 //                            and where its open descriptors point
 
 import { spawn } from "node:child_process";
-import { readFileSync, readdirSync, readlinkSync } from "node:fs";
+import { chmodSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 
 const write = (message) => process.stdout.write(`${JSON.stringify(message)}\n`);
@@ -54,9 +58,18 @@ function scanProc(secrets) {
 }
 
 function detach() {
-  const child = spawn("setsid", ["sleep", "600"], { detached: true, stdio: "ignore" });
-  child.unref();
-  return report("detach", true, child.pid);
+  const marker = `codex-detached-${process.pid}-${Date.now()}`;
+  spawn("setsid", ["sh", "-c", `sleep 600; : ${marker}`], { detached: true, stdio: "ignore" }).unref();
+  return report("detach", true, marker);
+}
+
+function chain(depth) {
+  const marker = `codex-chain-${process.pid}`;
+  const script = `${process.env.TMPDIR}/${marker}.sh`;
+  writeFileSync(script, '#!/bin/sh\n[ "$1" -gt 0 ] && setsid "$0" $(($1 - 1)) &\nexec sleep 600\n');
+  chmodSync(script, 0o755);
+  spawn("setsid", [script, String(depth)], { detached: true, stdio: "ignore" }).unref();
+  return report("chain", true, marker);
 }
 
 function signal(pid) {
@@ -92,6 +105,7 @@ function attack(query) {
   if (asked.detach) results.push(detach());
   if (asked.signal) results.push(signal(asked.signal));
   if (asked.self) results.push(self());
+  if (asked.chain) results.push(chain(asked.chain));
   return { results };
 }
 

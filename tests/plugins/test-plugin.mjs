@@ -16,7 +16,8 @@
 //   bad-manifest      returns the manifest with ARG (a JSON object) merged into it
 //   ignores-shutdown  answers `shutdown` but stays alive, ignoring stdin EOF and SIGTERM
 //   stuck             answers `initialize`, then nothing at all, ignoring stdin EOF and SIGTERM
-//   grandchild        starts a long-lived grandchild process; search returns its pid
+//   grandchild        starts a long-lived grandchild process; search returns the marker on its
+//                     command line (its pid may be a PID namespace's)
 //   bad-result        answers `metadata/series/get` with a result of the wrong shape
 //
 // In every scenario `metadata/series/search` also runs storage commands given as its
@@ -105,7 +106,7 @@ async function search(params) {
     return { results: [{ externalId: params.query, title: `slept ${params.query} ms` }] };
   }
   if (scenario === "grandchild") {
-    return { results: [{ externalId: "grandchild", title: String(grandchild.pid) }] };
+    return { results: [{ externalId: "grandchild", title: grandchildMarker }] };
   }
   const results = [];
   for (const command of params.query.split(";").filter(Boolean)) {
@@ -161,10 +162,10 @@ if (scenario === "ignores-shutdown" || scenario === "stuck") {
   process.on("SIGTERM", () => {});
   setInterval(() => {}, 1000);
 }
-const grandchild =
-  scenario === "grandchild"
-    ? spawn(process.execPath, ["-e", "setInterval(() => {}, 1000)"], { stdio: "ignore" })
-    : undefined;
+const grandchildMarker = `codex-grandchild-${process.pid}-${Date.now()}`;
+if (scenario === "grandchild") {
+  spawn(process.execPath, ["-e", "setInterval(() => {}, 1000)", grandchildMarker], { stdio: "ignore" });
+}
 if (scenario === "stderr-flood") process.stderr.write(`${"[INFO] start-up noise ".repeat(64)}\n`.repeat(24_000));
 
 const lines = createInterface({ input: process.stdin, terminal: false });

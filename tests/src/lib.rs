@@ -331,6 +331,24 @@ pub async fn process_ends(pid: i32) -> bool {
     false
 }
 
+/// How many processes have `marker` on their command line.
+pub fn processes_marked(marker: &str) -> usize {
+    let entries = std::fs::read_dir("/proc").expect("/proc").filter_map(Result::ok);
+    let command_lines = entries.filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok());
+    command_lines.filter(|line| String::from_utf8_lossy(line).contains(marker)).count()
+}
+
+/// Whether every process with `marker` on its command line has ended, waiting up to 5 s.
+pub async fn marked_processes_end(marker: &str) -> bool {
+    for _ in 0..100 {
+        if processes_marked(marker) == 0 {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
 /// A server on a loopback port that answers each connection as it was told (`200 ok`, or a
 /// stall) and counts the connections it was sent; it serves until the test binary ends.
 pub struct LoopbackServer {

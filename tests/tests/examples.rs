@@ -289,7 +289,9 @@ async fn memory_hog_on(transport: Transport) {
 
 async fn stdout_flood_on(transport: Transport) {
     let host = TestHost::new();
-    let plugin = start_with(&host, "stdout-flood", transport, short_timeouts).await;
+    // The search's own deadline (10 s): the flood, not a deadline, must end it; junk is no
+    // progress, so a wasm guest flooding for that long would be interrupted too.
+    let plugin = start_with(&host, "stdout-flood", transport, |_| {}).await;
     let pid = plugin.process_id();
     let error = plugin.call::<SeriesSearch>(&search("x")).await.unwrap_err();
     // Junk is skipped, without being buffered, until 16 MiB of it: then the flood is a fault.

@@ -5,7 +5,7 @@ use codex_plugin_host::dispatch::CloseReason;
 use codex_plugin_host::plugin::{Plugin, PluginError};
 use codex_plugin_host::protocol::methods::{NoParams, Ping, SeriesSearch};
 use codex_plugin_host::protocol::types::metadata::SeriesSearchParams;
-use codex_plugin_host_tests::{TestHost, process_ends, steps};
+use codex_plugin_host_tests::{TestHost, marked_processes_end, process_ends, processes_marked, steps};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -150,14 +150,10 @@ async fn the_whole_process_group_dies_with_the_plugin() {
     let host = TestHost::new();
     let plugin = host.test_plugin("family", "grandchild").await;
     let response = plugin.call::<SeriesSearch>(&search("x")).await.unwrap();
-    let grandchild: i32 = response.results[0].title.parse().unwrap();
-    assert!(!process_ends_now(grandchild), "the grandchild runs while the plugin does");
+    let marker = &response.results[0].title;
+    assert_eq!(processes_marked(marker), 1, "the grandchild runs while the plugin does");
     plugin.shutdown().await;
-    assert!(process_ends(grandchild).await, "grandchild {grandchild} outlived the plugin");
-}
-
-fn process_ends_now(pid: i32) -> bool {
-    !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    assert!(marked_processes_end(marker).await, "the grandchild outlived the plugin");
 }
 
 #[tokio::test]

@@ -26,10 +26,15 @@ use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, killpg, sigprocmask};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Gid, Pid, Uid, fork, getpid, getppid, setgroups, setpgid, setresgid, setresuid};
 use std::ffi::CString;
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::time::Duration;
 
+use super::pid_namespace;
 use super::policy::{FsRules, LaunchPolicy, POLICY_VARIABLE};
+
+/// Processes and threads all instances of one plugin's uid may have at once.
+const MAX_PROCESSES: u64 = 4096;
 
 /// The launcher's exit status when the plugin could not be started as planned.
 pub const REFUSED: i32 = 126;
@@ -54,19 +59,35 @@ pub fn run() -> ! {
         refuse(&error);
     }
     let environment = plugin_environment();
+    // Where namespaces are allowed: the kernel, not the launcher, ends what the plugin leaves.
+    let namespace = if Uid::effective().is_root() && pid_namespace::enter() {
+        match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+            Ok(pipe) => Some(pipe),
+            Err(error) => refuse(&format!("could not make a pipe: {error}")),
+        }
+    } else {
+        None
+    };
     // SAFETY: the launcher is single-threaded (started by exec, no runtime), so the child
     // may allocate and run ordinary code before its exec.
     match unsafe { fork() } {
         Ok(ForkResult::Child) => {
-            let why = start_plugin(&policy, &handled, &environment);
-            refuse(&why)
+            let start = || start_plugin(&policy, &handled, &environment);
+            match namespace {
+                Some((read, write)) => {
+                    drop(read);
+                    pid_namespace::run_init(start, &handled, write)
+                }
+                None => refuse(&start()),
+            }
         }
-        Ok(ForkResult::Parent { child }) => supervise(child, &handled),
+        Ok(ForkResult::Parent { child }) => supervise(child, &handled, namespace.map(|(read, _)| read)),
         Err(error) => refuse(&format!("could not fork: {error}")),
     }
 }
 
-fn refuse(why: &str) -> ! {
+/// Says why the plugin could not start, and ends with [`REFUSED`].
+pub(super) fn refuse(why: &str) -> ! {
     eprintln!("sandbox: {why}");
     std::process::exit(REFUSED)
 }
@@ -138,6 +159,12 @@ fn confine_child(policy: &LaunchPolicy, handled: &SigSet) -> Result<(), String> 
         Err(error) => {
             return Err(format!("could not create the plugin's tmp/ in {}: {error}", policy.data_dir.display()));
         }
+    }
+    // A uid of its own: its processes (threads included) are counted, so a fork bomb stops
+    // at a number the launcher can kill.
+    if policy.uid.is_some() {
+        setrlimit(Resource::RLIMIT_NPROC, MAX_PROCESSES, MAX_PROCESSES)
+            .map_err(|error| format!("could not limit the plugin's processes: {error}"))?;
     }
     if let Some(limit) = policy.memory_limit_bytes {
         setrlimit(Resource::RLIMIT_AS, limit, limit)
@@ -268,7 +295,9 @@ fn ruleset(rules: &FsRules) -> Result<landlock::RulesetCreated, String> {
 }
 
 /// The launcher's life after the fork: wait, pass signals on, clean up, end as the plugin.
-fn supervise(plugin: Pid, handled: &SigSet) -> ! {
+/// `child` is the plugin, or, in a PID namespace, the namespace's init, which sends the
+/// plugin's status on `namespace`.
+fn supervise(child: Pid, handled: &SigSet, namespace: Option<OwnedFd>) -> ! {
     // The pipes belong to the plugin; holding them would hide its end from the host.
     if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
         let _ = nix::unistd::dup2_stdin(&null);
@@ -281,24 +310,29 @@ fn supervise(plugin: Pid, handled: &SigSet) -> ! {
         };
         match signal {
             Signal::SIGCHLD => {
-                if let Some(status) = reap(plugin) {
-                    kill_descendants(plugin);
-                    end_as(status);
+                if let Some(reaped) = reap(child) {
+                    let plugins = namespace.as_ref().and_then(|pipe| pid_namespace::received_status(pipe, child));
+                    kill_descendants(child);
+                    end_as(plugins.unwrap_or(reaped));
                 }
             }
             Signal::SIGUSR1 => {
-                kill_descendants(plugin);
-                end_as(WaitStatus::Signaled(plugin, Signal::SIGKILL, false));
+                kill_descendants(child);
+                end_as(WaitStatus::Signaled(child, Signal::SIGKILL, false));
+            }
+            // The init passes it on to the plugin's group; without one, the plugin leads it.
+            other if namespace.is_some() => {
+                let _ = kill(child, other);
             }
             other => {
-                let _ = killpg(plugin, other);
+                let _ = killpg(child, other);
             }
         }
     }
 }
 
 /// Reaps every child that ended; the plugin's status once it is among them.
-fn reap(plugin: Pid) -> Option<WaitStatus> {
+pub(super) fn reap(plugin: Pid) -> Option<WaitStatus> {
     let mut ended = None;
     loop {
         match waitpid(None, Some(WaitPidFlag::WNOHANG)) {

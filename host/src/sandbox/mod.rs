@@ -8,6 +8,7 @@
 
 pub mod confine;
 pub mod data_dir;
+mod pid_namespace;
 pub mod plan;
 pub mod policy;
 pub mod uids;

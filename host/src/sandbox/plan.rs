@@ -147,7 +147,7 @@ impl Plan {
         }
         layers.push(if self.separate_uid { "separate uid" } else { "host's uid" }.to_owned());
         layers.push("no_new_privs".to_owned());
-        layers.push("descendants killed with the plugin (subreaper)".to_owned());
+        layers.push("descendants killed with the plugin (a PID namespace under a root host; subreaper)".to_owned());
         layers.join(", ")
     }
 
