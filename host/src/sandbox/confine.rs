@@ -298,11 +298,7 @@ fn ruleset(rules: &FsRules) -> Result<landlock::RulesetCreated, String> {
 /// `child` is the plugin, or, in a PID namespace, the namespace's init, which sends the
 /// plugin's status on `namespace`.
 fn supervise(child: Pid, handled: &SigSet, namespace: Option<OwnedFd>) -> ! {
-    // The pipes belong to the plugin; holding them would hide its end from the host.
-    if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
-        let _ = nix::unistd::dup2_stdin(&null);
-        let _ = nix::unistd::dup2_stdout(&null);
-    }
+    let_go_of_stdio();
     loop {
         let signal = match handled.wait() {
             Ok(signal) => signal,
@@ -328,6 +324,14 @@ fn supervise(child: Pid, handled: &SigSet, namespace: Option<OwnedFd>) -> ! {
                 let _ = killpg(child, other);
             }
         }
+    }
+}
+
+/// The pipes belong to the plugin; holding them would hide its end from the host.
+pub(super) fn let_go_of_stdio() {
+    if let Ok(null) = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null") {
+        let _ = nix::unistd::dup2_stdin(&null);
+        let _ = nix::unistd::dup2_stdout(&null);
     }
 }
 

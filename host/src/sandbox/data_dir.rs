@@ -282,6 +282,10 @@ fn chown_tree(dir: BorrowedFd<'_>, uid: u32, path: &Path) -> Result<(), DataDirE
             let flags = OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY;
             let sub = openat(dir, name.as_c_str(), flags, Mode::empty()).map_err(io)?;
             chown_tree(sub.as_fd(), uid.map_or(0, Uid::as_raw), &child)?;
+        } else if stat.st_nlink > 1 && SFlag::from_bits_truncate(stat.st_mode & SFlag::S_IFMT.bits()) != SFlag::S_IFLNK
+        {
+            // A hard link may share its file with something outside: left as it is.
+            tracing::warn!("not handing {} over to the plugin: it has other hard links", child.display());
         } else {
             nix::unistd::fchownat(dir, name.as_c_str(), uid, gid, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
                 .map_err(io)?;

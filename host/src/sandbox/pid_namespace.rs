@@ -11,7 +11,7 @@ use nix::sched::{CloneFlags, unshare};
 use nix::sys::prctl;
 use nix::sys::signal::{SigSet, Signal, killpg};
 use nix::sys::wait::WaitStatus;
-use nix::unistd::{ForkResult, Pid, fork};
+use nix::unistd::{ForkResult, Pid, fork, setpgid};
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 
@@ -34,6 +34,14 @@ pub(super) fn run_init(start: impl FnOnce() -> String, handled: &SigSet, status:
     if let Err(error) = prctl::set_pdeathsig(Signal::SIGKILL) {
         refuse(&format!("could not set the namespace's parent-death signal: {error}"));
     }
+    // The launcher's parent is outside the namespace, so `getppid` cannot tell whether it
+    // died before the line above: the status pipe can (no reader left).
+    if launcher_gone(&status) {
+        refuse("the launcher is gone");
+    }
+    // A group of its own: the host's signals to the launcher's group reach the plugin once,
+    // through the launcher, not a second time through the init.
+    let _ = setpgid(Pid::from_raw(0), Pid::from_raw(0));
     // SAFETY: single-threaded, like the launcher it was forked from.
     let plugin = match unsafe { fork() } {
         Ok(ForkResult::Child) => {
@@ -43,6 +51,9 @@ pub(super) fn run_init(start: impl FnOnce() -> String, handled: &SigSet, status:
         Ok(ForkResult::Parent { child }) => child,
         Err(error) => refuse(&format!("could not fork: {error}")),
     };
+    // Its group exists before any signal is passed on (the plugin also sets it itself).
+    let _ = setpgid(plugin, plugin);
+    super::confine::let_go_of_stdio();
     loop {
         match handled.wait() {
             Ok(Signal::SIGCHLD) => {
@@ -53,9 +64,22 @@ pub(super) fn run_init(start: impl FnOnce() -> String, handled: &SigSet, status:
             }
             Ok(Signal::SIGUSR1) | Err(_) => {}
             Ok(other) => {
-                let _ = killpg(plugin, other);
+                if killpg(plugin, other).is_err() {
+                    let _ = nix::sys::signal::kill(plugin, other);
+                }
             }
         }
+    }
+}
+
+/// Whether the status pipe has no reader: the launcher has ended.
+fn launcher_gone(status: &OwnedFd) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    use std::os::fd::AsFd;
+    let mut watched = [PollFd::new(status.as_fd(), PollFlags::POLLOUT)];
+    match poll(&mut watched, PollTimeout::ZERO) {
+        Ok(_) => watched[0].revents().is_some_and(|events| events.contains(PollFlags::POLLERR)),
+        Err(_) => false,
     }
 }
 

@@ -116,22 +116,17 @@ pub fn fs_rules(
     protected: &[PathBuf],
 ) -> Result<FsRules, ExposesHostFiles> {
     let mut read_execute: Vec<PathBuf> = SYSTEM_DIRS.iter().map(PathBuf::from).collect();
-    let mut install = Vec::new();
-    install.extend(program_prefix(program));
     // Paths the plugin can change never choose what it may read: not its arguments resolved
     // from a working directory it writes (a registered plugin's is its data directory), nor
-    // anything inside the host's data directory, where a plugin could plant a link.
-    let inside_protected = |path: &Path| {
-        protected.iter().any(|protected| {
-            let real = protected.canonicalize().unwrap_or_else(|_| protected.clone());
-            path.starts_with(protected) || path.starts_with(&real)
-        })
-    };
-    let relative_allowed = !inside_protected(working_dir);
+    // a path that passes, at any step of its resolution, through the host's data directory,
+    // where a plugin could plant a link.
+    let mut install: Vec<PathBuf> =
+        program_dirs(program).into_iter().filter(|dir| !passes_through(dir, protected)).collect();
+    let relative_allowed = !passes_through(working_dir, protected);
     let named = args.iter().filter_map(|arg| arg_path(arg)).map(Path::new);
     let named = named.filter(|path| path.is_absolute() || relative_allowed).map(|path| working_dir.join(path));
-    let outside = named.filter(|path| !inside_protected(path));
-    install.extend(outside.filter_map(|path| install_dir(&path)).filter(|dir| !inside_protected(dir)));
+    let outside = named.filter(|path| !passes_through(path, protected));
+    install.extend(outside.filter_map(|path| install_dir(&path)));
     install.retain(|dir| !read_execute.iter().any(|system| dir.starts_with(system)));
     install.sort();
     install.dedup();
@@ -161,16 +156,67 @@ pub fn fs_rules(
     Ok(rules)
 }
 
-/// The program's own folder, or, for a program in a `bin` folder, the prefix above it
-/// (`/opt/node/bin/node` gets `/opt/node`, with its `lib/`).
-fn program_prefix(program: &Path) -> Option<PathBuf> {
-    let folder = program.parent()?;
-    match folder.file_name() {
-        Some(name) if name == "bin" => {
-            folder.parent().filter(|prefix| *prefix != Path::new("/")).map(Path::to_path_buf)
-        }
-        _ => Some(folder.to_path_buf()),
+/// The program's own folder and, for a program in a `bin` folder, the `lib` beside it
+/// (`/opt/node/bin/node` gets `/opt/node/bin` and `/opt/node/lib`), never the prefix
+/// itself: that may be a home directory.
+fn program_dirs(program: &Path) -> Vec<PathBuf> {
+    let Some(folder) = program.parent() else { return Vec::new() };
+    let mut dirs = vec![folder.to_path_buf()];
+    if folder.file_name().is_some_and(|name| name == "bin")
+        && let Some(prefix) = folder.parent()
+    {
+        dirs.extend(["lib", "lib64"].iter().map(|lib| prefix.join(lib)).filter(|lib| lib.is_dir()));
     }
+    dirs
+}
+
+/// Whether `path`, resolved one component at a time and one link at a time, is at any
+/// step inside one of `protected` (as given, or as resolved): no link on the way, nor `..`,
+/// can lead a path the admin wrote through a folder the plugin writes. A path with more
+/// links than the kernel would follow counts as passing through.
+fn passes_through(path: &Path, protected: &[PathBuf]) -> bool {
+    use std::collections::VecDeque;
+    use std::path::Component;
+    const MAX_LINKS: usize = 40;
+    let protected: Vec<PathBuf> = protected
+        .iter()
+        .flat_map(|protected| [protected.clone(), protected.canonicalize().unwrap_or_else(|_| protected.clone())])
+        .collect();
+    let inside = |path: &Path| protected.iter().any(|protected| path.starts_with(protected));
+    let owned =
+        |path: &Path| -> Vec<PathBuf> { path.components().map(|part| PathBuf::from(part.as_os_str())).collect() };
+    let mut pending: VecDeque<PathBuf> = owned(path).into();
+    let mut links = 0;
+    let mut current = PathBuf::from("/");
+    while let Some(part) = pending.pop_front() {
+        match part.components().next() {
+            Some(Component::RootDir | Component::Prefix(_)) => current = PathBuf::from("/"),
+            Some(Component::ParentDir) => {
+                current.pop();
+            }
+            Some(Component::Normal(name)) => {
+                let next = current.join(name);
+                if inside(&next) {
+                    return true;
+                }
+                match std::fs::read_link(&next) {
+                    Ok(_) if links == MAX_LINKS => return true,
+                    Ok(target) => {
+                        links += 1;
+                        for part in owned(&target).into_iter().rev() {
+                            pending.push_front(part);
+                        }
+                    }
+                    Err(_) => current = next,
+                }
+            }
+            Some(Component::CurDir) | None => {}
+        }
+        if inside(&current) {
+            return true;
+        }
+    }
+    false
 }
 
 /// `/etc/python3*`, read by Python at start.
@@ -254,11 +300,44 @@ mod tests {
         assert!(!rules.read_execute.iter().any(|rule| rule.starts_with("/etc")), "{rules:?}");
     }
 
+    /// The second review's escapes: a link an admin made into the data directory, and a
+    /// `..` route into it, must not let the plugin's own link widen its rules.
     #[test]
-    fn a_program_in_opt_gets_its_prefix_not_opt() {
-        let rules = fs_rules(Path::new("/opt/node/bin/node"), &[], Path::new("/"), Path::new("/d"), &[]).unwrap();
-        assert!(rules.read_execute.contains(&PathBuf::from("/opt/node")));
-        assert!(!rules.read_execute.contains(&PathBuf::from("/opt")));
+    fn no_route_into_the_data_directory_counts() {
+        let root = tempfile::tempdir().unwrap();
+        let data_root = root.path().join("d");
+        let own = data_root.join("plugins/x/plugin");
+        std::fs::create_dir_all(&own).unwrap();
+        std::os::unix::fs::symlink("/etc", own.join("conf")).unwrap();
+        std::os::unix::fs::symlink(own.join("conf"), root.path().join("conf")).unwrap();
+        std::fs::create_dir(root.path().join("y")).unwrap();
+        let routes = [
+            root.path().join("conf").display().to_string(),
+            root.path().join("y/../d/plugins/x/plugin/conf").display().to_string(),
+        ];
+        for route in routes {
+            let rules = fs_rules(
+                Path::new("/usr/bin/node"),
+                std::slice::from_ref(&route),
+                root.path(),
+                &own,
+                std::slice::from_ref(&data_root),
+            );
+            let rules = rules.unwrap();
+            assert!(!rules.read_execute.iter().any(|rule| rule.starts_with("/etc")), "{route}: {rules:?}");
+        }
+    }
+
+    #[test]
+    fn a_program_in_a_bin_folder_gets_it_and_its_lib_not_the_prefix() {
+        let home = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(home.path().join("bin")).unwrap();
+        std::fs::create_dir_all(home.path().join("lib")).unwrap();
+        let program = home.path().join("bin/plugin");
+        let rules = fs_rules(&program, &[], Path::new("/"), Path::new("/d"), &[]).unwrap();
+        assert!(rules.read_execute.contains(&home.path().join("bin")));
+        assert!(rules.read_execute.contains(&home.path().join("lib")));
+        assert!(!rules.read_execute.contains(&home.path().to_path_buf()), "{rules:?}");
     }
 
     #[test]
