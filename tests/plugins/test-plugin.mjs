@@ -12,6 +12,7 @@
 //   never-answers     answers `initialize`, then nothing
 //   silent-init       never answers `initialize`
 //   refuses-init      answers `initialize` with error -32004 (its configuration is wrong)
+//   storage-in-init   writes and reads storage while handling `initialize`, before answering
 //   stderr-flood      writes 64 KiB of stderr per request, and 32 MiB at start
 //   bad-manifest      returns the manifest with ARG (a JSON object) merged into it
 //   ignores-shutdown  answers `shutdown` but stays alive, ignoring stdin EOF and SIGTERM
@@ -123,6 +124,11 @@ async function handle(request) {
     case "initialize":
       if (scenario === "silent-init") return;
       if (scenario === "refuses-init") return fail(id, -32004, "missing apiKey in adminConfig");
+      if (scenario === "storage-in-init") {
+        await host("storage/set", { key: "init", data: "written in initialize" });
+        const read = await host("storage/get", { key: "init" });
+        if (read.data !== "written in initialize") return fail(id, -32603, `storage read back ${JSON.stringify(read)}`);
+      }
       if (scenario === "stuck") return answer(id, manifest);
       if (scenario === "bad-manifest") return answer(id, { ...manifest, ...JSON.parse(scenarioArg) });
       return answer(id, manifest);

@@ -91,3 +91,14 @@ async fn only_storage_methods_are_served_to_the_plugin() {
     assert_eq!(outcomes[1].1, json!({"success": true}), "the plugin keeps going");
     plugin.shutdown().await;
 }
+
+/// A plugin that uses storage while it handles `initialize` (as two published
+/// recommendation plugins do in their `onInitialize`) is answered at once, and starts.
+/// Codex's host holds such calls until `initialize` has returned.
+#[tokio::test]
+async fn storage_calls_made_during_initialize_are_answered_at_once() {
+    let host = TestHost::new();
+    let plugin = host.test_plugin("early", "storage-in-init").await;
+    assert_eq!(run(&plugin, "get:init").await[0].1, json!({"data": "written in initialize"}));
+    plugin.shutdown().await;
+}
