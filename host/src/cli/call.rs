@@ -112,7 +112,7 @@ pub struct CallArgs {
     /// Turn a confinement layer off, `landlock` or `separate-uid` (repeatable): where it
     /// misbehaves, or to see what the others hold. The plugin still starts only if what is
     /// left meets its confinement.
-    #[arg(long = "disable-layer", value_name = "LAYER", value_parser = Layer::parse)]
+    #[arg(long = "disable-layer", value_name = "LAYER", value_parser = Layer::parse, conflicts_with = "wasm")]
     disabled_layers: Vec<Layer>,
     /// The plugin's command and its arguments, after `--`.
     #[arg(last = true, required_unless_present_any = ["wasm", "plugin"], value_name = "COMMAND")]
@@ -283,12 +283,10 @@ fn prepare(args: &CallArgs) -> Result<Request, Failure> {
                     .map_or(wasm::DEFAULT_MEMORY_LIMIT_BYTES, |limit| usize::try_from(limit).unwrap_or(usize::MAX)),
                 request_deadline: timeout,
                 http: Arc::new(http_policy(args)?),
-                disk: DiskLimits {
-                    bytes: args
-                        .disk_quota_mib
-                        .map_or(DiskLimits::default().bytes, |mebibytes| mebibytes.saturating_mul(1 << 20)),
-                    entries: args.disk_quota_entries.unwrap_or(DiskLimits::default().entries),
-                },
+                disk: DiskLimits::from_settings(
+                    args.disk_quota_mib.map(|mebibytes| mebibytes.saturating_mul(1 << 20)),
+                    args.disk_quota_entries,
+                ),
             },
             cache: data_dir.join(WASM_CACHE_DIR),
         },

@@ -98,11 +98,7 @@ impl PluginDefinition {
 
     /// A wasm plugin's data directory quota.
     pub fn disk_limits(&self) -> DiskLimits {
-        let defaults = DiskLimits::default();
-        DiskLimits {
-            bytes: self.disk_quota_bytes.unwrap_or(defaults.bytes),
-            entries: self.disk_quota_entries.unwrap_or(defaults.entries),
-        }
+        DiskLimits::from_settings(self.disk_quota_bytes, self.disk_quota_entries)
     }
 
     pub fn request_timeout(&self) -> Duration {

@@ -80,8 +80,7 @@ pub struct Sandbox {
 /// A process plugin's sandbox, decided: the layers, its directory, its uid.
 #[derive(Debug)]
 pub struct ProcessSandbox {
-    pub plan: Plan,
-    pub confinement: Confinement,
+    plan: Plan,
     uid: Option<u32>,
     data_dir: InstanceDir,
     launcher: PathBuf,
@@ -156,7 +155,7 @@ impl Sandbox {
                 "plugin `{plugin}` runs UNCONFINED, as the host's user: it can read the host's database, key file and environment; its admin chose this"
             );
         }
-        Ok(ProcessSandbox { plan, confinement, uid, data_dir, launcher, protected: self.protected.clone() })
+        Ok(ProcessSandbox { plan, uid, data_dir, launcher, protected: self.protected.clone() })
     }
 
     fn launcher(&self) -> Result<PathBuf, SandboxError> {
@@ -188,6 +187,11 @@ fn check_reachable(dir: &Path, uid: u32) -> Result<(), SandboxError> {
 }
 
 impl ProcessSandbox {
+    /// The layers it runs under.
+    pub fn plan(&self) -> Plan {
+        self.plan
+    }
+
     /// The plugin's data directory.
     pub fn data_dir(&self) -> &Path {
         self.data_dir.path()

@@ -73,7 +73,7 @@ pub fn spawn(spec: &ProcessSpec, allowlist: &CommandAllowlist, plugin_id: &str) 
     let temp = sandbox.temp_dir();
     let provided = HostProvided { home: sandbox.data_dir(), temp: Some(&temp), command_dir: program.parent() };
     let environment = environment::plugin_environment(&spec.env, &provided);
-    tracing::info!(plugin = plugin_id, uid = sandbox.uid(), "sandbox: {}", sandbox.plan.describe());
+    tracing::info!(plugin = plugin_id, uid = sandbox.uid(), "sandbox: {}", sandbox.plan().describe());
     let mut command = Command::new(sandbox.launcher());
     command
         .arg(LAUNCHER_SUBCOMMAND)

@@ -37,6 +37,14 @@ pub struct DiskLimits {
     pub entries: u64,
 }
 
+impl DiskLimits {
+    /// The limits an admin set, each in its own unit (the defaults where unset).
+    pub fn from_settings(bytes: Option<u64>, entries: Option<u64>) -> Self {
+        let defaults = Self::default();
+        Self { bytes: bytes.unwrap_or(defaults.bytes), entries: entries.unwrap_or(defaults.entries) }
+    }
+}
+
 impl Default for DiskLimits {
     fn default() -> Self {
         Self { bytes: DEFAULT_QUOTA_BYTES, entries: DEFAULT_QUOTA_ENTRIES }
