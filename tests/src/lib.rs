@@ -22,6 +22,8 @@ use codex_plugin_host::transport::wasm::disk_quota::DiskLimits;
 use codex_plugin_host::transport::wasm::http::HttpPolicy;
 use codex_plugin_host::transport::wasm::{self, WasmComponent, WasmRuntime, WasmSpec};
 
+pub mod wire;
+
 /// The repository's top folder.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is inside the repository").to_path_buf()
@@ -30,6 +32,11 @@ pub fn repo_root() -> PathBuf {
 /// Our own test plugin (`tests/plugins/test-plugin.mjs`), run with `node`.
 pub fn test_plugin() -> String {
     repo_root().join("tests/plugins/test-plugin.mjs").to_string_lossy().into_owned()
+}
+
+/// `tests/plugins/wire-recorder.mjs`, run with `node` (see [`wire`]).
+pub fn wire_recorder() -> String {
+    repo_root().join("tests/plugins/wire-recorder.mjs").to_string_lossy().into_owned()
 }
 
 /// The published `@ashdev/codex-plugin-metadata-openlibrary@2.5.0`, fetched on first use

@@ -2,8 +2,8 @@
 
 use codex_plugin_host::plugin::PluginError;
 use codex_plugin_host::protocol::methods::EmptyParams;
-use codex_plugin_host::protocol::methods::{SeriesSearch, SyncPull, SyncUserInfo};
-use codex_plugin_host::protocol::types::metadata::SeriesSearchParams;
+use codex_plugin_host::protocol::methods::{SeriesGet, SeriesMatch, SeriesSearch, SyncPull, SyncUserInfo};
+use codex_plugin_host::protocol::types::metadata::{GetParams, SeriesMatchParams, SeriesSearchParams};
 use codex_plugin_host::protocol::types::sync::PullParams;
 use codex_plugin_host::protocol::{ErrorCode, codes};
 use codex_plugin_host::transport::process::ProcessError;
@@ -107,14 +107,32 @@ async fn malformed_params_and_undeclared_capabilities_are_refused_before_sending
     assert!(matches!(error, PluginError::CapabilityNotDeclared { .. }), "{error}");
     let error = plugin.call_raw("metadata/book/get", json!({"externalId": "1"}), None).await.unwrap_err();
     assert_eq!(error.code(), ErrorCode::MethodNotFound, "{error}");
+    plugin.shutdown().await;
+}
+
+#[tokio::test]
+async fn raw_calls_return_the_answer_as_written_and_typed_calls_a_normalized_view() {
+    let host = TestHost::new();
+    let plugin = host.test_plugin("views", "well-behaved").await;
     let answer = plugin.call_raw("metadata/series/get", json!({"externalId": "7"}), None).await.unwrap();
     assert_eq!(answer["totalVolumeCount"], json!(3));
     assert_eq!(answer["totalChapterCount"], json!(47.5));
-    assert!(answer.get("totalBookCount").is_none(), "the legacy count is dropped");
-    assert_eq!(answer["authors"][1], json!({"name": "B. Artist", "role": "illustrator"}));
+    assert_eq!(answer["totalBookCount"], json!(99), "a field the host does not know is kept");
+    assert_eq!(answer["authors"], json!(["A. Writer", {"name": "B. Artist", "role": "illustrator"}]));
+    let typed = plugin.call::<SeriesGet>(&GetParams { external_id: "7".into() }).await.unwrap();
+    assert_eq!(typed.total_volume_count, Some(3));
+    assert_eq!(typed.work.authors[0].name, "A. Writer");
+    assert!(!serde_json::to_string(&typed).unwrap().contains("totalBookCount"), "the legacy count is dropped");
+
     let matched = plugin.call_raw("metadata/series/match", json!({"title": "Dune"}), None).await.unwrap();
-    assert_eq!(matched["match"]["externalId"], json!("m1"));
-    assert_eq!(matched["alternatives"], json!([]));
+    assert_eq!(
+        matched,
+        json!({"match": {"externalId": "m1", "title": "Dune", "alternateTitles": []}, "confidence": 0.9})
+    );
+    let params = SeriesMatchParams { title: "Dune".into(), year: None, author: None };
+    let typed = plugin.call::<SeriesMatch>(&params).await.unwrap();
+    assert_eq!(typed.best.map(|best| best.external_id).as_deref(), Some("m1"));
+    assert_eq!((typed.confidence, typed.alternatives.len()), (Some(0.9), 0));
     plugin.shutdown().await;
 }
 

@@ -9,7 +9,8 @@ use codex_plugin_host::protocol::ErrorCode;
 use codex_plugin_host::protocol::methods::{NoParams, Ping, SeriesSearch};
 use codex_plugin_host::protocol::types::initialize::InitializeParams;
 use codex_plugin_host::protocol::types::metadata::SeriesSearchParams;
-use codex_plugin_host_tests::{Grants, LoopbackServer, TestHost, Transport, process_ends};
+use codex_plugin_host::sandbox::data_dir::instance_path;
+use codex_plugin_host_tests::{Grants, LoopbackServer, TestHost, Transport, process_ends, wire};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -66,6 +67,7 @@ on_both_transports! {
     sandbox_prober => sandbox_prober_on,
     bare_ping => bare_ping_on,
     socket_importer => socket_importer_on,
+    wire_echo => wire_echo_on,
 }
 
 fn initialize_with(admin: Value, credentials: &[(&str, &str)]) -> impl FnOnce(&mut PluginSettings) {
@@ -412,4 +414,15 @@ async fn socket_importer_on(transport: Transport) {
             assert!(!refused.contains("wasi:cli/stdin"), "allowed imports are not: {refused}");
         }
     }
+}
+
+/// Every method's params reach the plugin as sent and its answers come back as written.
+async fn wire_echo_on(transport: Transport) {
+    let host = TestHost::new();
+    let plugin = start_with(&host, "wire-echo", transport, |settings| {
+        settings.initialize = wire::initialize(settings.initialize.data_dir.take());
+    })
+    .await;
+    let record = instance_path(host.data_dir(), "wire-echo", None).join(wire::RECORD_FILE);
+    wire::check_the_wire(plugin, &record).await;
 }

@@ -25,8 +25,6 @@ impl Echo {
         let statuses =
             [ReadingStatus::Reading, ReadingStatus::Completed, ReadingStatus::OnHold, ReadingStatus::PlanToRead];
         SyncEntry {
-            external_id: format!("series-{index:02}"),
-            status: statuses[(index % 4) as usize].clone(),
             progress: Some(Progress {
                 volumes: Some((index % 7) as f64),
                 chapters: Some((index * 3) as f64),
@@ -34,11 +32,9 @@ impl Echo {
             }),
             score: Some((50 + index * 2) as f64),
             started_at: Some(format!("2026-01-{:02}T00:00:00Z", index % 28 + 1)),
-            completed_at: None,
-            last_read_at: None,
-            notes: None,
             latest_updated_at: Some(format!("2026-02-{:02}T00:00:00Z", index % 28 + 1)),
             title: Some(format!("Series {index}")),
+            ..SyncEntry::new(format!("series-{index:02}"), statuses[(index % 4) as usize].clone())
         }
     }
 }

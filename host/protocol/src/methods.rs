@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::manifest::{Capabilities, Manifest};
-use crate::types::initialize::InitializeParams;
+use crate::types::initialize::{HOST_ONLY_NAMESPACE, InitializeParams};
 use crate::types::metadata::{
     BookMatchParams, BookMetadata, BookSearchParams, GetParams, MatchResponse, SearchResponse, SeriesMatchParams,
     SeriesMetadata, SeriesSearchParams,
@@ -55,10 +55,22 @@ pub trait MethodSpec {
     type Result: Serialize + DeserializeOwned;
 }
 
-/// Rules on params beyond their shape (a book search needs an ISBN or a query).
+/// Rules on params beyond their shape (a book search needs an ISBN or a query), and what
+/// of a caller's params the plugin must not see.
 pub trait CheckParams {
     fn check(&self) -> Result<(), String> {
         Ok(())
+    }
+
+    /// Removes from raw params what only the host reads.
+    fn remove_host_only(_params: &mut Value) {}
+}
+
+impl CheckParams for InitializeParams {
+    fn remove_host_only(params: &mut Value) {
+        if let Some(Value::Object(user_config)) = params.get_mut("userConfig") {
+            user_config.remove(HOST_ONLY_NAMESPACE);
+        }
     }
 }
 
@@ -72,7 +84,6 @@ macro_rules! no_extra_checks {
     ($($params:ty),+ $(,)?) => { $(impl CheckParams for $params {})+ };
 }
 no_extra_checks!(
-    InitializeParams,
     NoParams,
     EmptyParams,
     SeriesSearchParams,
@@ -146,15 +157,18 @@ macro_rules! host_methods {
                 match self { $(Self::$method => $optional),+ }
             }
 
-            /// Reads raw params as this method's type and writes them back in the one
-            /// shape the plugin gets (`None` for a method that sends no params).
-            pub fn normalize_params(self, params: Value) -> Result<Option<Value>, String> {
-                match self { $(Self::$method => normalize_params::<$params>(params)),+ }
+            /// Checks a caller's raw params against this method's type and returns what
+            /// the plugin gets: the caller's params with every field and every number as
+            /// given, changed only as [`prepare_params`] lists (`None` for a method that
+            /// sends no params).
+            pub fn prepare_params(self, params: Value) -> Result<Option<Value>, String> {
+                match self { $(Self::$method => prepare_params::<$params>(params)),+ }
             }
 
-            /// Reads a plugin's raw result as this method's type, normalized.
-            pub fn normalize_result(self, result: Value) -> Result<Value, serde_json::Error> {
-                match self { $(Self::$method => round_trip::<$result>(result)),+ }
+            /// Checks a plugin's raw result against this method's type; the result itself
+            /// is the caller's to keep as the plugin wrote it.
+            pub fn check_result(self, result: &Value) -> Result<(), serde_json::Error> {
+                match self { $(Self::$method => <$result>::deserialize(result).map(drop)),+ }
             }
         }
     };
@@ -182,15 +196,43 @@ host_methods! {
     RecommendationsUpdateProfile = "recommendations/updateProfile", Some(Recs), optional: true, AnyObject => AnyObject;
 }
 
-fn normalize_params<P: Serialize + DeserializeOwned + CheckParams>(params: Value) -> Result<Option<Value>, String> {
-    let typed: P = serde_json::from_value(params).map_err(|error| error.to_string())?;
+/// The changes the host makes to a caller's params, and no others:
+/// - a method that sends no params (`ping`, `shutdown`) sends none;
+/// - an array the method's type requires, left out by the caller, is added as `[]`
+///   (`recommendations/get`'s `library` and `excludeIds`, a library entry's `genres`…);
+/// - `initialize` loses the host-only `_codex` namespace of its `userConfig`.
+fn prepare_params<P: Serialize + DeserializeOwned + CheckParams>(mut params: Value) -> Result<Option<Value>, String> {
+    let typed = P::deserialize(&params).map_err(|error| error.to_string())?;
     typed.check()?;
-    let value = serde_json::to_value(&typed).map_err(|error| error.to_string())?;
-    Ok((!value.is_null()).then_some(value))
+    let normalized = serde_json::to_value(&typed).map_err(|error| error.to_string())?;
+    if normalized.is_null() {
+        return Ok(None);
+    }
+    add_left_out_arrays(&mut params, &normalized);
+    P::remove_host_only(&mut params);
+    Ok(Some(params))
 }
 
-fn round_trip<T: Serialize + DeserializeOwned>(value: Value) -> Result<Value, serde_json::Error> {
-    serde_json::to_value(serde_json::from_value::<T>(value)?)
+/// Adds to `sent` every empty array `normalized` (the same params read through their type
+/// and written back) has where `sent` has nothing.
+fn add_left_out_arrays(sent: &mut Value, normalized: &Value) {
+    match (sent, normalized) {
+        (Value::Object(sent), Value::Object(normalized)) => {
+            for (key, value) in normalized {
+                match sent.get_mut(key) {
+                    Some(given) => add_left_out_arrays(given, value),
+                    None if value.as_array().is_some_and(Vec::is_empty) => {
+                        sent.insert(key.clone(), Value::Array(Vec::new()));
+                    }
+                    None => {}
+                }
+            }
+        }
+        (Value::Array(sent), Value::Array(normalized)) if sent.len() == normalized.len() => {
+            sent.iter_mut().zip(normalized).for_each(|(given, value)| add_left_out_arrays(given, value));
+        }
+        _ => {}
+    }
 }
 
 #[cfg(test)]
@@ -208,22 +250,71 @@ mod tests {
     }
 
     #[test]
-    fn params_are_checked_and_normalized() {
-        assert_eq!(HostMethod::Ping.normalize_params(Value::Null).unwrap(), None);
-        assert_eq!(HostMethod::SyncUserInfo.normalize_params(json!({})).unwrap(), Some(json!({})));
-        let error = HostMethod::SeriesSearch.normalize_params(json!({"limit": 3})).unwrap_err();
+    fn params_are_checked() {
+        assert_eq!(HostMethod::Ping.prepare_params(Value::Null).unwrap(), None);
+        assert_eq!(HostMethod::Ping.prepare_params(json!({"ignored": 1})).unwrap(), None);
+        assert_eq!(HostMethod::SyncUserInfo.prepare_params(json!({})).unwrap(), Some(json!({})));
+        let error = HostMethod::SeriesSearch.prepare_params(json!({"limit": 3})).unwrap_err();
         assert!(error.contains("query"), "{error}");
-        let error = HostMethod::BookSearch.normalize_params(json!({"author": "x"})).unwrap_err();
+        let error = HostMethod::BookSearch.prepare_params(json!({"author": "x"})).unwrap_err();
         assert!(error.contains("isbn"), "{error}");
-        let params = HostMethod::RecommendationsGet.normalize_params(json!({"library": []})).unwrap();
-        assert_eq!(params, Some(json!({"library": [], "excludeIds": []})));
+        let error = HostMethod::SyncPush.prepare_params(json!({"entries": [{"status": "reading"}]})).unwrap_err();
+        assert!(error.contains("externalId"), "{error}");
     }
 
     #[test]
-    fn results_are_validated() {
-        assert_eq!(HostMethod::Ping.normalize_result(json!("pong")).unwrap(), json!("pong"));
-        assert!(HostMethod::Ping.normalize_result(json!(1)).is_err());
-        assert!(HostMethod::SeriesGet.normalize_result(json!({"title": "no ids"})).is_err());
-        assert_eq!(HostMethod::Shutdown.normalize_result(Value::Null).unwrap(), Value::Null);
+    fn params_keep_every_field_and_number_form_the_caller_gave() {
+        let entry = json!({
+            "externalId": "1", "status": "reading", "score": 80, "libraryId": "lib", "libraryName": "Manga",
+            "genres": ["Drama"], "tags": ["Time Travel"], "futureField": {"nested": [1, 2.0, 2.5]},
+            "metadata": {"summary": "s", "ageRating": 16, "authors": [{"name": "A", "role": "writer"}]},
+            "customMetadata": {"anything": [true, null]},
+            "progress": {"chapters": 12, "volumes": 2.0, "readBooks": [{"volume": 1, "completed": true}]},
+        });
+        let params = json!({"entries": [entry]});
+        let sent = HostMethod::SyncPush.prepare_params(params.clone()).unwrap().unwrap();
+        assert_eq!(sent, params);
+        let progress = &sent["entries"][0]["progress"];
+        assert!(progress["chapters"].is_u64() && progress["volumes"].is_f64());
+        let search = json!({"query": "x", "limit": 5.0, "extra": 1});
+        assert_eq!(HostMethod::SeriesSearch.prepare_params(search.clone()).unwrap(), Some(search));
+    }
+
+    #[test]
+    fn required_arrays_left_out_are_added_and_nothing_else() {
+        let library = json!({"library": [{"seriesId": "s", "title": "T", "booksRead": 2, "userRating": 7}]});
+        let sent = HostMethod::RecommendationsGet.prepare_params(library).unwrap().unwrap();
+        assert_eq!(
+            sent,
+            json!({"library": [{
+                "seriesId": "s", "title": "T", "booksRead": 2, "userRating": 7,
+                "alternateTitles": [], "genres": [], "tags": [], "externalIds": [],
+            }], "excludeIds": []})
+        );
+        assert_eq!(HostMethod::SyncPush.prepare_params(json!({})).unwrap(), Some(json!({"entries": []})));
+        let aliased = json!({"entries": [{"externalId": "1", "status": "reading", "rating": 7}]});
+        assert_eq!(HostMethod::SyncPush.prepare_params(aliased.clone()).unwrap(), Some(aliased));
+    }
+
+    #[test]
+    fn initialize_loses_only_the_host_namespace_of_the_user_config() {
+        let params = json!({
+            "adminConfig": {"_codex": {"sendTags": false}, "region": "eu"},
+            "userConfig": {"_codex": {"syncRatings": false}, "max": 10},
+            "credentials": {"token": "t"}, "logLevel": "debug", "extra": 1.0,
+        });
+        let sent = HostMethod::Initialize.prepare_params(params).unwrap().unwrap();
+        assert_eq!(sent["userConfig"], json!({"max": 10}));
+        assert_eq!(sent["adminConfig"], json!({"_codex": {"sendTags": false}, "region": "eu"}));
+        assert_eq!(sent["extra"], json!(1.0));
+    }
+
+    #[test]
+    fn results_are_checked_not_rewritten() {
+        assert!(HostMethod::Ping.check_result(&json!("pong")).is_ok());
+        assert!(HostMethod::Ping.check_result(&json!(1)).is_err());
+        assert!(HostMethod::SeriesGet.check_result(&json!({"title": "no ids"})).is_err());
+        assert!(HostMethod::Shutdown.check_result(&Value::Null).is_ok());
+        assert!(HostMethod::SyncPush.check_result(&json!({"successes": ["1"], "failures": []})).is_ok());
     }
 }

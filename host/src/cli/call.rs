@@ -232,7 +232,7 @@ fn method_and_params(args: &CallArgs) -> Result<(HostMethod, Value), Failure> {
         (None, _) => default_params(method),
     };
     if method != HostMethod::Initialize {
-        let checked = method.normalize_params(params.clone());
+        let checked = method.prepare_params(params.clone());
         checked.map_err(|why| refusal(&PluginError::InvalidParams { method: args.method.clone(), why }))?;
     }
     Ok((method, params))

@@ -130,19 +130,22 @@ impl Plugin {
         serde_json::from_str(answer.get()).map_err(|error| self.channel.malformed(method, &error))
     }
 
-    /// Calls a method by name with raw JSON params; the params are checked against the
-    /// method's type before anything is sent, and the result is read and normalized.
+    /// Calls a method by name with raw JSON params. The params are checked against the
+    /// method's type before anything is sent, and reach the plugin as given (apart from
+    /// the changes [`HostMethod::prepare_params`] lists); the result is checked against
+    /// its type and returned as the plugin wrote it, every field and number kept.
     pub async fn call_raw(&self, method: &str, params: Value, timeout: Option<Duration>) -> Result<Value, PluginError> {
         let method =
             HostMethod::from_name(method).ok_or_else(|| PluginError::UnknownMethod { method: method.to_owned() })?;
         self.check_capability(method)?;
-        let params = method.normalize_params(params).map_err(|why| invalid_params(method, why))?;
+        let params = method.prepare_params(params).map_err(|why| invalid_params(method, why))?;
         let raw = params.map(|params| serde_json::value::to_raw_value(&params)).transpose();
         let raw = raw.map_err(|error| invalid_params(method, error.to_string()))?;
         let answer = self.channel.send(method, raw.as_deref(), timeout).await?;
         let value: Value =
             serde_json::from_str(answer.get()).map_err(|error| self.channel.malformed(method, &error))?;
-        method.normalize_result(value).map_err(|error| self.channel.malformed(method, &error))
+        method.check_result(&value).map_err(|error| self.channel.malformed(method, &error))?;
+        Ok(value)
     }
 
     /// Stops the plugin: `shutdown`, a grace period, then closing its input, SIGTERM and

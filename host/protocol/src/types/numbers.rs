@@ -3,8 +3,15 @@
 //! Every JSON number a Node plugin writes is a double: a count may come as `3` or `3.0`.
 //! Integer fields accept any integral number that fits; a fraction or an out-of-range
 //! value is an error that names the value.
+//!
+//! Codex reads some counts as integers (`chapters`, `rating`, `rank`…) that the host keeps
+//! as `f64` to accept the fractions plugins send; [`whole_as_integer`] writes those back
+//! as integers when they are whole, so a consumer with Codex's types reads what we write.
 
-use serde::{Deserialize, Deserializer, de::Error};
+use serde::{Deserialize, Deserializer, Serializer, de::Error};
+
+/// Largest integer an `f64` holds exactly (2^53).
+const EXACT_INTEGER_LIMIT: f64 = 9_007_199_254_740_992.0;
 
 /// Deserializes an optional integer that may be written as an integral float.
 pub fn optional_integer<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
@@ -25,12 +32,29 @@ pub fn integer_or_zero<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64
     optional_integer(deserializer).map(Option::unwrap_or_default)
 }
 
+/// Serializes an optional number as an integer when it is whole (`3.0` → `3`), else as is.
+pub fn whole_as_integer<S: Serializer>(value: &Option<f64>, serializer: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(number) => whole_number_as_integer(number, serializer),
+        None => serializer.serialize_none(),
+    }
+}
+
+/// [`whole_as_integer`] for a number that is always present.
+pub fn whole_number_as_integer<S: Serializer>(number: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+    if number.fract() == 0.0 && number.abs() < EXACT_INTEGER_LIMIT {
+        serializer.serialize_i64(*number as i64)
+    } else {
+        serializer.serialize_f64(*number)
+    }
+}
+
 fn integer_of(number: &serde_json::Number) -> Result<i64, String> {
     if let Some(value) = number.as_i64() {
         return Ok(value);
     }
     match number.as_f64() {
-        Some(value) if value.fract() == 0.0 && value.abs() < 9.007_199_254_740_992e15 => Ok(value as i64),
+        Some(value) if value.fract() == 0.0 && value.abs() < EXACT_INTEGER_LIMIT => Ok(value as i64),
         _ => Err(format!("expected a whole number that fits in 53 bits, got {number}")),
     }
 }
@@ -63,5 +87,18 @@ mod tests {
         assert!(error.contains("whole number"), "{error}");
         assert!(volumes(r#"{"volumes": 1e300}"#).is_err());
         assert!(volumes(r#"{"volumes": "3"}"#).is_err());
+    }
+
+    #[derive(serde::Serialize)]
+    struct Chapters(#[serde(serialize_with = "super::whole_as_integer")] Option<f64>);
+
+    #[test]
+    fn whole_numbers_are_written_as_integers_and_fractions_kept() {
+        let written = |value| serde_json::to_string(&Chapters(value)).unwrap();
+        assert_eq!(written(Some(12.0)), "12");
+        assert_eq!(written(Some(-3.0)), "-3");
+        assert_eq!(written(Some(12.5)), "12.5");
+        assert_eq!(written(Some(1e300)), "1e+300");
+        assert_eq!(written(None), "null");
     }
 }

@@ -3,8 +3,9 @@
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 
-use super::metadata::{ExternalId, SeriesStatus};
-use super::numbers::optional_integer;
+use super::library::{LibraryExternalId, LibrarySeriesMetadata};
+use super::metadata::SeriesStatus;
+use super::numbers::{optional_integer, whole_as_integer, whole_number_as_integer};
 use super::vocabulary;
 
 vocabulary!(
@@ -17,6 +18,11 @@ vocabulary!(
 #[serde(rename_all = "camelCase")]
 pub struct LibraryEntry {
     pub series_id: String,
+    /// The Codex library the series is in: always sent by Codex, `""` when unknown.
+    #[serde(default)]
+    pub library_id: String,
+    #[serde(default)]
+    pub library_name: String,
     pub title: String,
     #[serde(default)]
     pub alternate_titles: Vec<String>,
@@ -33,14 +39,14 @@ pub struct LibraryEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total_chapter_count: Option<f64>,
     #[serde(default)]
-    pub external_ids: Vec<ExternalId>,
+    pub external_ids: Vec<LibraryExternalId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reading_status: Option<String>,
     #[serde(default, deserialize_with = "super::numbers::integer_or_zero")]
     pub books_read: i64,
     #[serde(default, deserialize_with = "super::numbers::integer_or_zero")]
     pub books_owned: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "whole_as_integer")]
     pub user_rating: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_notes: Option<String>,
@@ -50,6 +56,11 @@ pub struct LibraryEntry {
     pub last_read_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed_at: Option<String>,
+    /// Sent to plugins whose manifest says `wantsFullMetadata`, as the admin allows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<LibrarySeriesMetadata>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_metadata: Option<Value>,
 }
 
 /// `recommendations/get` params. `excludeIds` is always sent, `[]` when empty.
@@ -68,7 +79,7 @@ pub struct GetParams {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RankedTag {
     pub name: String,
-    #[serde(default)]
+    #[serde(default, serialize_with = "whole_number_as_integer")]
     pub rank: f64,
     #[serde(default)]
     pub category: String,
@@ -113,9 +124,9 @@ pub struct Recommendation {
     pub total_volume_count: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total_chapter_count: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "whole_as_integer")]
     pub rating: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "whole_as_integer")]
     pub popularity: Option<f64>,
 }
 

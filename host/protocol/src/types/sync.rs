@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::numbers::optional_integer;
+use super::library::LibrarySeriesMetadata;
+use super::numbers::{optional_integer, whole_as_integer};
 use super::vocabulary;
 
 vocabulary!(
@@ -30,7 +31,7 @@ pub struct UserInfo {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BookProgress {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "whole_as_integer")]
     pub volume: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chapter: Option<f64>,
@@ -42,21 +43,22 @@ pub struct BookProgress {
     pub progress_percentage: Option<f64>,
 }
 
-/// How far a reader got in a series.
+/// How far a reader got in a series. The counts Codex reads as integers are written as
+/// integers when whole; fractions (chapter 12.5) are kept.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Progress {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "whole_as_integer")]
     pub chapters: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "whole_as_integer")]
     pub volumes: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "optional_integer")]
     pub pages: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "whole_as_integer")]
     pub total_chapters: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "whole_as_integer")]
     pub total_volumes: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "whole_as_integer")]
     pub max_volume: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_chapter: Option<f64>,
@@ -87,6 +89,44 @@ pub struct SyncEntry {
     pub latest_updated_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
+    /// The Codex library the series is in: always sent by Codex, `""` when unknown.
+    #[serde(default)]
+    pub library_id: String,
+    #[serde(default)]
+    pub library_name: String,
+    /// Sent to plugins whose manifest says `wantsFullMetadata`, as the admin allows.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub genres: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<LibrarySeriesMetadata>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_metadata: Option<serde_json::Value>,
+}
+
+impl SyncEntry {
+    /// An entry with nothing but its id and status.
+    pub fn new(external_id: impl Into<String>, status: ReadingStatus) -> Self {
+        Self {
+            external_id: external_id.into(),
+            status,
+            progress: None,
+            score: None,
+            started_at: None,
+            completed_at: None,
+            last_read_at: None,
+            notes: None,
+            latest_updated_at: None,
+            title: None,
+            library_id: String::new(),
+            library_name: String::new(),
+            genres: Vec::new(),
+            tags: Vec::new(),
+            metadata: None,
+            custom_metadata: None,
+        }
+    }
 }
 
 /// `sync/pushProgress` params.
@@ -229,6 +269,20 @@ mod tests {
         let entry: SyncEntry =
             serde_json::from_value(json!({"externalId": "1", "status": "paused", "score": 5})).unwrap();
         assert_eq!(entry.status, ReadingStatus::Unrecognized("paused".into()));
+    }
+
+    #[test]
+    fn counts_codex_reads_as_integers_are_written_as_integers() {
+        let entry: SyncEntry = serde_json::from_value(json!({
+            "externalId": "1", "status": "reading",
+            "progress": {"chapters": 12.0, "volumes": 2, "maxChapter": 12.5, "readBooks": [{"volume": 1.0, "completed": true}]}
+        }))
+        .unwrap();
+        let written = serde_json::to_string(&entry.progress).unwrap();
+        assert!(written.contains(r#""chapters":12,"#), "{written}");
+        assert!(written.contains(r#""volumes":2,"#), "{written}");
+        assert!(written.contains(r#""maxChapter":12.5"#), "{written}");
+        assert!(written.contains(r#""volume":1,"#), "{written}");
     }
 
     #[test]

@@ -1,0 +1,50 @@
+// The Node twin of guest-examples/wire-echo: it appends every line it receives, byte for
+// byte, to `requests.jsonl` in its data directory (`dataDir` of `initialize`), and answers
+// each method with the JSON its admin config holds under `answers.<method>` (-32601 for a
+// method it has no answer for). Tests compare what a caller sent with what arrived, and
+// what the plugin wrote with what the caller got back.
+
+import { appendFileSync } from "node:fs";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+
+const manifest = {
+  name: "wire-recorder",
+  displayName: "Wire Recorder",
+  version: "1.0.0",
+  description: "Records requests as they arrive and answers from its config",
+  protocolVersion: "1.0",
+  capabilities: {
+    metadataProvider: ["series", "book"],
+    userReadSync: true,
+    userRecommendationProvider: true,
+    externalIdSource: "api:wire-recorder",
+  },
+};
+
+const write = (message) => process.stdout.write(`${JSON.stringify(message)}\n`);
+let answers = {};
+let record = null;
+
+createInterface({ input: process.stdin }).on("line", (line) => {
+  let request;
+  try {
+    request = JSON.parse(line);
+  } catch {
+    return;
+  }
+  const { id, method, params } = request;
+  if (method === "initialize") {
+    answers = params?.adminConfig?.answers ?? {};
+    record = params?.dataDir ? join(params.dataDir, "requests.jsonl") : null;
+  }
+  if (record) appendFileSync(record, `${line}\n`);
+  if (id === undefined) return;
+  if (method === "initialize") return write({ jsonrpc: "2.0", id, result: manifest });
+  if (method === "shutdown") {
+    write({ jsonrpc: "2.0", id, result: null });
+    return process.exit(0);
+  }
+  if (Object.hasOwn(answers, method)) return write({ jsonrpc: "2.0", id, result: answers[method] });
+  write({ jsonrpc: "2.0", id, error: { code: -32601, message: `Method not found: ${method}` } });
+});
