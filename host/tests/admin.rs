@@ -151,6 +151,31 @@ fn a_registered_plugin_gets_its_credentials_and_never_the_hosts_key() {
 }
 
 #[test]
+fn then_sends_several_methods_to_one_instance_of_a_registered_plugin() {
+    let admin = Admin { data: tempfile::tempdir().unwrap() };
+    let recorder = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/plugins/wire-recorder.mjs");
+    let answers = json!({"answers": {"sync/getUserInfo": {"externalId": "u1", "username": "reader"},
+                                     "sync/pushProgress": {"success": [], "failed": [], "batch": 1}}});
+    let config = answers.to_string();
+    admin.ok(&["plugin", "add", "recorder", "--admin-config", &config, "--", "node", recorder.to_str().unwrap()], None);
+    let push = r#"sync/pushProgress {"entries": [{"externalId": "s1", "status": "reading", "libraryId": "l1"}]}"#;
+    let printed = admin.ok(&["call", "--plugin", "recorder", "sync/getUserInfo", "--then", push], None);
+    let documents: Vec<Value> =
+        serde_json::Deserializer::from_str(&printed).into_iter().collect::<Result<_, _>>().unwrap();
+    assert_eq!(documents.len(), 2, "{printed}");
+    assert_eq!(
+        documents[1],
+        json!({"method": "sync/pushProgress", "result": {"success": [], "failed": [], "batch": 1}})
+    );
+    let record = std::fs::read_to_string(admin.data.path().join("plugins/recorder/plugin/requests.jsonl")).unwrap();
+    let methods: Vec<Value> = record.lines().map(|line| json_of(line)["method"].clone()).collect();
+    assert_eq!(
+        methods,
+        [json!("initialize"), json!("sync/getUserInfo"), json!("sync/pushProgress"), json!("shutdown")]
+    );
+}
+
+#[test]
 fn admin_commands_refuse_bad_input_with_exit_2_and_change_nothing() {
     let admin = Admin { data: tempfile::tempdir().unwrap() };
     admin.ok(&["plugin", "add", "echo", "--", "node", "echo.mjs"], None);

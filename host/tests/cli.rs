@@ -109,12 +109,7 @@ fn bad_input_on_the_command_line_exits_2_before_anything_starts_and_loses_nothin
         (&["ping", "--timeout", "1e20"], "--timeout must be between"),
     ];
     for (args, fragment) in cases {
-        let mut args = args.to_vec();
-        args.extend(["--plugin-id", "never-started"]);
-        let output = call(data.path(), &args, &["node", &script]);
-        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", stderr(&output));
-        assert!(stderr(&output).contains(fragment), "{args:?}: {}", stderr(&output));
-        assert!(!data.path().join("plugins/never-started").exists(), "{args:?} started the plugin");
+        refused_before_start(data.path(), args, fragment, &["node", &script]);
     }
     // A method the plugin did not declare is the caller's mistake too (it is not sent).
     let undeclared = call(data.path(), &["metadata/book/search", r#"{"query":"dune"}"#], &["node", &script]);
@@ -122,6 +117,75 @@ fn bad_input_on_the_command_line_exits_2_before_anything_starts_and_loses_nothin
     assert!(stderr(&undeclared).contains("does not declare"), "{}", stderr(&undeclared));
     let kept = call(data.path(), &["metadata/series/search", r#"{"query":"get:kept"}"#], &["node", &script]);
     assert_eq!(steps(&kept)[0], json!({"data": 7}), "nothing stored was lost");
+}
+
+/// Runs `call ARGS` as plugin `never-started` and checks it exits 2 with `fragment` on
+/// stderr, without starting the plugin.
+fn refused_before_start(data: &Path, args: &[&str], fragment: &str, plugin: &[&str]) {
+    let mut args = args.to_vec();
+    args.extend(["--plugin-id", "never-started"]);
+    let output = call(data, &args, plugin);
+    assert_eq!(output.status.code(), Some(2), "{args:?}: {}", stderr(&output));
+    assert!(stderr(&output).contains(fragment), "{args:?}: {}", stderr(&output));
+    assert!(!data.join("plugins/never-started").exists(), "{args:?} started the plugin");
+}
+
+/// Every JSON document on stdout, in order.
+fn documents(output: &Output) -> Vec<Value> {
+    let text = String::from_utf8_lossy(&output.stdout);
+    serde_json::Deserializer::from_str(&text).into_iter().map(|document| document.expect("stdout is JSON")).collect()
+}
+
+#[test]
+fn then_sends_several_methods_to_one_instance_and_prints_each_result_as_written() {
+    let data = tempfile::tempdir().unwrap();
+    let recorder = repo().join("tests/plugins/wire-recorder.mjs");
+    let user = json!({"externalId": "u1", "username": "reader"});
+    let pulled = json!({"entries": [{"externalId": "s1", "status": "reading", "progress": {"chapters": 1, "volumes": 2}, "x": {"y": 3}}], "hasMore": false});
+    let admin = json!({"answers": {"sync/getUserInfo": user, "sync/pullProgress": pulled, "ping": "pong"}}).to_string();
+    let getting_the_user_then = |second: &'static str| {
+        let mut args = vec!["sync/getUserInfo", "--then", second, "--then", "ping", "--admin-config"];
+        args.extend([admin.as_str(), "--plugin-id", "recorder"]);
+        args
+    };
+    let args = getting_the_user_then(r#"sync/pullProgress {"limit": 500, "weight": 1.0}"#);
+    let output = call(data.path(), &args, &["node", recorder.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        documents(&output),
+        [
+            json!({"method": "sync/getUserInfo", "result": user}),
+            json!({"method": "sync/pullProgress", "result": pulled}),
+            json!({"method": "ping", "result": "pong"}),
+        ],
+        "each result as the plugin wrote it, integers included"
+    );
+    let record = std::fs::read_to_string(data.path().join("plugins/recorder/plugin/requests.jsonl")).unwrap();
+    let requests: Vec<Value> = record.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    let methods: Vec<&str> = requests.iter().map(|request| request["method"].as_str().unwrap()).collect();
+    assert_eq!(methods, ["initialize", "sync/getUserInfo", "sync/pullProgress", "ping", "shutdown"], "one instance");
+    assert_eq!(requests[2]["params"], json!({"limit": 500, "weight": 1.0}));
+
+    // The first error stops the rest, after printing what came before it.
+    let args = getting_the_user_then("sync/status");
+    let output = call(data.path(), &args, &["node", recorder.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert_eq!(documents(&output), [json!({"method": "sync/getUserInfo", "result": user})]);
+    let message = stderr(&output);
+    assert!(
+        message.contains("step 2 of 3 (`sync/status`)") && message.contains("the 1 after it were not sent"),
+        "{message}"
+    );
+
+    // Every step is checked before the plugin starts.
+    let cases: [(&[&str], &str); 3] = [
+        (&["ping", "--then", "releases/poll"], "not part of the plugin protocol"),
+        (&["ping", "--then", r#"metadata/series/search {"limit": 1}"#], "missing field `query`"),
+        (&["shutdown", "--then", "ping"], "`shutdown` ends the plugin"),
+    ];
+    for (args, fragment) in cases {
+        refused_before_start(data.path(), args, fragment, &["node", recorder.to_str().unwrap()]);
+    }
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 use super::Failure;
-use super::call::{absolute, parse_object, parse_pair};
+use super::input::{absolute, parse_object, parse_pair};
 use crate::host::DATABASE_FILE;
 use crate::plugin::PluginId;
 use crate::registry::{CredentialDelivery, Launch, PluginDefinition, Registry, RegistryError};
@@ -87,7 +87,9 @@ enum PluginCommand {
 
 #[derive(Debug, Args)]
 struct AddArgs {
+    /// The plugin's id: its storage scope and data directory, and what `call --plugin` names.
     id: String,
+    /// A WebAssembly component (wasm32-wasip2) to run in process instead of a command.
     #[arg(long, value_name = "FILE", conflicts_with = "command")]
     wasm: Option<PathBuf>,
     /// An environment variable for a process plugin (repeatable).
@@ -96,13 +98,17 @@ struct AddArgs {
     /// Seconds each call may take.
     #[arg(long, value_name = "SECS")]
     timeout: Option<f64>,
+    /// Cap on the plugin's memory, in MiB: the address space of a native process, the
+    /// store of a wasm guest (default 64).
     #[arg(long, value_name = "MIB")]
     memory_limit_mib: Option<u64>,
     /// A host a wasm plugin may send HTTP requests to (repeatable).
     #[arg(long = "allow-http-host", value_name = "HOST")]
     allow_http_hosts: Vec<String>,
+    /// Let the allowed hosts resolve to loopback, private or link-local addresses.
     #[arg(long)]
     allow_internal_addresses: bool,
+    /// The admin configuration (JSON object), sent to the plugin as `adminConfig`.
     #[arg(long, value_name = "JSON")]
     admin_config: Option<String>,
     /// Also give a process plugin its credentials as environment variables.

@@ -6,6 +6,7 @@
 
 mod admin;
 mod call;
+mod input;
 mod logging;
 
 use clap::{Parser, Subcommand};

@@ -1,0 +1,256 @@
+//! `codex-plugin-host call`: start one plugin, initialize it, send it one method or several
+//! in order (`--then`), print each result, shut it down.
+
+mod launch;
+mod steps;
+mod termination;
+
+use clap::{Args, ValueEnum};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::Failure;
+use super::input::{absolute, parse_timeout};
+use crate::host::{HostConfig, HostError, PluginHost};
+use crate::limits::{StorageLimits, StorageQuota};
+use crate::plugin::{Plugin, PluginError};
+use crate::protocol::HostMethod;
+use crate::protocol::codec::DEFAULT_MAX_MESSAGE_BYTES;
+use crate::protocol::types::initialize::LogLevel;
+use crate::sandbox::{Confinement, Layer};
+use crate::storage::handler::StorageHandler;
+use crate::storage::{SqliteStorage, StorageScope};
+use launch::Request;
+use steps::Output;
+use termination::{Termination, interrupted};
+
+/// Start a plugin, send it one method (or several, with `--then`), print each JSON result.
+#[derive(Debug, Args)]
+pub struct CallArgs {
+    /// The method, e.g. `ping` or `metadata/series/search`.
+    method: String,
+    /// The method's params as JSON.
+    params: Option<String>,
+    /// Then send another method to the same instance: `METHOD` or `METHOD PARAMS_JSON` in
+    /// one argument (repeatable, sent in order), for plugins that keep state between calls,
+    /// like a sync plugin that needs `sync/getUserInfo` before `sync/pullProgress`. Each
+    /// result is printed as `{"method", "result"}` as it comes; the first error stops the rest.
+    #[arg(long = "then", value_name = "METHOD [PARAMS_JSON]")]
+    then: Vec<String>,
+    /// Admin configuration (JSON object), sent as `adminConfig`.
+    #[arg(long, value_name = "JSON")]
+    admin_config: Option<String>,
+    /// User configuration (JSON object), sent as `userConfig` without its `_codex` key.
+    #[arg(long, value_name = "JSON")]
+    user_config: Option<String>,
+    /// Credentials, a JSON object of strings sent in `initialize` only, read from FILE, or
+    /// from stdin with `-`: never given on the command line, where every user can read it.
+    #[arg(long, value_name = "FILE|-")]
+    credentials: Option<PathBuf>,
+    /// Where plugin storage and plugin data directories live.
+    #[arg(long, value_name = "DIR", default_value = "data")]
+    data_dir: PathBuf,
+    /// Seconds to wait for each answer, `initialize` included (default 30, or what is
+    /// registered for `--plugin`).
+    #[arg(long, value_name = "SECS")]
+    timeout: Option<f64>,
+    /// The storage scope; by default derived from the command line, so the same plugin
+    /// started the same way finds its data again.
+    #[arg(long, value_name = "ID")]
+    plugin_id: Option<String>,
+    /// An environment variable for the plugin (repeatable); blocked names are dropped.
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    env: Vec<String>,
+    /// A command name to add to the allowlist (repeatable).
+    #[arg(long = "allow-command", value_name = "NAME")]
+    allow_commands: Vec<String>,
+    /// Executables under this directory may run as plugins.
+    #[arg(long, value_name = "DIR")]
+    plugins_dir: Option<PathBuf>,
+    /// Cap on the plugin's address space, in MiB (for native plugins; not for Node).
+    #[arg(long, value_name = "MIB")]
+    memory_limit_mib: Option<u64>,
+    /// Cap on one message from the plugin, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_MESSAGE_BYTES)]
+    max_message_bytes: usize,
+    /// Log level of the host and of the plugin.
+    #[arg(long, value_enum, default_value_t = Level::Info)]
+    log_level: Level,
+    /// Run a WebAssembly component (wasm32-wasip2) in this process instead of a command.
+    #[arg(long, value_name = "FILE", conflicts_with = "command")]
+    wasm: Option<PathBuf>,
+    /// Call a registered plugin, with what is registered for it (`plugin add`).
+    #[arg(
+        long,
+        value_name = "ID",
+        conflicts_with_all = [
+            "command", "wasm", "plugin_id", "admin_config", "user_config", "credentials", "env",
+            "memory_limit_mib", "allow_http_hosts", "allow_internal_addresses",
+        ]
+    )]
+    plugin: Option<String>,
+    /// The user to call a registered plugin as (connected with `plugin connect`).
+    #[arg(long, value_name = "USER", requires = "plugin")]
+    user: Option<String>,
+    /// The vault key's file for a registered plugin's credentials; by default
+    /// `CODEX_ENCRYPTION_KEY`.
+    #[arg(long, value_name = "FILE", requires = "plugin")]
+    key_file: Option<PathBuf>,
+    /// A host a wasm plugin may send HTTP requests to, `name` or `name:port` (repeatable).
+    #[arg(long = "allow-http-host", value_name = "HOST", requires = "wasm")]
+    allow_http_hosts: Vec<String>,
+    /// Let the allowed hosts resolve to loopback, private or link-local addresses.
+    #[arg(long, requires = "wasm")]
+    allow_internal_addresses: bool,
+    /// What a wasm plugin's /data may hold, in MiB (default 64).
+    #[arg(long, value_name = "MIB", requires = "wasm")]
+    disk_quota_mib: Option<u64>,
+    /// How many files, folders and links a wasm plugin's /data may hold (default 10000).
+    #[arg(long, value_name = "N", requires = "wasm")]
+    disk_quota_entries: Option<u64>,
+    /// How strictly a process plugin is confined: `required` (Landlock or a uid of its own,
+    /// the default), `strict` (every layer), or `unconfined` (you trust it; a warning says so).
+    #[arg(long, value_name = "LEVEL", value_parser = Confinement::parse, conflicts_with_all = ["wasm", "plugin"])]
+    confinement: Option<Confinement>,
+    /// Turn a confinement layer off, `landlock` or `separate-uid` (repeatable): where it
+    /// misbehaves, or to see what the others hold. The plugin still starts only if what is
+    /// left meets its confinement.
+    #[arg(long = "disable-layer", value_name = "LAYER", value_parser = Layer::parse, conflicts_with = "wasm")]
+    disabled_layers: Vec<Layer>,
+    /// The plugin's command and its arguments, after `--`.
+    #[arg(last = true, required_unless_present_any = ["wasm", "plugin"], value_name = "COMMAND")]
+    command: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Level {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl CallArgs {
+    pub fn log_level(&self) -> LogLevel {
+        match self.log_level {
+            Level::Debug => LogLevel::Debug,
+            Level::Info => LogLevel::Info,
+            Level::Warn => LogLevel::Warn,
+            Level::Error => LogLevel::Error,
+        }
+    }
+}
+
+pub fn run(args: CallArgs) -> Result<(), Failure> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| Failure { message: format!("could not start the async runtime: {error}"), exit_code: 3 })?;
+    match &args.plugin {
+        Some(plugin) => runtime.block_on(call_registered(&args, plugin)),
+        None => runtime.block_on(execute(launch::prepare(&args)?)),
+    }
+}
+
+/// `call --plugin ID`: the plugin as registered, through the supervisor, which keeps one
+/// instance for every step.
+async fn call_registered(args: &CallArgs, plugin: &str) -> Result<(), Failure> {
+    let steps = steps::steps(args)?;
+    if steps.iter().any(|step| step.method == HostMethod::Initialize) {
+        return Err(Failure::usage("`initialize` is sent by the host; `plugin show` has the cached manifest"));
+    }
+    let mut config = HostConfig::new(absolute(&args.data_dir)?);
+    config.key_file = args.key_file.as_deref().map(absolute).transpose()?;
+    config.allowlist = launch::allowlist(args)?;
+    config.sandbox = launch::sandbox_config(args);
+    let host = PluginHost::open(config).map_err(|error| match error {
+        HostError::Vault(error) => Failure::usage(error.to_string()),
+        other => host_failure(other.to_string()),
+    })?;
+    let mut termination = Termination::listen();
+    let timeout = args.timeout.map(parse_timeout).transpose()?;
+    let output = Output::for_steps(&steps);
+    for (index, step) in steps.iter().enumerate() {
+        let calling =
+            host.call_with_deadline(plugin, args.user.as_deref(), step.method.name(), step.params.clone(), timeout);
+        let answered = tokio::select! {
+            answered = calling => answered,
+            // Dropping the host kills its plugins at once.
+            signal = termination.recv() => return Err(interrupted(signal)),
+        };
+        match answered {
+            Ok(result) => output.print(step, result),
+            Err(error) => {
+                host.shutdown().await;
+                return Err(output.failed(&steps, index, refusal(&error)));
+            }
+        }
+    }
+    host.shutdown().await;
+    Ok(())
+}
+
+async fn execute(request: Request) -> Result<(), Failure> {
+    if let Some(parent) = request.database.parent() {
+        std::fs::create_dir_all(parent).map_err(|error| {
+            host_failure(format!("could not create the data directory {}: {error}", parent.display()))
+        })?;
+    }
+    let backend = SqliteStorage::open(&request.database).map_err(|error| host_failure(error.to_string()))?;
+    let quota = StorageQuota::new(Arc::new(backend), StorageLimits::default());
+    if let Err(error) = quota.sweep_expired().await {
+        tracing::warn!("sweeping expired storage keys failed: {error}");
+    }
+    let storage = StorageHandler::new(quota.scoped(StorageScope::plugin(request.settings.id.as_str())));
+    let mut termination = Termination::listen();
+    let launched = request.launch.start(request.settings.id.as_str())?;
+    let starting = Plugin::start(launched, request.settings, Arc::new(storage));
+    let plugin = tokio::select! {
+        started = starting => started.map_err(|error| refusal(&error))?,
+        signal = termination.recv() => return Err(interrupted(signal)),
+    };
+    let output = Output::for_steps(&request.steps);
+    for (index, step) in request.steps.iter().enumerate() {
+        let answered = tokio::select! {
+            outcome = steps::answer(&plugin, step.clone()) => outcome,
+            signal = termination.recv() => {
+                // No polite `shutdown` for an operator who wants out; a second signal stops
+                // the escalation and drops the plugin, which kills its process group at once.
+                tokio::select! {
+                    () = plugin.kill() => {}
+                    _ = termination.recv() => {}
+                }
+                return Err(interrupted(signal));
+            }
+        };
+        match answered {
+            Ok(result) => output.print(step, result),
+            Err(failure) => {
+                plugin.shutdown().await;
+                return Err(output.failed(&request.steps, index, failure));
+            }
+        }
+    }
+    if request.steps.last().is_none_or(|step| step.method != HostMethod::Shutdown) {
+        plugin.shutdown().await;
+    }
+    Ok(())
+}
+
+/// The exit code and message for an error: one place.
+pub(super) fn refusal(error: &PluginError) -> Failure {
+    let exit_code = match error {
+        PluginError::Answered { .. } => 1,
+        PluginError::UnknownMethod { .. }
+        | PluginError::InvalidParams { .. }
+        | PluginError::NotRegistered { .. }
+        | PluginError::NeedsKey { .. }
+        | PluginError::CapabilityNotDeclared { .. } => 2,
+        _ => 3,
+    };
+    Failure { message: format!("{error} [{}]", error.code().code()), exit_code }
+}
+
+pub(super) fn host_failure(message: String) -> Failure {
+    Failure { message, exit_code: 3 }
+}
