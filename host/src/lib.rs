@@ -17,6 +17,7 @@
 pub mod cli;
 pub mod dispatch;
 pub mod host;
+pub mod install;
 pub mod limits;
 pub mod metrics;
 pub mod plugin;

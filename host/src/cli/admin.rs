@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use super::Failure;
 use super::input::{absolute, parse_object, parse_pair};
+use super::install;
 use crate::host::DATABASE_FILE;
 use crate::plugin::PluginId;
 use crate::registry::{CredentialDelivery, Launch, PluginDefinition, Registry, RegistryError};
@@ -44,6 +45,14 @@ enum PluginCommand {
     /// One plugin: its registration, health, manifest, metrics and credential names.
     Show {
         id: String,
+    },
+    /// Install again the package of an npx plugin: to update one not pinned to a version,
+    /// or to repair an install. Its instances restart on the new install.
+    Install {
+        id: String,
+        /// The registry to install from (default: the one it was installed from).
+        #[arg(long, value_name = "URL")]
+        npm_registry: Option<String>,
     },
     /// Remove a plugin with its users, credentials and storage.
     Remove {
@@ -114,6 +123,15 @@ struct AddArgs {
     /// Also give a process plugin its credentials as environment variables.
     #[arg(long)]
     credentials_in_env: bool,
+    /// The registry an npx plugin's package is installed from (default
+    /// https://registry.npmjs.org/).
+    #[arg(long, value_name = "URL", conflicts_with = "no_install")]
+    npm_registry: Option<String>,
+    /// Register an npx plugin as its command line says, without installing its package: npx
+    /// then fetches it into the plugin's data directory at every start, which needs the
+    /// registry each time (what Codex does).
+    #[arg(long)]
+    no_install: bool,
     /// How strictly a process plugin is confined: `required` (Landlock or a uid of its own,
     /// the default), `strict` (every layer), or `unconfined` (you trust it; a warning says so
     /// at every start).
@@ -167,7 +185,53 @@ pub fn run_plugin(args: PluginArgs) -> Result<(), Failure> {
     match args.command {
         PluginCommand::Add(add) => {
             let id = PluginId::new(&add.id).map_err(Failure::usage)?;
-            registry.add(&id, &definition(add)?).map_err(registry_failure)
+            let (no_install, npm_registry) = (add.no_install, add.npm_registry.clone());
+            let definition = definition(add)?;
+            definition
+                .validate()
+                .map_err(|why| registry_failure(RegistryError::Invalid { plugin: id.to_string(), why }))?;
+            let command = if no_install { None } else { install::npx_command(&definition)? };
+            let Some(command) = command else {
+                return registry.add(&id, &definition).map_err(registry_failure);
+            };
+            if registry.get(id.as_str()).is_ok() {
+                return Err(registry_failure(RegistryError::AlreadyRegistered(id.to_string())));
+            }
+            let location = &args.location;
+            let key_file = location.key_file.as_deref();
+            let installed = install::install(
+                &location.data_dir,
+                key_file,
+                id.as_str(),
+                &command,
+                &definition,
+                npm_registry.as_deref(),
+            )?;
+            let added = registry.add_installed(&id, &definition, &installed);
+            if added.is_err() {
+                crate::host::remove_plugin_files(&absolute(&location.data_dir)?, id.as_str());
+            }
+            added.map_err(registry_failure)
+        }
+        PluginCommand::Install { id, npm_registry } => {
+            let record = registry.get(&id).map_err(registry_failure)?;
+            let command = install::npx_command(&record.definition)?.ok_or_else(|| {
+                Failure::usage(format!("plugin `{id}` is not run with npx: there is no package to install"))
+            })?;
+            let npm_registry = npm_registry.or_else(|| record.install.as_ref().map(|install| install.registry.clone()));
+            let location = &args.location;
+            let key_file = location.key_file.as_deref();
+            let installed = install::install(
+                &location.data_dir,
+                key_file,
+                &id,
+                &command,
+                &record.definition,
+                npm_registry.as_deref(),
+            )?;
+            registry.record_install(&id, &installed).map_err(registry_failure)?;
+            print_json(&serde_json::to_value(&installed).expect("an install record serializes"));
+            Ok(())
         }
         PluginCommand::List => {
             for record in registry.list().map_err(registry_failure)? {
@@ -194,6 +258,7 @@ pub fn run_plugin(args: PluginArgs) -> Result<(), Failure> {
                 "recentFaults": record.recent_faults,
                 "credentials": credentials,
                 "users": users,
+                "install": record.install,
                 "manifest": record.manifest,
                 "metrics": record.metrics,
             }));

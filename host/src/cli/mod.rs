@@ -7,6 +7,7 @@
 mod admin;
 mod call;
 mod input;
+mod install;
 mod logging;
 
 use clap::{Parser, Subcommand};
@@ -23,7 +24,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Call(Box<call::CallArgs>),
-    Plugin(admin::PluginArgs),
+    Plugin(Box<admin::PluginArgs>),
     Vault(admin::VaultArgs),
     /// Internal: run by the host between itself and each process plugin, to confine it
     /// (Landlock, its own uid, no_new_privs) and to kill whatever it leaves behind. Not for
@@ -68,7 +69,7 @@ pub fn run() -> ExitCode {
         }
         Command::Plugin(args) => {
             logging::init(crate::protocol::types::initialize::LogLevel::Warn);
-            admin::run_plugin(args)
+            admin::run_plugin(*args)
         }
         Command::Vault(args) => {
             logging::init(crate::protocol::types::initialize::LogLevel::Warn);

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
+use crate::install::npx;
 use crate::limits::{StorageQuota, Timeouts};
 use crate::plugin::{Plugin, PluginError, PluginId, PluginSettings};
 use crate::protocol::types::initialize::InitializeParams;
@@ -160,9 +161,24 @@ impl RegistryLauncher {
                     .sandbox
                     .prepare_process(id.as_str(), user, definition.confinement)
                     .map_err(|error| refused(error.to_string()))?;
+                let (sandbox, command, args) = match &record.install {
+                    Some(install) if npx::is_npx(command) => {
+                        let installed =
+                            self.layout.sandbox.installed(id.as_str()).map_err(|error| refused(error.to_string()))?;
+                        let installed = installed.ok_or_else(|| {
+                            refused(format!(
+                                "its package {} is not installed any more; run `plugin install {id}`",
+                                install.requested
+                            ))
+                        })?;
+                        let args = crate::install::node_command(install, &installed, args).map_err(refused)?;
+                        (sandbox.with_installed(installed), "node".to_owned(), args)
+                    }
+                    _ => (sandbox, command.clone(), args.clone()),
+                };
                 let spec = ProcessSpec {
-                    command: command.clone(),
-                    args: args.clone(),
+                    command,
+                    args,
                     env,
                     sandbox,
                     working_dir: None,

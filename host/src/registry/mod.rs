@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS plugins (
     metrics         TEXT    NOT NULL DEFAULT '{}',
     created_at      INTEGER NOT NULL,
     updated_at      INTEGER NOT NULL,
-    revision        INTEGER NOT NULL DEFAULT 0
+    revision        INTEGER NOT NULL DEFAULT 0,
+    install         TEXT
 );
 CREATE TABLE IF NOT EXISTS plugin_users (
     plugin_id TEXT NOT NULL REFERENCES plugins (id) ON DELETE CASCADE,
@@ -100,6 +101,7 @@ impl Registry {
             connection.execute_batch(SCHEMA)?;
             connection.execute_batch(vault_state::SCHEMA)?;
             revisions::add_revision_columns(&mut connection)?;
+            add_install_column(&connection)?;
             Ok(connection)
         });
         let connection = opened.map_err(|source| RegistryError::Open { path: path.display().to_string(), source })?;
@@ -109,6 +111,23 @@ impl Registry {
     fn lock(&self) -> MutexGuard<'_, Connection> {
         self.connection.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// Adds `plugins.install` to a database made before the host installed npm packages.
+fn add_install_column(connection: &Connection) -> rusqlite::Result<()> {
+    let present: bool = connection.query_row(
+        "SELECT EXISTS (SELECT 1 FROM pragma_table_info('plugins') WHERE name = 'install')",
+        [],
+        |row| row.get(0),
+    )?;
+    if !present {
+        match connection.execute_batch("ALTER TABLE plugins ADD COLUMN install TEXT") {
+            // Another process added it between the check and here.
+            Err(rusqlite::Error::SqliteFailure(_, Some(message))) if message.contains("duplicate column") => {}
+            other => other?,
+        }
+    }
+    Ok(())
 }
 
 /// A user id: what the embedding server calls its user, 1 to 200 characters, no control

@@ -4,6 +4,7 @@ use rusqlite::{OptionalExtension, ToSql, params};
 use serde_json::{Map, Value};
 
 use super::{PluginDefinition, Registry, RegistryError, Revision, now_micros};
+use crate::install::package::InstalledPackage;
 use crate::plugin::PluginId;
 
 /// A registered plugin as stored.
@@ -23,20 +24,48 @@ pub struct PluginRecord {
     pub metrics: Value,
     /// Which registration, and how many changes to it (see [`super::revisions`]).
     pub revision: Revision,
+    /// The npm package the host installed for it (see [`crate::install`]).
+    pub install: Option<InstalledPackage>,
 }
 
 const COLUMNS: &str =
-    "id, definition, enabled, disabled_reason, recent_faults, manifest, metrics, created_at, revision";
+    "id, definition, enabled, disabled_reason, recent_faults, manifest, metrics, created_at, revision, install";
 
 impl Registry {
     /// Registers a plugin under `id`, after checking its definition.
     pub fn add(&self, id: &PluginId, definition: &PluginDefinition) -> Result<(), RegistryError> {
+        self.insert(id, definition, None)
+    }
+
+    /// Registers a plugin with the package the host installed for it, in one write.
+    pub fn add_installed(
+        &self,
+        id: &PluginId,
+        definition: &PluginDefinition,
+        install: &InstalledPackage,
+    ) -> Result<(), RegistryError> {
+        self.insert(id, definition, Some(install))
+    }
+
+    /// Records a new install of the plugin's package: its instances restart on it.
+    pub fn record_install(&self, id: &str, install: &InstalledPackage) -> Result<(), RegistryError> {
+        let json = serde_json::to_string(install).expect("an install record serializes");
+        self.update(id, "install = ?, revision = revision + 1", &[&json])
+    }
+
+    fn insert(
+        &self,
+        id: &PluginId,
+        definition: &PluginDefinition,
+        install: Option<&InstalledPackage>,
+    ) -> Result<(), RegistryError> {
         definition.validate().map_err(|why| RegistryError::Invalid { plugin: id.to_string(), why })?;
         let json = serde_json::to_string(definition).expect("a definition serializes");
+        let install = install.map(|install| serde_json::to_string(install).expect("an install record serializes"));
         let now = now_micros();
         let inserted = self.lock().execute(
-            "INSERT INTO plugins (id, definition, created_at, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-            params![id.as_str(), json, now, now],
+            "INSERT INTO plugins (id, definition, install, created_at, updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            params![id.as_str(), json, install, now, now],
         )?;
         if inserted == 0 {
             return Err(RegistryError::AlreadyRegistered(id.to_string()));
@@ -143,6 +172,7 @@ struct StoredRow {
     manifest: Option<String>,
     metrics: String,
     revision: Revision,
+    install: Option<String>,
 }
 
 impl StoredRow {
@@ -156,6 +186,7 @@ impl StoredRow {
             manifest: row.get(5)?,
             metrics: row.get(6)?,
             revision: Revision { added_at: row.get(7)?, changes: row.get(8)? },
+            install: row.get(9)?,
         })
     }
 
@@ -169,6 +200,8 @@ impl StoredRow {
         let manifest = self.manifest.as_deref().map(serde_json::from_str).transpose();
         let manifest = manifest.map_err(|error| corrupt("manifest", error.to_string()))?;
         let metrics = serde_json::from_str(&self.metrics).map_err(|error| corrupt("metrics", error.to_string()))?;
+        let install = self.install.as_deref().map(serde_json::from_str).transpose();
+        let install = install.map_err(|error| corrupt("install record", error.to_string()))?;
         Ok(PluginRecord {
             id,
             definition,
@@ -178,6 +211,7 @@ impl StoredRow {
             manifest,
             metrics,
             revision: self.revision,
+            install,
         })
     }
 }

@@ -6,6 +6,8 @@
 //! plugins/                      host, 0711 (0700 when no plugin runs as another uid)
 //!   <plugin>/                   host, same mode: no instance may write here
 //!     plugin/                   the plugin-wide instance's directory, owned by the plugin
+//!     install/                  host, 0755: the npm package the host installed, read-only
+//!     .install-staging/         the plugin, while an install runs
 //!     users/                    host
 //!       <sha256(user)[..8]>/    one user's instance, owned by the plugin
 //! ```
@@ -31,6 +33,11 @@ pub const PLUGINS_FOLDER: &str = "plugins";
 pub const PLUGIN_WIDE_FOLDER: &str = "plugin";
 /// The folder of the users' instances, in the plugin's folder.
 pub const USERS_FOLDER: &str = "users";
+/// The package the host installed for the plugin, in the plugin's folder (see
+/// [`super::install_dir`]).
+pub const INSTALL_FOLDER: &str = "install";
+/// Where an install is made before it replaces the last, in the plugin's folder.
+pub const INSTALL_STAGING_FOLDER: &str = ".install-staging";
 
 /// Who must own an instance's directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,7 +56,7 @@ impl Owner {
 }
 
 impl Owner {
-    fn uid(self) -> u32 {
+    pub(super) fn uid(self) -> u32 {
         match self {
             Owner::Host { .. } => Uid::effective().as_raw(),
             Owner::Plugin(uid) => uid,
@@ -86,6 +93,10 @@ pub struct InstanceDir {
 }
 
 impl InstanceDir {
+    pub(super) fn new(path: PathBuf, dir: OwnedFd) -> Self {
+        Self { path, dir }
+    }
+
     /// The directory's path, for a process plugin (its `HOME` and `dataDir`).
     pub fn path(&self) -> &Path {
         &self.path
@@ -109,7 +120,7 @@ pub enum Traversal {
 }
 
 impl Traversal {
-    fn mode(self) -> Mode {
+    pub(super) fn mode(self) -> Mode {
         match self {
             Traversal::HostOnly => Mode::from_bits_truncate(0o700),
             Traversal::PassThrough => Mode::from_bits_truncate(0o711),
@@ -188,7 +199,7 @@ pub fn open_instance_dir(
 }
 
 /// Whether `name` exists in `parent` (as anything, links not followed).
-fn exists(parent: BorrowedFd<'_>, name: &str, path: &Path) -> Result<bool, DataDirError> {
+pub(super) fn exists(parent: BorrowedFd<'_>, name: &str, path: &Path) -> Result<bool, DataDirError> {
     match nix::sys::stat::fstatat(parent, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW) {
         Ok(_) => Ok(true),
         Err(Errno::ENOENT) => Ok(false),
@@ -198,7 +209,7 @@ fn exists(parent: BorrowedFd<'_>, name: &str, path: &Path) -> Result<bool, DataD
 
 /// Opens one directory below `parent` without following a link, creating it (owned by
 /// `owner`, with `mode`) if missing, and checks what it is and who owns it.
-fn open_level(
+pub(super) fn open_level(
     parent: BorrowedFd<'_>,
     name: &str,
     path: &Path,
@@ -250,7 +261,7 @@ fn adopt_or_refuse(dir: &OwnedFd, stat: &FileStat, path: &Path, owner: Owner) ->
     Err(error)
 }
 
-fn refusal(error: Errno, path: &Path) -> DataDirError {
+pub(super) fn refusal(error: Errno, path: &Path) -> DataDirError {
     match error {
         Errno::ELOOP | Errno::ENOTDIR => {
             let error = DataDirError::NotADirectory { path: path.display().to_string() };
@@ -261,7 +272,7 @@ fn refusal(error: Errno, path: &Path) -> DataDirError {
     }
 }
 
-fn set_mode(dir: BorrowedFd<'_>, mode: Mode, path: &Path) -> Result<(), DataDirError> {
+pub(super) fn set_mode(dir: BorrowedFd<'_>, mode: Mode, path: &Path) -> Result<(), DataDirError> {
     let stat = fstat(dir).map_err(|source| DataDirError::Io { path: path.display().to_string(), source })?;
     if stat.st_mode & 0o7777 != mode.bits() {
         fchmod(dir, mode).map_err(|source| DataDirError::Io { path: path.display().to_string(), source })?;
@@ -299,7 +310,7 @@ fn chown_tree(dir: BorrowedFd<'_>, uid: u32, path: &Path) -> Result<(), DataDirE
 /// followed), so no data is lost on upgrade.
 fn migrate_flat_layout(plugin_dir: BorrowedFd<'_>, instance: BorrowedFd<'_>, path: &Path) {
     let Ok(names) = entry_names(plugin_dir) else { return };
-    let kept = [PLUGIN_WIDE_FOLDER.as_bytes(), USERS_FOLDER.as_bytes()];
+    let kept = [PLUGIN_WIDE_FOLDER, USERS_FOLDER, INSTALL_FOLDER, INSTALL_STAGING_FOLDER].map(str::as_bytes);
     for name in names.into_iter().filter(|name| !kept.contains(&name.as_bytes())) {
         if let Err(error) = nix::fcntl::renameat(plugin_dir, name.as_c_str(), instance, name.as_c_str()) {
             tracing::warn!("could not move {:?} into {}: {error}", name, path.display());
@@ -308,7 +319,7 @@ fn migrate_flat_layout(plugin_dir: BorrowedFd<'_>, instance: BorrowedFd<'_>, pat
 }
 
 /// The names in a directory, `.` and `..` left out.
-fn entry_names(dir: BorrowedFd<'_>) -> Result<Vec<std::ffi::CString>, Errno> {
+pub(super) fn entry_names(dir: BorrowedFd<'_>) -> Result<Vec<std::ffi::CString>, Errno> {
     let listing = openat(dir, ".", OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())?;
     let mut entries = nix::dir::Dir::from_fd(listing)?;
     let names = entries.iter().filter_map(Result::ok).map(|entry| entry.file_name().to_owned());

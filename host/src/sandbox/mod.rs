@@ -8,6 +8,7 @@
 
 pub mod confine;
 pub mod data_dir;
+pub mod install_dir;
 mod pid_namespace;
 pub mod plan;
 pub mod policy;
@@ -85,6 +86,16 @@ pub struct ProcessSandbox {
     data_dir: InstanceDir,
     launcher: PathBuf,
     protected: Vec<PathBuf>,
+    /// The package the host installed for it, which it may read and run.
+    installed: Option<PathBuf>,
+}
+
+/// What [`Sandbox::decide`] decided for a plugin.
+struct Decided {
+    plan: Plan,
+    launcher: PathBuf,
+    uid: Option<u32>,
+    owner: Owner,
 }
 
 impl Sandbox {
@@ -134,6 +145,44 @@ impl Sandbox {
         user: Option<&str>,
         confinement: Confinement,
     ) -> Result<ProcessSandbox, SandboxError> {
+        let decided = self.decide(plugin, confinement)?;
+        let data_dir = data_dir::open_instance_dir(&self.data_root, plugin, user, decided.owner, self.traversal())?;
+        self.process_sandbox(decided, data_dir)
+    }
+
+    /// The sandbox an install of the plugin's package runs in: the plugin's own layers and
+    /// uid, a fresh staging folder for its only writable directory (see [`install_dir`]).
+    pub fn prepare_install(&self, plugin: &str, confinement: Confinement) -> Result<ProcessSandbox, SandboxError> {
+        let decided = self.decide(plugin, confinement)?;
+        let staging = install_dir::fresh_staging_dir(&self.data_root, plugin, decided.owner, self.traversal())?;
+        self.process_sandbox(decided, staging)
+    }
+
+    /// Seals what an install staged (see [`install_dir::seal_staged`]); returns its path.
+    pub fn seal_staged_install(&self, plugin: &str) -> Result<PathBuf, install_dir::InstallDirError> {
+        install_dir::seal_staged(&self.data_root, plugin, self.traversal())
+    }
+
+    /// Puts a sealed install in place of the plugin's last one.
+    pub fn commit_staged_install(&self, plugin: &str) -> Result<PathBuf, install_dir::InstallDirError> {
+        install_dir::commit_staged(&self.data_root, plugin, self.traversal())
+    }
+
+    /// Throws away an install that failed; the one in place is kept.
+    pub fn discard_staged_install(&self, plugin: &str) {
+        if let Err(error) = install_dir::discard_staged(&self.data_root, plugin, self.traversal()) {
+            tracing::warn!(plugin, "could not remove a failed install's staging folder: {error}");
+        }
+    }
+
+    /// The plugin's install, checked to be the host's all the way from the data root, so
+    /// it may be opened to the plugin; `None` when the host installed nothing for it.
+    pub fn installed(&self, plugin: &str) -> Result<Option<PathBuf>, SandboxError> {
+        Ok(install_dir::open_install_dir(&self.data_root, plugin, self.traversal())?)
+    }
+
+    /// The plugin's layers, its uid and who owns its directories.
+    fn decide(&self, plugin: &str, confinement: Confinement) -> Result<Decided, SandboxError> {
         let plan = plan::plan(confinement, self.machine, &self.config.disabled)?;
         let launcher = self.launcher()?;
         let plugins_dir = data_dir::ensure_plugins_folder(&self.data_root, self.traversal())?;
@@ -145,17 +194,21 @@ impl Sandbox {
             Some(uid) => Owner::Plugin(uid),
             None => Owner::Host { formerly: uids::recorded_uid(&plugins_dir, plugin) },
         };
-        let data_dir = data_dir::open_instance_dir(&self.data_root, plugin, user, owner, self.traversal())?;
-        if let Some(uid) = uid {
-            check_reachable(data_dir.path(), uid)?;
-        }
         if !plan.confines() {
             tracing::warn!(
                 plugin,
                 "plugin `{plugin}` runs UNCONFINED, as the host's user: it can read the host's database, key file and environment; its admin chose this"
             );
         }
-        Ok(ProcessSandbox { plan, uid, data_dir, launcher, protected: self.protected.clone() })
+        Ok(Decided { plan, launcher, uid, owner })
+    }
+
+    fn process_sandbox(&self, decided: Decided, data_dir: InstanceDir) -> Result<ProcessSandbox, SandboxError> {
+        if let Some(uid) = decided.uid {
+            check_reachable(data_dir.path(), uid)?;
+        }
+        let Decided { plan, launcher, uid, .. } = decided;
+        Ok(ProcessSandbox { plan, uid, data_dir, launcher, protected: self.protected.clone(), installed: None })
     }
 
     fn launcher(&self) -> Result<PathBuf, SandboxError> {
@@ -202,6 +255,13 @@ impl ProcessSandbox {
         self.data_dir.path().join("tmp")
     }
 
+    /// Lets the plugin read and run the package the host installed for it (a path from
+    /// [`Sandbox::installed`], checked there).
+    pub fn with_installed(mut self, install_dir: PathBuf) -> Self {
+        self.installed = Some(install_dir);
+        self
+    }
+
     /// The uid the plugin runs as, when not the host's.
     pub fn uid(&self) -> Option<u32> {
         self.uid
@@ -220,7 +280,14 @@ impl ProcessSandbox {
         memory_limit_bytes: Option<u64>,
     ) -> Result<LaunchPolicy, SandboxError> {
         let landlock = match self.plan.landlock_abi {
-            Some(_) => Some(policy::fs_rules(program, args, working_dir, self.data_dir(), &self.protected)?),
+            Some(_) => Some(policy::fs_rules(
+                program,
+                args,
+                working_dir,
+                self.data_dir(),
+                self.installed.as_deref(),
+                &self.protected,
+            )?),
             None => None::<FsRules>,
         };
         Ok(LaunchPolicy {

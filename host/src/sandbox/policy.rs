@@ -106,13 +106,15 @@ pub struct ExposesHostFiles {
 }
 
 /// The rules for a plugin run as `program` with `args` from `working_dir`, writing
-/// `data_dir`. `protected` (the host's data directory, its key file) must be beneath none
-/// of the readable paths.
+/// `data_dir`, reading `installed` (the package the host installed for it, checked by the
+/// host to be its own, read-only, down from the data root). `protected` (the host's data
+/// directory, its key file) must be beneath none of the readable paths.
 pub fn fs_rules(
     program: &Path,
     args: &[String],
     working_dir: &Path,
     data_dir: &Path,
+    installed: Option<&Path>,
     protected: &[PathBuf],
 ) -> Result<FsRules, ExposesHostFiles> {
     let mut read_execute: Vec<PathBuf> = SYSTEM_DIRS.iter().map(PathBuf::from).collect();
@@ -128,6 +130,7 @@ pub fn fs_rules(
     let outside = named.filter(|path| !passes_through(path, protected));
     install.extend(outside.filter_map(|path| install_dir(&path)));
     install.retain(|dir| !read_execute.iter().any(|system| dir.starts_with(system)));
+    install.extend(installed.map(Path::to_path_buf));
     install.sort();
     install.dedup();
     read_execute.extend(install.iter().cloned());
@@ -271,7 +274,7 @@ mod tests {
         let data = repo.path().join("data/plugins/x/plugin");
         let args = vec!["plugins/openlibrary/dist/index.js".to_owned(), "--verbose".to_owned()];
         let rules =
-            fs_rules(Path::new("/usr/bin/node"), &args, repo.path(), &data, &[repo.path().join("data")]).unwrap();
+            fs_rules(Path::new("/usr/bin/node"), &args, repo.path(), &data, None, &[repo.path().join("data")]).unwrap();
         let package = package.canonicalize().unwrap();
         assert!(rules.read_execute.contains(&package));
         assert!(!rules.read_execute.iter().any(|rule| rule == &repo.path().canonicalize().unwrap()));
@@ -289,14 +292,20 @@ mod tests {
         let own = data_root.join("plugins/sym/plugin");
         std::fs::create_dir_all(&own).unwrap();
         std::os::unix::fs::symlink("/etc", own.join("settings")).unwrap();
-        let rules =
-            fs_rules(Path::new("/usr/bin/node"), &["settings".into()], &own, &own, std::slice::from_ref(&data_root))
-                .unwrap();
+        let rules = fs_rules(
+            Path::new("/usr/bin/node"),
+            &["settings".into()],
+            &own,
+            &own,
+            None,
+            std::slice::from_ref(&data_root),
+        )
+        .unwrap();
         assert!(!rules.read_execute.iter().any(|rule| rule.starts_with("/etc")), "{rules:?}");
         assert!(!rules.read.contains(&PathBuf::from("/etc")));
         // An absolute argument into the data directory is no install directory either.
         let planted = own.join("settings").display().to_string();
-        let rules = fs_rules(Path::new("/usr/bin/node"), &[planted], root.path(), &own, &[data_root]).unwrap();
+        let rules = fs_rules(Path::new("/usr/bin/node"), &[planted], root.path(), &own, None, &[data_root]).unwrap();
         assert!(!rules.read_execute.iter().any(|rule| rule.starts_with("/etc")), "{rules:?}");
     }
 
@@ -321,11 +330,31 @@ mod tests {
                 std::slice::from_ref(&route),
                 root.path(),
                 &own,
+                None,
                 std::slice::from_ref(&data_root),
             );
             let rules = rules.unwrap();
             assert!(!rules.read_execute.iter().any(|rule| rule.starts_with("/etc")), "{route}: {rules:?}");
         }
+    }
+
+    /// The package the host installed is in its data directory, where no argument could
+    /// name it: it is readable because the host says so, and nothing else there is.
+    #[test]
+    fn the_install_the_host_checked_is_readable_and_nothing_else_of_the_data_directory() {
+        let root = tempfile::tempdir().unwrap();
+        let data_root = root.path().join("d");
+        let installed = data_root.join("plugins/x/install");
+        let own = data_root.join("plugins/x/plugin");
+        std::fs::create_dir_all(&installed).unwrap();
+        std::fs::create_dir_all(&own).unwrap();
+        let program = installed.join("node_modules/p/bin.mjs").display().to_string();
+        let protected = std::slice::from_ref(&data_root);
+        let rules = fs_rules(Path::new("/usr/bin/node"), std::slice::from_ref(&program), &own, &own, None, protected);
+        assert!(!rules.unwrap().read_execute.iter().any(|rule| rule.starts_with(&data_root)));
+        let rules = fs_rules(Path::new("/usr/bin/node"), &[program], &own, &own, Some(&installed), protected).unwrap();
+        let granted: Vec<&PathBuf> = rules.read_execute.iter().filter(|rule| rule.starts_with(&data_root)).collect();
+        assert_eq!(granted, [&installed]);
     }
 
     #[test]
@@ -334,7 +363,7 @@ mod tests {
         std::fs::create_dir_all(home.path().join("bin")).unwrap();
         std::fs::create_dir_all(home.path().join("lib")).unwrap();
         let program = home.path().join("bin/plugin");
-        let rules = fs_rules(&program, &[], Path::new("/"), Path::new("/d"), &[]).unwrap();
+        let rules = fs_rules(&program, &[], Path::new("/"), Path::new("/d"), None, &[]).unwrap();
         assert!(rules.read_execute.contains(&home.path().join("bin")));
         assert!(rules.read_execute.contains(&home.path().join("lib")));
         assert!(!rules.read_execute.contains(&home.path().to_path_buf()), "{rules:?}");
@@ -361,6 +390,7 @@ mod tests {
             &["plugin.js".into()],
             repo.path(),
             &data,
+            None,
             std::slice::from_ref(&data),
         )
         .unwrap_err();

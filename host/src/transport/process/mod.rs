@@ -11,11 +11,14 @@
 pub mod allowlist;
 pub mod environment;
 mod group;
+mod run;
+
+pub use run::{Finished, run_to_completion};
 
 pub use allowlist::{CommandAllowlist, DEFAULT_ALLOWED_COMMANDS};
 
 use nix::sys::signal::Signal;
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
@@ -65,26 +68,9 @@ pub struct ProcessSpec {
 
 /// Starts a plugin process, through the launcher.
 pub fn spawn(spec: &ProcessSpec, allowlist: &CommandAllowlist, plugin_id: &str) -> Result<Launched, ProcessError> {
-    let program = allowlist.resolve(&spec.command)?;
-    let sandbox = &spec.sandbox;
-    let working_dir = spec.working_dir.clone().unwrap_or_else(|| sandbox.data_dir().to_path_buf());
-    let refused = |source| ProcessError::Sandbox { plugin: plugin_id.to_owned(), source };
-    let policy = sandbox.launch_policy(&program, &spec.args, &working_dir, spec.memory_limit_bytes).map_err(refused)?;
-    let temp = sandbox.temp_dir();
-    let provided = HostProvided { home: sandbox.data_dir(), temp: Some(&temp), command_dir: program.parent() };
-    let environment = environment::plugin_environment(&spec.env, &provided);
-    tracing::info!(plugin = plugin_id, uid = sandbox.uid(), "sandbox: {}", sandbox.plan().describe());
-    let mut command = Command::new(sandbox.launcher());
-    command
-        .arg(LAUNCHER_SUBCOMMAND)
-        .env_clear()
-        .envs(environment)
-        .env(POLICY_VARIABLE, serde_json::to_string(&policy).expect("a policy serializes"))
-        .current_dir(&working_dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
+    let (command, program) = launcher_command(spec, allowlist, plugin_id)?;
+    let mut command = Command::from(command);
+    command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = command.spawn().map_err(|source| ProcessError::Spawn { command: spec.command.clone(), source })?;
     let group = child.id().and_then(ProcessGroup::led_by);
     let leftovers = group.clone();
@@ -101,6 +87,34 @@ pub fn spawn(spec: &ProcessSpec, allowlist: &CommandAllowlist, plugin_id: &str) 
     let monitor = tokio::spawn(watch_exit(child, leftovers, exit_sender, plugin_id.to_owned()));
     let handle = ProcessHandle { group, exit: exit.clone(), monitor, stderr };
     Ok(Launched { input: Box::new(input), output: Box::new(output), exit, handle: TransportHandle::Process(handle) })
+}
+
+/// The launcher's command for `spec`, streams left to the caller: an empty environment plus
+/// the plugin's, the policy, the working directory, a process group of its own. Returns the
+/// program the launcher will run, resolved.
+fn launcher_command(
+    spec: &ProcessSpec,
+    allowlist: &CommandAllowlist,
+    plugin_id: &str,
+) -> Result<(std::process::Command, PathBuf), ProcessError> {
+    let program = allowlist.resolve(&spec.command)?;
+    let sandbox = &spec.sandbox;
+    let working_dir = spec.working_dir.clone().unwrap_or_else(|| sandbox.data_dir().to_path_buf());
+    let refused = |source| ProcessError::Sandbox { plugin: plugin_id.to_owned(), source };
+    let policy = sandbox.launch_policy(&program, &spec.args, &working_dir, spec.memory_limit_bytes).map_err(refused)?;
+    let temp = sandbox.temp_dir();
+    let provided = HostProvided { home: sandbox.data_dir(), temp: Some(&temp), command_dir: program.parent() };
+    let environment = environment::plugin_environment(&spec.env, &provided);
+    tracing::info!(plugin = plugin_id, uid = sandbox.uid(), "sandbox: {}", sandbox.plan().describe());
+    let mut command = std::process::Command::new(sandbox.launcher());
+    command
+        .arg(LAUNCHER_SUBCOMMAND)
+        .env_clear()
+        .envs(environment)
+        .env(POLICY_VARIABLE, serde_json::to_string(&policy).expect("a policy serializes"))
+        .current_dir(&working_dir)
+        .process_group(0);
+    Ok((command, program))
 }
 
 /// Waits for the child, reports how it ended, then kills whatever is left of its group.

@@ -1,0 +1,303 @@
+//! The package the host installs for an npx plugin: made in a staging folder by npm, as the
+//! plugin, in its sandbox; then handed to the host and made read-only, and put in place of
+//! the last install in one rename. At each start the plugin may read and run it, never
+//! change it, so no plugin can rewrite the code it (or another instance of it) runs next.
+//!
+//! ```text
+//! plugins/<plugin>/
+//!   .install-staging/     the plugin's, 0700: npm's HOME and cache
+//!     package/            npm's --prefix: package.json, package-lock.json, node_modules/
+//!   install/              host, 0755 (files 0644 or 0755): package/ once sealed
+//! ```
+
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag, openat, renameat};
+use nix::sys::stat::{FchmodatFlags, Mode, SFlag, fchmodat, fstatat};
+use nix::unistd::{Gid, Uid, fchown, fchownat};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use super::data_dir::{
+    DataDirError, INSTALL_FOLDER, INSTALL_STAGING_FOLDER, InstanceDir, Owner, PLUGINS_FOLDER, Traversal, entry_names,
+    exists, open_level,
+};
+
+/// npm's `--prefix` inside the staging folder: what becomes the install.
+pub const STAGED_PACKAGE_FOLDER: &str = "package";
+/// Where the previous install waits while the new one takes its place.
+const REPLACED_FOLDER: &str = ".install-replaced";
+
+#[derive(Debug, thiserror::Error)]
+pub enum InstallDirError {
+    #[error(transparent)]
+    DataDir(#[from] DataDirError),
+    #[error("{path} has other hard links: an install may not share its files with anything; nothing was installed")]
+    HardLink { path: String },
+    #[error("{path} is a {kind}, which a package may not hold; nothing was installed")]
+    UnexpectedFile { path: String, kind: &'static str },
+    #[error("npm left no {path}; nothing was installed")]
+    NothingStaged { path: String },
+}
+
+/// The path of a plugin's install, without opening anything.
+pub fn install_path(data_root: &Path, plugin: &str) -> PathBuf {
+    data_root.join(PLUGINS_FOLDER).join(plugin).join(INSTALL_FOLDER)
+}
+
+/// Opens the plugin's folder (the host's) from the data root, without following links.
+fn open_plugin_folder(
+    data_root: &Path,
+    plugin: &str,
+    traversal: Traversal,
+) -> Result<(OwnedFd, PathBuf), DataDirError> {
+    let root = std::fs::File::open(data_root)
+        .map_err(|source| DataDirError::Root { path: data_root.display().to_string(), source })?;
+    let root: OwnedFd = root.into();
+    let mut path = data_root.join(PLUGINS_FOLDER);
+    let plugins = open_level(root.as_fd(), PLUGINS_FOLDER, &path, Owner::HOST, traversal.mode())?;
+    path.push(plugin);
+    let folder = open_level(plugins.as_fd(), plugin, &path, Owner::HOST, traversal.mode())?;
+    Ok((folder, path))
+}
+
+/// A fresh, empty staging folder owned by `owner`, whatever an earlier install left there.
+pub fn fresh_staging_dir(
+    data_root: &Path,
+    plugin: &str,
+    owner: Owner,
+    traversal: Traversal,
+) -> Result<InstanceDir, DataDirError> {
+    let (folder, folder_path) = open_plugin_folder(data_root, plugin, traversal)?;
+    let path = folder_path.join(INSTALL_STAGING_FOLDER);
+    remove_entry(folder.as_fd(), INSTALL_STAGING_FOLDER, &path)?;
+    let dir = open_level(folder.as_fd(), INSTALL_STAGING_FOLDER, &path, owner, Mode::from_bits_truncate(0o700))?;
+    Ok(InstanceDir::new(path, dir))
+}
+
+/// Seals what npm staged: the host's, read-only, no hard links, no devices, no setuid.
+/// Returns the staged package's path, for the host to check before it commits it.
+pub fn seal_staged(data_root: &Path, plugin: &str, traversal: Traversal) -> Result<PathBuf, InstallDirError> {
+    let (folder, folder_path) = open_plugin_folder(data_root, plugin, traversal)?;
+    let staging_path = folder_path.join(INSTALL_STAGING_FOLDER);
+    seal_staging(folder.as_fd(), &staging_path)?;
+    Ok(staging_path.join(STAGED_PACKAGE_FOLDER))
+}
+
+/// Puts the sealed package in place of the plugin's install in one rename, and removes the
+/// staging folder. Returns the install's path.
+pub fn commit_staged(data_root: &Path, plugin: &str, traversal: Traversal) -> Result<PathBuf, InstallDirError> {
+    let (folder, folder_path) = open_plugin_folder(data_root, plugin, traversal)?;
+    let staging_path = folder_path.join(INSTALL_STAGING_FOLDER);
+    let flags = OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY;
+    let staging = openat(folder.as_fd(), INSTALL_STAGING_FOLDER, flags, Mode::empty())
+        .map_err(|error| super::data_dir::refusal(error, &staging_path))?;
+    let staged = staging_path.join(STAGED_PACKAGE_FOLDER);
+    let installed = replace_install(folder.as_fd(), staging.as_fd(), &folder_path, &staged)?;
+    remove_entry(folder.as_fd(), INSTALL_STAGING_FOLDER, &staging_path)?;
+    Ok(installed)
+}
+
+/// Removes the staging folder and whatever is in it; the install in place is untouched.
+pub fn discard_staged(data_root: &Path, plugin: &str, traversal: Traversal) -> Result<(), DataDirError> {
+    let (folder, folder_path) = open_plugin_folder(data_root, plugin, traversal)?;
+    remove_entry(folder.as_fd(), INSTALL_STAGING_FOLDER, &folder_path.join(INSTALL_STAGING_FOLDER))
+}
+
+/// Opens the staging folder and seals its `package/`; returns the staging folder.
+fn seal_staging(folder: BorrowedFd<'_>, staging_path: &Path) -> Result<OwnedFd, InstallDirError> {
+    let flags = OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY;
+    let staging = openat(folder, INSTALL_STAGING_FOLDER, flags, Mode::empty())
+        .map_err(|error| super::data_dir::refusal(error, staging_path))?;
+    // The staging folder first, so nothing can be added to it while its contents are sealed.
+    take_over(staging.as_fd(), staging_path)?;
+    let staged_path = staging_path.join(STAGED_PACKAGE_FOLDER);
+    let staged = match openat(staging.as_fd(), STAGED_PACKAGE_FOLDER, flags, Mode::empty()) {
+        Ok(staged) => staged,
+        Err(Errno::ENOENT) => return Err(InstallDirError::NothingStaged { path: staged_path.display().to_string() }),
+        Err(error) => return Err(super::data_dir::refusal(error, &staged_path).into()),
+    };
+    seal_tree(staged.as_fd(), &staged_path)?;
+    Ok(staging)
+}
+
+/// Renames the sealed `package/` to `install/`, the previous install out of the way first.
+fn replace_install(
+    folder: BorrowedFd<'_>,
+    staging: BorrowedFd<'_>,
+    folder_path: &Path,
+    staged: &Path,
+) -> Result<PathBuf, InstallDirError> {
+    let install = folder_path.join(INSTALL_FOLDER);
+    let replaced = folder_path.join(REPLACED_FOLDER);
+    let io = |path: &Path, source| DataDirError::Io { path: path.display().to_string(), source };
+    remove_entry(folder, REPLACED_FOLDER, &replaced)?;
+    if exists(folder, INSTALL_FOLDER, &install)? {
+        renameat(folder, INSTALL_FOLDER, folder, REPLACED_FOLDER).map_err(|source| io(&install, source))?;
+    }
+    renameat(staging, STAGED_PACKAGE_FOLDER, folder, INSTALL_FOLDER).map_err(|source| io(staged, source))?;
+    remove_entry(folder, REPLACED_FOLDER, &replaced)?;
+    Ok(install)
+}
+
+/// The plugin's install, checked: a real directory owned by the host all the way down from
+/// the data root, so the plugin may be given it to read. `None` when there is none.
+pub fn open_install_dir(data_root: &Path, plugin: &str, traversal: Traversal) -> Result<Option<PathBuf>, DataDirError> {
+    let (folder, folder_path) = open_plugin_folder(data_root, plugin, traversal)?;
+    let path = folder_path.join(INSTALL_FOLDER);
+    if !exists(folder.as_fd(), INSTALL_FOLDER, &path)? {
+        return Ok(None);
+    }
+    open_level(folder.as_fd(), INSTALL_FOLDER, &path, Owner::HOST, Mode::from_bits_truncate(0o755))?;
+    Ok(Some(path))
+}
+
+/// Makes a directory the host's and read-only to everyone else, and everything in it:
+/// folders 0755, files 0644 (0755 if executable by anyone), links as links. A hard link,
+/// a device, a socket or a pipe is refused.
+fn seal_tree(dir: BorrowedFd<'_>, path: &Path) -> Result<(), InstallDirError> {
+    take_over(dir, path)?;
+    let io = |source| DataDirError::Io { path: path.display().to_string(), source };
+    for name in entry_names(dir).map_err(io)? {
+        let child = path.join(name.to_string_lossy().as_ref());
+        let stat = fstatat(dir, name.as_c_str(), AtFlags::AT_SYMLINK_NOFOLLOW).map_err(io)?;
+        let kind = SFlag::from_bits_truncate(stat.st_mode & SFlag::S_IFMT.bits());
+        let host = (Some(Uid::effective()), Some(Gid::effective()));
+        match kind {
+            SFlag::S_IFDIR => {
+                let flags = OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY;
+                let sub = openat(dir, name.as_c_str(), flags, Mode::empty()).map_err(io)?;
+                seal_tree(sub.as_fd(), &child)?;
+            }
+            SFlag::S_IFLNK => {
+                fchownat(dir, name.as_c_str(), host.0, host.1, AtFlags::AT_SYMLINK_NOFOLLOW).map_err(io)?;
+            }
+            SFlag::S_IFREG if stat.st_nlink > 1 => {
+                return Err(InstallDirError::HardLink { path: child.display().to_string() });
+            }
+            SFlag::S_IFREG => {
+                fchownat(dir, name.as_c_str(), host.0, host.1, AtFlags::AT_SYMLINK_NOFOLLOW).map_err(io)?;
+                let mode = if stat.st_mode & 0o111 != 0 { 0o755 } else { 0o644 };
+                fchmodat(dir, name.as_c_str(), Mode::from_bits_truncate(mode), FchmodatFlags::FollowSymlink)
+                    .map_err(io)?;
+            }
+            other => {
+                let kind = match other {
+                    SFlag::S_IFIFO => "named pipe",
+                    SFlag::S_IFSOCK => "socket",
+                    _ => "device",
+                };
+                return Err(InstallDirError::UnexpectedFile { path: child.display().to_string(), kind });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The host takes a directory over: its owner, mode 0755.
+fn take_over(dir: BorrowedFd<'_>, path: &Path) -> Result<(), DataDirError> {
+    let io = |source| DataDirError::Io { path: path.display().to_string(), source };
+    fchown(dir, Some(Uid::effective()), Some(Gid::effective())).map_err(io)?;
+    nix::sys::stat::fchmod(dir, Mode::from_bits_truncate(0o755)).map_err(io)
+}
+
+/// Removes `name` in `parent` and everything below it, links never followed.
+fn remove_entry(parent: BorrowedFd<'_>, name: &str, path: &Path) -> Result<(), DataDirError> {
+    let io = |source| DataDirError::Io { path: path.display().to_string(), source };
+    let stat = match fstatat(parent, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(stat) => stat,
+        Err(Errno::ENOENT) => return Ok(()),
+        Err(source) => return Err(io(source)),
+    };
+    if SFlag::from_bits_truncate(stat.st_mode & SFlag::S_IFMT.bits()) != SFlag::S_IFDIR {
+        return nix::unistd::unlinkat(parent, name, nix::unistd::UnlinkatFlags::NoRemoveDir).map_err(io);
+    }
+    let flags = OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY;
+    let dir = openat(parent, name, flags, Mode::empty()).map_err(io)?;
+    for entry in entry_names(dir.as_fd()).map_err(io)? {
+        let child = path.join(entry.to_string_lossy().as_ref());
+        remove_entry(dir.as_fd(), &entry.to_string_lossy(), &child)?;
+    }
+    nix::unistd::unlinkat(parent, name, nix::unistd::UnlinkatFlags::RemoveDir).map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    const PLUGIN: &str = "npx-plugin";
+
+    /// A staging folder holding `files` (path, mode) in its package, as npm would leave it.
+    fn staged(root: &Path, files: &[(&str, u32)]) -> PathBuf {
+        let staging = fresh_staging_dir(root, PLUGIN, Owner::HOST, Traversal::HostOnly).unwrap();
+        let package = staging.path().join(STAGED_PACKAGE_FOLDER);
+        std::fs::create_dir(&package).unwrap();
+        for (file, mode) in files {
+            let path = package.join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, file).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(*mode)).unwrap();
+        }
+        package
+    }
+
+    #[test]
+    fn a_sealed_install_is_read_only_and_replaces_the_last_in_one_step() {
+        let root = tempfile::tempdir().unwrap();
+        staged(root.path(), &[("node_modules/a/index.js", 0o666), ("node_modules/a/cli", 0o777), ("old", 0o600)]);
+        seal_staged(root.path(), PLUGIN, Traversal::HostOnly).unwrap();
+        let installed = commit_staged(root.path(), PLUGIN, Traversal::HostOnly).unwrap();
+        let mode = |path: &str| std::fs::metadata(installed.join(path)).unwrap().mode() & 0o7777;
+        assert_eq!((mode("node_modules/a/index.js"), mode("node_modules/a/cli"), mode("old")), (0o644, 0o755, 0o644));
+        assert_eq!(mode("node_modules"), 0o755);
+        assert!(!root.path().join("plugins").join(PLUGIN).join(INSTALL_STAGING_FOLDER).exists());
+
+        staged(root.path(), &[("new", 0o644)]);
+        seal_staged(root.path(), PLUGIN, Traversal::HostOnly).unwrap();
+        commit_staged(root.path(), PLUGIN, Traversal::HostOnly).unwrap();
+        assert!(installed.join("new").exists() && !installed.join("old").exists());
+        assert_eq!(open_install_dir(root.path(), PLUGIN, Traversal::HostOnly).unwrap(), Some(installed));
+    }
+
+    #[test]
+    fn a_hard_link_or_a_pipe_is_refused_and_the_install_in_place_kept() {
+        let root = tempfile::tempdir().unwrap();
+        staged(root.path(), &[("kept", 0o644)]);
+        seal_staged(root.path(), PLUGIN, Traversal::HostOnly).unwrap();
+        let installed = commit_staged(root.path(), PLUGIN, Traversal::HostOnly).unwrap();
+
+        let package = staged(root.path(), &[("a", 0o644)]);
+        std::fs::hard_link(package.join("a"), package.join("b")).unwrap();
+        let error = seal_staged(root.path(), PLUGIN, Traversal::HostOnly).unwrap_err();
+        assert!(matches!(error, InstallDirError::HardLink { .. }), "{error}");
+        discard_staged(root.path(), PLUGIN, Traversal::HostOnly).unwrap();
+
+        let package = staged(root.path(), &[]);
+        nix::unistd::mkfifo(&package.join("pipe"), Mode::from_bits_truncate(0o644)).unwrap();
+        let error = seal_staged(root.path(), PLUGIN, Traversal::HostOnly).unwrap_err();
+        assert!(error.to_string().contains("named pipe"), "{error}");
+        discard_staged(root.path(), PLUGIN, Traversal::HostOnly).unwrap();
+        assert!(installed.join("kept").exists());
+    }
+
+    #[test]
+    fn an_install_replaced_by_a_link_is_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let folder = root.path().join("plugins").join(PLUGIN);
+        std::fs::create_dir_all(&folder).unwrap();
+        std::os::unix::fs::symlink("/usr", folder.join(INSTALL_FOLDER)).unwrap();
+        let error = open_install_dir(root.path(), PLUGIN, Traversal::HostOnly).unwrap_err();
+        assert!(matches!(error, DataDirError::NotADirectory { .. }), "{error}");
+        assert_eq!(open_install_dir(root.path(), "other", Traversal::HostOnly).unwrap(), None);
+    }
+
+    #[test]
+    fn a_new_instance_folder_leaves_the_install_where_it_is() {
+        let root = tempfile::tempdir().unwrap();
+        staged(root.path(), &[("index.js", 0o644)]);
+        seal_staged(root.path(), PLUGIN, Traversal::HostOnly).unwrap();
+        let installed = commit_staged(root.path(), PLUGIN, Traversal::HostOnly).unwrap();
+        super::super::data_dir::open_instance_dir(root.path(), PLUGIN, None, Owner::HOST, Traversal::HostOnly).unwrap();
+        assert!(installed.join("index.js").exists(), "the flat-layout migration moved the install");
+    }
+}

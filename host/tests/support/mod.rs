@@ -1,0 +1,3 @@
+//! Helpers shared by the host's command-line tests.
+
+pub mod npm_registry;
