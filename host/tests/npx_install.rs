@@ -139,6 +139,58 @@ fn an_npx_plugin_is_installed_once_and_then_starts_offline() {
     assert_eq!(ok(host(data, &["plugin", "show", "recorder"]))["install"], *install);
 }
 
+/// The seeds' image build warms npm's cache (`npx -y PKG@1.2.3 --version`); at run time the
+/// registry is out of reach. `--npm-cache` installs from a copy of that cache.
+#[test]
+fn an_operators_warmed_cache_installs_with_the_registry_gone() {
+    let top = tempfile::Builder::new().prefix("npx-cache").tempdir_in("/tmp").unwrap();
+    std::fs::set_permissions(top.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let marker = top.path().join("install-script-ran");
+    let (program, core) = packages(top.path(), &marker);
+    let mut registry = NpmRegistry::start();
+    registry.publish(&core);
+    registry.publish(&program);
+    // The image build: the operator's own npm, its own cache.
+    let warmed = top.path().join("operator-npm-cache");
+    let build = top.path().join("image-build");
+    let prewarm = Command::new("npm")
+        .args(["install", "--ignore-scripts", "--no-audit", "--no-fund", "--registry", &registry.url, "--cache"])
+        .arg(&warmed)
+        .arg("--prefix")
+        .arg(&build)
+        .arg("@codex-test/recorder@1.0.0")
+        .output()
+        .unwrap();
+    assert!(prewarm.status.success(), "{}", String::from_utf8_lossy(&prewarm.stderr));
+    registry.stop();
+
+    let data = top.path().join("data");
+    let data = data.as_path();
+    let mut add = vec!["plugin", "add", "cold", "--npm-registry", &registry.url, "--"];
+    add.extend(["npx", "-y", "--prefer-offline", "@codex-test/recorder@1.0.0"]);
+    let cold = host(data, &add);
+    assert_eq!(cold.status.code(), Some(3), "without the cache there is nothing to install from: {}", stderr(&cold));
+
+    let cache = warmed.to_str().unwrap();
+    let answers = r#"{"answers": {"ping": "pong"}}"#;
+    let mut add = vec!["plugin", "add", "warm", "--npm-registry", &registry.url, "--npm-cache", cache];
+    add.extend(["--admin-config", answers, "--"]);
+    add.extend(["npx", "-y", "--prefer-offline", "@codex-test/recorder@1.0.0"]);
+    let warm = host(data, &add);
+    assert!(warm.status.success(), "{}", stderr(&warm));
+    assert_eq!(ok(host(data, &["call", "--plugin", "warm", "ping"])), json!("pong"));
+    assert!(!marker.exists(), "an install script ran");
+    let operator = nix::unistd::Uid::effective().as_raw();
+    assert!(
+        walk(&warmed).iter().all(|path| std::fs::symlink_metadata(path).unwrap().uid() == operator),
+        "only a copy is handed over"
+    );
+
+    let not_a_cache = host(data, &["plugin", "install", "warm", "--npm-cache", top.path().to_str().unwrap()]);
+    assert_eq!(not_a_cache.status.code(), Some(2), "{}", stderr(&not_a_cache));
+    assert!(stderr(&not_a_cache).contains("holds no npm cache"), "{}", stderr(&not_a_cache));
+}
+
 #[test]
 fn a_package_that_cannot_be_installed_registers_nothing() {
     let top = tempfile::Builder::new().prefix("npx-refused").tempdir_in("/tmp").unwrap();

@@ -53,6 +53,9 @@ enum PluginCommand {
         /// The registry to install from (default: the one it was installed from).
         #[arg(long, value_name = "URL")]
         npm_registry: Option<String>,
+        /// A warmed npm cache to install from without the registry (see `plugin add`).
+        #[arg(long, value_name = "DIR")]
+        npm_cache: Option<PathBuf>,
     },
     /// Remove a plugin with its users, credentials and storage.
     Remove {
@@ -127,6 +130,11 @@ struct AddArgs {
     /// https://registry.npmjs.org/).
     #[arg(long, value_name = "URL", conflicts_with = "no_install")]
     npm_registry: Option<String>,
+    /// A warmed npm cache (such as the `~/.npm` an image build's `npx -y PKG@1.2.3 --version`
+    /// left) to install an npx plugin's package from without the registry: the host copies
+    /// it into the install's own cache; the plugin never gets the original.
+    #[arg(long, value_name = "DIR", conflicts_with = "no_install")]
+    npm_cache: Option<PathBuf>,
     /// Register an npx plugin as its command line says, without installing its package: npx
     /// then fetches it into the plugin's data directory at every start, which needs the
     /// registry each time (what Codex does).
@@ -185,7 +193,8 @@ pub fn run_plugin(args: PluginArgs) -> Result<(), Failure> {
     match args.command {
         PluginCommand::Add(add) => {
             let id = PluginId::new(&add.id).map_err(Failure::usage)?;
-            let (no_install, npm_registry) = (add.no_install, add.npm_registry.clone());
+            let (no_install, npm_registry, npm_cache) =
+                (add.no_install, add.npm_registry.clone(), add.npm_cache.clone());
             let definition = definition(add)?;
             definition
                 .validate()
@@ -206,6 +215,7 @@ pub fn run_plugin(args: PluginArgs) -> Result<(), Failure> {
                 &command,
                 &definition,
                 npm_registry.as_deref(),
+                npm_cache.as_deref(),
             )?;
             let added = registry.add_installed(&id, &definition, &installed);
             if added.is_err() {
@@ -213,7 +223,7 @@ pub fn run_plugin(args: PluginArgs) -> Result<(), Failure> {
             }
             added.map_err(registry_failure)
         }
-        PluginCommand::Install { id, npm_registry } => {
+        PluginCommand::Install { id, npm_registry, npm_cache } => {
             let record = registry.get(&id).map_err(registry_failure)?;
             let command = install::npx_command(&record.definition)?.ok_or_else(|| {
                 Failure::usage(format!("plugin `{id}` is not run with npx: there is no package to install"))
@@ -228,6 +238,7 @@ pub fn run_plugin(args: PluginArgs) -> Result<(), Failure> {
                 &command,
                 &record.definition,
                 npm_registry.as_deref(),
+                npm_cache.as_deref(),
             )?;
             registry.record_install(&id, &installed).map_err(registry_failure)?;
             print_json(&serde_json::to_value(&installed).expect("an install record serializes"));

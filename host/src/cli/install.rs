@@ -30,6 +30,7 @@ pub fn install(
     command: &NpxCommand,
     definition: &PluginDefinition,
     registry: Option<&str>,
+    seed_cache: Option<&std::path::Path>,
 ) -> Result<InstalledPackage, Failure> {
     let registry =
         registry_url(registry.unwrap_or(DEFAULT_REGISTRY)).map_err(|error| Failure::usage(error.to_string()))?;
@@ -49,7 +50,11 @@ pub fn install(
     }
     eprintln!("installing {} from {registry} for plugin `{plugin}`, in its sandbox, scripts off…", command.package);
     let started = Instant::now();
-    let installer = NpmInstaller { sandbox: &sandbox, registry, deadline: INSTALL_DEADLINE };
+    let seed_cache = seed_cache.map(absolute).transpose()?;
+    if let Some(cache) = &seed_cache {
+        eprintln!("copying the npm cache {} into the install's own cache…", cache.display());
+    }
+    let installer = NpmInstaller { sandbox: &sandbox, registry, deadline: INSTALL_DEADLINE, seed_cache };
     let installed = runtime.block_on(installer.install(plugin, command, definition.confinement));
     let installed = installed.map_err(|error| match error {
         InstallError::Registry { .. } | InstallError::Command(_) => Failure::usage(error.to_string()),

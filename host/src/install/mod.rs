@@ -70,7 +70,14 @@ pub struct NpmInstaller<'a> {
     /// Checked by [`registry_url`].
     pub registry: String,
     pub deadline: Duration,
+    /// An operator's warmed npm cache (`~/.npm`, as the seeds' `npx … --version` at image
+    /// build leaves it): copied into the install's own cache, and npm told to prefer it to
+    /// the registry, so an install needs no network for what it holds.
+    pub seed_cache: Option<PathBuf>,
 }
+
+/// The cache folder inside an npm cache directory.
+const CACACHE: &str = "_cacache";
 
 impl NpmInstaller<'_> {
     /// Fetches and installs the package `command` names for `plugin`, replacing the last
@@ -84,9 +91,15 @@ impl NpmInstaller<'_> {
         let spec = &command.package;
         let sandbox = self.sandbox.prepare_install(plugin, confinement)?;
         let staging = sandbox.data_dir().to_path_buf();
+        if let Some(source) = &self.seed_cache {
+            let seeded = seeded_cache(source)
+                .and_then(|cacache| Ok(sandbox.seed_cache(&Path::new(CACHE_FOLDER).join(CACACHE), &cacache)?));
+            let bytes = seeded.inspect_err(|_| self.discard(plugin))?;
+            tracing::info!(plugin, "copied {bytes} bytes of the npm cache {}", source.display());
+        }
         let prefix = staging.join(STAGED_PACKAGE_FOLDER).to_string_lossy().into_owned();
         let cache = staging.join(CACHE_FOLDER).to_string_lossy().into_owned();
-        let args = [
+        let mut args = vec![
             "install",
             "--prefix",
             &prefix,
@@ -104,8 +117,12 @@ impl NpmInstaller<'_> {
             "--fetch-retry-mintimeout=1000",
             "--fetch-retry-maxtimeout=5000",
             "--loglevel=warn",
-            &spec.to_string(),
         ];
+        if self.seed_cache.is_some() {
+            args.push("--prefer-offline");
+        }
+        let package = spec.to_string();
+        args.push(&package);
         let process = ProcessSpec {
             command: "npm".into(),
             args: args.iter().map(|arg| arg.to_string()).collect(),
@@ -162,6 +179,19 @@ impl NpmInstaller<'_> {
 
     fn discard(&self, plugin: &str) {
         self.sandbox.discard_staged_install(plugin);
+    }
+}
+
+/// The `_cacache` folder of an npm cache directory given by an operator.
+fn seeded_cache(source: &Path) -> Result<PathBuf, InstallError> {
+    let cacache = source.join(CACACHE);
+    if cacache.is_dir() {
+        Ok(cacache)
+    } else {
+        Err(InstallError::Command(format!(
+            "{} holds no npm cache (no {CACACHE} folder in it): give the folder npm caches in, such as ~/.npm",
+            source.display()
+        )))
     }
 }
 

@@ -102,6 +102,11 @@ impl InstanceDir {
         &self.path
     }
 
+    /// The directory, open.
+    pub(super) fn fd(&self) -> BorrowedFd<'_> {
+        self.dir.as_fd()
+    }
+
     /// A path that names exactly the directory opened, whatever happens to the path above
     /// it since: `/proc/self/fd/N`. Valid while `self` lives.
     pub fn pinned_path(&self) -> PathBuf {
@@ -281,7 +286,7 @@ pub(super) fn set_mode(dir: BorrowedFd<'_>, mode: Mode, path: &Path) -> Result<(
 }
 
 /// Gives `dir` and everything below it to `uid`, links included as links (never followed).
-fn chown_tree(dir: BorrowedFd<'_>, uid: u32, path: &Path) -> Result<(), DataDirError> {
+pub(super) fn chown_tree(dir: BorrowedFd<'_>, uid: u32, path: &Path) -> Result<(), DataDirError> {
     let io = |source| DataDirError::Io { path: path.display().to_string(), source };
     let (uid, gid) = (Some(Uid::from_raw(uid)), Some(Gid::from_raw(uid)));
     fchown(dir, uid, gid).map_err(io)?;

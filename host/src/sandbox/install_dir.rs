@@ -103,6 +103,68 @@ pub fn discard_staged(data_root: &Path, plugin: &str, traversal: Traversal) -> R
     remove_entry(folder.as_fd(), INSTALL_STAGING_FOLDER, &folder_path.join(INSTALL_STAGING_FOLDER))
 }
 
+/// Copies an operator's npm cache (`source`, the `_cacache` of a warmed `~/.npm`) to
+/// `folder` in a fresh staging folder, so npm finds there what the registry would send:
+/// folders and files only (links are skipped), the copy owned by `owner_uid` (the plugin)
+/// when given. The host reads the operator's cache; the plugin only ever gets its copy.
+/// Returns the bytes copied.
+pub fn seed_cache(
+    staging: &InstanceDir,
+    folder: &Path,
+    source: &Path,
+    owner_uid: Option<u32>,
+) -> Result<u64, InstallDirError> {
+    let mut parent = staging.fd().try_clone_to_owned().map_err(|error| io_error(staging.path(), error))?;
+    let mut path = staging.path().to_path_buf();
+    let mut created = None;
+    for component in folder.components() {
+        let name = component.as_os_str().to_string_lossy().into_owned();
+        path.push(&name);
+        let dir = open_level(parent.as_fd(), &name, &path, Owner::HOST, Mode::from_bits_truncate(0o700))?;
+        if created.is_none() {
+            created = Some((dir.try_clone().map_err(|error| io_error(&path, error))?, path.clone()));
+        }
+        parent = dir;
+    }
+    let copied = copy_tree(source, parent.as_fd(), &path)?;
+    if let (Some(uid), Some((top, top_path))) = (owner_uid, created) {
+        super::data_dir::chown_tree(top.as_fd(), uid, &top_path)?;
+    }
+    Ok(copied)
+}
+
+/// Copies the folders and files under `source` into `destination`, never following a link
+/// on either side.
+fn copy_tree(source: &Path, destination: BorrowedFd<'_>, destination_path: &Path) -> Result<u64, InstallDirError> {
+    let io = io_error;
+    let mut copied = 0;
+    for entry in std::fs::read_dir(source).map_err(|error| io(source, error))? {
+        let entry = entry.map_err(|error| io(source, error))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let kind = entry.file_type().map_err(|error| io(&entry.path(), error))?;
+        let target = destination_path.join(&name);
+        if kind.is_dir() {
+            let dir = open_level(destination, &name, &target, Owner::HOST, Mode::from_bits_truncate(0o700))?;
+            copied += copy_tree(&entry.path(), dir.as_fd(), &target)?;
+        } else if kind.is_file() {
+            let flags = OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_WRONLY | OFlag::O_CLOEXEC;
+            let created = openat(destination, name.as_str(), flags, Mode::from_bits_truncate(0o600))
+                .map_err(|source| DataDirError::Io { path: target.display().to_string(), source })?;
+            let mut from = std::fs::File::open(entry.path()).map_err(|error| io(&entry.path(), error))?;
+            let mut to = std::fs::File::from(created);
+            copied += std::io::copy(&mut from, &mut to).map_err(|error| io(&target, error))?;
+        }
+    }
+    Ok(copied)
+}
+
+fn io_error(path: &Path, error: std::io::Error) -> DataDirError {
+    DataDirError::Io {
+        path: path.display().to_string(),
+        source: error.raw_os_error().map_or(Errno::EIO, Errno::from_raw),
+    }
+}
+
 /// Opens the staging folder and seals its `package/`; returns the staging folder.
 fn seal_staging(folder: BorrowedFd<'_>, staging_path: &Path) -> Result<OwnedFd, InstallDirError> {
     let flags = OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY;

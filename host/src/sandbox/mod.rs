@@ -262,6 +262,12 @@ impl ProcessSandbox {
         self
     }
 
+    /// Copies an operator's npm cache into this install sandbox's private folder, at
+    /// `folder` (see [`install_dir::seed_cache`]); returns the bytes copied.
+    pub fn seed_cache(&self, folder: &Path, source: &Path) -> Result<u64, install_dir::InstallDirError> {
+        install_dir::seed_cache(&self.data_dir, folder, source, self.uid)
+    }
+
     /// The uid the plugin runs as, when not the host's.
     pub fn uid(&self) -> Option<u32> {
         self.uid
