@@ -149,6 +149,9 @@ fn then_sends_several_methods_to_one_instance_and_prints_each_result_as_written(
         args
     };
     let args = getting_the_user_then(r#"sync/pullProgress {"limit": 500, "weight": 1.0}"#);
+    let two_values = ["sync/getUserInfo", "--then", "sync/pullProgress", r#"{"limit": 500, "weight": 1.0}"#];
+    let mut two_values = two_values.to_vec();
+    two_values.extend(["--then", "ping", "--admin-config", admin.as_str(), "--plugin-id", "recorder"]);
     let output = call(data.path(), &args, &["node", recorder.to_str().unwrap()]);
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(
@@ -165,6 +168,13 @@ fn then_sends_several_methods_to_one_instance_and_prints_each_result_as_written(
     let methods: Vec<&str> = requests.iter().map(|request| request["method"].as_str().unwrap()).collect();
     assert_eq!(methods, ["initialize", "sync/getUserInfo", "sync/pullProgress", "ping", "shutdown"], "one instance");
     assert_eq!(requests[2]["params"], json!({"limit": 500, "weight": 1.0}));
+    // The same with the params as a second value of `--then`: they go to its method.
+    std::fs::remove_file(data.path().join("plugins/recorder/plugin/requests.jsonl")).unwrap();
+    let output = call(data.path(), &two_values, &["node", recorder.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let record = std::fs::read_to_string(data.path().join("plugins/recorder/plugin/requests.jsonl")).unwrap();
+    let requests: Vec<Value> = record.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    assert_eq!((&requests[1]["params"], &requests[2]["params"]), (&json!({}), &json!({"limit": 500, "weight": 1.0})));
 
     // The first error stops the rest, after printing what came before it.
     let args = getting_the_user_then("sync/status");
@@ -178,10 +188,11 @@ fn then_sends_several_methods_to_one_instance_and_prints_each_result_as_written(
     );
 
     // Every step is checked before the plugin starts.
-    let cases: [(&[&str], &str); 3] = [
+    let cases: [(&[&str], &str); 4] = [
         (&["ping", "--then", "releases/poll"], "not part of the plugin protocol"),
         (&["ping", "--then", r#"metadata/series/search {"limit": 1}"#], "missing field `query`"),
         (&["shutdown", "--then", "ping"], "`shutdown` ends the plugin"),
+        (&["ping", "--then", "{}"], "--then needs a METHOD before its PARAMS_JSON"),
     ];
     for (args, fragment) in cases {
         refused_before_start(data.path(), args, fragment, &["node", recorder.to_str().unwrap()]);

@@ -49,11 +49,14 @@ fn ok(output: Output) -> Value {
     serde_json::from_slice(&output.stdout).unwrap_or_else(|error| panic!("stdout is not JSON ({error}): {output:?}"))
 }
 
+/// What the packages' install scripts would leave in their own folders, were they run.
+const SCRIPT_MARKER: &str = "install-script-ran";
+
 /// Two packages: `@codex-test/recorder` (a program that imports its dependency) and
 /// `@codex-test/recorder-core` (the wire recorder). Both have install scripts that would
-/// leave `marker` if they ran.
-fn packages(top: &Path, marker: &Path) -> (PathBuf, PathBuf) {
-    let script = format!("node -e \"require('fs').writeFileSync('{}', 'ran')\"", marker.display());
+/// leave [`SCRIPT_MARKER`] in their folder (which npm may write) if they ran.
+fn packages(top: &Path) -> (PathBuf, PathBuf) {
+    let script = format!("node -e \"require('fs').writeFileSync('{SCRIPT_MARKER}', 'ran')\"");
     let core = top.join("recorder-core");
     std::fs::create_dir_all(&core).unwrap();
     let recorder = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/plugins/wire-recorder.mjs");
@@ -82,8 +85,7 @@ fn packages(top: &Path, marker: &Path) -> (PathBuf, PathBuf) {
 fn an_npx_plugin_is_installed_once_and_then_starts_offline() {
     let top = tempfile::Builder::new().prefix("npx-install").tempdir_in("/tmp").unwrap();
     std::fs::set_permissions(top.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let marker = top.path().join("install-script-ran");
-    let (program, core) = packages(top.path(), &marker);
+    let (program, core) = packages(top.path());
     let mut registry = NpmRegistry::start();
     registry.publish(&core);
     let served = registry.publish(&program);
@@ -99,7 +101,18 @@ fn an_npx_plugin_is_installed_once_and_then_starts_offline() {
     let added = host(data, &add);
     assert!(added.status.success(), "{}", stderr(&added));
     assert!(stderr(&added).contains("installed @codex-test/recorder@1.0.0 (sha512-"), "{}", stderr(&added));
-    assert!(!marker.exists(), "an install script ran");
+    assert!(registry.requests() >= 3, "both packuments and a tarball were fetched");
+    assert!(!scripts_ran(&data.join("plugins/recorder/install")), "an install script ran");
+    if is_root() {
+        let uids = std::fs::read_to_string(data.join("plugins/.sandbox-uids")).unwrap();
+        let uid_of = |key: &str| uids.lines().find(|line| line.ends_with(&format!(" {key}"))).map(str::to_owned);
+        let (plugin, installer) = (uid_of("recorder"), uid_of("recorder:install"));
+        assert!(installer.is_some(), "npm ran as the installer's own uid: {uids}");
+        assert_ne!(
+            plugin.map(|line| line.split(' ').next().map(str::to_owned)),
+            installer.map(|line| line.split(' ').next().map(str::to_owned))
+        );
+    }
 
     let shown = ok(host(data, &["plugin", "show", "recorder"]));
     let install = &shown["install"];
@@ -119,7 +132,6 @@ fn an_npx_plugin_is_installed_once_and_then_starts_offline() {
     assert!(!data.join("plugins/recorder/.install-staging").exists());
 
     // The registry goes away; the plugin starts from its install.
-    let before = registry.requests();
     registry.stop();
     let user = ok(host(data, &["call", "--plugin", "recorder", "sync/getUserInfo"]));
     assert_eq!(user, json!({"externalId": "u1", "username": "reader", "n": 1}));
@@ -129,7 +141,6 @@ fn an_npx_plugin_is_installed_once_and_then_starts_offline() {
         let offline = host_in(data, &["call", "--plugin", "recorder", "ping"], &["unshare", "--net"]);
         assert_eq!(ok(offline), json!("pong"), "no network at all");
     }
-    assert_eq!(registry.requests(), before);
 
     // A reinstall that cannot reach the registry fails and keeps the install that works.
     let failed = host(data, &["plugin", "install", "recorder"]);
@@ -145,8 +156,7 @@ fn an_npx_plugin_is_installed_once_and_then_starts_offline() {
 fn an_operators_warmed_cache_installs_with_the_registry_gone() {
     let top = tempfile::Builder::new().prefix("npx-cache").tempdir_in("/tmp").unwrap();
     std::fs::set_permissions(top.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let marker = top.path().join("install-script-ran");
-    let (program, core) = packages(top.path(), &marker);
+    let (program, core) = packages(top.path());
     let mut registry = NpmRegistry::start();
     registry.publish(&core);
     registry.publish(&program);
@@ -179,16 +189,37 @@ fn an_operators_warmed_cache_installs_with_the_registry_gone() {
     let warm = host(data, &add);
     assert!(warm.status.success(), "{}", stderr(&warm));
     assert_eq!(ok(host(data, &["call", "--plugin", "warm", "ping"])), json!("pong"));
-    assert!(!marker.exists(), "an install script ran");
+    assert!(!scripts_ran(&data.join("plugins/warm/install")), "an install script ran");
     let operator = nix::unistd::Uid::effective().as_raw();
     assert!(
         walk(&warmed).iter().all(|path| std::fs::symlink_metadata(path).unwrap().uid() == operator),
         "only a copy is handed over"
     );
 
-    let not_a_cache = host(data, &["plugin", "install", "warm", "--npm-cache", top.path().to_str().unwrap()]);
-    assert_eq!(not_a_cache.status.code(), Some(2), "{}", stderr(&not_a_cache));
-    assert!(stderr(&not_a_cache).contains("holds no npm cache"), "{}", stderr(&not_a_cache));
+    // A cache that is no cache, one whose `_cacache` is a link (to a secret the plugin
+    // would get a copy of), one someone else may write: each refused, the install kept.
+    let linked = top.path().join("linked-cache");
+    std::fs::create_dir(&linked).unwrap();
+    std::os::unix::fs::symlink(data.join("plugins"), linked.join("_cacache")).unwrap();
+    let shared = top.path().join("shared-cache");
+    std::fs::create_dir_all(shared.join("_cacache")).unwrap();
+    std::fs::set_permissions(shared.join("_cacache"), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let refusals = [
+        (top.path().to_path_buf(), "holds no npm cache"),
+        (linked, "holds no npm cache"),
+        (shared, "writable by no one else"),
+    ];
+    for (cache, fragment) in refusals {
+        let refused = host(data, &["plugin", "install", "warm", "--npm-cache", cache.to_str().unwrap()]);
+        assert_eq!(refused.status.code(), Some(2), "{}: {}", cache.display(), stderr(&refused));
+        assert!(stderr(&refused).contains(fragment), "{}: {}", cache.display(), stderr(&refused));
+    }
+    assert_eq!(ok(host(data, &["call", "--plugin", "warm", "ping"])), json!("pong"));
+}
+
+/// Whether an install script left its marker anywhere in an install.
+fn scripts_ran(install: &Path) -> bool {
+    walk(install).iter().any(|path| path.file_name().is_some_and(|name| name == SCRIPT_MARKER))
 }
 
 #[test]

@@ -29,9 +29,20 @@ impl Exchange {
     }
 }
 
-/// Every host → plugin method but the lifecycle's `initialize` and `shutdown`. Answers hold
-/// no `2.0`-style numbers, which a Node plugin cannot write.
-pub fn exchanges() -> Vec<Exchange> {
+/// Who writes the answers: a Node plugin cannot write a whole float (`2.0` becomes `2`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Writer {
+    Node,
+    Rust,
+}
+
+/// Every host → plugin method but the lifecycle's `initialize` and `shutdown`. Only a Rust
+/// plugin's answers hold whole floats (`2.0`).
+pub fn exchanges(writer: Writer) -> Vec<Exchange> {
+    let mut user = json!({"externalId": "u1", "username": "reader", "avatarUrl": "https://example.test/a.png", "stats": {"count": 12}});
+    if writer == Writer::Rust {
+        user["stats"]["weight"] = json!(2.0);
+    }
     vec![
         Exchange { method: "ping", params: Value::Null, arrives_as: Value::Null, answer: json!("pong") },
         Exchange::unchanged(
@@ -77,11 +88,7 @@ pub fn exchanges() -> Vec<Exchange> {
             json!({"title": "Dune", "authors": ["Frank Herbert"], "isbn": "9780441013593", "year": 1965, "publisher": "Ace", "edition": 2}),
             json!({"match": null, "confidence": 0, "alternatives": []}),
         ),
-        Exchange::unchanged(
-            "sync/getUserInfo",
-            json!({}),
-            json!({"externalId": "u1", "username": "reader", "avatarUrl": "https://example.test/a.png", "stats": {"count": 12}}),
-        ),
+        Exchange::unchanged("sync/getUserInfo", json!({}), user),
         Exchange::unchanged(
             "sync/pushProgress",
             json!({"entries": [{
@@ -156,9 +163,9 @@ fn recommendations() -> Exchange {
 }
 
 /// The admin config the recorders start with: their answers, and numbers of both kinds.
-pub fn admin_config() -> Map<String, Value> {
+pub fn admin_config(writer: Writer) -> Map<String, Value> {
     let answers: Map<String, Value> =
-        exchanges().into_iter().map(|exchange| (exchange.method.to_owned(), exchange.answer)).collect();
+        exchanges(writer).into_iter().map(|exchange| (exchange.method.to_owned(), exchange.answer)).collect();
     let config = json!({"answers": answers, "maxResults": 5, "ratio": 0.25, "scale": 2.0});
     config.as_object().cloned().unwrap_or_default()
 }
@@ -169,16 +176,16 @@ pub fn user_config() -> Map<String, Value> {
 }
 
 /// The recorders' `initialize` params, with their data directory.
-pub fn initialize(data_dir: Option<String>) -> InitializeParams {
-    let mut params = InitializeParams::new(admin_config(), user_config(), Default::default());
+pub fn initialize(data_dir: Option<String>, writer: Writer) -> InitializeParams {
+    let mut params = InitializeParams::new(admin_config(writer), user_config(), Default::default());
     params.data_dir = data_dir;
     params
 }
 
 /// Sends every exchange to a started recorder and checks each answer came back as
 /// written; then shuts it down and checks every request arrived as sent.
-pub async fn check_the_wire(plugin: Plugin, record: &Path) {
-    for exchange in exchanges() {
+pub async fn check_the_wire(plugin: Plugin, record: &Path, writer: Writer) {
+    for exchange in exchanges(writer) {
         let result = plugin.call_raw(exchange.method, exchange.params.clone(), None).await;
         let result = result.unwrap_or_else(|error| panic!("{}: {error}", exchange.method));
         assert_eq!(result, exchange.answer, "{}: the answer came back changed", exchange.method);
@@ -190,15 +197,15 @@ pub async fn check_the_wire(plugin: Plugin, record: &Path) {
         text.lines().map(|line| serde_json::from_str(line).expect("each recorded line is JSON")).collect();
     let methods: Vec<&str> = requests.iter().map(|request| request["method"].as_str().unwrap_or("?")).collect();
     let mut expected = vec!["initialize"];
-    expected.extend(exchanges().iter().map(|exchange| exchange.method));
+    expected.extend(exchanges(writer).iter().map(|exchange| exchange.method));
     expected.push("shutdown");
     assert_eq!(methods, expected, "every request arrives once, in order");
 
     let initialize = &requests[0]["params"];
-    assert_eq!(initialize["adminConfig"], Value::Object(admin_config()));
+    assert_eq!(initialize["adminConfig"], Value::Object(admin_config(writer)));
     assert_eq!(initialize["userConfig"], json!({"pageSize": 10, "weight": 1.0}));
     assert_eq!(initialize["config"]["weight"], json!(1.0));
-    for (request, exchange) in requests[1..].iter().zip(exchanges()) {
+    for (request, exchange) in requests[1..].iter().zip(exchanges(writer)) {
         let arrived = request.get("params").cloned().unwrap_or(Value::Null);
         assert_eq!(arrived, exchange.arrives_as, "{}: the params arrived changed", exchange.method);
     }

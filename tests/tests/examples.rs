@@ -420,9 +420,9 @@ async fn socket_importer_on(transport: Transport) {
 async fn wire_echo_on(transport: Transport) {
     let host = TestHost::new();
     let plugin = start_with(&host, "wire-echo", transport, |settings| {
-        settings.initialize = wire::initialize(settings.initialize.data_dir.take());
+        settings.initialize = wire::initialize(settings.initialize.data_dir.take(), wire::Writer::Rust);
     })
     .await;
     let record = instance_path(host.data_dir(), "wire-echo", None).join(wire::RECORD_FILE);
-    wire::check_the_wire(plugin, &record).await;
+    wire::check_the_wire(plugin, &record, wire::Writer::Rust).await;
 }

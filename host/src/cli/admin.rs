@@ -203,25 +203,16 @@ pub fn run_plugin(args: PluginArgs) -> Result<(), Failure> {
             let Some(command) = command else {
                 return registry.add(&id, &definition).map_err(registry_failure);
             };
+            let location = &args.location;
+            let installs = install::Installs::lock(&location.data_dir, location.key_file.as_deref(), id.as_str())?;
             if registry.get(id.as_str()).is_ok() {
                 return Err(registry_failure(RegistryError::AlreadyRegistered(id.to_string())));
             }
-            let location = &args.location;
-            let key_file = location.key_file.as_deref();
-            let installed = install::install(
-                &location.data_dir,
-                key_file,
-                id.as_str(),
-                &command,
-                &definition,
-                npm_registry.as_deref(),
-                npm_cache.as_deref(),
-            )?;
-            let added = registry.add_installed(&id, &definition, &installed);
-            if added.is_err() {
-                crate::host::remove_plugin_files(&absolute(&location.data_dir)?, id.as_str());
-            }
-            added.map_err(registry_failure)
+            let installed = installs.install(&command, &definition, npm_registry.as_deref(), npm_cache.as_deref())?;
+            registry.add_installed(&id, &definition, &installed).map_err(|error| {
+                installs.abandon();
+                registry_failure(error)
+            })
         }
         PluginCommand::Install { id, npm_registry, npm_cache } => {
             let record = registry.get(&id).map_err(registry_failure)?;
@@ -230,16 +221,9 @@ pub fn run_plugin(args: PluginArgs) -> Result<(), Failure> {
             })?;
             let npm_registry = npm_registry.or_else(|| record.install.as_ref().map(|install| install.registry.clone()));
             let location = &args.location;
-            let key_file = location.key_file.as_deref();
-            let installed = install::install(
-                &location.data_dir,
-                key_file,
-                &id,
-                &command,
-                &record.definition,
-                npm_registry.as_deref(),
-                npm_cache.as_deref(),
-            )?;
+            let installs = install::Installs::lock(&location.data_dir, location.key_file.as_deref(), &id)?;
+            let installed =
+                installs.install(&command, &record.definition, npm_registry.as_deref(), npm_cache.as_deref())?;
             registry.record_install(&id, &installed).map_err(registry_failure)?;
             print_json(&serde_json::to_value(&installed).expect("an install record serializes"));
             Ok(())

@@ -92,8 +92,7 @@ impl NpmInstaller<'_> {
         let sandbox = self.sandbox.prepare_install(plugin, confinement)?;
         let staging = sandbox.data_dir().to_path_buf();
         if let Some(source) = &self.seed_cache {
-            let seeded = seeded_cache(source)
-                .and_then(|cacache| Ok(sandbox.seed_cache(&Path::new(CACHE_FOLDER).join(CACACHE), &cacache)?));
+            let seeded = sandbox.seed_cache(&Path::new(CACHE_FOLDER).join(CACACHE), source);
             let bytes = seeded.inspect_err(|_| self.discard(plugin))?;
             tracing::info!(plugin, "copied {bytes} bytes of the npm cache {}", source.display());
         }
@@ -160,8 +159,10 @@ impl NpmInstaller<'_> {
         let lock = read_json(staged, Path::new("package-lock.json")).map_err(refused)?;
         let bin = package::choose_bin(spec, &manifest).map_err(refused)?;
         let program = regular_file_within(staged, &package_dir.join(&bin)).map_err(refused)?;
-        let head = std::fs::read(&program).map(|bytes| bytes.into_iter().take(256).collect::<Vec<u8>>());
-        let head = head.map_err(|error| refused(format!("its program {bin} could not be read: {error}")))?;
+        let mut head = Vec::new();
+        let read = std::fs::File::open(&program)
+            .and_then(|file| std::io::Read::read_to_end(&mut std::io::Read::take(file, 256), &mut head));
+        read.map_err(|error| refused(format!("its program {bin} could not be read: {error}")))?;
         if !package::runs_with_node(&head) {
             return Err(refused(format!("its program {bin} is not a Node script; register it with `--no-install`")));
         }
@@ -179,19 +180,6 @@ impl NpmInstaller<'_> {
 
     fn discard(&self, plugin: &str) {
         self.sandbox.discard_staged_install(plugin);
-    }
-}
-
-/// The `_cacache` folder of an npm cache directory given by an operator.
-fn seeded_cache(source: &Path) -> Result<PathBuf, InstallError> {
-    let cacache = source.join(CACACHE);
-    if cacache.is_dir() {
-        Ok(cacache)
-    } else {
-        Err(InstallError::Command(format!(
-            "{} holds no npm cache (no {CACACHE} folder in it): give the folder npm caches in, such as ~/.npm",
-            source.display()
-        )))
     }
 }
 

@@ -37,6 +37,9 @@ impl PackageSpec {
         check_name(name)?;
         match version {
             Some("") => Err(format!("`{spec}` has an empty version after `@`")),
+            Some(version) if version.contains([':', '/', '#', '\\']) => Err(format!(
+                "`{spec}` names its version by a URL, a path, git or an alias: the host installs registry versions only (`1.2.3`, `^1.2`, a tag)"
+            )),
             Some(version) if version.chars().any(|character| character.is_whitespace() || character.is_control()) => {
                 Err(format!("the version of `{spec}` has spaces or control characters"))
             }
@@ -171,6 +174,14 @@ mod tests {
             assert!(error.contains(fragment), "{given:?}: {error}");
         }
         assert!(PackageSpec::parse("x@").unwrap_err().contains("empty version"));
+        for sneaky in
+            ["x@github:user/repo", "x@git+ssh://host/r.git", "x@file:/tmp/x", "x@npm:other@1.0.0", "x@https://h/x"]
+        {
+            assert!(PackageSpec::parse(sneaky).unwrap_err().contains("registry versions only"), "{sneaky}");
+        }
+        assert!(PackageSpec::parse("x@>=1.0.0 <2").is_err(), "spaces");
+        assert_eq!(PackageSpec::parse("x@^1.2").unwrap().version.as_deref(), Some("^1.2"));
+        assert_eq!(PackageSpec::parse("x@next").unwrap().version.as_deref(), Some("next"));
         assert!(PackageSpec::parse("x@1.0.0 && rm").unwrap_err().contains("spaces"));
     }
 

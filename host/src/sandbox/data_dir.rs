@@ -38,6 +38,8 @@ pub const USERS_FOLDER: &str = "users";
 pub const INSTALL_FOLDER: &str = "install";
 /// Where an install is made before it replaces the last, in the plugin's folder.
 pub const INSTALL_STAGING_FOLDER: &str = ".install-staging";
+/// Held by the host while it installs the plugin's package, in the plugin's folder.
+pub const INSTALL_LOCK_FILE: &str = ".install.lock";
 
 /// Who must own an instance's directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -315,7 +317,8 @@ pub(super) fn chown_tree(dir: BorrowedFd<'_>, uid: u32, path: &Path) -> Result<(
 /// followed), so no data is lost on upgrade.
 fn migrate_flat_layout(plugin_dir: BorrowedFd<'_>, instance: BorrowedFd<'_>, path: &Path) {
     let Ok(names) = entry_names(plugin_dir) else { return };
-    let kept = [PLUGIN_WIDE_FOLDER, USERS_FOLDER, INSTALL_FOLDER, INSTALL_STAGING_FOLDER].map(str::as_bytes);
+    let kept = [PLUGIN_WIDE_FOLDER, USERS_FOLDER, INSTALL_FOLDER, INSTALL_STAGING_FOLDER, INSTALL_LOCK_FILE]
+        .map(str::as_bytes);
     for name in names.into_iter().filter(|name| !kept.contains(&name.as_bytes())) {
         if let Err(error) = nix::fcntl::renameat(plugin_dir, name.as_c_str(), instance, name.as_c_str()) {
             tracing::warn!("could not move {:?} into {}: {error}", name, path.display());

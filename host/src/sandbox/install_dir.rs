@@ -7,25 +7,24 @@
 //! plugins/<plugin>/
 //!   .install-staging/     the plugin's, 0700: npm's HOME and cache
 //!     package/            npm's --prefix: package.json, package-lock.json, node_modules/
-//!   install/              host, 0755 (files 0644 or 0755): package/ once sealed
+//!   install/              host, 0755 (files 0644 or 0755): package/ once sealed,
+//!                         exchanged with the previous install in one rename
 //! ```
 
 use nix::errno::Errno;
-use nix::fcntl::{AtFlags, OFlag, openat, renameat};
+use nix::fcntl::{AtFlags, OFlag, RenameFlags, openat, renameat, renameat2};
 use nix::sys::stat::{FchmodatFlags, Mode, SFlag, fchmodat, fstatat};
 use nix::unistd::{Gid, Uid, fchown, fchownat};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use super::data_dir::{
-    DataDirError, INSTALL_FOLDER, INSTALL_STAGING_FOLDER, InstanceDir, Owner, PLUGINS_FOLDER, Traversal, entry_names,
-    exists, open_level,
+    DataDirError, INSTALL_FOLDER, INSTALL_LOCK_FILE, INSTALL_STAGING_FOLDER, InstanceDir, Owner, PLUGINS_FOLDER,
+    Traversal, entry_names, exists, open_level,
 };
 
 /// npm's `--prefix` inside the staging folder: what becomes the install.
 pub const STAGED_PACKAGE_FOLDER: &str = "package";
-/// Where the previous install waits while the new one takes its place.
-const REPLACED_FOLDER: &str = ".install-replaced";
 
 #[derive(Debug, thiserror::Error)]
 pub enum InstallDirError {
@@ -37,6 +36,42 @@ pub enum InstallDirError {
     UnexpectedFile { path: String, kind: &'static str },
     #[error("npm left no {path}; nothing was installed")]
     NothingStaged { path: String },
+    #[error("{path} holds no npm cache (no _cacache folder in it): give the folder npm caches in, such as ~/.npm")]
+    NotACache { path: String },
+    #[error(
+        "{path} is owned by uid {owner} or writable by others: whoever can write an npm cache chooses the code installed from it, so it must be the host's user's and writable by no one else"
+    )]
+    UntrustedSeed { path: String, owner: u32 },
+    #[error("the npm cache {path} holds more than 4 GiB or is nested too deep to copy")]
+    SeedTooLarge { path: String },
+}
+
+/// Held while one install of a plugin runs: a second waits for the first to end.
+pub type InstallLock = nix::fcntl::Flock<std::fs::File>;
+
+/// Takes the plugin's install lock (`plugins/<plugin>/.install.lock`, the host's), waiting
+/// for an install under way to end.
+pub fn lock_installs(data_root: &Path, plugin: &str, traversal: Traversal) -> Result<InstallLock, DataDirError> {
+    let (folder, folder_path) = open_plugin_folder(data_root, plugin, traversal)?;
+    let path = folder_path.join(INSTALL_LOCK_FILE);
+    let io = |source| DataDirError::Io { path: path.display().to_string(), source };
+    let flags = OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_RDWR | OFlag::O_CLOEXEC;
+    let file = openat(folder.as_fd(), INSTALL_LOCK_FILE, flags, Mode::from_bits_truncate(0o600))
+        .map_err(|error| super::data_dir::refusal(error, &path))?;
+    let stat = nix::sys::stat::fstat(file.as_fd()).map_err(io)?;
+    if stat.st_uid != Uid::effective().as_raw()
+        || SFlag::from_bits_truncate(stat.st_mode & SFlag::S_IFMT.bits()) != SFlag::S_IFREG
+    {
+        return Err(DataDirError::NotADirectory { path: path.display().to_string() });
+    }
+    nix::fcntl::Flock::lock(std::fs::File::from(file), nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, errno)| io(errno))
+}
+
+/// Removes the plugin's install (an install whose registration failed).
+pub fn remove_install(data_root: &Path, plugin: &str, traversal: Traversal) -> Result<(), DataDirError> {
+    let (folder, folder_path) = open_plugin_folder(data_root, plugin, traversal)?;
+    remove_entry(folder.as_fd(), INSTALL_FOLDER, &folder_path.join(INSTALL_FOLDER))
 }
 
 /// The path of a plugin's install, without opening anything.
@@ -103,17 +138,31 @@ pub fn discard_staged(data_root: &Path, plugin: &str, traversal: Traversal) -> R
     remove_entry(folder.as_fd(), INSTALL_STAGING_FOLDER, &folder_path.join(INSTALL_STAGING_FOLDER))
 }
 
-/// Copies an operator's npm cache (`source`, the `_cacache` of a warmed `~/.npm`) to
-/// `folder` in a fresh staging folder, so npm finds there what the registry would send:
-/// folders and files only (links are skipped), the copy owned by `owner_uid` (the plugin)
-/// when given. The host reads the operator's cache; the plugin only ever gets its copy.
-/// Returns the bytes copied.
+/// The most an operator's npm cache may hold to be copied, and how deep.
+const MAX_SEED_BYTES: u64 = 4 << 30;
+const MAX_SEED_DEPTH: usize = 32;
+
+/// Copies an operator's npm cache (`cache_dir`, such as a warmed `~/.npm`; its `_cacache`
+/// folder) to `folder` in a fresh staging folder, so npm finds there what the registry
+/// would send. The cache chooses the code installed, so it must be the host's user's and
+/// writable by no one else, folder by folder and file by file; links are skipped, never
+/// followed; at most 4 GiB. The copy is `owner_uid`'s (the installer) when given; the
+/// plugin never gets the original. Returns the bytes copied.
 pub fn seed_cache(
     staging: &InstanceDir,
     folder: &Path,
-    source: &Path,
+    cache_dir: &Path,
     owner_uid: Option<u32>,
 ) -> Result<u64, InstallDirError> {
+    let cache = std::fs::File::open(cache_dir).map_err(|error| io_error(cache_dir, error))?;
+    let cacache_path = cache_dir.join(NPM_CACACHE);
+    let flags = OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY;
+    let cacache = openat(cache.as_fd(), NPM_CACACHE, flags, Mode::empty()).map_err(|error| match error {
+        Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP => {
+            InstallDirError::NotACache { path: cache_dir.display().to_string() }
+        }
+        source => DataDirError::Io { path: cacache_path.display().to_string(), source }.into(),
+    })?;
     let mut parent = staging.fd().try_clone_to_owned().map_err(|error| io_error(staging.path(), error))?;
     let mut path = staging.path().to_path_buf();
     let mut created = None;
@@ -126,36 +175,74 @@ pub fn seed_cache(
         }
         parent = dir;
     }
-    let copied = copy_tree(source, parent.as_fd(), &path)?;
+    let mut copied = 0;
+    copy_tree(cacache.as_fd(), &cacache_path, parent.as_fd(), &path, &mut copied, 0)?;
     if let (Some(uid), Some((top, top_path))) = (owner_uid, created) {
         super::data_dir::chown_tree(top.as_fd(), uid, &top_path)?;
     }
     Ok(copied)
 }
 
-/// Copies the folders and files under `source` into `destination`, never following a link
-/// on either side.
-fn copy_tree(source: &Path, destination: BorrowedFd<'_>, destination_path: &Path) -> Result<u64, InstallDirError> {
-    let io = io_error;
-    let mut copied = 0;
-    for entry in std::fs::read_dir(source).map_err(|error| io(source, error))? {
-        let entry = entry.map_err(|error| io(source, error))?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let kind = entry.file_type().map_err(|error| io(&entry.path(), error))?;
-        let target = destination_path.join(&name);
-        if kind.is_dir() {
-            let dir = open_level(destination, &name, &target, Owner::HOST, Mode::from_bits_truncate(0o700))?;
-            copied += copy_tree(&entry.path(), dir.as_fd(), &target)?;
-        } else if kind.is_file() {
-            let flags = OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_WRONLY | OFlag::O_CLOEXEC;
-            let created = openat(destination, name.as_str(), flags, Mode::from_bits_truncate(0o600))
-                .map_err(|source| DataDirError::Io { path: target.display().to_string(), source })?;
-            let mut from = std::fs::File::open(entry.path()).map_err(|error| io(&entry.path(), error))?;
-            let mut to = std::fs::File::from(created);
-            copied += std::io::copy(&mut from, &mut to).map_err(|error| io(&target, error))?;
+/// The folder of an npm cache directory that holds the cache.
+const NPM_CACACHE: &str = "_cacache";
+
+/// Copies the folders and files of `source` into `destination`, both opened by descriptor
+/// without following a link, each checked to be the host's and writable by no one else.
+fn copy_tree(
+    source: BorrowedFd<'_>,
+    source_path: &Path,
+    destination: BorrowedFd<'_>,
+    destination_path: &Path,
+    copied: &mut u64,
+    depth: usize,
+) -> Result<(), InstallDirError> {
+    check_trusted(source, source_path)?;
+    if depth > MAX_SEED_DEPTH {
+        return Err(InstallDirError::SeedTooLarge { path: source_path.display().to_string() });
+    }
+    let io = |path: &Path, source| DataDirError::Io { path: path.display().to_string(), source };
+    for name in entry_names(source).map_err(|error| io(source_path, error))? {
+        let text = name.to_string_lossy().into_owned();
+        let (from, to) = (source_path.join(&text), destination_path.join(&text));
+        let stat = fstatat(source, name.as_c_str(), AtFlags::AT_SYMLINK_NOFOLLOW).map_err(|error| io(&from, error))?;
+        match SFlag::from_bits_truncate(stat.st_mode & SFlag::S_IFMT.bits()) {
+            SFlag::S_IFDIR => {
+                let flags = OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY;
+                let sub = openat(source, name.as_c_str(), flags, Mode::empty()).map_err(|error| io(&from, error))?;
+                let made = open_level(destination, &text, &to, Owner::HOST, Mode::from_bits_truncate(0o700))?;
+                copy_tree(sub.as_fd(), &from, made.as_fd(), &to, copied, depth + 1)?;
+            }
+            SFlag::S_IFREG => {
+                let read = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK;
+                let file = openat(source, name.as_c_str(), read, Mode::empty()).map_err(|error| io(&from, error))?;
+                check_trusted(file.as_fd(), &from)?;
+                let write = OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_WRONLY | OFlag::O_CLOEXEC;
+                let made = openat(destination, name.as_c_str(), write, Mode::from_bits_truncate(0o600))
+                    .map_err(|error| io(&to, error))?;
+                let budget = MAX_SEED_BYTES.saturating_sub(*copied);
+                let mut reader = std::io::Read::take(std::fs::File::from(file), budget + 1);
+                let written =
+                    std::io::copy(&mut reader, &mut std::fs::File::from(made)).map_err(|error| io_error(&to, error))?;
+                *copied += written;
+                if *copied > MAX_SEED_BYTES {
+                    return Err(InstallDirError::SeedTooLarge { path: source_path.display().to_string() });
+                }
+            }
+            // Links are npm's own shortcuts at most: skipped, never followed.
+            _ => {}
         }
     }
-    Ok(copied)
+    Ok(())
+}
+
+/// A folder or file of a seed cache must be the host's and writable by no one else.
+fn check_trusted(fd: BorrowedFd<'_>, path: &Path) -> Result<(), InstallDirError> {
+    let stat =
+        nix::sys::stat::fstat(fd).map_err(|source| DataDirError::Io { path: path.display().to_string(), source })?;
+    if stat.st_uid != Uid::effective().as_raw() || stat.st_mode & 0o022 != 0 {
+        return Err(InstallDirError::UntrustedSeed { path: path.display().to_string(), owner: stat.st_uid });
+    }
+    Ok(())
 }
 
 fn io_error(path: &Path, error: std::io::Error) -> DataDirError {
@@ -182,7 +269,9 @@ fn seal_staging(folder: BorrowedFd<'_>, staging_path: &Path) -> Result<OwnedFd, 
     Ok(staging)
 }
 
-/// Renames the sealed `package/` to `install/`, the previous install out of the way first.
+/// Puts the sealed `package/` at `install/`: exchanged with the previous install in one
+/// step when there is one (which then leaves with the staging folder), renamed otherwise.
+/// A start sees the old install or the new one, never none.
 fn replace_install(
     folder: BorrowedFd<'_>,
     staging: BorrowedFd<'_>,
@@ -190,14 +279,12 @@ fn replace_install(
     staged: &Path,
 ) -> Result<PathBuf, InstallDirError> {
     let install = folder_path.join(INSTALL_FOLDER);
-    let replaced = folder_path.join(REPLACED_FOLDER);
-    let io = |path: &Path, source| DataDirError::Io { path: path.display().to_string(), source };
-    remove_entry(folder, REPLACED_FOLDER, &replaced)?;
+    let io = |source| DataDirError::Io { path: staged.display().to_string(), source };
     if exists(folder, INSTALL_FOLDER, &install)? {
-        renameat(folder, INSTALL_FOLDER, folder, REPLACED_FOLDER).map_err(|source| io(&install, source))?;
+        renameat2(staging, STAGED_PACKAGE_FOLDER, folder, INSTALL_FOLDER, RenameFlags::RENAME_EXCHANGE).map_err(io)?;
+    } else {
+        renameat(staging, STAGED_PACKAGE_FOLDER, folder, INSTALL_FOLDER).map_err(io)?;
     }
-    renameat(staging, STAGED_PACKAGE_FOLDER, folder, INSTALL_FOLDER).map_err(|source| io(staged, source))?;
-    remove_entry(folder, REPLACED_FOLDER, &replaced)?;
     Ok(install)
 }
 

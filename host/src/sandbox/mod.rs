@@ -29,6 +29,9 @@ use uids::UidError;
 pub const LAUNCHER_SUBCOMMAND: &str = "sandbox-exec";
 /// The host's binary, which is also the launcher.
 pub const LAUNCHER_BINARY: &str = "codex-plugin-host";
+/// The uid table's key of a plugin's installer, beside the plugin's own: no plugin id has
+/// a `:`.
+const INSTALLER_UID_SUFFIX: &str = ":install";
 
 /// How a host confines its plugins.
 #[derive(Debug, Clone)]
@@ -145,15 +148,22 @@ impl Sandbox {
         user: Option<&str>,
         confinement: Confinement,
     ) -> Result<ProcessSandbox, SandboxError> {
-        let decided = self.decide(plugin, confinement)?;
+        let decided = self.decide(plugin, plugin, confinement)?;
         let data_dir = data_dir::open_instance_dir(&self.data_root, plugin, user, decided.owner, self.traversal())?;
         self.process_sandbox(decided, data_dir)
     }
 
-    /// The sandbox an install of the plugin's package runs in: the plugin's own layers and
-    /// uid, a fresh staging folder for its only writable directory (see [`install_dir`]).
+    /// The sandbox an install of the plugin's package runs in: the plugin's layers (never
+    /// unconfined: the package is not trusted yet), a fresh staging folder for its only
+    /// writable directory (see [`install_dir`]), and under a root host a uid of the
+    /// installer's own, so no running instance of the plugin (its uid, perhaps without
+    /// Landlock) can touch what npm writes before the host seals it.
     pub fn prepare_install(&self, plugin: &str, confinement: Confinement) -> Result<ProcessSandbox, SandboxError> {
-        let decided = self.decide(plugin, confinement)?;
+        let confinement = match confinement {
+            Confinement::Unconfined => Confinement::Required,
+            other => other,
+        };
+        let decided = self.decide(plugin, &format!("{plugin}{INSTALLER_UID_SUFFIX}"), confinement)?;
         let staging = install_dir::fresh_staging_dir(&self.data_root, plugin, decided.owner, self.traversal())?;
         self.process_sandbox(decided, staging)
     }
@@ -166,6 +176,19 @@ impl Sandbox {
     /// Puts a sealed install in place of the plugin's last one.
     pub fn commit_staged_install(&self, plugin: &str) -> Result<PathBuf, install_dir::InstallDirError> {
         install_dir::commit_staged(&self.data_root, plugin, self.traversal())
+    }
+
+    /// Takes the plugin's install lock: held from the start of an install to its
+    /// registration, it makes a second install of the same plugin wait.
+    pub fn lock_installs(&self, plugin: &str) -> Result<install_dir::InstallLock, SandboxError> {
+        Ok(install_dir::lock_installs(&self.data_root, plugin, self.traversal())?)
+    }
+
+    /// Removes the plugin's install, whose registration failed (the lock held).
+    pub fn remove_install(&self, plugin: &str) {
+        if let Err(error) = install_dir::remove_install(&self.data_root, plugin, self.traversal()) {
+            tracing::warn!(plugin, "could not remove an install nobody registered: {error}");
+        }
     }
 
     /// Throws away an install that failed; the one in place is kept.
@@ -181,13 +204,14 @@ impl Sandbox {
         Ok(install_dir::open_install_dir(&self.data_root, plugin, self.traversal())?)
     }
 
-    /// The plugin's layers, its uid and who owns its directories.
-    fn decide(&self, plugin: &str, confinement: Confinement) -> Result<Decided, SandboxError> {
+    /// The plugin's layers, the uid it runs as (the one `uid_key` has in the uid table) and
+    /// who owns its directories.
+    fn decide(&self, plugin: &str, uid_key: &str, confinement: Confinement) -> Result<Decided, SandboxError> {
         let plan = plan::plan(confinement, self.machine, &self.config.disabled)?;
         let launcher = self.launcher()?;
         let plugins_dir = data_dir::ensure_plugins_folder(&self.data_root, self.traversal())?;
         let uid = match plan.separate_uid {
-            true => Some(uids::plugin_uid(&plugins_dir, plugin, &self.config.uid_range)?),
+            true => Some(uids::plugin_uid(&plugins_dir, uid_key, &self.config.uid_range)?),
             false => None,
         };
         let owner = match uid {

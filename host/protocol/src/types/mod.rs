@@ -10,6 +10,7 @@
 //! - where two shapes exist in the wild, both are accepted and normalized to one.
 
 pub mod initialize;
+pub mod lenient;
 pub mod library;
 pub mod metadata;
 pub mod numbers;

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::lenient::{absent_if_invalid, null_as_default};
 use super::library::LibrarySeriesMetadata;
 use super::numbers::{optional_integer, whole_as_integer};
 use super::vocabulary;
@@ -89,17 +90,19 @@ pub struct SyncEntry {
     pub latest_updated_at: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
-    /// The Codex library the series is in: always sent by Codex, `""` when unknown.
-    #[serde(default)]
+    /// The Codex library the series is in: always sent by Codex, `""` when unknown. These
+    /// last fields go from the host to a plugin; in a pulled entry, where the host needs
+    /// none of them, a careless value (`null`, the wrong shape) reads as absent.
+    #[serde(default, deserialize_with = "null_as_default")]
     pub library_id: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub library_name: String,
     /// Sent to plugins whose manifest says `wantsFullMetadata`, as the admin allows.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub genres: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "null_as_default")]
     pub tags: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "absent_if_invalid")]
     pub metadata: Option<LibrarySeriesMetadata>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom_metadata: Option<serde_json::Value>,
@@ -283,6 +286,16 @@ mod tests {
         assert!(written.contains(r#""volumes":2,"#), "{written}");
         assert!(written.contains(r#""maxChapter":12.5"#), "{written}");
         assert!(written.contains(r#""volume":1,"#), "{written}");
+    }
+
+    #[test]
+    fn a_pulled_entry_with_careless_host_fields_still_reads() {
+        let entry: SyncEntry = serde_json::from_value(json!({
+            "externalId": "1", "status": "reading", "libraryId": null, "genres": null,
+            "metadata": {"authors": null, "ageRating": 16.5}
+        }))
+        .unwrap();
+        assert_eq!((entry.library_id.as_str(), entry.genres.len(), entry.metadata), ("", 0, None));
     }
 
     #[test]

@@ -31,11 +31,12 @@ pub struct CallArgs {
     method: String,
     /// The method's params as JSON.
     params: Option<String>,
-    /// Then send another method to the same instance: `METHOD` or `METHOD PARAMS_JSON` in
-    /// one argument (repeatable, sent in order), for plugins that keep state between calls,
-    /// like a sync plugin that needs `sync/getUserInfo` before `sync/pullProgress`. Each
-    /// result is printed as `{"method", "result"}` as it comes; the first error stops the rest.
-    #[arg(long = "then", value_name = "METHOD [PARAMS_JSON]")]
+    /// Then send another method to the same instance, with its params as JSON (repeatable,
+    /// sent in order; `--then 'METHOD PARAMS_JSON'` in one argument works too): for plugins
+    /// that keep state between calls, like a sync plugin that needs `sync/getUserInfo`
+    /// before `sync/pullProgress`. Each result is printed as `{"method", "result"}` as it
+    /// comes; the first error stops the rest.
+    #[arg(long = "then", value_names = ["METHOD", "PARAMS_JSON"], num_args = 1..=2, action = clap::ArgAction::Append)]
     then: Vec<String>,
     /// Admin configuration (JSON object), sent as `adminConfig`.
     #[arg(long, value_name = "JSON")]

@@ -20,16 +20,35 @@ pub(super) struct Step {
 /// each checked against its method's type. `shutdown` may only come last.
 pub(super) fn steps(args: &CallArgs) -> Result<Vec<Step>, Failure> {
     let mut steps = vec![step(&args.method, args.params.as_deref(), "PARAMS_JSON")?];
-    for then in &args.then {
-        let (method, params) = match then.trim().split_once(char::is_whitespace) {
-            Some((method, params)) => (method, Some(params)),
-            None => (then.trim(), None),
-        };
+    for (method, params) in then_steps(&args.then)? {
         steps.push(step(method, params, &format!("the params of --then {method}"))?);
     }
     let last = steps.len() - 1;
     if steps[..last].iter().any(|step| step.method == HostMethod::Shutdown) {
         return Err(Failure::usage("`shutdown` ends the plugin: it can only be the last method"));
+    }
+    Ok(steps)
+}
+
+/// The values of every `--then`, as clap gives them (one list): a method starts a step,
+/// a JSON object or array after it is its params; `METHOD PARAMS_JSON` in one value is a
+/// step too.
+fn then_steps(values: &[String]) -> Result<Vec<(&str, Option<&str>)>, Failure> {
+    let mut steps: Vec<(&str, Option<&str>)> = Vec::new();
+    for value in values {
+        let value = value.trim();
+        let is_params = value.starts_with('{') || value.starts_with('[');
+        match steps.last_mut() {
+            Some((_, params @ None)) if is_params => *params = Some(value),
+            Some((method, Some(_))) if is_params => {
+                return Err(Failure::usage(format!("--then {method} was given params twice")));
+            }
+            None if is_params => return Err(Failure::usage("--then needs a METHOD before its PARAMS_JSON")),
+            _ => steps.push(match value.split_once(char::is_whitespace) {
+                Some((method, params)) => (method, Some(params.trim())),
+                None => (value, None),
+            }),
+        }
     }
     Ok(steps)
 }
