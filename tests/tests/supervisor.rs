@@ -153,6 +153,29 @@ async fn an_idle_instance_is_pinged_and_successful_calls_never_write_to_the_data
     host.shutdown().await;
 }
 
+/// Every user's instance of a wasm plugin shares one loaded component, and a start whose
+/// manifest is the one recorded writes nothing to the database.
+#[tokio::test]
+async fn new_users_share_one_loaded_component_and_their_starts_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = host(&dir);
+    for user in 0..6 {
+        host.registry().connect_user("echo", &format!("user-{user}"), serde_json::Map::new()).unwrap();
+    }
+    host.call("echo", Some("user-0"), "ping", serde_json::Value::Null).await.unwrap();
+    let observer = rusqlite::Connection::open(dir.path().join("codex-plugin-host.sqlite3")).unwrap();
+    let version = || observer.query_row("PRAGMA data_version", [], |row| row.get::<_, i64>(0)).unwrap();
+    let before = version();
+    for user in 1..6 {
+        host.call("echo", Some(&format!("user-{user}")), "ping", serde_json::Value::Null).await.unwrap();
+    }
+    assert_eq!(version(), before, "five new users' starts wrote nothing");
+    assert_eq!(host.component_loads(), 1, "one load for six instances");
+    host.call("crasher", None, "ping", serde_json::Value::Null).await.unwrap();
+    assert_eq!(host.component_loads(), 2, "another file, another load");
+    host.shutdown().await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_new_admin_configuration_reaches_the_plugin_on_its_next_call() {
     let dir = tempfile::tempdir().unwrap();

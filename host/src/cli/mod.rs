@@ -61,6 +61,7 @@ pub fn run() -> ExitCode {
     }
     // Before any thread or secret: no process of the same user may read this one's memory.
     crate::sandbox::protect_host_process();
+    crate::limits::open_files::raise_to_hard_limit();
     let outcome = match cli.command {
         Command::SandboxExec => unreachable!("the launcher never returns"),
         Command::Call(args) => {

@@ -16,7 +16,7 @@ use crate::storage::StorageScope;
 use crate::storage::handler::StorageHandler;
 use crate::supervisor::{Disabled, LaunchOutcome, Launcher};
 use crate::transport::process::{self, CommandAllowlist, ProcessSpec};
-use crate::transport::wasm::{self, ComponentCache, WasmRuntime, WasmSpec};
+use crate::transport::wasm::{self, ComponentCache, LoadedComponents, WasmRuntime, WasmSpec};
 use crate::transport::{Launched, ShutdownPolicy};
 use crate::vault::{Secret, Vault, VaultError};
 
@@ -35,6 +35,8 @@ pub(super) struct RegistryLauncher {
     pub layout: Layout,
     /// Made on the first wasm plugin's start.
     pub wasm: OnceLock<Result<(WasmRuntime, ComponentCache), String>>,
+    /// Every component loaded, kept for the next start.
+    pub components: Arc<LoadedComponents>,
 }
 
 impl Launcher for RegistryLauncher {
@@ -114,8 +116,11 @@ impl RegistryLauncher {
         let launched = self.spawn(&record, &id, user, &credentials).await?;
         let storage = Arc::new(StorageHandler::new(self.quota.scoped(scope)));
         let started = Plugin::start(launched, settings, storage).await?;
+        // Written only when it changed: a start writes nothing to the database otherwise.
         let manifest = serde_json::to_value(started.manifest()).expect("a manifest serializes");
-        if let Err(error) = self.registry.record_manifest(plugin, &manifest) {
+        if record.manifest.as_ref() != Some(&manifest)
+            && let Err(error) = self.registry.record_manifest(plugin, &manifest)
+        {
             tracing::warn!(plugin, "could not cache the manifest: {error}");
         }
         Ok(started)
@@ -201,11 +206,18 @@ impl RegistryLauncher {
                     })
                     .as_ref()
                     .map_err(|why| refused(why.clone()))?;
-                // Compiling takes a while the first time: off the async workers.
-                let (runtime, cache, file) = (runtime.clone(), cache.clone(), file.clone());
-                let loaded = tokio::task::spawn_blocking(move || runtime.load_cached(&file, &cache)).await;
-                let loaded = loaded.map_err(|error| refused(format!("loading the component failed: {error}")))?;
-                let (component, _) = loaded.map_err(|error| refused(error.to_string()))?;
+                let component = match self.components.cached(file) {
+                    Some(component) => component,
+                    None => {
+                        // Reading and compiling take a while: off the async workers.
+                        let (runtime, cache, file) = (runtime.clone(), cache.clone(), file.clone());
+                        let components = self.components.clone();
+                        let loaded = tokio::task::spawn_blocking(move || components.get(&runtime, &cache, &file)).await;
+                        let loaded =
+                            loaded.map_err(|error| refused(format!("loading the component failed: {error}")))?;
+                        loaded.map_err(|error| refused(error.to_string()))?
+                    }
+                };
                 let memory = definition.memory_limit_bytes.map(|limit| usize::try_from(limit).unwrap_or(usize::MAX));
                 let data_dir =
                     self.layout.sandbox.wasm_dir(id.as_str(), user).map_err(|error| refused(error.to_string()))?;

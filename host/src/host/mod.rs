@@ -35,6 +35,7 @@ use crate::storage::SqliteStorage;
 use crate::supervisor::{HealthPolicy, HealthState, Supervisor};
 use crate::transport::ShutdownPolicy;
 use crate::transport::process::CommandAllowlist;
+use crate::transport::wasm::LoadedComponents;
 use crate::vault::{EncryptionKey, Vault, VaultError};
 use admin_changes::AdminWatch;
 use launcher::{Layout, RegistryLauncher};
@@ -93,6 +94,7 @@ pub enum HostError {
 /// Registered plugins, started on first use and kept healthy.
 pub struct PluginHost {
     data_dir: PathBuf,
+    components: Arc<LoadedComponents>,
     registry: Arc<Registry>,
     vault: Option<Vault>,
     supervisor: Arc<Supervisor>,
@@ -127,6 +129,7 @@ impl PluginHost {
     /// plugin with credentials starts. Must be called inside a tokio runtime.
     pub fn open(config: HostConfig) -> Result<Self, HostError> {
         crate::sandbox::protect_host_process();
+        crate::limits::open_files::raise_to_hard_limit();
         let data_dir = &config.data_dir;
         create_private_dir(data_dir)?;
         let database = data_dir.join(DATABASE_FILE);
@@ -147,18 +150,27 @@ impl PluginHost {
             shutdown: config.shutdown,
             layout: Layout { sandbox, wasm_cache_dir: data_dir.join(WASM_CACHE_DIR) },
             wasm: OnceLock::new(),
+            components: Arc::default(),
         };
+        let components = launcher.components.clone();
         let supervisor = Arc::new(Supervisor::new(Arc::new(launcher), config.health, Arc::new(Metrics::default())));
         let admin_watch =
             AdminWatch::spawn(registry.clone(), Arc::downgrade(&supervisor), config.admin_changes_interval);
         Ok(Self {
             data_dir: data_dir.clone(),
+            components,
             registry,
             vault,
             supervisor,
             admin_watch,
             _sweeper: quota.spawn_sweeper(SWEEP_INTERVAL),
         })
+    }
+
+    /// How many components this host loaded from the disk cache or compiled: one per
+    /// content of a `.wasm`, however many instances and users share it.
+    pub fn component_loads(&self) -> u64 {
+        self.components.loads()
     }
 
     pub fn registry(&self) -> &Registry {

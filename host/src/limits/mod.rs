@@ -2,7 +2,9 @@
 //!
 //! - [`timeout`]: how long a call may take, per plugin and per call.
 //! - [`quota`]: what a plugin may keep in storage.
+//! - [`open_files`]: the host's own descriptor limit, raised at start.
 
+pub mod open_files;
 pub mod quota;
 pub mod timeout;
 

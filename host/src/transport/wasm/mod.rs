@@ -13,12 +13,14 @@ pub mod disk_quota;
 mod filesystem;
 mod guest;
 pub mod http;
+mod loaded;
 mod runtime;
 mod watchdog;
 mod world;
 
 pub use cache::{CacheOutcome, ComponentCache};
 pub use guest::{WasmHandle, WasmSpec, host_budget, spawn};
+pub use loaded::LoadedComponents;
 pub use runtime::{WasmComponent, WasmRuntime};
 pub use watchdog::DeadlineExceeded;
 pub use world::PLUGIN_WORLD;

@@ -79,10 +79,21 @@ impl WasmRuntime {
     /// once, then loads from disk.
     pub fn load_cached(&self, path: &Path, cache: &ComponentCache) -> Result<(WasmComponent, CacheOutcome), WasmError> {
         let shown = path.display().to_string();
-        let load = |source: wasmtime::Error| WasmError::Load { path: shown.clone(), source };
-        let bytes = std::fs::read(path).map_err(|error| load(error.into()))?;
-        let (component, outcome) = cache.load(&self.engine, &bytes).map_err(load)?;
-        Ok((self.prepare(component, shown.clone())?, outcome))
+        let bytes =
+            std::fs::read(path).map_err(|error| WasmError::Load { path: shown.clone(), source: error.into() })?;
+        self.load_bytes_cached(&bytes, shown, cache)
+    }
+
+    /// [`WasmRuntime::load_cached`] of bytes already read; `shown` names them in errors.
+    pub fn load_bytes_cached(
+        &self,
+        bytes: &[u8],
+        shown: String,
+        cache: &ComponentCache,
+    ) -> Result<(WasmComponent, CacheOutcome), WasmError> {
+        let (component, outcome) =
+            cache.load(&self.engine, bytes).map_err(|source| WasmError::Load { path: shown.clone(), source })?;
+        Ok((self.prepare(component, shown)?, outcome))
     }
 
     /// Checks the component against the plugin world, then links it.
