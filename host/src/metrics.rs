@@ -99,6 +99,7 @@ failure_kinds! {
     LaunchFailed = "launch-failed",
     Unavailable = "unavailable",
     Refused = "refused",
+    AtCapacity = "at-capacity",
 }
 
 const BUCKETS: usize = LATENCY_BOUNDS_MS.len() + 1;
@@ -243,6 +244,7 @@ impl FailureKind {
             },
             PluginError::Process(_) | PluginError::Launch { .. } | PluginError::NeedsKey { .. } => Self::LaunchFailed,
             PluginError::Disabled { .. } | PluginError::Restarting { .. } => Self::Unavailable,
+            PluginError::AtCapacity { .. } => Self::AtCapacity,
             PluginError::UnknownMethod { .. }
             | PluginError::NotRegistered { .. }
             | PluginError::CapabilityNotDeclared { .. }

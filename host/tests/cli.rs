@@ -367,3 +367,13 @@ fn a_component_runs_in_wasm_mode_with_its_storage_kept_between_calls() {
     assert_eq!(bad_host.status.code(), Some(2), "{}", stderr(&bad_host));
     assert!(stderr(&bad_host).contains(r#"allowed HTTP host "https://api.example.org" is not valid"#));
 }
+
+#[test]
+fn status_reports_what_bounds_the_hosts_capacity() {
+    let output = Command::new(HOST).arg("status").env_remove("RUST_LOG").output().unwrap();
+    let status = stdout_json(&output);
+    let capacity = status["wasmCapacity"].as_u64().unwrap();
+    assert!((1..=1000).contains(&capacity), "{status}");
+    assert_eq!(status["openFiles"]["soft"], status["openFiles"]["hard"], "raised to the hard limit: {status}");
+    assert!(status["processSandbox"].is_string() || status["processSandbox"]["refused"].is_string(), "{status}");
+}

@@ -9,6 +9,7 @@ mod call;
 mod input;
 mod install;
 mod logging;
+mod status;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -26,6 +27,9 @@ enum Command {
     Call(Box<call::CallArgs>),
     Plugin(Box<admin::PluginArgs>),
     Vault(admin::VaultArgs),
+    /// What bounds this machine's capacity (wasm instances, open files, address space) and
+    /// the sandbox layers it offers, as JSON.
+    Status,
     /// Internal: run by the host between itself and each process plugin, to confine it
     /// (Landlock, its own uid, no_new_privs) and to kill whatever it leaves behind. Not for
     /// direct use; it reads its instructions from the host.
@@ -76,6 +80,7 @@ pub fn run() -> ExitCode {
             logging::init(crate::protocol::types::initialize::LogLevel::Warn);
             admin::run_vault(args)
         }
+        Command::Status => status::run(),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

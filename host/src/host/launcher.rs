@@ -4,8 +4,10 @@
 use futures::future::BoxFuture;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::Duration;
 
+use super::capacity::{Capacity, Place};
 use crate::install::npx;
 use crate::limits::{StorageQuota, Timeouts};
 use crate::plugin::{Plugin, PluginError, PluginId, PluginSettings};
@@ -14,7 +16,7 @@ use crate::registry::{CredentialDelivery, InstanceRevision, Launch, PluginRecord
 use crate::sandbox::Sandbox;
 use crate::storage::StorageScope;
 use crate::storage::handler::StorageHandler;
-use crate::supervisor::{Disabled, LaunchOutcome, Launcher};
+use crate::supervisor::{Disabled, LaunchOutcome, Launcher, Supervisor};
 use crate::transport::process::{self, CommandAllowlist, ProcessSpec};
 use crate::transport::wasm::{self, ComponentCache, LoadedComponents, WasmRuntime, WasmSpec};
 use crate::transport::{Launched, ShutdownPolicy};
@@ -37,6 +39,12 @@ pub(super) struct RegistryLauncher {
     pub wasm: OnceLock<Result<(WasmRuntime, ComponentCache), String>>,
     /// Every component loaded, kept for the next start.
     pub components: Arc<LoadedComponents>,
+    /// The wasm instances this host admits at once; the pool has a few slots more.
+    pub wasm_capacity: Capacity,
+    /// How long a start waits for a place while every instance is busy.
+    pub capacity_wait: Duration,
+    /// Stops idle instances to make room; set once the supervisor exists.
+    pub evictor: OnceLock<Weak<Supervisor>>,
 }
 
 impl Launcher for RegistryLauncher {
@@ -113,9 +121,13 @@ impl RegistryLauncher {
         let mut settings = PluginSettings::new(id.clone(), initialize);
         settings.timeouts = Timeouts::new(record.definition.request_timeout());
         settings.shutdown = self.shutdown;
-        let launched = self.spawn(&record, &id, user, &credentials).await?;
+        let (launched, place) = self.spawn(&record, &id, user, &credentials).await?;
         let storage = Arc::new(StorageHandler::new(self.quota.scoped(scope)));
         let started = Plugin::start(launched, settings, storage).await?;
+        let started = match place {
+            Some(place) => started.holding(place),
+            None => started,
+        };
         // Written only when it changed: a start writes nothing to the database otherwise.
         let manifest = serde_json::to_value(started.manifest()).expect("a manifest serializes");
         if record.manifest.as_ref() != Some(&manifest)
@@ -150,7 +162,7 @@ impl RegistryLauncher {
         id: &PluginId,
         user: Option<&str>,
         credentials: &BTreeMap<String, Secret>,
-    ) -> Result<Launched, PluginError> {
+    ) -> Result<(Launched, Option<Place>), PluginError> {
         let refused = |why: String| PluginError::Launch { plugin: id.to_string(), why };
         let definition = &record.definition;
         match &definition.launch {
@@ -189,13 +201,14 @@ impl RegistryLauncher {
                     working_dir: None,
                     memory_limit_bytes: definition.memory_limit_bytes,
                 };
-                Ok(process::spawn(&spec, &self.allowlist, id.as_str())?)
+                Ok((process::spawn(&spec, &self.allowlist, id.as_str())?, None))
             }
             Launch::Wasm { file } => {
                 let (runtime, cache) = self
                     .wasm
                     .get_or_init(|| {
-                        let runtime = WasmRuntime::new().map_err(|error| error.to_string())?;
+                        let runtime = WasmRuntime::with_capacity(pool_slots(self.wasm_capacity.total()))
+                            .map_err(|error| error.to_string())?;
                         let cache = ComponentCache::open(&self.layout.wasm_cache_dir).map_err(|error| {
                             format!(
                                 "could not open the component cache {}: {error}",
@@ -228,8 +241,49 @@ impl RegistryLauncher {
                     http: Arc::new(definition.http_policy().map_err(refused)?),
                     disk: definition.disk_limits(),
                 };
-                wasm::spawn(&component, &spec, id.as_str()).map_err(|error| refused(error.to_string()))
+                let place = self.wasm_place(id.as_str()).await?;
+                let launched =
+                    wasm::spawn(&component, &spec, id.as_str()).map_err(|error| refused(error.to_string()))?;
+                Ok((launched, Some(place)))
             }
         }
     }
+}
+
+impl RegistryLauncher {
+    /// A place for a wasm instance: a free one; else one an idle instance leaves, evicted
+    /// (least recently used first); else, while every instance is busy, one that comes
+    /// free within the wait; else the host is at capacity, which is not the plugin's fault.
+    async fn wasm_place(&self, plugin: &str) -> Result<Place, PluginError> {
+        let deadline = tokio::time::Instant::now() + self.capacity_wait;
+        loop {
+            if let Some(place) = self.wasm_capacity.try_take() {
+                return Ok(place);
+            }
+            let supervisor = self.evictor.get().and_then(Weak::upgrade);
+            if let Some(supervisor) = supervisor
+                && supervisor.evict_idle(wasm::TRANSPORT).await
+            {
+                continue;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let total = self.wasm_capacity.total();
+                let why = format!(
+                    "all {total} wasm instances are busy and none came free within {} s",
+                    self.capacity_wait.as_secs_f64()
+                );
+                return Err(PluginError::AtCapacity { plugin: plugin.to_owned(), why });
+            }
+            tokio::time::sleep(CAPACITY_POLL).await;
+        }
+    }
+}
+
+/// How often a start waiting for a place looks again.
+const CAPACITY_POLL: Duration = Duration::from_millis(20);
+
+/// The engine's pool: the host's capacity, and a few slots more for instances whose store
+/// is still being torn down after their place was let go.
+fn pool_slots(capacity: u32) -> u32 {
+    capacity.saturating_add((capacity / 32).max(8))
 }

@@ -18,6 +18,7 @@
 //! ```
 
 mod admin_changes;
+pub mod capacity;
 mod launcher;
 
 use serde_json::Value;
@@ -38,6 +39,7 @@ use crate::transport::process::CommandAllowlist;
 use crate::transport::wasm::LoadedComponents;
 use crate::vault::{EncryptionKey, Vault, VaultError};
 use admin_changes::AdminWatch;
+use capacity::Capacity;
 use launcher::{Layout, RegistryLauncher};
 
 /// The database file in the data directory: storage and registry.
@@ -62,6 +64,12 @@ pub struct HostConfig {
     pub admin_changes_interval: Duration,
     /// How process plugins are confined.
     pub sandbox: SandboxConfig,
+    /// Wasm instances held at once; `None`: what the machine allows, at most 1,000
+    /// ([`capacity::default_wasm_capacity`]).
+    pub wasm_capacity: Option<u32>,
+    /// How long a start waits for a place when every instance is busy, before it is
+    /// refused as "at capacity".
+    pub capacity_wait: Duration,
 }
 
 impl HostConfig {
@@ -75,6 +83,8 @@ impl HostConfig {
             shutdown: ShutdownPolicy::default(),
             admin_changes_interval: Duration::from_secs(2),
             sandbox: SandboxConfig::default(),
+            wasm_capacity: None,
+            capacity_wait: Duration::from_secs(5),
         }
     }
 }
@@ -95,6 +105,7 @@ pub enum HostError {
 pub struct PluginHost {
     data_dir: PathBuf,
     components: Arc<LoadedComponents>,
+    wasm_capacity: Capacity,
     registry: Arc<Registry>,
     vault: Option<Vault>,
     supervisor: Arc<Supervisor>,
@@ -151,20 +162,32 @@ impl PluginHost {
             layout: Layout { sandbox, wasm_cache_dir: data_dir.join(WASM_CACHE_DIR) },
             wasm: OnceLock::new(),
             components: Arc::default(),
+            wasm_capacity: Capacity::new(config.wasm_capacity.unwrap_or_else(capacity::default_wasm_capacity)),
+            capacity_wait: config.capacity_wait,
+            evictor: OnceLock::new(),
         };
         let components = launcher.components.clone();
-        let supervisor = Arc::new(Supervisor::new(Arc::new(launcher), config.health, Arc::new(Metrics::default())));
+        let wasm_capacity = launcher.wasm_capacity.clone();
+        let launcher = Arc::new(launcher);
+        let supervisor = Arc::new(Supervisor::new(launcher.clone(), config.health, Arc::new(Metrics::default())));
+        let _ = launcher.evictor.set(Arc::downgrade(&supervisor));
         let admin_watch =
             AdminWatch::spawn(registry.clone(), Arc::downgrade(&supervisor), config.admin_changes_interval);
         Ok(Self {
             data_dir: data_dir.clone(),
             components,
+            wasm_capacity,
             registry,
             vault,
             supervisor,
             admin_watch,
             _sweeper: quota.spawn_sweeper(SWEEP_INTERVAL),
         })
+    }
+
+    /// Wasm instances this host may hold at once, and how many it holds now.
+    pub fn wasm_capacity(&self) -> (u32, u32) {
+        (self.wasm_capacity.total(), self.wasm_capacity.in_use())
     }
 
     /// How many components this host loaded from the disk cache or compiled: one per

@@ -48,6 +48,10 @@ pub enum PluginError {
     /// Disabled by an admin, or by the supervisor after repeated faults.
     #[error("plugin `{plugin}` is disabled: {reason}")]
     Disabled { plugin: String, reason: String },
+    /// Every place for an instance is taken by one in use, and none came free within the
+    /// wait: a condition of the host, never a fault of the plugin.
+    #[error("the host is at capacity: {why}; retry shortly, or raise the host's capacity")]
+    AtCapacity { plugin: String, why: String },
     /// Down after a fault, and not due to restart within the call's deadline.
     #[error("plugin `{plugin}` is restarting after a fault; retry in {} s", retry_in.as_secs_f64().ceil())]
     Restarting { plugin: String, retry_in: Duration },
@@ -104,6 +108,7 @@ impl PluginError {
             | Self::Launch { .. }
             | Self::NeedsKey { .. }
             | Self::Disabled { .. }
+            | Self::AtCapacity { .. }
             | Self::Restarting { .. } => false,
         }
     }

@@ -47,6 +47,9 @@ pub struct Plugin {
     channel: Channel,
     manifest: Manifest,
     shutdown: ShutdownPolicy,
+    /// What the plugin holds while it lives (its place in the host's capacity), let go
+    /// after its transport: fields drop in order.
+    held: Option<Box<dyn std::any::Any + Send + Sync>>,
 }
 
 impl Plugin {
@@ -64,7 +67,7 @@ impl Plugin {
         let connection = Connection::open(launched.output, launched.input, launched.exit, config);
         let mut channel = Channel { connection, transport: launched.handle, timeouts: settings.timeouts };
         match channel.initialize(&settings.initialize).await {
-            Ok(manifest) => Ok(Self { id: settings.id, channel, manifest, shutdown: settings.shutdown }),
+            Ok(manifest) => Ok(Self { id: settings.id, channel, manifest, shutdown: settings.shutdown, held: None }),
             Err(error) => {
                 // No grace: a plugin that failed to start is not asked to shut down.
                 channel.stop(&settings.shutdown, Duration::ZERO).await;
@@ -75,6 +78,13 @@ impl Plugin {
 
     pub fn id(&self) -> &PluginId {
         &self.id
+    }
+
+    /// Keeps `held` (a place in the host's capacity) for as long as the plugin lives: it is
+    /// let go once the plugin is stopped, or dropped.
+    pub fn holding(mut self, held: impl std::any::Any + Send + Sync) -> Self {
+        self.held = Some(Box::new(held));
+        self
     }
 
     pub fn manifest(&self) -> &Manifest {

@@ -9,6 +9,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
+use super::activity::Activity;
 use super::{InstanceKey, LaunchOutcome, Launcher, Shared, Verdict, lock};
 use crate::dispatch::ConnectionClosed;
 use crate::plugin::{Plugin, PluginError};
@@ -36,6 +37,9 @@ pub(super) enum Command {
     Fault { generation: u64, fault: String },
     /// Stop the instance gracefully and end the task.
     Stop(oneshot::Sender<()>),
+    /// Stop the instance gracefully to make room, if it is still idle, and keep the task:
+    /// the next call starts it again. Answers whether it was stopped, once it is.
+    Evict(oneshot::Sender<bool>),
 }
 
 /// How long a stopping instance's calls in flight may take to finish before it is shut
@@ -52,6 +56,8 @@ pub(super) struct Instance {
     shared: Arc<Shared>,
     /// Where the running instance is published for callers.
     published: Arc<Mutex<Option<Live>>>,
+    /// Its calls in flight and last use, kept by callers.
+    activity: Arc<Activity>,
     commands: mpsc::Receiver<Command>,
     /// Where ping tasks report faults; weak, so it never keeps the task alive.
     ping_results: mpsc::WeakSender<Command>,
@@ -73,6 +79,7 @@ impl Instance {
         launcher: Arc<dyn Launcher>,
         shared: Arc<Shared>,
         published: Arc<Mutex<Option<Live>>>,
+        activity: Arc<Activity>,
         commands: mpsc::Receiver<Command>,
         ping_results: mpsc::WeakSender<Command>,
     ) -> Self {
@@ -81,6 +88,7 @@ impl Instance {
             launcher,
             shared,
             published,
+            activity,
             commands,
             ping_results,
             current: None,
@@ -128,6 +136,7 @@ impl Instance {
                     Some(Command::Stop(done)) => break Some(done),
                     Some(Command::Acquire { wait, reply }) => self.acquire(wait, reply),
                     Some(Command::Fault { generation, fault }) => self.faulted(generation, fault),
+                    Some(Command::Evict(evicted)) => self.evict(evicted),
                 },
                 () = tokio::time::sleep_until(next_ping), if self.current.is_some() => {
                     next_ping = Instant::now() + interval;
@@ -151,6 +160,25 @@ impl Instance {
         if let Some(done) = stopped {
             let _ = done.send(());
         }
+    }
+
+    /// Lets the running instance go to make room, if no call is using it: it is shut
+    /// down gracefully in a task of its own, which answers once its place is free.
+    fn evict(&mut self, evicted: oneshot::Sender<bool>) {
+        if !self.activity.is_idle() || self.starting.is_some() {
+            let _ = evicted.send(false);
+            return;
+        }
+        let Some(live) = self.current.take() else {
+            let _ = evicted.send(false);
+            return;
+        };
+        self.publish(None);
+        tracing::debug!(plugin = self.key.plugin, user = self.key.user, "evicted, idle, to make room");
+        tokio::spawn(async move {
+            retire(live.plugin).await;
+            let _ = evicted.send(true);
+        });
     }
 
     /// Answers with the running instance, or queues the caller for a start if the plugin

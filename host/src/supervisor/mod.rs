@@ -9,6 +9,7 @@
 //! the task, and a slow or crash-looping plugin never holds up another. Only starts and
 //! faults go to the task; successes are counted in memory.
 
+mod activity;
 mod health;
 mod instance;
 
@@ -27,6 +28,7 @@ use tokio::time::Instant;
 use crate::metrics::{Metrics, PluginCounter};
 use crate::plugin::{Plugin, PluginError};
 use crate::registry::{InstanceRevision, Revision, Revisions};
+use activity::Activity;
 use instance::{Command, Instance, Live};
 
 /// A start: the instance, or why not; and what it was started from, once the registry
@@ -71,6 +73,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 struct Slot {
     commands: mpsc::Sender<Command>,
     live: Arc<Mutex<Option<Live>>>,
+    activity: Arc<Activity>,
 }
 
 impl Slot {
@@ -242,6 +245,30 @@ impl Supervisor {
         }
     }
 
+    /// Evicts the least recently used idle instance of `transport` (`"wasm"`, `"process"`)
+    /// to make room for another: stopped gracefully, started again on its next call. An
+    /// instance with a call in flight is never chosen. Returns whether one was evicted.
+    pub async fn evict_idle(&self, transport: &str) -> bool {
+        let entries: Vec<_> = lock(&self.plugins).values().cloned().collect();
+        let mut candidates: Vec<(u64, Arc<Slot>)> = Vec::new();
+        for entry in entries {
+            let mut slots: Vec<Arc<Slot>> = lock(&entry.slots).values().cloned().collect();
+            slots.extend(entry.plugin_wide.get().cloned());
+            let running = slots.into_iter().filter(|slot| {
+                slot.activity.is_idle() && slot.live().is_some_and(|live| live.plugin.label().transport() == transport)
+            });
+            candidates.extend(running.map(|slot| (slot.activity.last_used(), slot)));
+        }
+        candidates.sort_by_key(|(last_used, _)| *last_used);
+        for (_, slot) in candidates {
+            let (reply, evicted) = oneshot::channel();
+            if slot.commands.send(Command::Evict(reply)).await.is_ok() && evicted.await.unwrap_or(false) {
+                return true;
+            }
+        }
+        false
+    }
+
     /// Instance tasks running: one for each plugin, and each user's connection to one,
     /// called since it was last stopped.
     pub fn instance_tasks(&self) -> usize {
@@ -267,7 +294,9 @@ impl Supervisor {
             Some(live) => live,
             None => acquire(&slot, plugin, timeout).await?,
         };
+        let busy = slot.activity.begin();
         let result = live.plugin.call_raw(method, params, timeout).await;
+        drop(busy);
         match &result {
             // An answer, a result or a domain error, is a sign of health.
             Ok(_) => entry.shared.record_success(),
@@ -357,18 +386,20 @@ impl Supervisor {
     fn start_slot(&self, entry: &PluginEntry, plugin: &str, user: Option<&str>) -> Arc<Slot> {
         let (commands, received) = mpsc::channel(COMMAND_QUEUE);
         let live = Arc::new(Mutex::new(None));
+        let activity = Arc::new(Activity::default());
         let instance = Instance::new(
             InstanceKey { plugin: plugin.to_owned(), user: user.map(str::to_owned) },
             self.launcher.clone(),
             entry.shared.clone(),
             live.clone(),
+            activity.clone(),
             received,
             commands.downgrade(),
         );
         let mut tasks = lock(&self.tasks);
         tasks.retain(|task| !task.is_finished());
         tasks.push(tokio::spawn(instance.run()));
-        Arc::new(Slot { commands, live })
+        Arc::new(Slot { commands, live, activity })
     }
 }
 

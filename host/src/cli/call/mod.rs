@@ -90,6 +90,10 @@ pub struct CallArgs {
         ]
     )]
     plugin: Option<String>,
+    /// Wasm instances the host holds at once (default: what the machine allows, at most
+    /// 1000); idle ones are evicted to make room.
+    #[arg(long, value_name = "N", requires = "plugin", value_parser = clap::value_parser!(u32).range(1..))]
+    wasm_capacity: Option<u32>,
     /// The user to call a registered plugin as (connected with `plugin connect`).
     #[arg(long, value_name = "USER", requires = "plugin")]
     user: Option<String>,
@@ -164,6 +168,7 @@ async fn call_registered(args: &CallArgs, plugin: &str) -> Result<(), Failure> {
     config.key_file = args.key_file.as_deref().map(absolute).transpose()?;
     config.allowlist = launch::allowlist(args)?;
     config.sandbox = launch::sandbox_config(args);
+    config.wasm_capacity = args.wasm_capacity;
     let host = PluginHost::open(config).map_err(|error| match error {
         HostError::Vault(error) => Failure::usage(error.to_string()),
         other => host_failure(other.to_string()),

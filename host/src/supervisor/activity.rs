@@ -1,0 +1,53 @@
+//! What callers tell an instance's task without a message: how many calls are in flight,
+//! and when it was last used. Eviction picks the least recently used instance with none.
+
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
+
+/// The clock last uses are counted on, in microseconds since the first use.
+static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+fn now_micros() -> u64 {
+    u64::try_from(EPOCH.elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
+/// One instance's use.
+#[derive(Debug)]
+pub(super) struct Activity {
+    in_flight: AtomicUsize,
+    last_used: AtomicU64,
+}
+
+impl Default for Activity {
+    fn default() -> Self {
+        Self { in_flight: AtomicUsize::new(0), last_used: AtomicU64::new(now_micros()) }
+    }
+}
+
+impl Activity {
+    /// A call starts; it ends when the guard drops.
+    pub fn begin(&self) -> Busy<'_> {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.last_used.store(now_micros(), Ordering::Relaxed);
+        Busy(self)
+    }
+
+    pub fn is_idle(&self) -> bool {
+        self.in_flight.load(Ordering::Acquire) == 0
+    }
+
+    pub fn last_used(&self) -> u64 {
+        self.last_used.load(Ordering::Relaxed)
+    }
+}
+
+/// A call in flight.
+pub(super) struct Busy<'a>(&'a Activity);
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.last_used.store(now_micros(), Ordering::Relaxed);
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}

@@ -1,0 +1,96 @@
+//! A host whose wasm capacity is far below its users: idle instances are evicted (least
+//! recently used first) and started again on their next call, a user's storage outlives
+//! its instance, and a full pool of busy instances is the host's condition, not a fault of
+//! the plugin. Real wasm guests, a real database file.
+
+use codex_plugin_host::host::{HostConfig, PluginHost};
+use codex_plugin_host::plugin::{PluginError, PluginId};
+use codex_plugin_host::registry::{Launch, PluginDefinition};
+use codex_plugin_host::supervisor::HealthState;
+use codex_plugin_host_tests::wasm_component_path;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const USERS: usize = 50;
+const CAPACITY: u32 = 8;
+
+fn host(dir: &tempfile::TempDir, capacity: u32, wait: Duration) -> PluginHost {
+    let mut config = HostConfig::new(dir.path());
+    config.wasm_capacity = Some(capacity);
+    config.capacity_wait = wait;
+    PluginHost::open(config).expect("the host opens")
+}
+
+fn register(host: &PluginHost, id: &str, example: &str, timeout: Duration) {
+    let mut definition = PluginDefinition::new(Launch::Wasm { file: wasm_component_path(example) });
+    definition.request_timeout_ms = timeout.as_millis() as u64;
+    host.registry().add(&PluginId::new(id).unwrap(), &definition).unwrap();
+}
+
+fn recommended(answer: &Value) -> Vec<String> {
+    let recommendations = answer["recommendations"].as_array().cloned().unwrap_or_default();
+    recommendations.iter().filter_map(|entry| entry["externalId"].as_str().map(str::to_owned)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_users_share_eight_places_and_the_plugin_stays_healthy() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = host(&dir, CAPACITY, Duration::from_secs(5));
+    register(&host, "recs", "recommendations-echo", Duration::from_secs(10));
+    let library = json!({"library": [{"seriesId": "1", "title": "Dune"}, {"seriesId": "2", "title": "Emma"}]});
+    for user in 0..USERS {
+        let user = format!("user-{user}");
+        host.registry().connect_user("recs", &user, serde_json::Map::new()).unwrap();
+        // Each user dismisses one recommendation, kept in that user's storage.
+        let dismissed = json!({"externalId": format!("more-{}", 1 + user.len() % 2)});
+        host.call("recs", Some(&user), "recommendations/dismiss", dismissed).await.unwrap();
+        let (total, in_use) = host.wasm_capacity();
+        assert!(in_use <= total, "{in_use} instances for {total} places");
+    }
+    assert_eq!(host.wasm_capacity(), (CAPACITY, CAPACITY), "every place is in use, none beyond");
+    // Every user again: most instances were evicted and start afresh, and still find the
+    // dismissal their first instance stored.
+    for user in 0..USERS {
+        let user = format!("user-{user}");
+        let answer = host.call("recs", Some(&user), "recommendations/get", library.clone()).await.unwrap();
+        let kept = format!("more-{}", 2 - user.len() % 2);
+        assert_eq!(recommended(&answer), [kept], "{user}'s storage outlived its instance");
+    }
+    assert_eq!(host.health("recs").unwrap(), HealthState::Healthy, "evictions are not faults");
+    let metrics = host.metrics("recs").unwrap();
+    assert!(metrics.methods.values().all(|method| method.failures.is_empty()), "{metrics:?}");
+    assert_eq!(host.component_loads(), 1, "one component for every instance");
+    host.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_of_busy_instances_refuses_the_next_start_as_the_hosts_condition() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = host(&dir, 1, Duration::from_millis(300));
+    register(&host, "spinner", "spin-loop", Duration::from_secs(3));
+    register(&host, "echo", "metadata-echo", Duration::from_secs(3));
+    // The spinner runs first (compiled, started, holding the only place), then spins.
+    host.call("spinner", None, "ping", Value::Null).await.unwrap();
+    let busy = tokio::spawn({
+        let host = std::sync::Arc::new(host);
+        let spinning = host.clone();
+        async move {
+            let spin = spinning.call("spinner", None, "metadata/series/search", json!({"query": "x"}));
+            let (spun, _) = tokio::join!(spin, async {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                assert_eq!(host.wasm_capacity(), (1, 1), "the spinner holds the only place");
+                let refused = host.call("echo", None, "ping", Value::Null).await.unwrap_err();
+                assert!(matches!(refused, PluginError::AtCapacity { .. }), "{refused}");
+                assert!(refused.to_string().contains("all 1 wasm instances are busy"), "{refused}");
+                assert!(!refused.is_fault());
+                assert_eq!(host.health("echo").unwrap(), HealthState::Healthy, "a full host is not the plugin's fault");
+            });
+            let spun = spun.unwrap_err();
+            assert!(matches!(spun, PluginError::Timeout { .. }), "the spinner timed out: {spun}");
+            // The spinner's place is free again: the other plugin starts.
+            host.call("echo", None, "ping", Value::Null).await.unwrap();
+            assert_eq!(host.health("echo").unwrap(), HealthState::Healthy);
+        }
+    });
+    busy.await.unwrap();
+}
