@@ -94,3 +94,55 @@ async fn a_pool_of_busy_instances_refuses_the_next_start_as_the_hosts_condition(
     });
     busy.await.unwrap();
 }
+
+/// Process instances of one plugin are capped (idle ones evicted to make room, busy ones
+/// making the next start wait, then refuse as at-capacity) and stop after their idle timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_instances_are_capped_per_plugin_and_stop_when_idle() {
+    let dir = tempfile::tempdir().unwrap();
+    let marker = format!("capped-{}", std::process::id());
+    let mut config = HostConfig::new(dir.path());
+    config.process_instances_per_plugin = 2;
+    config.capacity_wait = Duration::from_millis(300);
+    config.health.ping_interval = Duration::from_millis(200);
+    config.health.idle_timeout = Duration::from_secs(1);
+    let host = std::sync::Arc::new(PluginHost::open(config).unwrap());
+    let args = vec![codex_plugin_host_tests::test_plugin(), "out-of-order".into(), marker.clone()];
+    let definition = PluginDefinition::new(Launch::Process { command: "node".into(), args });
+    host.registry().add(&PluginId::new("slow").unwrap(), &definition).unwrap();
+    for user in ["u1", "u2", "u3"] {
+        host.registry().connect_user("slow", user, serde_json::Map::new()).unwrap();
+    }
+    let ping = |user: &'static str| {
+        let host = host.clone();
+        async move { host.call("slow", Some(user), "ping", Value::Null).await }
+    };
+    ping("u1").await.unwrap();
+    ping("u2").await.unwrap();
+    assert_eq!(codex_plugin_host_tests::processes_marked(&marker), 2);
+    ping("u3").await.unwrap();
+    assert_eq!(codex_plugin_host_tests::processes_marked(&marker), 2, "u1's idle process made room for u3's");
+
+    // u2 and u3 busy: u1's start waits, then is told the host is at capacity.
+    let slow_search = |user: &'static str| {
+        let host = host.clone();
+        tokio::spawn(
+            async move { host.call("slow", Some(user), "metadata/series/search", json!({"query": "1500"})).await },
+        )
+    };
+    let (busy_2, busy_3) = (slow_search("u2"), slow_search("u3"));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let refused = ping("u1").await.unwrap_err();
+    assert!(matches!(refused, PluginError::AtCapacity { .. }), "{refused}");
+    assert!(refused.to_string().contains("plugin `slow`'s 2 process instances are busy"), "{refused}");
+    busy_2.await.unwrap().unwrap();
+    busy_3.await.unwrap().unwrap();
+    assert_eq!(host.health("slow").unwrap(), HealthState::Healthy, "capacity is not a fault");
+
+    // Unused for the idle timeout, every instance stops; a call starts one again.
+    assert!(codex_plugin_host_tests::marked_processes_end(&marker).await, "idle instances stopped");
+    ping("u1").await.unwrap();
+    assert_eq!(codex_plugin_host_tests::processes_marked(&marker), 1);
+    let Ok(host) = std::sync::Arc::try_unwrap(host) else { panic!("the host is shared no more") };
+    host.shutdown().await;
+}

@@ -2,9 +2,10 @@
 //! transport the plugin was registered for.
 
 use futures::future::BoxFuture;
+use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use super::capacity::{Capacity, Place};
@@ -41,6 +42,10 @@ pub(super) struct RegistryLauncher {
     pub components: Arc<LoadedComponents>,
     /// The wasm instances this host admits at once; the pool has a few slots more.
     pub wasm_capacity: Capacity,
+    /// The process instances one plugin may have at once (its users' and its own).
+    pub process_cap: u32,
+    /// Each plugin's process places, made on its first process start.
+    pub process_capacity: Mutex<FxHashMap<String, Capacity>>,
     /// How long a start waits for a place while every instance is busy.
     pub capacity_wait: Duration,
     /// Stops idle instances to make room; set once the supervisor exists.
@@ -178,6 +183,7 @@ impl RegistryLauncher {
                     .sandbox
                     .prepare_process(id.as_str(), user, definition.confinement)
                     .map_err(|error| refused(error.to_string()))?;
+                let place = self.place(&self.process_places(id.as_str()), id.as_str(), process::TRANSPORT).await?;
                 let (sandbox, command, args) = match &record.install {
                     Some(install) if npx::is_npx(command) => {
                         let installed =
@@ -201,7 +207,7 @@ impl RegistryLauncher {
                     working_dir: None,
                     memory_limit_bytes: definition.memory_limit_bytes,
                 };
-                Ok((process::spawn(&spec, &self.allowlist, id.as_str())?, None))
+                Ok((process::spawn(&spec, &self.allowlist, id.as_str())?, Some(place)))
             }
             Launch::Wasm { file } => {
                 let (runtime, cache) = self
@@ -241,7 +247,7 @@ impl RegistryLauncher {
                     http: Arc::new(definition.http_policy().map_err(refused)?),
                     disk: definition.disk_limits(),
                 };
-                let place = self.wasm_place(id.as_str()).await?;
+                let place = self.place(&self.wasm_capacity, id.as_str(), wasm::TRANSPORT).await?;
                 let launched =
                     wasm::spawn(&component, &spec, id.as_str()).map_err(|error| refused(error.to_string()))?;
                 Ok((launched, Some(place)))
@@ -251,31 +257,44 @@ impl RegistryLauncher {
 }
 
 impl RegistryLauncher {
-    /// A place for a wasm instance: a free one; else one an idle instance leaves, evicted
-    /// (least recently used first); else, while every instance is busy, one that comes
-    /// free within the wait; else the host is at capacity, which is not the plugin's fault.
-    async fn wasm_place(&self, plugin: &str) -> Result<Place, PluginError> {
+    /// A place for an instance of `plugin` on `transport`: a free one; else one an idle
+    /// instance leaves, evicted (least recently used first; for process places, one of the
+    /// plugin's own); else, while every instance is busy, one that comes free within the
+    /// wait; else the host is at capacity, which is not the plugin's fault.
+    async fn place(&self, capacity: &Capacity, plugin: &str, transport: &str) -> Result<Place, PluginError> {
         let deadline = tokio::time::Instant::now() + self.capacity_wait;
+        let only = (transport == process::TRANSPORT).then_some(plugin);
         loop {
-            if let Some(place) = self.wasm_capacity.try_take() {
+            if let Some(place) = capacity.try_take() {
                 return Ok(place);
             }
             let supervisor = self.evictor.get().and_then(Weak::upgrade);
             if let Some(supervisor) = supervisor
-                && supervisor.evict_idle(wasm::TRANSPORT).await
+                && supervisor.evict_idle(transport, only).await
             {
                 continue;
             }
             if tokio::time::Instant::now() >= deadline {
-                let total = self.wasm_capacity.total();
+                let total = capacity.total();
+                let whose = if only.is_some() {
+                    format!("plugin `{plugin}`'s {total} process")
+                } else {
+                    format!("all {total} wasm")
+                };
                 let why = format!(
-                    "all {total} wasm instances are busy and none came free within {} s",
+                    "{whose} instances are busy and none came free within {} s",
                     self.capacity_wait.as_secs_f64()
                 );
                 return Err(PluginError::AtCapacity { plugin: plugin.to_owned(), why });
             }
             tokio::time::sleep(CAPACITY_POLL).await;
         }
+    }
+
+    /// The process places of `plugin`.
+    fn process_places(&self, plugin: &str) -> Capacity {
+        let mut places = self.process_capacity.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        places.entry(plugin.to_owned()).or_insert_with(|| Capacity::new(self.process_cap)).clone()
     }
 }
 

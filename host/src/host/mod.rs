@@ -44,6 +44,8 @@ use launcher::{Layout, RegistryLauncher};
 
 /// The database file in the data directory: storage and registry.
 pub const DATABASE_FILE: &str = "codex-plugin-host.sqlite3";
+/// Process instances of one plugin at once unless told otherwise.
+pub const DEFAULT_PROCESS_INSTANCES_PER_PLUGIN: u32 = 32;
 /// Compiled components, in the data directory.
 pub const WASM_CACHE_DIR: &str = "wasm-cache";
 
@@ -70,6 +72,9 @@ pub struct HostConfig {
     /// How long a start waits for a place when every instance is busy, before it is
     /// refused as "at capacity".
     pub capacity_wait: Duration,
+    /// Process instances one plugin may have at once, its users' included: a Node plugin
+    /// with 500 users is not 500 resident Node processes. Idle ones are evicted to make room.
+    pub process_instances_per_plugin: u32,
 }
 
 impl HostConfig {
@@ -85,6 +90,7 @@ impl HostConfig {
             sandbox: SandboxConfig::default(),
             wasm_capacity: None,
             capacity_wait: Duration::from_secs(5),
+            process_instances_per_plugin: DEFAULT_PROCESS_INSTANCES_PER_PLUGIN,
         }
     }
 }
@@ -164,6 +170,8 @@ impl PluginHost {
             components: Arc::default(),
             wasm_capacity: Capacity::new(config.wasm_capacity.unwrap_or_else(capacity::default_wasm_capacity)),
             capacity_wait: config.capacity_wait,
+            process_cap: config.process_instances_per_plugin.max(1),
+            process_capacity: Default::default(),
             evictor: OnceLock::new(),
         };
         let components = launcher.components.clone();

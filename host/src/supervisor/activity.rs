@@ -3,9 +3,11 @@
 
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::Duration;
+use tokio::time::Instant;
 
-/// The clock last uses are counted on, in microseconds since the first use.
+/// The clock last uses are counted on (tokio's, so a test can pause it), in microseconds
+/// since the first use.
 static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
 
 fn now_micros() -> u64 {
@@ -39,6 +41,11 @@ impl Activity {
 
     pub fn last_used(&self) -> u64 {
         self.last_used.load(Ordering::Relaxed)
+    }
+
+    /// How long since its last call ended (or began, while one is in flight).
+    pub fn unused_for(&self) -> Duration {
+        Duration::from_micros(now_micros().saturating_sub(self.last_used()))
     }
 }
 

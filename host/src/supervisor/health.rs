@@ -19,6 +19,9 @@ pub struct HealthPolicy {
     pub max_backoff: Duration,
     /// How often a running, idle instance is pinged.
     pub ping_interval: Duration,
+    /// An instance with no call for this long is stopped (gracefully; the next call starts
+    /// it again), whatever its transport. Checked at each ping.
+    pub idle_timeout: Duration,
 }
 
 impl Default for HealthPolicy {
@@ -30,6 +33,7 @@ impl Default for HealthPolicy {
             first_backoff: Duration::from_secs(1),
             max_backoff: Duration::from_secs(60),
             ping_interval: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(600),
         }
     }
 }

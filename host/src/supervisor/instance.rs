@@ -103,7 +103,10 @@ impl Instance {
 
     pub async fn run(mut self) {
         let mut pings = JoinSet::new();
-        let interval = self.shared.health().policy().ping_interval;
+        let (interval, idle_timeout) = {
+            let health = self.shared.health();
+            (health.policy().ping_interval, health.policy().idle_timeout)
+        };
         let mut next_ping = Instant::now() + interval;
         let stopped = loop {
             let watched = self.current.as_ref().map(|live| (live.plugin.clone(), live.generation));
@@ -140,7 +143,11 @@ impl Instance {
                 },
                 () = tokio::time::sleep_until(next_ping), if self.current.is_some() => {
                     next_ping = Instant::now() + interval;
-                    self.ping(&mut pings);
+                    if self.activity.is_idle() && self.activity.unused_for() >= idle_timeout {
+                        self.stop_idle();
+                    } else {
+                        self.ping(&mut pings);
+                    }
                 }
                 Some(_) = pings.join_next(), if !pings.is_empty() => {}
             }
@@ -179,6 +186,15 @@ impl Instance {
             retire(live.plugin).await;
             let _ = evicted.send(true);
         });
+    }
+
+    /// The instance went unused for the idle timeout: it is let go, gracefully; the task
+    /// stays, and the next call starts it again.
+    fn stop_idle(&mut self) {
+        let Some(live) = self.current.take() else { return };
+        self.publish(None);
+        tracing::debug!(plugin = self.key.plugin, user = self.key.user, "stopped after its idle timeout");
+        tokio::spawn(retire(live.plugin));
     }
 
     /// Answers with the running instance, or queues the caller for a start if the plugin

@@ -245,11 +245,16 @@ impl Supervisor {
         }
     }
 
-    /// Evicts the least recently used idle instance of `transport` (`"wasm"`, `"process"`)
-    /// to make room for another: stopped gracefully, started again on its next call. An
-    /// instance with a call in flight is never chosen. Returns whether one was evicted.
-    pub async fn evict_idle(&self, transport: &str) -> bool {
-        let entries: Vec<_> = lock(&self.plugins).values().cloned().collect();
+    /// Evicts the least recently used idle instance of `transport` (`"wasm"`, `"process"`),
+    /// of `plugin` only when given, to make room for another: stopped gracefully, started
+    /// again on its next call. An instance with a call in flight is never chosen. Returns
+    /// whether one was evicted.
+    pub async fn evict_idle(&self, transport: &str, plugin: Option<&str>) -> bool {
+        let entries: Vec<_> = lock(&self.plugins)
+            .iter()
+            .filter(|(id, _)| plugin.is_none_or(|plugin| plugin == id.as_str()))
+            .map(|(_, entry)| entry.clone())
+            .collect();
         let mut candidates: Vec<(u64, Arc<Slot>)> = Vec::new();
         for entry in entries {
             let mut slots: Vec<Arc<Slot>> = lock(&entry.slots).values().cloned().collect();
