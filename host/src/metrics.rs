@@ -243,7 +243,9 @@ impl FailureKind {
                 _ => Self::OtherError,
             },
             PluginError::Process(_) | PluginError::Launch { .. } | PluginError::NeedsKey { .. } => Self::LaunchFailed,
-            PluginError::Disabled { .. } | PluginError::Restarting { .. } => Self::Unavailable,
+            PluginError::Disabled { .. } | PluginError::Restarting { .. } | PluginError::SessionLost { .. } => {
+                Self::Unavailable
+            }
             PluginError::AtCapacity { .. } => Self::AtCapacity,
             PluginError::UnknownMethod { .. }
             | PluginError::NotRegistered { .. }

@@ -146,3 +146,51 @@ async fn process_instances_are_capped_per_plugin_and_stop_when_idle() {
     let Ok(host) = std::sync::Arc::try_unwrap(host) else { panic!("the host is shared no more") };
     host.shutdown().await;
 }
+
+/// A sync-like job holds a session: an admin's change and a start that needs its place
+/// both wait for it, the job finishes on the instance it started on, and the restart follows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_finishes_on_one_instance_and_the_restart_follows() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = HostConfig::new(dir.path());
+    config.wasm_capacity = Some(1);
+    config.capacity_wait = Duration::from_millis(500);
+    config.admin_changes_interval = Duration::from_millis(100);
+    let host = PluginHost::open(config).unwrap();
+    let answers = |page: u64| json!({"answers": {"ping": "pong", "sync/pullProgress": {"entries": [], "hasMore": false, "page": page}}});
+    let mut definition = PluginDefinition::new(Launch::Wasm { file: wasm_component_path("wire-echo") });
+    definition.admin_config = answers(1).as_object().cloned().unwrap();
+    host.registry().add(&PluginId::new("sync").unwrap(), &definition).unwrap();
+    register(&host, "other", "metadata-echo", Duration::from_secs(5));
+    let record = codex_plugin_host::sandbox::data_dir::instance_path(dir.path(), "sync", None).join("requests.jsonl");
+    let starts = || std::fs::read_to_string(&record).unwrap_or_default().matches("\"method\":\"initialize\"").count();
+
+    let session = host.session("sync", None);
+    session.call("ping", Value::Null, None).await.unwrap();
+    host.registry().set_admin_config("sync", answers(2).as_object().cloned().unwrap()).unwrap();
+    let refused = host.call("other", None, "ping", Value::Null).await.unwrap_err();
+    assert!(matches!(refused, PluginError::AtCapacity { .. }), "the session's instance is not idle: {refused}");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    for _ in 0..3 {
+        let page = session.call("sync/pullProgress", json!({"limit": 500}), None).await.unwrap();
+        assert_eq!(page["page"], json!(1), "the job stays on the instance it started on");
+    }
+    assert_eq!(starts(), 1);
+    drop(session);
+
+    // The restart follows: the next call is answered by an instance with the new config.
+    let mut restarted = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let page = host.call("sync", None, "sync/pullProgress", json!({"limit": 500})).await.unwrap();
+        if page["page"] == json!(2) {
+            restarted = true;
+            break;
+        }
+    }
+    assert!(restarted, "the admin's change applied once the session ended");
+    assert_eq!(starts(), 2);
+    assert_eq!(host.health("sync").unwrap(), HealthState::Healthy);
+    assert_eq!(host.health("other").unwrap(), HealthState::Healthy);
+    host.shutdown().await;
+}

@@ -35,9 +35,10 @@ impl AdminWatch {
                 let Some(supervisor) = supervisor.upgrade() else { return };
                 match refresh(&registry, known.take()) {
                     Ok(current) => {
-                        for outdated in supervisor.outdated(&current.1) {
-                            apply(&supervisor, outdated).await;
-                        }
+                        // At once: a restart waiting for a session must not hold up the others.
+                        let restarts =
+                            supervisor.outdated(&current.1).into_iter().map(|outdated| apply(&supervisor, outdated));
+                        futures::future::join_all(restarts).await;
                         known = Some(current);
                     }
                     Err(error) => tracing::warn!("could not read the registry's revisions: {error}"),

@@ -33,7 +33,7 @@ use crate::plugin::PluginError;
 use crate::registry::{Registry, RegistryError};
 use crate::sandbox::{Sandbox, SandboxConfig};
 use crate::storage::SqliteStorage;
-use crate::supervisor::{HealthPolicy, HealthState, Supervisor};
+use crate::supervisor::{HealthPolicy, HealthState, Session, Supervisor};
 use crate::transport::ShutdownPolicy;
 use crate::transport::process::CommandAllowlist;
 use crate::transport::wasm::LoadedComponents;
@@ -223,6 +223,14 @@ impl PluginHost {
         params: Value,
     ) -> Result<Value, PluginError> {
         self.supervisor.call(plugin, user, method, params, None).await
+    }
+
+    /// A session on the instance of `plugin` for `user`: a job that needs one instance
+    /// across several calls (a sync: `getUserInfo`, every pull page, every push batch)
+    /// holds it, so the instance is not evicted nor stopped for idleness meanwhile, and an
+    /// admin's change restarts it only after the session ends (see [`Session`]).
+    pub fn session(&self, plugin: &str, user: Option<&str>) -> Session<'_> {
+        self.supervisor.session(plugin, user)
     }
 
     /// [`PluginHost::call`] with a deadline of its own.

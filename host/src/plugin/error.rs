@@ -52,6 +52,10 @@ pub enum PluginError {
     /// wait: a condition of the host, never a fault of the plugin.
     #[error("the host is at capacity: {why}; retry shortly, or raise the host's capacity")]
     AtCapacity { plugin: String, why: String },
+    /// A session's instance is gone: its next call would reach a fresh instance without the
+    /// session's state, so the job is told instead.
+    #[error("plugin `{plugin}`'s session ended: {why}; start the job again")]
+    SessionLost { plugin: String, why: String },
     /// Down after a fault, and not due to restart within the call's deadline.
     #[error("plugin `{plugin}` is restarting after a fault; retry in {} s", retry_in.as_secs_f64().ceil())]
     Restarting { plugin: String, retry_in: Duration },
@@ -109,6 +113,7 @@ impl PluginError {
             | Self::NeedsKey { .. }
             | Self::Disabled { .. }
             | Self::AtCapacity { .. }
+            | Self::SessionLost { .. }
             | Self::Restarting { .. } => false,
         }
     }

@@ -18,12 +18,14 @@ fn now_micros() -> u64 {
 #[derive(Debug)]
 pub(super) struct Activity {
     in_flight: AtomicUsize,
+    /// Sessions holding the instance.
+    leases: AtomicUsize,
     last_used: AtomicU64,
 }
 
 impl Default for Activity {
     fn default() -> Self {
-        Self { in_flight: AtomicUsize::new(0), last_used: AtomicU64::new(now_micros()) }
+        Self { in_flight: AtomicUsize::new(0), leases: AtomicUsize::new(0), last_used: AtomicU64::new(now_micros()) }
     }
 }
 
@@ -35,8 +37,28 @@ impl Activity {
         Busy(self)
     }
 
+    /// No call in flight and no session holding it.
     pub fn is_idle(&self) -> bool {
-        self.in_flight.load(Ordering::Acquire) == 0
+        self.in_flight.load(Ordering::Acquire) == 0 && self.leases.load(Ordering::Acquire) == 0
+    }
+
+    /// A session holds the instance until the lease drops.
+    pub fn lease(self: &std::sync::Arc<Self>) -> Lease {
+        self.leases.fetch_add(1, Ordering::AcqRel);
+        self.last_used.store(now_micros(), Ordering::Relaxed);
+        Lease(self.clone())
+    }
+
+    /// Waits until no session holds the instance, at most `wait`; says whether none does.
+    pub async fn leases_ended(&self, wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
+        while self.leases.load(Ordering::Acquire) > 0 {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(LEASE_POLL).await;
+        }
+        true
     }
 
     pub fn last_used(&self) -> u64 {
@@ -46,6 +68,20 @@ impl Activity {
     /// How long since its last call ended (or began, while one is in flight).
     pub fn unused_for(&self) -> Duration {
         Duration::from_micros(now_micros().saturating_sub(self.last_used()))
+    }
+}
+
+/// How often a restart waiting for sessions to end looks again.
+const LEASE_POLL: Duration = Duration::from_millis(20);
+
+/// A session's hold on an instance.
+#[derive(Debug)]
+pub(super) struct Lease(std::sync::Arc<Activity>);
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.0.last_used.store(now_micros(), Ordering::Relaxed);
+        self.0.leases.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

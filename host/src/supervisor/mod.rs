@@ -12,8 +12,10 @@
 mod activity;
 mod health;
 mod instance;
+mod session;
 
 pub use health::{Disabled, Health, HealthPolicy, HealthState, Verdict};
+pub use session::{LEASE_WAIT, Session};
 
 use futures::future::BoxFuture;
 use rustc_hash::FxHashMap;
@@ -237,10 +239,20 @@ impl Supervisor {
     }
 
     /// Stops one user's instance of `plugin` gracefully; it starts again on the next call.
+    /// A session on it is waited for first, up to [`LEASE_WAIT`], so its job finishes on
+    /// the instance it started on.
     pub async fn stop_user(&self, plugin: &str, user: &str) {
-        let entry = lock(&self.plugins).get(plugin).cloned();
-        let slot = entry.and_then(|entry| lock(&entry.slots).remove(user));
-        if let Some(slot) = slot {
+        let Some(entry) = lock(&self.plugins).get(plugin).cloned() else { return };
+        let Some(slot) = lock(&entry.slots).get(user).cloned() else { return };
+        slot.activity.leases_ended(LEASE_WAIT).await;
+        let removed = {
+            let mut slots = lock(&entry.slots);
+            match slots.get(user) {
+                Some(current) if Arc::ptr_eq(current, &slot) => slots.remove(user),
+                _ => None,
+            }
+        };
+        if let Some(slot) = removed {
             stop_slot(&slot).await;
         }
     }
@@ -289,16 +301,35 @@ impl Supervisor {
         params: Value,
         timeout: Option<Duration>,
     ) -> Result<Value, PluginError> {
+        let slot = self.slot(entry, plugin, user);
+        self.call_slot(entry, &slot, plugin, method, params, timeout, None).await
+    }
+
+    /// A call on one instance's slot. A session passes the generation it is pinned to: an
+    /// instance restarted under it is not silently replaced, the session is told.
+    #[allow(clippy::too_many_arguments)]
+    async fn call_slot(
+        &self,
+        entry: &PluginEntry,
+        slot: &Slot,
+        plugin: &str,
+        method: &str,
+        params: Value,
+        timeout: Option<Duration>,
+        pinned: Option<&session::Pin>,
+    ) -> Result<Value, PluginError> {
         if entry.shared.disabled.load(Ordering::Relaxed)
             && let Err(disabled) = entry.shared.health().may_start()
         {
             return Err(PluginError::Disabled { plugin: plugin.to_owned(), reason: disabled.reason });
         }
-        let slot = self.slot(entry, plugin, user);
         let live = match slot.live() {
             Some(live) => live,
-            None => acquire(&slot, plugin, timeout).await?,
+            None => acquire(slot, plugin, timeout).await?,
         };
+        if let Some(pin) = pinned {
+            pin.check(plugin, live.generation)?;
+        }
         let busy = slot.activity.begin();
         let result = live.plugin.call_raw(method, params, timeout).await;
         drop(busy);
@@ -320,6 +351,16 @@ impl Supervisor {
         result
     }
 
+    /// A session on one instance of `plugin` (for `user`): its calls all go to the same
+    /// instance, which is neither evicted nor stopped when idle while the session lives,
+    /// and which an admin's change restarts only once the session ends (or, waiting longer
+    /// than [`LEASE_WAIT`], under it: the session's next call is then told).
+    pub fn session(&self, plugin: &str, user: Option<&str>) -> Session<'_> {
+        let entry = self.entry(plugin);
+        let slot = self.slot(&entry, plugin, user);
+        Session::new(self, entry, slot, plugin, user)
+    }
+
     /// The plugin's health right now.
     pub fn health(&self, plugin: &str) -> HealthState {
         self.entry(plugin).shared.health().state(Instant::now())
@@ -336,7 +377,14 @@ impl Supervisor {
 
     /// Stops every instance of `plugin` gracefully (it starts again on the next call) and
     /// forgets its health.
+    /// Sessions on its instances are waited for first, up to [`LEASE_WAIT`].
     pub async fn stop_plugin(&self, plugin: &str) {
+        let known = lock(&self.plugins).get(plugin).cloned();
+        if let Some(known) = known {
+            let mut slots: Vec<Arc<Slot>> = lock(&known.slots).values().cloned().collect();
+            slots.extend(known.plugin_wide.get().cloned());
+            futures::future::join_all(slots.iter().map(|slot| slot.activity.leases_ended(LEASE_WAIT))).await;
+        }
         let entry = lock(&self.plugins).remove(plugin);
         if let Some(entry) = entry {
             stop_slots(&entry).await;
@@ -424,8 +472,10 @@ async fn stop_slots(entry: &PluginEntry) {
     futures::future::join_all(slots.iter().map(|slot| stop_slot(slot))).await;
 }
 
-/// Stops one instance gracefully, and waits for it.
+/// Stops one instance gracefully, and waits for it: first for its sessions to end, up to
+/// [`LEASE_WAIT`].
 async fn stop_slot(slot: &Slot) {
+    slot.activity.leases_ended(LEASE_WAIT).await;
     let (done, stopped) = oneshot::channel();
     if slot.commands.send(Command::Stop(done)).await.is_ok() {
         let _ = stopped.await;

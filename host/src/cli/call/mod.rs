@@ -176,9 +176,11 @@ async fn call_registered(args: &CallArgs, plugin: &str) -> Result<(), Failure> {
     let mut termination = Termination::listen();
     let timeout = args.timeout.map(parse_timeout).transpose()?;
     let output = Output::for_steps(&steps);
+    // One session for every step: one instance, which no admin change restarts under it.
+    let session = host.session(plugin, args.user.as_deref());
+    let mut failed = None;
     for (index, step) in steps.iter().enumerate() {
-        let calling =
-            host.call_with_deadline(plugin, args.user.as_deref(), step.method.name(), step.params.clone(), timeout);
+        let calling = session.call(step.method.name(), step.params.clone(), timeout);
         let answered = tokio::select! {
             answered = calling => answered,
             // Dropping the host kills its plugins at once.
@@ -187,13 +189,14 @@ async fn call_registered(args: &CallArgs, plugin: &str) -> Result<(), Failure> {
         match answered {
             Ok(result) => output.print(step, result),
             Err(error) => {
-                host.shutdown().await;
-                return Err(output.failed(&steps, index, refusal(&error)));
+                failed = Some(output.failed(&steps, index, refusal(&error)));
+                break;
             }
         }
     }
+    drop(session);
     host.shutdown().await;
-    Ok(())
+    failed.map_or(Ok(()), Err)
 }
 
 async fn execute(request: Request) -> Result<(), Failure> {
