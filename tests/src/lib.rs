@@ -244,7 +244,8 @@ pub fn wasm_component(example: &str) -> WasmComponent {
 pub fn try_wasm_component(example: &str) -> Result<WasmComponent, String> {
     static RUNTIME: OnceLock<WasmRuntime> = OnceLock::new();
     static LOADED: Mutex<BTreeMap<String, WasmComponent>> = Mutex::new(BTreeMap::new());
-    let runtime = RUNTIME.get_or_init(|| WasmRuntime::new().expect("the wasm engine starts"));
+    // Room for the largest memory a test grants a guest (256 MiB).
+    let runtime = RUNTIME.get_or_init(|| WasmRuntime::with_capacity(1000, 256 << 20).expect("the wasm engine starts"));
     let mut loaded = LOADED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(component) = loaded.get(example) {
         return Ok(component.clone());

@@ -194,3 +194,23 @@ async fn a_session_finishes_on_one_instance_and_the_restart_follows() {
     assert_eq!(host.health("other").unwrap(), HealthState::Healthy);
     host.shutdown().await;
 }
+
+/// Each wasm instance's slot has room for the largest memory limit registered when the
+/// engine was made; a plugin registered later with more is refused with the way out.
+#[tokio::test]
+async fn a_memory_limit_beyond_the_pools_slots_is_refused_with_the_way_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = host(&dir, 4, Duration::from_secs(1));
+    let mut roomy = PluginDefinition::new(Launch::Wasm { file: wasm_component_path("bare-ping") });
+    roomy.memory_limit_bytes = Some(96 << 20);
+    host.registry().add(&PluginId::new("roomy").unwrap(), &roomy).unwrap();
+    host.call("roomy", None, "ping", Value::Null).await.unwrap();
+    let mut greedy = roomy.clone();
+    greedy.memory_limit_bytes = Some(512 << 20);
+    host.registry().add(&PluginId::new("greedy").unwrap(), &greedy).unwrap();
+    let refused = host.call("greedy", None, "ping", Value::Null).await.unwrap_err();
+    let message = refused.to_string();
+    assert!(message.contains("above the 96 MiB") && message.contains("restart the host"), "{message}");
+    assert_eq!(host.health("greedy").unwrap(), HealthState::Healthy, "the host's limit, not the plugin's fault");
+    host.shutdown().await;
+}

@@ -42,6 +42,8 @@ pub(super) struct RegistryLauncher {
     pub components: Arc<LoadedComponents>,
     /// The wasm instances this host admits at once; the pool has a few slots more.
     pub wasm_capacity: Capacity,
+    /// The memory every wasm instance has room for, when the host was told.
+    pub wasm_max_memory_bytes: Option<u64>,
     /// The process instances one plugin may have at once (its users' and its own).
     pub process_cap: u32,
     /// Each plugin's process places, made on its first process start.
@@ -213,8 +215,9 @@ impl RegistryLauncher {
                 let (runtime, cache) = self
                     .wasm
                     .get_or_init(|| {
-                        let runtime = WasmRuntime::with_capacity(pool_slots(self.wasm_capacity.total()))
-                            .map_err(|error| error.to_string())?;
+                        let runtime =
+                            WasmRuntime::with_capacity(pool_slots(self.wasm_capacity.total()), self.slot_memory())
+                                .map_err(|error| error.to_string())?;
                         let cache = ComponentCache::open(&self.layout.wasm_cache_dir).map_err(|error| {
                             format!(
                                 "could not open the component cache {}: {error}",
@@ -238,6 +241,13 @@ impl RegistryLauncher {
                     }
                 };
                 let memory = definition.memory_limit_bytes.map(|limit| usize::try_from(limit).unwrap_or(usize::MAX));
+                let slot = runtime.max_memory_bytes();
+                if definition.memory_limit_bytes.is_some_and(|limit| limit > slot) {
+                    return Err(refused(format!(
+                        "its memory limit is above the {} MiB every wasm instance of this host has room for (its largest registered limit when it started); restart the host to make room",
+                        slot >> 20
+                    )));
+                }
                 let data_dir =
                     self.layout.sandbox.wasm_dir(id.as_str(), user).map_err(|error| refused(error.to_string()))?;
                 let spec = WasmSpec {
@@ -289,6 +299,16 @@ impl RegistryLauncher {
             }
             tokio::time::sleep(CAPACITY_POLL).await;
         }
+    }
+
+    /// The memory every wasm instance has room for: the largest limit registered when the
+    /// engine is made, at least the default, or what the host was told.
+    fn slot_memory(&self) -> u64 {
+        let registered = self.registry.list().unwrap_or_default().into_iter().filter_map(|record| {
+            matches!(record.definition.launch, Launch::Wasm { .. }).then_some(record.definition.memory_limit_bytes)?
+        });
+        let largest = registered.chain(self.wasm_max_memory_bytes).max();
+        largest.unwrap_or(0).max(wasm::DEFAULT_MEMORY_LIMIT_BYTES as u64)
     }
 
     /// The process places of `plugin`.

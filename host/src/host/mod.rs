@@ -72,6 +72,10 @@ pub struct HostConfig {
     /// How long a start waits for a place when every instance is busy, before it is
     /// refused as "at capacity".
     pub capacity_wait: Duration,
+    /// The linear memory every wasm instance has room for (its pool slot); `None`: the
+    /// largest limit registered when the first wasm plugin starts, at least 64 MiB. A
+    /// plugin registered later with a larger limit needs a restart of the host.
+    pub wasm_max_memory_bytes: Option<u64>,
     /// Process instances one plugin may have at once, its users' included: a Node plugin
     /// with 500 users is not 500 resident Node processes. Idle ones are evicted to make room.
     pub process_instances_per_plugin: u32,
@@ -91,6 +95,7 @@ impl HostConfig {
             wasm_capacity: None,
             capacity_wait: Duration::from_secs(5),
             process_instances_per_plugin: DEFAULT_PROCESS_INSTANCES_PER_PLUGIN,
+            wasm_max_memory_bytes: None,
         }
     }
 }
@@ -171,6 +176,7 @@ impl PluginHost {
             wasm_capacity: Capacity::new(config.wasm_capacity.unwrap_or_else(capacity::default_wasm_capacity)),
             capacity_wait: config.capacity_wait,
             process_cap: config.process_instances_per_plugin.max(1),
+            wasm_max_memory_bytes: config.wasm_max_memory_bytes,
             process_capacity: Default::default(),
             evictor: OnceLock::new(),
         };

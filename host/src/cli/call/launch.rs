@@ -40,7 +40,8 @@ impl Launch {
                 process::spawn(spec, allowlist, plugin_id).map_err(|error| refusal(&PluginError::from(error)))
             }
             Self::Wasm { component, spec, cache } => {
-                let runtime = WasmRuntime::new().map_err(|error| host_failure(error.to_string()))?;
+                let runtime = WasmRuntime::with_capacity(1, spec.memory_limit_bytes as u64)
+                    .map_err(|error| host_failure(error.to_string()))?;
                 let cache = ComponentCache::open(cache).map_err(|error| {
                     host_failure(format!("could not open the component cache {}: {error}", cache.display()))
                 })?;

@@ -18,6 +18,10 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// Guests one host holds at once unless told otherwise.
 pub const DEFAULT_GUEST_CAPACITY: u32 = 1000;
 
+/// Where a linear memory's slot ends and the next begins: accesses past a memory land here
+/// and trap. Wasmtime's default on 64-bit hosts.
+const GUARD_BYTES: u64 = 32 << 20;
+
 /// What one guest may take from the pool. A Rust `wasm32-wasip2` plugin uses one memory,
 /// two tables and four core instances; the headroom is for other toolchains.
 const CORE_INSTANCES_PER_GUEST: u32 = 8;
@@ -29,21 +33,32 @@ const TABLES_PER_GUEST: u32 = 4;
 pub struct WasmRuntime {
     engine: Engine,
     linker: Arc<Linker<GuestState>>,
+    max_memory_bytes: u64,
 }
 
 impl WasmRuntime {
-    /// [`WasmRuntime::with_capacity`] for [`DEFAULT_GUEST_CAPACITY`] guests.
+    /// [`WasmRuntime::with_capacity`] for [`DEFAULT_GUEST_CAPACITY`] guests of the default
+    /// memory limit.
     pub fn new() -> Result<Self, WasmError> {
-        Self::with_capacity(DEFAULT_GUEST_CAPACITY)
+        Self::with_capacity(DEFAULT_GUEST_CAPACITY, super::DEFAULT_MEMORY_LIMIT_BYTES as u64)
     }
 
     /// An engine with epoch interruption and a pooling allocator sized for `guests` guests
-    /// at once, and a linker with WASI 0.2 and `wasi:http`. Starts the epoch ticker, a
-    /// thread that ends when the last clone of the engine is dropped.
-    pub fn with_capacity(guests: u32) -> Result<Self, WasmError> {
+    /// at once, each memory of at most `max_memory_bytes`, and a linker with WASI 0.2 and
+    /// `wasi:http`. Starts the epoch ticker, a thread that ends when the last clone of the
+    /// engine is dropped.
+    ///
+    /// A memory slot reserves `max_memory_bytes` (in whole pages) and a 32 MiB guard of
+    /// address space, not the 4 GiB a 32-bit memory could address: thousands of guests fit
+    /// well inside a process's address space. Compiled code then checks bounds itself; the
+    /// reservation is part of the engine's compatibility hash, so cached code compiled for
+    /// another reservation is never loaded.
+    pub fn with_capacity(guests: u32, max_memory_bytes: u64) -> Result<Self, WasmError> {
+        let memory_bytes = max_memory_bytes.max(64 << 10).next_multiple_of(64 << 10);
         let mut config = Config::new();
         config.epoch_interruption(true);
-        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool_for(guests)));
+        config.memory_reservation(memory_bytes).memory_guard_size(GUARD_BYTES).memory_reservation_for_growth(0);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool_for(guests, memory_bytes)));
         let engine = Engine::new(&config).map_err(WasmError::Engine)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(WasmError::Engine)?;
@@ -60,7 +75,12 @@ impl WasmRuntime {
                 }
             })
             .map_err(|error| WasmError::Engine(error.into()))?;
-        Ok(Self { engine, linker: Arc::new(linker) })
+        Ok(Self { engine, linker: Arc::new(linker), max_memory_bytes: memory_bytes })
+    }
+
+    /// The most linear memory a guest of this engine may have: its pool's slot size.
+    pub fn max_memory_bytes(&self) -> u64 {
+        self.max_memory_bytes
     }
 
     pub fn engine(&self) -> &Engine {
@@ -111,10 +131,10 @@ impl WasmRuntime {
     }
 }
 
-/// Slots for `guests` guests: instances, memories (each up to 4 GiB, the most a 32-bit
-/// memory can address; a plugin's own limit is the store's limiter), tables and stacks.
-/// Slots are address space, reserved once; only what a guest touches becomes resident.
-fn pool_for(guests: u32) -> PoolingAllocationConfig {
+/// Slots for `guests` guests: instances, memories (each up to `memory_bytes`; a plugin's
+/// own limit is the store's limiter), tables and stacks. Slots are address space, reserved
+/// once; only what a guest touches becomes resident.
+fn pool_for(guests: u32, memory_bytes: u64) -> PoolingAllocationConfig {
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(guests)
         .total_stacks(guests)
@@ -124,7 +144,7 @@ fn pool_for(guests: u32) -> PoolingAllocationConfig {
         .max_core_instances_per_component(CORE_INSTANCES_PER_GUEST)
         .max_memories_per_component(MEMORIES_PER_GUEST)
         .max_tables_per_component(TABLES_PER_GUEST)
-        .max_memory_size(1 << 32);
+        .max_memory_size(usize::try_from(memory_bytes).unwrap_or(usize::MAX));
     pool
 }
 
@@ -132,4 +152,28 @@ fn pool_for(guests: u32) -> PoolingAllocationConfig {
 #[derive(Clone)]
 pub struct WasmComponent {
     pub(super) pre: CommandPre<GuestState>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reserved_bytes() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|line| line.starts_with("VmSize:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+    }
+
+    /// Slots sized from the memory limit, not the 4 GiB a 32-bit memory could address:
+    /// 12,000 guests (past the 10,500 that 8 GiB slots allowed) reserve about 2 TiB.
+    #[test]
+    fn twelve_thousand_guests_fit_when_slots_are_sized_from_the_limit() {
+        let before = reserved_bytes();
+        let runtime = WasmRuntime::with_capacity(12_000, 64 << 20).unwrap();
+        let reserved = reserved_bytes().saturating_sub(before);
+        assert_eq!(runtime.max_memory_bytes(), 64 << 20);
+        let per_guest = reserved / 12_000;
+        assert!(per_guest < 512 << 20, "{} MiB of address space per guest", per_guest >> 20);
+        assert_eq!(WasmRuntime::with_capacity(1, 100_000).unwrap().max_memory_bytes(), 131_072, "whole pages");
+    }
 }
