@@ -7,9 +7,10 @@
 //! this run, on each tokio runtime flavour: the bare loop writes a line and reads a line on
 //! one task (with 16 in flight it keeps a window of 16 open); the host runs the same
 //! requests through the whole stack (typed params, dispatcher, timeout layer, correlation)
-//! from 16 tasks. Both paths talk to the same process in each round.
-//! Each path runs five alternating rounds; the table (Markdown, on stdout) shows the median
-//! of each figure.
+//! from 16 tasks. Each path gets a fresh process of its own in every round, sent
+//! `initialize` and warmed by the same pings; the paths take turns going first, round by
+//! round, so neither gets the warmer machine. Five rounds each; the table (Markdown, on
+//! stdout) shows the median of each figure.
 
 mod common;
 
@@ -31,8 +32,9 @@ fn main() {
         // wake-up latency drifts between runs more than the paths differ.
         let mut bare = Vec::new();
         let mut host = Vec::new();
-        for _ in 0..ROUNDS {
-            let (bare_row, host_row) = runtime.block_on(round(runtime_name, &plugin));
+        for round_index in 0..ROUNDS {
+            let host_first = round_index % 2 == 1;
+            let (bare_row, host_row) = runtime.block_on(round(runtime_name, &plugin, host_first));
             bare.push(bare_row);
             host.push(host_row);
         }
@@ -91,15 +93,29 @@ fn runtimes() -> Vec<(&'static str, tokio::runtime::Runtime)> {
     vec![("current_thread", current), ("multi_thread(2)", multi)]
 }
 
-/// One plugin process, measured first through the bare loop on its raw pipes, then through
-/// the host on the very same pipes: both paths see the same process on the same cores.
-async fn round(runtime: &'static str, plugin: &Path) -> (Row, Row) {
+/// One round: each path on a fresh plugin process of its own, in the order given.
+async fn round(runtime: &'static str, plugin: &Path, host_first: bool) -> (Row, Row) {
+    if host_first {
+        let host = host_path(runtime, plugin).await;
+        (bare_path(runtime, plugin).await, host)
+    } else {
+        let bare = bare_path(runtime, plugin).await;
+        (bare, host_path(runtime, plugin).await)
+    }
+}
+
+async fn bare_path(runtime: &'static str, plugin: &Path) -> Row {
     let data = tempfile::tempdir().expect("a temporary directory");
     let mut launched =
         process::spawn(&spec(plugin, data.path()), &CommandAllowlist::default(), "bench").expect("the plugin starts");
-    let bare = bare_loop(runtime, &mut launched.input, &mut launched.output).await;
-    let host = through_host(runtime, launched).await;
-    (bare, host)
+    bare_loop(runtime, &mut launched.input, &mut launched.output).await
+}
+
+async fn host_path(runtime: &'static str, plugin: &Path) -> Row {
+    let data = tempfile::tempdir().expect("a temporary directory");
+    let launched =
+        process::spawn(&spec(plugin, data.path()), &CommandAllowlist::default(), "bench").expect("the plugin starts");
+    through_host(runtime, launched).await
 }
 
 /// The baseline: one task, one line out, one line in.
