@@ -69,7 +69,9 @@ async fn a_pool_of_busy_instances_refuses_the_next_start_as_the_hosts_condition(
     let host = host(&dir, 1, Duration::from_millis(300));
     register(&host, "spinner", "spin-loop", Duration::from_secs(3));
     register(&host, "echo", "metadata-echo", Duration::from_secs(3));
-    // The spinner runs first (compiled, started, holding the only place), then spins.
+    // Both components compiled first (echo's instance then evicted by the spinner's,
+    // which holds the only place), so nothing slow happens while the spinner spins.
+    host.call("echo", None, "ping", Value::Null).await.unwrap();
     host.call("spinner", None, "ping", Value::Null).await.unwrap();
     let busy = tokio::spawn({
         let host = std::sync::Arc::new(host);
@@ -212,5 +214,24 @@ async fn a_memory_limit_beyond_the_pools_slots_is_refused_with_the_way_out() {
     let message = refused.to_string();
     assert!(message.contains("above the 96 MiB") && message.contains("restart the host"), "{message}");
     assert_eq!(host.health("greedy").unwrap(), HealthState::Healthy, "the host's limit, not the plugin's fault");
+    host.shutdown().await;
+}
+
+/// Removing or disabling a plugin does not wait for its sessions: it stops at once, and a
+/// session's next call is told its instance is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removal_stops_a_sessions_instance_at_once_and_the_session_is_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = host(&dir, 4, Duration::from_secs(1));
+    register(&host, "gone", "metadata-echo", Duration::from_secs(5));
+    let session = host.session("gone", None);
+    session.call("ping", Value::Null, None).await.unwrap();
+    let started = std::time::Instant::now();
+    host.disable("gone").await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    let lost = session.call("ping", Value::Null, None).await.unwrap_err();
+    assert!(matches!(lost, PluginError::SessionLost { .. } | PluginError::Disabled { .. }), "{lost}");
+    assert!(!lost.is_fault());
+    drop(session);
     host.shutdown().await;
 }

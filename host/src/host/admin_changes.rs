@@ -8,7 +8,8 @@
 //! disabled it. Changes made through `PluginHost` itself apply at once, and only once:
 //! what they restart is started from the new revision.
 
-use std::sync::{Arc, Weak};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use crate::registry::{Registry, RegistryError, Revisions};
@@ -30,15 +31,24 @@ impl AdminWatch {
             let mut ticks = tokio::time::interval(interval.max(MIN_INTERVAL));
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut known: Option<(DataVersion, Revisions)> = None;
+            let applying: Arc<Mutex<HashSet<Outdated>>> = Arc::default();
             loop {
                 ticks.tick().await;
                 let Some(supervisor) = supervisor.upgrade() else { return };
                 match refresh(&registry, known.take()) {
                     Ok(current) => {
-                        // At once: a restart waiting for a session must not hold up the others.
-                        let restarts =
-                            supervisor.outdated(&current.1).into_iter().map(|outdated| apply(&supervisor, outdated));
-                        futures::future::join_all(restarts).await;
+                        // Each in a task of its own: a restart waiting for a session holds up
+                        // neither the others nor the next look.
+                        for outdated in supervisor.outdated(&current.1) {
+                            if lock(&applying).insert(outdated.clone()) {
+                                let (registry, supervisor, applying) =
+                                    (registry.clone(), supervisor.clone(), applying.clone());
+                                tokio::spawn(async move {
+                                    apply(&registry, &supervisor, outdated.clone()).await;
+                                    lock(&applying).remove(&outdated);
+                                });
+                            }
+                        }
                         known = Some(current);
                     }
                     Err(error) => tracing::warn!("could not read the registry's revisions: {error}"),
@@ -62,17 +72,29 @@ fn refresh(
     }
 }
 
-async fn apply(supervisor: &Supervisor, outdated: Outdated) {
+/// Stops what a change outdated: at once when the plugin or connection is gone or
+/// disabled (a session on it is told on its next call), after its sessions end otherwise.
+async fn apply(registry: &Registry, supervisor: &Supervisor, outdated: Outdated) {
     match outdated {
         Outdated::Plugin(plugin) => {
+            let runs = registry.get(&plugin).is_ok_and(|record| record.enabled);
             tracing::info!(plugin, "changed in the registry: its instances restart on their next call");
-            supervisor.stop_plugin(&plugin).await;
+            if runs { supervisor.restart_plugin(&plugin).await } else { supervisor.stop_plugin(&plugin).await }
         }
         Outdated::User { plugin, user } => {
+            let connected = registry.user_connection(&plugin, &user).is_ok();
             tracing::info!(plugin, user, "connection changed in the registry: restarts on its next call");
-            supervisor.stop_user(&plugin, &user).await;
+            if connected {
+                supervisor.restart_user(&plugin, &user).await
+            } else {
+                supervisor.stop_user(&plugin, &user).await
+            }
         }
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Drop for AdminWatch {

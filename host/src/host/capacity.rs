@@ -15,8 +15,10 @@ pub const DEFAULT_WASM_CAPACITY: u32 = 1000;
 const RESERVED_FILES: u64 = 256;
 /// Open files one wasm instance needs (its data directory, its disk quota's handles).
 const FILES_PER_WASM_INSTANCE: u64 = 2;
-/// Address space one pool slot reserves at most (two 4 GiB memories and their guards).
-const ADDRESS_SPACE_PER_SLOT: u64 = 9 << 30;
+/// Address space one pool slot reserves for a guest of the default limit: two memories of
+/// 64 MiB with their 32 MiB guards, tables and a stack, rounded up. A host given larger
+/// limits has fewer places than this suggests; set its capacity then.
+const ADDRESS_SPACE_PER_SLOT: u64 = 256 << 20;
 
 /// A place in the host's capacity, held by an instance for as long as it lives.
 #[derive(Debug)]

@@ -279,10 +279,12 @@ impl RegistryLauncher {
                 return Ok(place);
             }
             let supervisor = self.evictor.get().and_then(Weak::upgrade);
-            if let Some(supervisor) = supervisor
-                && supervisor.evict_idle(transport, only).await
-            {
-                continue;
+            if let Some(supervisor) = supervisor {
+                // An eviction is a graceful shutdown: it too must end within the wait.
+                let evicted = tokio::time::timeout_at(deadline, supervisor.evict_idle(transport, only)).await;
+                if evicted.unwrap_or(false) {
+                    continue;
+                }
             }
             if tokio::time::Instant::now() >= deadline {
                 let total = capacity.total();

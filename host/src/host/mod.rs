@@ -292,15 +292,16 @@ impl PluginHost {
         Ok(metrics)
     }
 
-    /// Replaces the plugin's admin configuration; its running instances stop, and the next
-    /// call starts one with the new configuration.
+    /// Replaces the plugin's admin configuration; its running instances stop (a session's
+    /// once it ends, see [`PluginHost::session`]), and the next call starts one with the new
+    /// configuration.
     pub async fn configure(
         &self,
         plugin: &str,
         admin_config: serde_json::Map<String, Value>,
     ) -> Result<(), RegistryError> {
         self.registry.set_admin_config(plugin, admin_config)?;
-        self.supervisor.stop_plugin(plugin).await;
+        self.supervisor.restart_plugin(plugin).await;
         Ok(())
     }
 

@@ -181,6 +181,13 @@ impl Instance {
             return;
         };
         self.publish(None);
+        // A call that began before the unpublishing is counted by now: keep the instance.
+        if !self.activity.is_idle() {
+            self.publish(Some(live.clone()));
+            self.current = Some(live);
+            let _ = evicted.send(false);
+            return;
+        }
         tracing::debug!(plugin = self.key.plugin, user = self.key.user, "evicted, idle, to make room");
         tokio::spawn(async move {
             retire(live.plugin).await;
@@ -255,6 +262,12 @@ impl Instance {
                 self.current = Some(live.clone());
                 for (_, reply) in self.waiting.drain(..) {
                     let _ = reply.send(Ok(live.clone()));
+                }
+            }
+            // The host is full: every caller waiting is told at once, none waits again.
+            Err(PluginError::AtCapacity { plugin, why }) => {
+                for (_, reply) in self.waiting.drain(..) {
+                    let _ = reply.send(Err(PluginError::AtCapacity { plugin: plugin.clone(), why: why.clone() }));
                 }
             }
             Err(error) => {

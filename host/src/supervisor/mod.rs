@@ -51,7 +51,7 @@ pub trait Launcher: Send + Sync + 'static {
 }
 
 /// What changed in the registry since this host started something from it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Outdated {
     /// The plugin itself: changed, removed, or reset after this host disabled it.
     Plugin(String),
@@ -238,10 +238,20 @@ impl Supervisor {
         outdated
     }
 
-    /// Stops one user's instance of `plugin` gracefully; it starts again on the next call.
-    /// A session on it is waited for first, up to [`LEASE_WAIT`], so its job finishes on
-    /// the instance it started on.
+    /// Stops one user's instance of `plugin` gracefully, at once (a user disconnected);
+    /// a session on it is told on its next call. It starts again on the next call.
     pub async fn stop_user(&self, plugin: &str, user: &str) {
+        let entry = lock(&self.plugins).get(plugin).cloned();
+        let slot = entry.and_then(|entry| lock(&entry.slots).remove(user));
+        if let Some(slot) = slot {
+            stop_slot(&slot).await;
+        }
+    }
+
+    /// Restarts one user's instance after a change to the connection: a session on it is
+    /// waited for first, up to [`LEASE_WAIT`], so its job finishes on the instance it
+    /// started on.
+    pub async fn restart_user(&self, plugin: &str, user: &str) {
         let Some(entry) = lock(&self.plugins).get(plugin).cloned() else { return };
         let Some(slot) = lock(&entry.slots).get(user).cloned() else { return };
         slot.activity.leases_ended(LEASE_WAIT).await;
@@ -323,14 +333,21 @@ impl Supervisor {
         {
             return Err(PluginError::Disabled { plugin: plugin.to_owned(), reason: disabled.reason });
         }
-        let live = match slot.live() {
+        // Counted before the instance is read: an eviction that finds no call in flight
+        // unpublishes first, so this call either sees it gone or is seen.
+        let busy = slot.activity.begin();
+        let published = slot.live();
+        if let Some(pin) = pinned {
+            // A session whose instance is gone is told, before anything is started for it.
+            pin.check_published(plugin, published.as_ref().map(|live| live.generation))?;
+        }
+        let live = match published {
             Some(live) => live,
             None => acquire(slot, plugin, timeout).await?,
         };
         if let Some(pin) = pinned {
             pin.check(plugin, live.generation)?;
         }
-        let busy = slot.activity.begin();
         let result = live.plugin.call_raw(method, params, timeout).await;
         drop(busy);
         match &result {
@@ -375,17 +392,30 @@ impl Supervisor {
         *lock(&entry.shared.disabled_from) = None;
     }
 
-    /// Stops every instance of `plugin` gracefully (it starts again on the next call) and
-    /// forgets its health.
-    /// Sessions on its instances are waited for first, up to [`LEASE_WAIT`].
+    /// Stops every instance of `plugin` gracefully, at once (it was removed or disabled;
+    /// sessions are told on their next call), and forgets its health.
     pub async fn stop_plugin(&self, plugin: &str) {
-        let known = lock(&self.plugins).get(plugin).cloned();
-        if let Some(known) = known {
-            let mut slots: Vec<Arc<Slot>> = lock(&known.slots).values().cloned().collect();
-            slots.extend(known.plugin_wide.get().cloned());
-            futures::future::join_all(slots.iter().map(|slot| slot.activity.leases_ended(LEASE_WAIT))).await;
-        }
         let entry = lock(&self.plugins).remove(plugin);
+        if let Some(entry) = entry {
+            stop_slots(&entry).await;
+        }
+    }
+
+    /// Restarts every instance of `plugin` after a change to its registration: sessions on
+    /// them are waited for first, all within one [`LEASE_WAIT`]. It starts again on the next
+    /// call, and its health is forgotten.
+    pub async fn restart_plugin(&self, plugin: &str) {
+        let Some(known) = lock(&self.plugins).get(plugin).cloned() else { return };
+        let mut slots: Vec<Arc<Slot>> = lock(&known.slots).values().cloned().collect();
+        slots.extend(known.plugin_wide.get().cloned());
+        futures::future::join_all(slots.iter().map(|slot| slot.activity.leases_ended(LEASE_WAIT))).await;
+        let entry = {
+            let mut plugins = lock(&self.plugins);
+            match plugins.get(plugin) {
+                Some(current) if Arc::ptr_eq(current, &known) => plugins.remove(plugin),
+                _ => None,
+            }
+        };
         if let Some(entry) = entry {
             stop_slots(&entry).await;
         }
@@ -472,10 +502,8 @@ async fn stop_slots(entry: &PluginEntry) {
     futures::future::join_all(slots.iter().map(|slot| stop_slot(slot))).await;
 }
 
-/// Stops one instance gracefully, and waits for it: first for its sessions to end, up to
-/// [`LEASE_WAIT`].
+/// Stops one instance gracefully, and waits for it.
 async fn stop_slot(slot: &Slot) {
-    slot.activity.leases_ended(LEASE_WAIT).await;
     let (done, stopped) = oneshot::channel();
     if slot.commands.send(Command::Stop(done)).await.is_ok() {
         let _ = stopped.await;

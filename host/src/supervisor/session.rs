@@ -22,16 +22,30 @@ pub const LEASE_WAIT: Duration = Duration::from_secs(60);
 pub(super) struct Pin(AtomicU64);
 
 impl Pin {
+    /// Refuses a session already pinned whose instance is no longer the published one.
+    pub fn check_published(&self, plugin: &str, published: Option<u64>) -> Result<(), PluginError> {
+        match self.0.load(Ordering::Acquire) {
+            0 => Ok(()),
+            pinned if published == Some(pinned) => Ok(()),
+            _ => Err(lost(plugin)),
+        }
+    }
+
     /// Pins the session to `generation`, or refuses if it was pinned to another.
     pub fn check(&self, plugin: &str, generation: u64) -> Result<(), PluginError> {
         match self.0.compare_exchange(0, generation, Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) => Ok(()),
             Err(pinned) if pinned == generation => Ok(()),
-            Err(_) => Err(PluginError::SessionLost {
-                plugin: plugin.to_owned(),
-                why: "its instance was stopped and started again under it (a fault, or an admin's change that waited long enough)".into(),
-            }),
+            Err(_) => Err(lost(plugin)),
         }
+    }
+}
+
+fn lost(plugin: &str) -> PluginError {
+    PluginError::SessionLost {
+        plugin: plugin.to_owned(),
+        why: "its instance was stopped under it (a fault, a removal, or an admin's change that waited long enough)"
+            .into(),
     }
 }
 
