@@ -235,3 +235,25 @@ async fn a_removal_stops_a_sessions_instance_at_once_and_the_session_is_told() {
     drop(session);
     host.shutdown().await;
 }
+
+/// Users arriving at once on a fresh host load the component once between them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_arriving_at_once_load_the_component_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = std::sync::Arc::new(host(&dir, 16, Duration::from_secs(5)));
+    register(&host, "echo", "metadata-echo", Duration::from_secs(10));
+    let calls: Vec<_> = (0..8)
+        .map(|user| {
+            let host = host.clone();
+            let user = format!("user-{user}");
+            host.registry().connect_user("echo", &user, serde_json::Map::new()).unwrap();
+            tokio::spawn(async move { host.call("echo", Some(&user), "ping", Value::Null).await })
+        })
+        .collect();
+    for call in calls {
+        call.await.unwrap().unwrap();
+    }
+    assert_eq!(host.component_loads(), 1);
+    let Ok(host) = std::sync::Arc::try_unwrap(host) else { panic!("the host is shared no more") };
+    host.shutdown().await;
+}

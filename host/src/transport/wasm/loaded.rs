@@ -7,8 +7,8 @@ use rustc_hash::FxHashMap;
 use sha2::{Digest, Sha256};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use super::WasmError;
 use super::cache::ComponentCache;
@@ -48,13 +48,31 @@ struct Tables {
 #[derive(Default)]
 pub struct LoadedComponents {
     tables: Mutex<Tables>,
+    /// One lock per file: starts that find a file not loaded yet load it one at a time,
+    /// and the ones after the first find it loaded.
+    loading: Mutex<FxHashMap<PathBuf, Arc<Mutex<()>>>>,
     loads: AtomicU64,
 }
 
 impl LoadedComponents {
     /// The component of the file at `path`: from memory when its content was loaded before,
-    /// else from the disk cache (or compiled) and kept.
+    /// else from the disk cache (or compiled) and kept. Blocks while another start loads
+    /// the same file: call it off the async workers.
     pub fn get(&self, runtime: &WasmRuntime, cache: &ComponentCache, path: &Path) -> Result<WasmComponent, WasmError> {
+        let file_lock = {
+            let mut loading = self.loading.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            loading.entry(path.to_path_buf()).or_default().clone()
+        };
+        let _one_at_a_time = file_lock.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.get_locked(runtime, cache, path)
+    }
+
+    fn get_locked(
+        &self,
+        runtime: &WasmRuntime,
+        cache: &ComponentCache,
+        path: &Path,
+    ) -> Result<WasmComponent, WasmError> {
         let shown = || path.display().to_string();
         let metadata =
             std::fs::metadata(path).map_err(|error| WasmError::Load { path: shown(), source: error.into() })?;
