@@ -36,9 +36,17 @@ impl Capacity {
         Self { places: Arc::new(Semaphore::new(total as usize)), total }
     }
 
-    /// A free place, if there is one.
+    /// A free place, if there is one and no start is waiting for one.
     pub fn try_take(&self) -> Option<Place> {
         self.places.clone().try_acquire_owned().ok().map(Place)
+    }
+
+    /// The next place that comes free, in the order starts asked (the semaphore is fair).
+    pub async fn take(&self) -> Place {
+        match self.places.clone().acquire_owned().await {
+            Ok(permit) => Place(permit),
+            Err(_) => unreachable!("the places are never closed"),
+        }
     }
 
     pub fn total(&self) -> u32 {
@@ -76,6 +84,22 @@ mod tests {
         assert_eq!(capacity.in_use(), 2);
         drop(first);
         assert!(capacity.try_take().is_some());
+    }
+
+    #[tokio::test]
+    async fn places_go_to_waiting_starts_in_order() {
+        let capacity = Capacity::new(1);
+        let held = capacity.try_take().unwrap();
+        let mut first = Box::pin(capacity.take());
+        assert!(futures::FutureExt::now_or_never(&mut first).is_none(), "the first waiter queues");
+        let mut second = Box::pin(capacity.take());
+        assert!(futures::FutureExt::now_or_never(&mut second).is_none());
+        drop(held);
+        assert!(capacity.try_take().is_none(), "a newcomer does not jump the queue");
+        assert!(futures::FutureExt::now_or_never(&mut second).is_none(), "the second waits behind the first");
+        let place = first.await;
+        drop(place);
+        second.await;
     }
 
     #[test]

@@ -274,33 +274,34 @@ impl RegistryLauncher {
     async fn place(&self, capacity: &Capacity, plugin: &str, transport: &str) -> Result<Place, PluginError> {
         let deadline = tokio::time::Instant::now() + self.capacity_wait;
         let only = (transport == process::TRANSPORT).then_some(plugin);
+        // In the queue from the start: places that come free go to waiting starts in the
+        // order they came, and a later start cannot take one first.
+        let mut queued = std::pin::pin!(capacity.take());
         loop {
-            if let Some(place) = capacity.try_take() {
-                return Ok(place);
-            }
-            let supervisor = self.evictor.get().and_then(Weak::upgrade);
-            if let Some(supervisor) = supervisor {
-                // An eviction is a graceful shutdown: it too must end within the wait.
-                let evicted = tokio::time::timeout_at(deadline, supervisor.evict_idle(transport, only)).await;
-                if evicted.unwrap_or(false) {
-                    continue;
-                }
-            }
-            if tokio::time::Instant::now() >= deadline {
-                let total = capacity.total();
-                let whose = if only.is_some() {
-                    format!("plugin `{plugin}`'s {total} process")
-                } else {
-                    format!("all {total} wasm")
+            let make_room = async {
+                let supervisor = self.evictor.get().and_then(Weak::upgrade);
+                let evicted = match supervisor {
+                    Some(supervisor) => supervisor.evict_idle(transport, only).await,
+                    None => false,
                 };
-                let why = format!(
-                    "{whose} instances are busy and none came free within {} s",
-                    self.capacity_wait.as_secs_f64()
-                );
-                return Err(PluginError::AtCapacity { plugin: plugin.to_owned(), why });
+                if !evicted {
+                    tokio::time::sleep(CAPACITY_POLL).await;
+                }
+            };
+            tokio::select! {
+                biased;
+                place = &mut queued => return Ok(place),
+                // An eviction is a graceful shutdown: it too must end within the wait.
+                () = tokio::time::sleep_until(deadline) => break,
+                () = make_room => {}
             }
-            tokio::time::sleep(CAPACITY_POLL).await;
         }
+        let total = capacity.total();
+        let whose =
+            if only.is_some() { format!("plugin `{plugin}`'s {total} process") } else { format!("all {total} wasm") };
+        let why =
+            format!("{whose} instances are busy and none came free within {} s", self.capacity_wait.as_secs_f64());
+        Err(PluginError::AtCapacity { plugin: plugin.to_owned(), why })
     }
 
     /// The memory every wasm instance has room for: the largest limit registered when the
