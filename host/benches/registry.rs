@@ -1,5 +1,7 @@
 //! The cost of registered plugins: calls per second through [`PluginHost`] (registry,
-//! supervisor, health and metrics) against the same guest started directly, in one run.
+//! supervisor, health and metrics) against calls made directly on the same instance, in
+//! one run: both sides talk to one process or one guest, so their difference is the
+//! supervisor's own.
 //!
 //!     cargo bench -p codex-plugin-host --bench registry
 //!
@@ -14,14 +16,10 @@ use serde_json::Value;
 use std::sync::Arc;
 use std::time::Instant;
 
-use codex_plugin_host::dispatch::RefuseAll;
 use codex_plugin_host::host::{HostConfig, PluginHost};
-use codex_plugin_host::plugin::{Plugin, PluginId, PluginSettings};
-use codex_plugin_host::protocol::types::initialize::InitializeParams;
+use codex_plugin_host::plugin::PluginId;
 use codex_plugin_host::registry::{Launch, PluginDefinition};
-use codex_plugin_host::transport::process::{self, CommandAllowlist};
-use codex_plugin_host::transport::wasm::{self, WasmRuntime, WasmSpec};
-use common::{IN_FLIGHT, ROUNDS, build_component, fetch_plugin, spec};
+use common::{IN_FLIGHT, ROUNDS, build_component, fetch_plugin};
 
 /// Calls per round: (one at a time, in flight), for a plugin answering in microseconds and
 /// for one answering in tens of them.
@@ -33,42 +31,35 @@ fn main() {
     let node_plugin = fetch_plugin();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
     let data = tempfile::tempdir().expect("a temporary directory");
-    let (host, wasm_direct, node_direct) = runtime.block_on(async {
+    let host = runtime.block_on(async {
         let host = PluginHost::open(HostConfig::new(data.path())).expect("the host opens");
         let wasm_definition = PluginDefinition::new(Launch::Wasm { file: component_path.clone() });
         host.registry().add(&PluginId::new("echo").expect("valid"), &wasm_definition).expect("registered");
         let node_args = vec![node_plugin.to_string_lossy().into_owned()];
         let node_definition = PluginDefinition::new(Launch::Process { command: "node".into(), args: node_args });
         host.registry().add(&PluginId::new("openlibrary").expect("valid"), &node_definition).expect("registered");
-
-        let wasm = WasmRuntime::new().expect("the engine starts");
-        let component = wasm.load(&component_path).expect("the component loads");
-        let wasm_direct = start(wasm::spawn(&component, &WasmSpec::default(), "direct").expect("the guest starts"));
-        let node_spec = spec(&node_plugin, data.path());
-        let node = process::spawn(&node_spec, &CommandAllowlist::default(), "direct").expect("node starts");
-        (Arc::new(host), Arc::new(wasm_direct.await), Arc::new(start(node).await))
+        Arc::new(host)
     });
     println!("| `ping` | calls/s, 1 in flight | calls/s, {IN_FLIGHT} in flight |");
     println!("|---|---|---|");
-    compare(&runtime, "metadata-echo (wasm)", &host, "echo", &wasm_direct, FAST_CALLS);
-    compare(&runtime, "Open Library (Node)", &host, "openlibrary", &node_direct, NODE_CALLS);
+    compare(&runtime, "metadata-echo (wasm)", &host, "echo", FAST_CALLS);
+    compare(&runtime, "Open Library (Node)", &host, "openlibrary", NODE_CALLS);
 }
 
-async fn start(launched: codex_plugin_host::transport::Launched) -> Plugin {
-    let initialize = InitializeParams::new(Default::default(), Default::default(), Default::default());
-    let settings = PluginSettings::new(PluginId::new("direct").expect("valid"), initialize);
-    Plugin::start(launched, settings, Arc::new(RefuseAll)).await.expect("initialize")
-}
-
-/// The same plugin started directly and registered, measured in alternating rounds.
+/// One instance of a registered plugin, called through the host and directly, in
+/// alternating rounds: the difference is the supervisor's, not two processes' noise.
 fn compare(
     runtime: &tokio::runtime::Runtime,
     name: &str,
     host: &Arc<PluginHost>,
     id: &'static str,
-    direct: &Arc<Plugin>,
     calls: (usize, usize),
 ) {
+    // The session keeps the instance from being evicted or stopped while it is measured.
+    let _runtime = runtime.enter();
+    let session = host.session(id, None);
+    runtime.block_on(session.call("ping", Value::Null, None)).expect("the plugin starts");
+    let direct = session.instance().expect("the session's instance is running");
     let mut direct_rounds = Vec::new();
     let mut host_rounds = Vec::new();
     for round in 0..2 * ROUNDS {
@@ -97,8 +88,8 @@ fn compare(
     }
     let direct = median(direct_rounds);
     let registered = median(host_rounds);
-    println!("| {name}, started directly (`Plugin`) | {:.0} | {:.0} |", direct.0, direct.1);
-    println!("| {name}, registered (`PluginHost`) | {:.0} | {:.0} |", registered.0, registered.1);
+    println!("| {name}, its instance called directly | {:.0} | {:.0} |", direct.0, direct.1);
+    println!("| {name}, the same instance through `PluginHost` | {:.0} | {:.0} |", registered.0, registered.1);
     println!(
         "| {name}, difference | {:+.1}% | {:+.1}% |",
         (registered.0 / direct.0 - 1.0) * 100.0,

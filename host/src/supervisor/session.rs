@@ -85,4 +85,11 @@ impl<'a> Session<'a> {
         self.entry.shared.counter.record(method, result.as_ref().map(drop), started.elapsed());
         result
     }
+
+    /// The session's instance itself, once a call has started it. Calls made on it bypass
+    /// the supervisor (no health, no metrics, no restart on a fault): this exists so a
+    /// bench can measure the supervisor's own cost on one and the same instance.
+    pub fn instance(&self) -> Option<Arc<crate::plugin::Plugin>> {
+        self.slot.live().map(|live| live.plugin)
+    }
 }
