@@ -15,6 +15,7 @@
 //! - [`cli`]: the `codex-plugin-host` command line.
 
 pub mod cli;
+pub mod database;
 pub mod dispatch;
 pub mod host;
 pub mod install;

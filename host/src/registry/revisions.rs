@@ -5,7 +5,7 @@
 //! credentials). What a host records itself (manifest, metrics, an automatic disable) and
 //! a key rotation bump nothing. Each instance remembers the revisions it was started from.
 
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::Connection;
 use rustc_hash::FxHashMap;
 
 use super::{Registry, RegistryError};
@@ -98,34 +98,4 @@ impl InstanceRevision {
         let now_plugin = (now.plugin.added_at, now.plugin.changes);
         plugin < now_plugin || (plugin == now_plugin && self.user < now.user)
     }
-}
-
-const TABLES_WITH_REVISIONS: [&str; 2] = ["plugins", "plugin_users"];
-
-fn missing_revision_columns(connection: &Connection) -> rusqlite::Result<Vec<&'static str>> {
-    let mut missing = Vec::new();
-    for table in TABLES_WITH_REVISIONS {
-        let present: bool = connection.query_row(
-            "SELECT EXISTS (SELECT 1 FROM pragma_table_info(?) WHERE name = 'revision')",
-            [table],
-            |row| row.get(0),
-        )?;
-        if !present {
-            missing.push(table);
-        }
-    }
-    Ok(missing)
-}
-
-/// Adds the revision columns to a database made before they existed: checked by reading,
-/// and only when one is missing, added under a write lock (one process at a time).
-pub(super) fn add_revision_columns(connection: &mut Connection) -> rusqlite::Result<()> {
-    if missing_revision_columns(connection)?.is_empty() {
-        return Ok(());
-    }
-    let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    for table in missing_revision_columns(&transaction)? {
-        transaction.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN revision INTEGER NOT NULL DEFAULT 0"))?;
-    }
-    transaction.commit()
 }

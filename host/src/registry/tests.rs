@@ -249,10 +249,10 @@ fn what_an_instance_starts_from_bumps_the_revision_and_what_a_host_records_does_
 fn a_database_made_before_revisions_gains_the_column_and_keeps_its_plugins() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("host.sqlite3");
-    let old_schema = SCHEMA
-        .replace(",\n    revision        INTEGER NOT NULL DEFAULT 0", "")
+    let old_schema = include_str!("../database/migrations/01_plugins_storage_vault.sql")
+        .replace("    revision        INTEGER NOT NULL DEFAULT 0,\n", "")
         .replace("    revision  INTEGER NOT NULL DEFAULT 0,\n", "");
-    assert!(!old_schema.contains("revision"), "{old_schema}");
+    assert!(!old_schema.contains("revision "), "{old_schema}");
     let connection = rusqlite::Connection::open(&path).unwrap();
     connection.execute_batch(&old_schema).unwrap();
     connection

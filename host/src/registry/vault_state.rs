@@ -13,15 +13,6 @@ use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 use super::{Registry, RegistryError};
 use crate::vault::{RowBinding, Sealed, Vault};
 
-/// The table, created with the registry's schema.
-pub(super) const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS vault_state (
-    singleton      INTEGER PRIMARY KEY CHECK (singleton = 1),
-    current_key_id TEXT,
-    rotating_to    TEXT
-);
-";
-
 /// The vault's keys as the database records them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct KeyState {

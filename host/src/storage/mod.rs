@@ -87,10 +87,8 @@ pub enum PutOutcome {
 pub enum StorageError {
     #[error("storage database error: {0}")]
     Database(#[from] rusqlite::Error),
-    #[error("storage database at {path} could not be opened: {source}")]
-    Open { path: String, source: rusqlite::Error },
     #[error(transparent)]
-    File(#[from] sqlite::DatabaseFileError),
+    File(#[from] crate::database::DatabaseError),
     #[error("storage task failed: {0}")]
     Task(String),
 }

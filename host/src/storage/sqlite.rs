@@ -8,21 +8,8 @@ use chrono::DateTime;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
 
 use super::{Entry, KeySummary, PutOutcome, StorageBackend, StorageError, StorageScope, Timestamp};
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS plugin_storage (
-    scope      TEXT    NOT NULL,
-    key        TEXT    NOT NULL,
-    data       TEXT    NOT NULL,
-    expires_at INTEGER,
-    updated_at INTEGER NOT NULL,
-    PRIMARY KEY (scope, key)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS plugin_storage_expiry ON plugin_storage (expires_at) WHERE expires_at IS NOT NULL;
-";
 
 const LIVE: &str = "(expires_at IS NULL OR expires_at > ?)";
 
@@ -34,15 +21,8 @@ pub struct SqliteStorage {
 impl SqliteStorage {
     /// Opens (or creates) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StorageError> {
-        prepare_database_file(path)?;
-        let opened = Connection::open(path).and_then(|connection| {
-            connection.busy_timeout(Duration::from_secs(5))?;
-            connection.pragma_update(None, "journal_mode", "WAL")?;
-            connection.pragma_update(None, "synchronous", "NORMAL")?;
-            connection.execute_batch(SCHEMA)?;
-            Ok(connection)
-        });
-        let connection = opened.map_err(|source| StorageError::Open { path: path.display().to_string(), source })?;
+        let connection = crate::database::open(path)?;
+        connection.pragma_update(None, "synchronous", "NORMAL")?;
         Ok(Self { connection: Mutex::new(connection) })
     }
 
@@ -51,42 +31,6 @@ impl SqliteStorage {
         // connection is consistent even after a panic.
         self.connection.lock().unwrap_or_else(PoisonError::into_inner)
     }
-}
-
-/// The database file is not one the host can use as it is.
-#[derive(Debug, thiserror::Error)]
-#[error("the database file {path} {why}")]
-pub struct DatabaseFileError {
-    path: String,
-    why: String,
-}
-
-/// Before SQLite opens `path`: a new file is created readable by the host's user alone
-/// (0600; SQLite's journal files take the same mode), an existing one readable by others is
-/// made so, and an empty one the host did not just create is refused: SQLite would take it
-/// for a new, empty database, and every plugin, credential and stored value would be gone
-/// without a word.
-pub fn prepare_database_file(path: &Path) -> Result<(), DatabaseFileError> {
-    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-    let failed = |why: String| DatabaseFileError { path: path.display().to_string(), why };
-    let created = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path);
-    match created {
-        Ok(_) => return Ok(()),
-        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(error) => return Err(failed(format!("could not be created: {error}"))),
-    }
-    let metadata = std::fs::metadata(path).map_err(|error| failed(format!("could not be read: {error}")))?;
-    let journal = path.with_file_name(format!("{}-wal", path.file_name().unwrap_or_default().to_string_lossy()));
-    if metadata.len() == 0 && !journal.exists() {
-        return Err(failed(
-            "is empty (0 bytes): it was truncated, or is not the host's; restore it from a backup, or delete it to start with no plugins".into(),
-        ));
-    }
-    if metadata.permissions().mode() & 0o077 != 0 {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-            .map_err(|error| failed(format!("is readable by other users and could not be made private: {error}")))?;
-    }
-    Ok(())
 }
 
 fn micros(timestamp: Timestamp) -> i64 {
