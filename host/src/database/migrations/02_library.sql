@@ -15,7 +15,7 @@ CREATE TABLE IF NOT EXISTS series (
     metadata        TEXT NOT NULL DEFAULT '{}',
     locks           TEXT NOT NULL DEFAULT '[]',
     custom_metadata TEXT,
-    updated_at      INTEGER NOT NULL DEFAULT 0
+    revision        INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS series_by_library ON series (library_id, id);
 CREATE TABLE IF NOT EXISTS series_external_ids (
@@ -49,7 +49,7 @@ CREATE TABLE IF NOT EXISTS books (
     metadata        TEXT NOT NULL DEFAULT '{}',
     locks           TEXT NOT NULL DEFAULT '[]',
     custom_metadata TEXT,
-    updated_at      INTEGER NOT NULL DEFAULT 0
+    revision        INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS books_by_series ON books (series_id, position);
 CREATE TABLE IF NOT EXISTS book_external_ids (

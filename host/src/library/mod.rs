@@ -1,0 +1,77 @@
+//! The library port (orchestration.md §0): what the host needs to know about a collection,
+//! as a trait an embedding server implements over its own database, and the host's own
+//! implementation over its SQLite file ([`SqliteLibrary`]).
+//!
+//! The port is synchronous, as database drivers are; the services call it from blocking
+//! tasks. A save carries the revision the caller read: a series or book changed in between
+//! is refused ([`LibraryError::Changed`]) rather than overwritten.
+
+mod file;
+pub mod model;
+mod sqlite;
+
+pub use file::{ImportReport, LibraryFile, LibraryFileError};
+pub use model::*;
+pub use sqlite::SqliteLibrary;
+
+/// Why a library operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LibraryError {
+    #[error("no library `{0}`; `library show` lists them")]
+    NoLibrary(String),
+    #[error("no series `{0}`; `library show --library ID` lists a library's series")]
+    NoSeries(String),
+    #[error("no book `{0}`; `library show --series ID` lists a series' books")]
+    NoBook(String),
+    #[error("{what} `{id}` changed while this was being decided; nothing was written, run it again")]
+    Changed { what: &'static str, id: String },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the stored {what} of `{id}` is unreadable: {why}")]
+    Corrupt { what: &'static str, id: String, why: String },
+    #[error(transparent)]
+    File(#[from] crate::database::DatabaseError),
+    #[error("library database error: {0}")]
+    Database(#[from] rusqlite::Error),
+}
+
+/// A page of series ids: those after `after`, in id order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub ids: Vec<String>,
+    /// Where the next page starts; none at the end.
+    pub next: Option<String>,
+}
+
+/// What the host reads and writes of a collection.
+pub trait LibraryPort: Send + Sync {
+    /// Every library, by id.
+    fn libraries(&self) -> Result<Vec<Library>, LibraryError>;
+    fn library(&self, id: &str) -> Result<Library, LibraryError>;
+    /// Creates the library or replaces its name, rules and conditions.
+    fn save_library(&self, library: &Library) -> Result<(), LibraryError>;
+
+    /// A page of at most `limit` series of `library` after `after`, by id.
+    fn series_page(&self, library: &str, after: Option<&str>, limit: usize) -> Result<Page, LibraryError>;
+    fn series(&self, id: &str) -> Result<Series, LibraryError>;
+    /// Series with `external_id` under `source`.
+    fn series_by_external_id(&self, source: &str, external_id: &str) -> Result<Vec<String>, LibraryError>;
+    /// Writes the series (metadata, locks, external ids, custom metadata, tracking) in one
+    /// transaction, if its revision is still `series.revision`; returns the new revision.
+    fn save_series(&self, series: &Series) -> Result<i64, LibraryError>;
+
+    /// A series' books, by position.
+    fn books(&self, series: &str) -> Result<Vec<Book>, LibraryError>;
+    fn book(&self, id: &str) -> Result<Book, LibraryError>;
+    /// As [`LibraryPort::save_series`], for a book.
+    fn save_book(&self, book: &Book) -> Result<i64, LibraryError>;
+
+    /// A user's progress in the books of a series.
+    fn progress(&self, user: &str, series: &str) -> Result<Vec<BookProgress>, LibraryError>;
+    fn save_progress(&self, user: &str, progress: &BookProgress) -> Result<(), LibraryError>;
+    fn rating(&self, user: &str, series: &str) -> Result<Option<SeriesRating>, LibraryError>;
+    fn save_rating(&self, user: &str, rating: &SeriesRating) -> Result<(), LibraryError>;
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,172 @@
+use std::path::{Path, PathBuf};
+
+use super::file::{FORMAT, LibraryFile};
+use super::{BookProgress, LibraryError, LibraryFileError, LibraryPort, SeriesLock, SeriesRating, SqliteLibrary};
+
+fn sample() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/sample-library.json")).unwrap()
+}
+
+fn fresh() -> (tempfile::TempDir, PathBuf, SqliteLibrary) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("host.sqlite3");
+    let library = SqliteLibrary::open(&path).unwrap();
+    (dir, path, library)
+}
+
+/// Every row of every library table, as text, to compare a database before and after.
+pub fn dump(path: &Path) -> Vec<String> {
+    let connection = rusqlite::Connection::open(path).unwrap();
+    let mut rows = Vec::new();
+    for table in ["libraries", "series", "series_external_ids", "series_tracking", "books", "book_external_ids"] {
+        let mut statement = connection.prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2")).unwrap();
+        let columns = statement.column_count();
+        let mut query = statement.query([]).unwrap();
+        while let Some(row) = query.next().unwrap() {
+            let values: Vec<String> =
+                (0..columns).map(|column| format!("{:?}", row.get_ref(column).unwrap())).collect();
+            rows.push(format!("{table}: {}", values.join(" | ")));
+        }
+    }
+    rows
+}
+
+#[test]
+fn the_sample_imports_and_exports_to_the_same_file() {
+    let (_dir, _path, library) = fresh();
+    let file = LibraryFile::parse(&sample()).unwrap();
+    let report = file.import(&library).unwrap();
+    assert_eq!((report.libraries, report.series, report.books), (2, 31, 60));
+    let exported = LibraryFile::export(&library, &[]).unwrap();
+    assert!(exported == by_id(&file), "export is not what was imported");
+    // Importing it again replaces, and adds nothing.
+    let again = file.import(&library).unwrap();
+    assert_eq!(again, report);
+    assert!(LibraryFile::export(&library, &[]).unwrap() == by_id(&file));
+    let berserk = library.series("manga-berserk").unwrap();
+    assert!(berserk.locks.contains(&SeriesLock::Title));
+    assert_eq!(berserk.book_count, 2);
+    assert_eq!(library.series_by_external_id("plugin:echo", "naruto").unwrap(), vec!["manga-naruto".to_owned()]);
+    assert!(library.library("manga").unwrap().auto_match_conditions.is_some());
+}
+
+/// The file with its series in id order, as an export lists them.
+fn by_id(file: &LibraryFile) -> LibraryFile {
+    let mut sorted = file.clone();
+    for library in &mut sorted.libraries {
+        library.series.sort_by(|a, b| a.id.cmp(&b.id));
+    }
+    sorted
+}
+
+#[test]
+fn series_pages_walk_a_library_in_id_order() {
+    let (_dir, _path, library) = fresh();
+    LibraryFile::parse(&sample()).unwrap().import(&library).unwrap();
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = library.series_page("manga", after.as_deref(), 5).unwrap();
+        assert!(page.ids.len() <= 5);
+        seen.extend(page.ids.clone());
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 23);
+    assert!(seen.windows(2).all(|pair| pair[0] < pair[1]));
+    assert!(matches!(library.series_page("comics", None, 5), Err(LibraryError::NoLibrary(_))));
+}
+
+#[test]
+fn a_save_of_an_older_copy_is_refused_and_changes_nothing() {
+    let (_dir, path, library) = fresh();
+    LibraryFile::parse(&sample()).unwrap().import(&library).unwrap();
+    let first = library.series("manga-monster").unwrap();
+    let mut mine = first.clone();
+    mine.metadata.summary = Some("mine".into());
+    let revision = library.save_series(&mine).unwrap();
+    assert_eq!(revision, first.revision + 1);
+    let before = dump(&path);
+    let mut stale = first.clone();
+    stale.metadata.summary = Some("stale".into());
+    let error = library.save_series(&stale).unwrap_err();
+    assert!(matches!(error, LibraryError::Changed { .. }), "{error}");
+    assert!(error.to_string().contains("nothing was written"), "{error}");
+    assert_eq!(dump(&path), before);
+    assert_eq!(library.series("manga-monster").unwrap().metadata.summary.as_deref(), Some("mine"));
+    let mut book = library.book("manga-monster-v01").unwrap();
+    book.metadata.subtitle = Some("Herr Doktor".into());
+    library.save_book(&book).unwrap();
+    assert!(matches!(library.save_book(&book), Err(LibraryError::Changed { .. })));
+}
+
+#[test]
+fn unknown_ids_are_clear_errors() {
+    let (_dir, _path, library) = fresh();
+    assert_eq!(
+        library.series("nope").unwrap_err().to_string(),
+        "no series `nope`; `library show --library ID` lists a library's series"
+    );
+    assert!(matches!(library.book("nope"), Err(LibraryError::NoBook(_))));
+    assert!(matches!(library.library("nope"), Err(LibraryError::NoLibrary(_))));
+}
+
+#[test]
+fn reading_progress_and_ratings_are_kept_per_user() {
+    let (_dir, _path, library) = fresh();
+    LibraryFile::parse(&sample()).unwrap().import(&library).unwrap();
+    let progress = BookProgress {
+        book_id: "manga-monster-v01".into(),
+        page: 40,
+        completed: false,
+        completed_at: None,
+        updated_at: 5,
+    };
+    library.save_progress("ann", &progress).unwrap();
+    assert_eq!(library.progress("ann", "manga-monster").unwrap(), vec![progress]);
+    assert!(library.progress("bo", "manga-monster").unwrap().is_empty());
+    let rating =
+        SeriesRating { series_id: "manga-monster".into(), rating: 90, notes: Some("tense".into()), updated_at: 6 };
+    library.save_rating("ann", &rating).unwrap();
+    assert_eq!(library.rating("ann", "manga-monster").unwrap(), Some(rating.clone()));
+    let error = library.save_rating("ann", &SeriesRating { rating: 101, ..rating }).unwrap_err();
+    assert!(error.to_string().contains("0 to 100"), "{error}");
+}
+
+#[test]
+fn a_bad_file_names_its_first_problem_and_imports_nothing() {
+    let (_dir, path, library) = fresh();
+    LibraryFile::parse(&sample()).unwrap().import(&library).unwrap();
+    let before = dump(&path);
+    let sample = sample();
+    let cases: Vec<(String, &str)> = vec![
+        ("{\"format\": ".into(), "line 1"),
+        (sample.replacen("\"position\": 1", "\"position\": \"one\"", 1), "libraries[0].series[0].books[0].position"),
+        (sample.replacen("\"metadata\": {", "\"metadata\": {\"colour\": 1, ", 1), "unknown field `colour`"),
+        (sample.replacen("\"title\"", "\"titel\"", 1), "libraries[0].series[0]"),
+        (
+            sample.replacen("\"locks\": [\n            \"title\"", "\"locks\": [\n            \"spine\"", 1),
+            "unknown variant `spine`",
+        ),
+        (sample.replacen(FORMAT, "something-else", 1), "format"),
+        (sample.replacen("\"version\": 1", "\"version\": 2", 1), "version"),
+        (sample.replacen("\"id\": \"manga-naruto\"", "\"id\": \"manga-one-piece\"", 1), "appears twice"),
+        (sample.replacen("\"pattern\": \"_\"", "\"pattern\": \"(\"", 1), "libraries[0].titleRules"),
+        (sample.replacen("\"operator\": \"gte\"", "\"operator\": \"like\"", 1), "unknown variant `like`"),
+        (sample.replacen("\"value\": 1", "\"value\": \"one\"", 1), "needs a number"),
+    ];
+    for (text, expected) in cases {
+        let error = match LibraryFile::parse(&text) {
+            Ok(file) => match file.import(&library) {
+                Ok(_) => panic!("imported, though {expected:?} is wrong"),
+                Err(error) => error,
+            },
+            Err(error) => error,
+        };
+        assert!(matches!(error, LibraryFileError::Malformed { .. } | LibraryFileError::Invalid { .. }), "{error}");
+        assert!(error.to_string().contains(expected), "expected {expected:?} in: {error}");
+    }
+    assert_eq!(dump(&path), before, "a refused file changed the database");
+}
