@@ -2,8 +2,11 @@
 //! I/O that clean a title, render a search query, decide whether a series may be
 //! auto-matched, and pick the best search result.
 
+pub mod apply;
+pub mod best_match;
 pub mod conditions;
 pub mod context;
+pub mod permissions;
 pub mod query;
 pub mod rules;
 pub mod template;
