@@ -9,4 +9,5 @@ pub mod context;
 pub mod permissions;
 pub mod query;
 pub mod rules;
+pub mod settings;
 pub mod template;

@@ -109,7 +109,8 @@ pub struct Grants(pub BTreeSet<Permission>);
 impl Grants {
     /// Whether the plugin may write `field` (a name of [`WRITE_FIELDS`]).
     pub fn may_write(&self, field: &str) -> bool {
-        self.0.contains(&Permission::WriteAll) || self.0.iter().any(|granted| matches!(granted, Permission::Write(name) if *name == field))
+        self.0.contains(&Permission::WriteAll)
+            || self.0.iter().any(|granted| matches!(granted, Permission::Write(name) if *name == field))
     }
 
     /// Reads stored permission strings; one this host does not know is refused.

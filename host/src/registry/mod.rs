@@ -7,6 +7,7 @@
 
 mod connections;
 mod definition;
+mod metadata_settings;
 mod plugins;
 mod revisions;
 mod vault_state;

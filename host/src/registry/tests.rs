@@ -286,3 +286,26 @@ fn an_instance_is_behind_only_an_older_revision_than_the_registrys() {
     assert!(!at(10, 4, Some(0)).is_behind(Some(&now)), "started after the snapshot was read");
     assert!(at(10, 3, Some(2)).is_behind(None), "no longer registered");
 }
+
+#[test]
+fn metadata_settings_are_checked_whole_kept_and_removed_with_the_plugin() {
+    use crate::metadata::settings::MetadataSettings;
+    let (_dir, registry) = registry();
+    registry.add(&id("echo"), &echo()).unwrap();
+    assert_eq!(registry.metadata_settings("echo").unwrap(), MetadataSettings::default());
+    let good: MetadataSettings = serde_json::from_value(json!({
+        "permissions": ["metadata:write:title", "metadata:write:external_ids"], "searchTemplate": "{{metadata.title}}",
+        "confidenceThreshold": 0.6
+    }))
+    .unwrap();
+    registry.set_metadata_settings("echo", &good).unwrap();
+    assert_eq!(registry.metadata_settings("echo").unwrap(), good);
+    let bad = MetadataSettings { search_template: Some("{{#if}}".into()), ..good.clone() };
+    let error = registry.set_metadata_settings("echo", &bad).unwrap_err();
+    assert!(error.to_string().contains("does not parse"), "{error}");
+    assert_eq!(registry.metadata_settings("echo").unwrap(), good, "a refused change changed the settings");
+    assert!(matches!(registry.set_metadata_settings("ghost", &good), Err(RegistryError::NotRegistered(_))));
+    registry.remove("echo").unwrap();
+    registry.add(&id("echo"), &echo()).unwrap();
+    assert_eq!(registry.metadata_settings("echo").unwrap(), MetadataSettings::default(), "kept after a removal");
+}
