@@ -23,6 +23,7 @@ pub mod library;
 pub mod limits;
 pub mod metadata;
 pub mod metrics;
+pub mod pipeline;
 pub mod plugin;
 pub mod protocol;
 pub mod registry;

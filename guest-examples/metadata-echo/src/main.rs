@@ -6,6 +6,11 @@
 //! volume and chapter counts, authors with roles, ratings, links); `match` answers
 //! `{match, confidence, alternatives}`.
 //!
+//! Three more admin settings let an operator try the host's matching on it: `unsure` (a
+//! list of words: a query with one of them gets results scored at most 0.5), `unknown` (a
+//! list of words: a query with one of them finds nothing) and `rateLimitFirst` (the first N
+//! searches answer RateLimited with `retryAfterSeconds: 1`).
+//!
 //! Build and run it natively:
 //!
 //! ```sh
@@ -17,17 +22,39 @@
 //! or as a WebAssembly component: `cargo build -p metadata-echo --target wasm32-wasip2 --profile guest`.
 
 use codex_plugin_sdk::prelude::*;
+use serde_json::Value;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 const DEFAULT_MAX_RESULTS: i64 = 5;
 
 struct Echo;
 
+/// Searches answered so far (for `rateLimitFirst`).
+static SEARCHES: AtomicI64 = AtomicI64::new(0);
+
+/// Whether `query` holds one of the words listed under the admin setting `key`.
+fn mentions(ctx: &Context, key: &str, query: &str) -> bool {
+    let query = query.to_lowercase();
+    let words: Vec<Value> = ctx.admin_config().get(key).and_then(Value::as_array).cloned().unwrap_or_default();
+    words.iter().filter_map(Value::as_str).any(|word| query.contains(&word.to_lowercase()))
+}
+
 impl Echo {
     /// `count` results for `query`, the first the most relevant.
-    fn results(ctx: &Context, query: &str, limit: Option<i64>) -> Vec<SearchResult> {
+    fn results(ctx: &Context, query: &str, limit: Option<i64>) -> Result<Vec<SearchResult>> {
+        let answered = SEARCHES.fetch_add(1, Ordering::Relaxed);
+        if answered < ctx.admin_integer("rateLimitFirst").unwrap_or(0) {
+            return Err(PluginError::rate_limited(1, "echo asks the host to slow down"));
+        }
         let configured = ctx.admin_integer("maxResults").unwrap_or(DEFAULT_MAX_RESULTS);
-        let count = limit.map_or(configured, |limit| limit.min(configured)).clamp(0, 50);
+        let count = if mentions(ctx, "unknown", query) { 0 } else { configured };
+        let count = limit.map_or(count, |limit| limit.min(count)).clamp(0, 50);
+        let top = if mentions(ctx, "unsure", query) { 0.5 } else { 1.0 };
+        Ok(Self::scored(query, count, top))
+    }
+
+    fn scored(query: &str, count: i64, top: f64) -> Vec<SearchResult> {
         (0..count)
             .map(|index| SearchResult {
                 external_id: format!("{}-{index}", slug(query)),
@@ -35,7 +62,7 @@ impl Echo {
                 alternate_titles: vec![format!("{query} (alt)")],
                 year: Some(2000 + index),
                 cover_url: Some(format!("https://echo.example/covers/{}-{index}.jpg", slug(query))),
-                relevance_score: Some(1.0 - index as f64 * 0.1),
+                relevance_score: Some(top - index as f64 * 0.1),
                 preview: None,
             })
             .collect()
@@ -93,8 +120,8 @@ impl Echo {
         }
     }
 
-    fn matched(ctx: &Context, title: &str) -> MatchResponse {
-        let mut results = Self::results(ctx, title, Some(3)).into_iter();
+    fn matched(title: &str) -> MatchResponse {
+        let mut results = Self::scored(title, 3, 1.0).into_iter();
         let best = results.next();
         MatchResponse {
             confidence: Some(if best.is_some() { 0.9 } else { 0.0 }),
@@ -106,7 +133,7 @@ impl Echo {
 
 impl SeriesProvider for Echo {
     async fn search(&self, ctx: &Context, params: SeriesSearchParams) -> Result<SearchResponse> {
-        Ok(SearchResponse { results: Self::results(ctx, &params.query, params.limit), next_cursor: None })
+        Ok(SearchResponse { results: Self::results(ctx, &params.query, params.limit)?, next_cursor: None })
     }
 
     async fn get(&self, _ctx: &Context, params: GetParams) -> Result<SeriesMetadata> {
@@ -121,15 +148,15 @@ impl SeriesProvider for Echo {
         })
     }
 
-    async fn best_match(&self, ctx: &Context, params: SeriesMatchParams) -> Result<MatchResponse> {
-        Ok(Self::matched(ctx, &params.title))
+    async fn best_match(&self, _ctx: &Context, params: SeriesMatchParams) -> Result<MatchResponse> {
+        Ok(Self::matched(&params.title))
     }
 }
 
 impl BookProvider for Echo {
     async fn search(&self, ctx: &Context, params: BookSearchParams) -> Result<SearchResponse> {
         let query = params.query.or(params.isbn).unwrap_or_default();
-        Ok(SearchResponse { results: Self::results(ctx, &query, params.limit), next_cursor: None })
+        Ok(SearchResponse { results: Self::results(ctx, &query, params.limit)?, next_cursor: None })
     }
 
     async fn get(&self, _ctx: &Context, params: GetParams) -> Result<BookMetadata> {
@@ -162,8 +189,8 @@ impl BookProvider for Echo {
         })
     }
 
-    async fn best_match(&self, ctx: &Context, params: BookMatchParams) -> Result<MatchResponse> {
-        Ok(Self::matched(ctx, &params.title))
+    async fn best_match(&self, _ctx: &Context, params: BookMatchParams) -> Result<MatchResponse> {
+        Ok(Self::matched(&params.title))
     }
 }
 

@@ -166,12 +166,29 @@ macro_rules! host_methods {
             }
 
             /// Checks a plugin's raw result against this method's type; the result itself
-            /// is the caller's to keep as the plugin wrote it.
+            /// is the caller's to keep as the plugin wrote it. A `get` answer is checked
+            /// only for what makes it an answer (an object with its `externalId`): a field
+            /// of the wrong type in it is the reader's to leave out and report, not a fault
+            /// of the plugin (a single bad `year` must not disable it).
             pub fn check_result(self, result: &Value) -> Result<(), serde_json::Error> {
+                if matches!(self, Self::SeriesGet | Self::BookGet) {
+                    return check_get_answer(result);
+                }
                 match self { $(Self::$method => <$result>::deserialize(result).map(drop)),+ }
             }
         }
     };
+}
+
+/// What makes a `get` answer an answer: an object whose `externalId` is a non-empty string.
+fn check_get_answer(result: &Value) -> Result<(), serde_json::Error> {
+    use serde::de::Error as _;
+    match result.get("externalId") {
+        _ if !result.is_object() => Err(serde_json::Error::custom("the answer is not an object")),
+        Some(Value::String(id)) if !id.trim().is_empty() => Ok(()),
+        Some(other) => Err(serde_json::Error::custom(format!("`externalId` is not an id: {other}"))),
+        None => Err(serde_json::Error::custom("missing field `externalId`")),
+    }
 }
 
 use Capability::{BookMetadata as Book, ReadSync as Sync, Recommendations as Recs, SeriesMetadata as Series};
@@ -314,6 +331,11 @@ mod tests {
         assert!(HostMethod::Ping.check_result(&json!("pong")).is_ok());
         assert!(HostMethod::Ping.check_result(&json!(1)).is_err());
         assert!(HostMethod::SeriesGet.check_result(&json!({"title": "no ids"})).is_err());
+        // A get answer with a wrongly typed field is still an answer; the reader reports the field.
+        assert!(HostMethod::SeriesGet.check_result(&json!({"externalId": "x", "year": "MCMXCIV"})).is_ok());
+        assert!(HostMethod::BookGet.check_result(&json!({"externalId": "b", "externalUrl": 7, "isbns": "x"})).is_ok());
+        assert!(HostMethod::BookGet.check_result(&json!(["externalId"])).is_err());
+        assert!(HostMethod::BookGet.check_result(&json!({"externalId": ""})).is_err());
         assert!(HostMethod::Shutdown.check_result(&Value::Null).is_ok());
         assert!(HostMethod::SyncPush.check_result(&json!({"successes": ["1"], "failures": []})).is_ok());
     }

@@ -210,6 +210,11 @@ impl PluginHost {
         self.components.loads()
     }
 
+    /// The host's database file (registry, storage, library).
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join(DATABASE_FILE)
+    }
+
     pub fn registry(&self) -> &Registry {
         &self.registry
     }

@@ -1,0 +1,157 @@
+//! The metadata pipeline's services (orchestration.md §0, layer 2): search, apply and
+//! auto-match for one series or book, and auto-match for a whole library. They call plugins
+//! through [`PluginHost`] and read and write the library through its port; every decision
+//! is one of [`crate::metadata`]'s pure functions.
+//!
+//! The library port is synchronous: its calls here are short (one row, one transaction)
+//! and run on the caller's task.
+
+mod auto_match;
+mod pacer;
+mod runs;
+mod target;
+
+pub use auto_match::{LibraryRun, MatchOutcome, MatchReport, Progress, RunOptions, SkipReason, Tally};
+pub use target::{ApplyOptions, ApplyReport, SearchOutcome, TargetKind};
+
+use serde_json::Value;
+use std::sync::{Arc, Mutex};
+
+use crate::host::PluginHost;
+use crate::library::{LibraryError, LibraryPort};
+use crate::metadata::settings::{ActiveSettings, Target};
+use crate::plugin::PluginError;
+use crate::protocol::manifest::Manifest;
+use crate::registry::RegistryError;
+
+/// Why a pipeline job failed; nothing it was doing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Library(#[from] LibraryError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    #[error(
+        "plugin `{plugin}` is not a metadata provider for {target}s (its manifest's capabilities.metadataProvider lists {declared:?})"
+    )]
+    NotProvider { plugin: String, target: &'static str, declared: Vec<String> },
+    #[error(
+        "plugin `{plugin}`'s metadata settings are not usable: {why}; fix them with `plugin search-settings {plugin}`"
+    )]
+    Settings { plugin: String, why: String },
+    #[error("plugin `{plugin}` may not see library `{library}` (its settings limit it to {allowed:?})")]
+    OutOfScope { plugin: String, library: String, allowed: Vec<String> },
+    #[error("plugin `{plugin}` answered `{method}` with something that is not an answer: {why}")]
+    Fault { plugin: String, method: &'static str, why: String },
+    #[error("{0}")]
+    Runs(String),
+}
+
+/// The pipeline over one host and one library.
+#[derive(Clone)]
+pub struct Pipeline {
+    host: Arc<PluginHost>,
+    library: Arc<dyn LibraryPort>,
+    runs: Arc<runs::Runs>,
+    /// Plugins already told about their legacy `totalBookCount` (logged once each).
+    legacy_logged: Arc<Mutex<std::collections::HashSet<String>>>,
+}
+
+/// One plugin as the pipeline uses it: its settings compiled and its manifest.
+pub(crate) struct Provider {
+    pub id: String,
+    pub settings: ActiveSettings,
+    pub manifest: Manifest,
+}
+
+impl Provider {
+    /// The targets auto-match asks it for: its settings', within what its manifest provides.
+    pub fn targets(&self) -> Vec<Target> {
+        let capabilities = &self.manifest.capabilities;
+        let provided = |target: &Target| match target {
+            Target::Series => capabilities.provides_series(),
+            Target::Book => capabilities.provides_books(),
+        };
+        let wanted = self.settings.targets.clone().unwrap_or_else(|| vec![Target::Series, Target::Book]);
+        wanted.into_iter().filter(provided).collect()
+    }
+
+    pub fn require(&self, target: Target) -> Result<(), PipelineError> {
+        let capabilities = &self.manifest.capabilities;
+        let provided = match target {
+            Target::Series => capabilities.provides_series(),
+            Target::Book => capabilities.provides_books(),
+        };
+        if provided {
+            return Ok(());
+        }
+        Err(PipelineError::NotProvider {
+            plugin: self.id.clone(),
+            target: match target {
+                Target::Series => "series",
+                Target::Book => "book",
+            },
+            declared: capabilities.metadata_provider.clone(),
+        })
+    }
+
+    pub fn check_scope(&self, library: &str) -> Result<(), PipelineError> {
+        if self.settings.sees_library(library) {
+            return Ok(());
+        }
+        Err(PipelineError::OutOfScope {
+            plugin: self.id.clone(),
+            library: library.to_owned(),
+            allowed: self.settings.library_ids.clone(),
+        })
+    }
+}
+
+impl Pipeline {
+    /// The pipeline over `host`'s plugins and `library`; library runs are recorded in the
+    /// host's database.
+    pub fn new(host: Arc<PluginHost>, library: Arc<dyn LibraryPort>) -> Result<Self, PipelineError> {
+        let runs = Arc::new(runs::Runs::open(&host.database_path())?);
+        Ok(Self { host, library, runs, legacy_logged: Arc::default() })
+    }
+
+    pub fn library(&self) -> &dyn LibraryPort {
+        self.library.as_ref()
+    }
+
+    /// The plugin's settings and manifest (started once if no start recorded a manifest).
+    pub(crate) async fn provider(&self, plugin: &str) -> Result<Provider, PipelineError> {
+        let registry = self.host.registry();
+        let settings = registry
+            .metadata_settings(plugin)?
+            .compile()
+            .map_err(|why| PipelineError::Settings { plugin: plugin.to_owned(), why })?;
+        let mut record = registry.get(plugin)?;
+        if record.manifest.is_none() {
+            self.host.call(plugin, None, "ping", Value::Null).await?;
+            record = registry.get(plugin)?;
+        }
+        let manifest = record
+            .manifest
+            .and_then(|manifest| serde_json::from_value::<Manifest>(manifest).ok())
+            .ok_or_else(|| PipelineError::Fault {
+                plugin: plugin.to_owned(),
+                method: "initialize",
+                why: "no readable manifest was recorded when it started".into(),
+            })?;
+        Ok(Provider { id: plugin.to_owned(), settings, manifest })
+    }
+
+    /// Logs the legacy `totalBookCount` once per plugin.
+    fn note_legacy_count(&self, plugin: &str) {
+        let mut logged = self.legacy_logged.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if logged.insert(plugin.to_owned()) {
+            tracing::warn!(
+                plugin,
+                "answers with the legacy `totalBookCount`, which fills neither totalVolumeCount nor totalChapterCount; it should send those"
+            );
+        }
+    }
+}
