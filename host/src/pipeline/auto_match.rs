@@ -207,35 +207,11 @@ impl Pipeline {
         series: &Series,
         dry_run: bool,
     ) -> Result<MatchReport, PipelineError> {
-        let mut report = MatchReport {
-            target: Target::Series,
-            id: series.id.clone(),
-            query: None,
-            reused: None,
-            outcome: MatchOutcome::Error { why: String::new() },
-        };
-        if let Some(decided) = self.precheck(provider, Target::Series, series)? {
-            report.outcome = decided;
-            return Ok(report);
-        }
-        let reuse = provider.settings.reuse_external_id;
-        let known = series.external_ids.get(&format!("plugin:{}", provider.id)).map(|known| known.id.clone());
-        let external_id = match known.filter(|_| reuse) {
-            Some(known) => {
-                report.reused = Some(known.clone());
-                known
-            }
-            None => {
-                let found = self.search_series_with(provider, series, SEARCH_LIMIT).await?;
-                report.query = Some(found.query.query.clone());
-                match self.decide(provider, &found.results) {
-                    Ok(external_id) => external_id,
-                    Err(skipped) => {
-                        report.outcome = skipped;
-                        return Ok(report);
-                    }
-                }
-            }
+        let search = async { self.search_series_with(provider, series, SEARCH_LIMIT).await };
+        let found = self.find(provider, Target::Series, &series.id, series, &series.external_ids, search).await?;
+        let (mut report, external_id) = match found {
+            Found::Decided(report) => return Ok(report),
+            Found::Id(report, external_id) => (report, external_id),
         };
         let options = ApplyOptions { dry_run, only: None };
         let applied = self.apply_series_with(provider, series, &external_id, &options).await?;
@@ -250,39 +226,54 @@ impl Pipeline {
         series: &Series,
         dry_run: bool,
     ) -> Result<MatchReport, PipelineError> {
-        let mut report = MatchReport {
-            target: Target::Book,
-            id: book.id.clone(),
-            query: None,
-            reused: None,
-            outcome: MatchOutcome::Error { why: String::new() },
-        };
-        if let Some(decided) = self.precheck(provider, Target::Book, series)? {
-            report.outcome = decided;
-            return Ok(report);
-        }
-        let known = book.external_ids.get(&format!("plugin:{}", provider.id)).map(|known| known.id.clone());
-        let external_id = match known.filter(|_| provider.settings.reuse_external_id) {
-            Some(known) => {
-                report.reused = Some(known.clone());
-                known
-            }
-            None => {
-                let found = self.search_book_with(provider, book, series, SEARCH_LIMIT).await?;
-                report.query = Some(found.query.query.clone());
-                match self.decide(provider, &found.results) {
-                    Ok(external_id) => external_id,
-                    Err(skipped) => {
-                        report.outcome = skipped;
-                        return Ok(report);
-                    }
-                }
-            }
+        let search = async { self.search_book_with(provider, book, series, SEARCH_LIMIT).await };
+        let found = self.find(provider, Target::Book, &book.id, series, &book.external_ids, search).await?;
+        let (mut report, external_id) = match found {
+            Found::Decided(report) => return Ok(report),
+            Found::Id(report, external_id) => (report, external_id),
         };
         let options = ApplyOptions { dry_run, only: None };
         let applied = self.apply_book_with(provider, book, &external_id, &options).await?;
         report.outcome = MatchOutcome::Applied { report: applied };
         Ok(report)
+    }
+
+    /// The steps up to the external id to apply: the prechecks, then the stored id of this
+    /// plugin (when reused), else the search and the best result.
+    async fn find(
+        &self,
+        provider: &Provider,
+        target: Target,
+        id: &str,
+        series: &Series,
+        stored: &crate::library::ExternalIds,
+        search: impl Future<Output = Result<super::SearchOutcome, PipelineError>>,
+    ) -> Result<Found, PipelineError> {
+        let mut report = MatchReport {
+            target,
+            id: id.to_owned(),
+            query: None,
+            reused: None,
+            outcome: MatchOutcome::Error { why: String::new() },
+        };
+        if let Some(decided) = self.precheck(provider, target, series)? {
+            report.outcome = decided;
+            return Ok(Found::Decided(report));
+        }
+        let known = stored.get(&format!("plugin:{}", provider.id)).map(|known| known.id.clone());
+        if let Some(known) = known.filter(|_| provider.settings.reuse_external_id) {
+            report.reused = Some(known.clone());
+            return Ok(Found::Id(report, known));
+        }
+        let found = search.await?;
+        report.query = Some(found.query.query.clone());
+        match self.decide(provider, &found.results) {
+            Ok(external_id) => Ok(Found::Id(report, external_id)),
+            Err(skipped) => {
+                report.outcome = skipped;
+                Ok(Found::Decided(report))
+            }
+        }
     }
 
     /// The best result's id, or why there is none.
@@ -451,6 +442,12 @@ fn retry_after(error: &PluginError) -> Duration {
         Some(seconds) if seconds.is_finite() && seconds >= 0.0 => Duration::from_secs_f64(seconds).min(MAX_RETRY_AFTER),
         _ => DEFAULT_RETRY_AFTER,
     }
+}
+
+/// Where [`Pipeline::find`] got to: an outcome already, or the id to apply.
+enum Found {
+    Decided(MatchReport),
+    Id(MatchReport, String),
 }
 
 /// One thing a library run matches.
