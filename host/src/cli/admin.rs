@@ -85,6 +85,10 @@ enum PluginCommand {
         #[arg(long, value_name = "JSON")]
         config: Option<String>,
     },
+    /// What the plugin may write and which libraries it sees (none and all, by default).
+    Permissions(super::plugin_metadata::PermissionsArgs),
+    /// How the plugin searches and matches: template, title rules, conditions, threshold.
+    SearchSettings(super::plugin_metadata::SearchSettingsArgs),
     /// Store credentials, sealed by the vault.
     Credentials {
         id: String,
@@ -244,6 +248,7 @@ pub fn run_plugin(args: PluginArgs) -> Result<(), Failure> {
                 users.push(json!({"user": connection.user, "config": connection.config, "credentials": names}));
             }
             let sandbox = sandbox_report(&args.location, &record.definition)?;
+            let metadata_settings = registry.metadata_settings(&id).map_err(registry_failure)?;
             print_json(&json!({
                 "id": record.id.as_str(),
                 "definition": record.definition,
@@ -254,6 +259,7 @@ pub fn run_plugin(args: PluginArgs) -> Result<(), Failure> {
                 "credentials": credentials,
                 "users": users,
                 "install": record.install,
+                "metadataSettings": metadata_settings,
                 "manifest": record.manifest,
                 "metrics": record.metrics,
             }));
@@ -276,6 +282,8 @@ pub fn run_plugin(args: PluginArgs) -> Result<(), Failure> {
             let config = parse_object("--config", config.as_deref())?;
             registry.connect_user(&id, &user, config).map_err(registry_failure)
         }
+        PluginCommand::Permissions(permissions) => super::plugin_metadata::permissions(&registry, permissions),
+        PluginCommand::SearchSettings(settings) => super::plugin_metadata::search_settings(&registry, settings),
         PluginCommand::Credentials { id, user, set } => {
             let values = secret_values(&set)?;
             let vault = Vault::new(args.location.key()?);

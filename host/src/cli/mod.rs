@@ -5,11 +5,17 @@
 //! 3 when the host could not get an answer (not allowed, not started, timed out, died).
 
 mod admin;
+mod auto_match;
 mod call;
 mod input;
 mod install;
+mod library;
 mod logging;
+mod metadata;
+mod pipeline_host;
+mod plugin_metadata;
 mod status;
+mod table;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -27,6 +33,8 @@ enum Command {
     Call(Box<call::CallArgs>),
     Plugin(Box<admin::PluginArgs>),
     Vault(admin::VaultArgs),
+    Library(Box<library::LibraryArgs>),
+    Metadata(Box<metadata::MetadataArgs>),
     /// What bounds this machine's capacity (wasm instances, open files, address space) and
     /// the sandbox layers it offers, as JSON.
     Status,
@@ -79,6 +87,14 @@ pub fn run() -> ExitCode {
         Command::Vault(args) => {
             logging::init(crate::protocol::types::initialize::LogLevel::Warn);
             admin::run_vault(args)
+        }
+        Command::Library(args) => {
+            logging::init(crate::protocol::types::initialize::LogLevel::Warn);
+            library::run(*args)
+        }
+        Command::Metadata(args) => {
+            logging::init(crate::protocol::types::initialize::LogLevel::Warn);
+            metadata::run(*args)
         }
         Command::Status => status::run(),
     };
