@@ -20,6 +20,7 @@
 //   grandchild        starts a long-lived grandchild process; search returns the marker on its
 //                     command line (its pid may be a PID namespace's)
 //   bad-result        answers `metadata/series/get` with a result of the wrong shape
+//   bad-year          answers `metadata/series/get` with `year` a string, the rest well typed
 //
 // In every scenario `metadata/series/search` also runs storage commands given as its
 // query, so tests can drive reverse RPC (see `runCommand` below); each result is one step:
@@ -144,6 +145,9 @@ async function handle(request) {
       return answer(id, await search(params));
     case "metadata/series/get":
       if (scenario === "bad-result") return answer(id, { externalId: 42, title: ["not", "a", "string"] });
+      if (scenario === "bad-year") {
+        return answer(id, { externalId: params.externalId, title: "Monster", year: "MCMXCIV", summary: "A surgeon…" });
+      }
       return answer(id, {
         externalId: params.externalId,
         externalUrl: `https://example.test/${params.externalId}`,

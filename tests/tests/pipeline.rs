@@ -234,3 +234,64 @@ async fn a_plugin_that_is_not_a_provider_for_the_target_is_a_clear_error() {
     let error = setup.pipeline.search_series("ghost", "manga-naruto", None).await.unwrap_err();
     assert!(error.to_string().contains("ghost"), "{error}");
 }
+
+/// A host with the sample and a Node plugin registered as `id`, granted every write.
+async fn setup_node(id: &str, args: Vec<String>) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Arc::new(PluginHost::open(HostConfig::new(dir.path())).unwrap());
+    let definition = PluginDefinition::new(Launch::Process { command: "node".into(), args });
+    host.registry().add(&PluginId::new(id).unwrap(), &definition).unwrap();
+    let settings = MetadataSettings { permissions: vec!["metadata:write:*".into()], ..MetadataSettings::default() };
+    host.registry().set_metadata_settings(id, &settings).unwrap();
+    let database = host.database_path();
+    let library = SqliteLibrary::open(&database).unwrap();
+    let sample = std::fs::read_to_string(repo_root().join("docs/sample-library.json")).unwrap();
+    LibraryFile::parse(&sample).unwrap().import(&library).unwrap();
+    let pipeline = Pipeline::new(host.clone(), Arc::new(library)).unwrap();
+    Setup { _dir: dir, database, host, pipeline }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrongly_typed_field_is_reported_the_rest_applied_and_health_untouched() {
+    let setup = setup_node("bad-year", vec![codex_plugin_host_tests::test_plugin(), "bad-year".into()]).await;
+    for _ in 0..8 {
+        let report =
+            setup.pipeline.apply_series("bad-year", "manga-monster", "m-1", &ApplyOptions::default()).await.unwrap();
+        let year = report.changes.iter().find(|change| change.field == "year").unwrap();
+        assert_eq!((year.outcome, &year.after), (Outcome::Invalid, &json!("MCMXCIV")));
+        assert!(year.why.as_deref().unwrap_or("").contains("invalid type"), "{year:?}");
+    }
+    let series = setup.pipeline.library().series("manga-monster").unwrap();
+    assert_eq!(series.metadata.summary.as_deref(), Some("A surgeon…"));
+    assert_eq!(series.metadata.year, Some(1994), "the bad year replaced a good one");
+    assert_eq!(setup.host.health("bad-year").unwrap(), HealthState::Healthy, "a bad field is not a fault");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_library_without_network_matches_no_book_and_writes_nothing() {
+    let setup = setup_node("openlibrary", vec![codex_plugin_host_tests::openlibrary()]).await;
+    let before = dump(&setup.database);
+    let run =
+        setup.pipeline.auto_match_library("openlibrary", "novels", &RunOptions::default(), &|_| {}).await.unwrap();
+    let series: Vec<_> = run
+        .reports
+        .iter()
+        .filter(|report| report.target == codex_plugin_host::metadata::settings::Target::Series)
+        .collect();
+    assert_eq!(series.len(), 8);
+    assert!(series.iter().all(|report| report.outcome.label() == "no_matching_targets"), "{series:?}");
+    let books: Vec<_> = run
+        .reports
+        .iter()
+        .filter(|report| report.target == codex_plugin_host::metadata::settings::Target::Book)
+        .collect();
+    assert_eq!(books.len(), 8);
+    for book in &books {
+        match &book.outcome {
+            MatchOutcome::Skipped { .. } => assert_eq!(book.outcome.label(), "no_match", "{book:?}"),
+            MatchOutcome::Error { why } => assert!(why.contains("openlibrary") && !why.contains("timed out"), "{why}"),
+            MatchOutcome::Applied { .. } => panic!("a book matched without a network: {book:?}"),
+        }
+    }
+    assert_eq!(dump(&setup.database), before, "something was written");
+}
