@@ -15,10 +15,12 @@ pub use auto_match::{LibraryRun, MatchOutcome, MatchReport, Progress, RunOptions
 pub use target::{ApplyOptions, ApplyReport, SearchOutcome, TargetKind};
 
 use serde_json::Value;
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::host::PluginHost;
 use crate::library::{LibraryError, LibraryPort};
+use crate::metadata::rules::{CompiledRules, TitleRule};
 use crate::metadata::settings::{ActiveSettings, Target};
 use crate::plugin::PluginError;
 use crate::protocol::manifest::Manifest;
@@ -57,7 +59,12 @@ pub struct Pipeline {
     runs: Arc<runs::Runs>,
     /// Plugins already told about their legacy `totalBookCount` (logged once each).
     legacy_logged: Arc<Mutex<std::collections::HashSet<String>>>,
+    /// Libraries' title rules, compiled once for as long as they stay the same.
+    library_rules: Arc<Mutex<HashMap<String, RulesOfLibrary>>>,
 }
+
+/// A library's rules as written, and compiled.
+type RulesOfLibrary = (Vec<TitleRule>, CompiledRules);
 
 /// One plugin as the pipeline uses it: its settings compiled and its manifest.
 pub(crate) struct Provider {
@@ -114,7 +121,7 @@ impl Pipeline {
     /// host's database.
     pub fn new(host: Arc<PluginHost>, library: Arc<dyn LibraryPort>) -> Result<Self, PipelineError> {
         let runs = Arc::new(runs::Runs::open(&host.database_path())?);
-        Ok(Self { host, library, runs, legacy_logged: Arc::default() })
+        Ok(Self { host, library, runs, legacy_logged: Arc::default(), library_rules: Arc::default() })
     }
 
     pub fn library(&self) -> &dyn LibraryPort {
@@ -142,6 +149,20 @@ impl Pipeline {
                 why: "no readable manifest was recorded when it started".into(),
             })?;
         Ok(Provider { id: plugin.to_owned(), settings, manifest })
+    }
+
+    /// `library`'s title rules, compiled (once while they do not change).
+    pub(crate) fn library_rules(&self, library: &crate::library::Library) -> Result<CompiledRules, PipelineError> {
+        let mut cache = self.library_rules.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((rules, compiled)) = cache.get(&library.id)
+            && *rules == library.title_rules
+        {
+            return Ok(compiled.clone());
+        }
+        let compiled = CompiledRules::compile(&library.title_rules)
+            .map_err(|error| LibraryError::Invalid(format!("library `{}`: {error}", library.id)))?;
+        cache.insert(library.id.clone(), (library.title_rules.clone(), compiled.clone()));
+        Ok(compiled)
     }
 
     /// Logs the legacy `totalBookCount` once per plugin.

@@ -28,7 +28,10 @@ impl Pacer {
             *next = at + self.spacing.unwrap_or_default();
             at
         };
-        tokio::time::sleep_until(at).await;
+        // A timer, even one already due, waits for the timer wheel's next millisecond tick.
+        if at > Instant::now() {
+            tokio::time::sleep_until(at).await;
+        }
     }
 
     /// The plugin asked for a pause: no call starts before `for_how_long` from now.

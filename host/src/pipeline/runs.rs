@@ -21,8 +21,12 @@ fn now() -> i64 {
 }
 
 impl Runs {
+    /// `synchronous = NORMAL`: a record per item must not wait for an fsync (a power loss
+    /// may forget the last records; the resumed run then redoes those items, harmlessly).
     pub fn open(path: &Path) -> Result<Self, PipelineError> {
-        Ok(Self { connection: Mutex::new(crate::database::open(path).map_err(failed)?) })
+        let connection = crate::database::open(path).map_err(failed)?;
+        connection.pragma_update(None, "synchronous", "NORMAL").map_err(failed)?;
+        Ok(Self { connection: Mutex::new(connection) })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
@@ -77,10 +81,10 @@ impl Runs {
     pub fn record(&self, run: i64, key: &str, outcome: &str) -> Result<(), PipelineError> {
         let (target, id) = key.split_once(':').unwrap_or(("series", key));
         self.lock()
-            .execute(
+            .prepare_cached(
                 "INSERT OR REPLACE INTO auto_match_items (run_id, target, target_id, outcome) VALUES (?, ?, ?, ?)",
-                params![run, target, id, outcome],
             )
+            .and_then(|mut statement| statement.execute(params![run, target, id, outcome]))
             .map_err(failed)?;
         Ok(())
     }

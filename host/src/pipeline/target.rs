@@ -65,10 +65,7 @@ impl Pipeline {
     /// The rules a plugin's query for `library` runs: the library's, then the plugin's.
     fn rules(&self, provider: &Provider, library: &str) -> Result<CompiledRules, PipelineError> {
         let library = self.library.library(library)?;
-        let own = CompiledRules::compile(&library.title_rules).map_err(|error| {
-            PipelineError::Library(crate::library::LibraryError::Invalid(format!("library `{}`: {error}", library.id)))
-        })?;
-        Ok(own.then(provider.settings.rules.clone()))
+        Ok(self.library_rules(&library)?.then(provider.settings.rules.clone()))
     }
 
     /// Searches `plugin` for `series`: the query built from its rules and template, and
