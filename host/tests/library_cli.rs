@@ -50,15 +50,14 @@ impl Host {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        let output = Command::new(HOST)
+        Command::new(HOST)
             .args(args)
             .arg("--data-dir")
             .arg(self.data.path())
             .env_remove("RUST_LOG")
             .env_remove("CODEX_ENCRYPTION_KEY")
             .output()
-            .expect("the host binary runs");
-        output
+            .expect("the host binary runs")
     }
 
     fn ok(&self, args: &[&str]) -> String {
