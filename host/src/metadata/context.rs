@@ -121,3 +121,23 @@ pub fn book_context(book: &Book, series: &Series, cleaned_title: Option<&str>) -
     }
     context
 }
+
+/// The most items of a list a template sees: `{{#each}}` nested over lists a plugin filled
+/// (a quarter of a million tags fit in one answer) must stay a bounded amount of work.
+pub const TEMPLATE_LIST_ITEMS: usize = 100;
+
+/// `context` with every list cut to [`TEMPLATE_LIST_ITEMS`], for a template to render.
+pub fn for_template(mut context: Value) -> Value {
+    fn cut(value: &mut Value) {
+        match value {
+            Value::Array(items) => {
+                items.truncate(TEMPLATE_LIST_ITEMS);
+                items.iter_mut().for_each(cut);
+            }
+            Value::Object(fields) => fields.values_mut().for_each(cut),
+            _ => {}
+        }
+    }
+    cut(&mut context);
+    context
+}

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use super::context::{book_context, series_context};
+use super::context::{book_context, for_template, series_context};
 use super::rules::CompiledRules;
 use super::template::SearchTemplate;
 use crate::library::{Book, Series};
@@ -22,7 +22,7 @@ pub struct SearchQuery {
 pub fn series_query(series: &Series, rules: &CompiledRules, template: Option<&SearchTemplate>) -> SearchQuery {
     let title = series.metadata.title.as_deref().unwrap_or(&series.name);
     let cleaned = non_empty(rules.clean(title), &series.name);
-    let render = |template: &SearchTemplate| template.render(&series_context(series, Some(&cleaned)));
+    let render = |template: &SearchTemplate| template.render(&for_template(series_context(series, Some(&cleaned))));
     finish(cleaned.clone(), &series.name, template.map(render))
 }
 
@@ -35,7 +35,7 @@ pub fn book_query(
 ) -> SearchQuery {
     let title = book.metadata.title.as_deref().unwrap_or(&book.title);
     let cleaned = non_empty(rules.clean(title), &book.title);
-    let render = |template: &SearchTemplate| template.render(&book_context(book, series, Some(&cleaned)));
+    let render = |template: &SearchTemplate| template.render(&for_template(book_context(book, series, Some(&cleaned))));
     finish(cleaned.clone(), &book.title, template.map(render))
 }
 
@@ -93,6 +93,17 @@ mod tests {
             })
             .collect();
         CompiledRules::compile(&rules).unwrap()
+    }
+
+    #[test]
+    fn nested_loops_over_a_plugins_lists_stay_bounded() {
+        let mut big = series(Some("Title"), "Name", None);
+        big.metadata.tags = (0..250_000).map(|index| format!("t{index}")).collect();
+        let template = SearchTemplate::parse("{{#each metadata.tags}}{{#each ../metadata.tags}}{{#each ../../metadata.tags}}{{/each}}{{/each}}{{/each}}x").unwrap();
+        let started = std::time::Instant::now();
+        let query = series_query(&big, &CompiledRules::default(), Some(&template));
+        assert_eq!(query.query, "x");
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "{:?}", started.elapsed());
     }
 
     #[test]

@@ -43,6 +43,11 @@ pub struct CompiledRules(Vec<(Regex, String)>);
 /// The most a compiled pattern may take, so that a pattern like `a{1000}{1000}` is refused
 /// rather than built.
 const PATTERN_SIZE_LIMIT: usize = 1 << 20;
+/// The longest replacement a rule may have.
+pub const MAX_REPLACEMENT: usize = 1_000;
+/// The longest a title may grow to while the rules run (an empty pattern matches between
+/// every character; `$0$0` doubles the text): past it, the rules are not applied.
+pub const MAX_CLEANED_BYTES: usize = 10_000;
 
 impl CompiledRules {
     /// Compiles `rules`, refusing the first invalid one (disabled ones are checked too: an
@@ -59,6 +64,14 @@ impl CompiledRules {
                         why: error.to_string().lines().last().unwrap_or_default().trim().to_owned(),
                     }
                 })?;
+            if rule.replacement.chars().count() > MAX_REPLACEMENT {
+                return Err(InvalidRule {
+                    number: index + 1,
+                    described: rule.description.as_deref().map(|text| format!(" ({text})")).unwrap_or_default(),
+                    pattern: rule.pattern.clone(),
+                    why: format!("its replacement is over {MAX_REPLACEMENT} characters"),
+                });
+            }
             if rule.enabled {
                 compiled.push((regex, rule.replacement.clone()));
             }
@@ -66,11 +79,19 @@ impl CompiledRules {
         Ok(Self(compiled))
     }
 
-    /// `title` with every rule applied in order, trimmed.
+    /// `title` with every rule applied in order, trimmed; the title as it was if the rules
+    /// would grow it past [`MAX_CLEANED_BYTES`].
     pub fn clean(&self, title: &str) -> String {
         let mut cleaned = title.to_owned();
         for (regex, replacement) in &self.0 {
-            cleaned = regex.replace_all(&cleaned, replacement.as_str()).into_owned();
+            // One step grows a text of at most MAX_CLEANED_BYTES by at most a replacement of
+            // MAX_REPLACEMENT characters per character: bounded, then checked.
+            let grown = regex.replace_all(&cleaned, replacement.as_str());
+            if grown.len() > MAX_CLEANED_BYTES {
+                tracing::warn!("title rules would grow {title:?} past {MAX_CLEANED_BYTES} bytes; not applied");
+                return title.trim().to_owned();
+            }
+            cleaned = grown.into_owned();
         }
         cleaned.trim().to_owned()
     }
@@ -124,6 +145,17 @@ mod tests {
         assert!(text.starts_with("title rule 2 (strip group): the pattern \"([a-z]\""), "{text}");
         let huge = rule("a{1000}{1000}", "");
         assert!(CompiledRules::compile(&[huge]).is_err(), "a pattern too big to build was accepted");
+    }
+
+    #[test]
+    fn rules_that_would_grow_a_title_without_bound_are_not_applied() {
+        let long = "x".repeat(MAX_REPLACEMENT + 1);
+        assert!(CompiledRules::compile(&[rule("", &long)]).unwrap_err().to_string().contains("replacement is over"));
+        let doubling: Vec<TitleRule> = (0..40).map(|_| rule(".", "$0$0")).collect();
+        assert_eq!(CompiledRules::compile(&doubling).unwrap().clean("A title"), "A title");
+        let everywhere = vec![rule("", &"y".repeat(MAX_REPLACEMENT)); 3];
+        assert_eq!(CompiledRules::compile(&everywhere).unwrap().clean(" Short "), "Short");
+        assert_eq!(CompiledRules::compile(&[rule(".", "$0$0")]).unwrap().clean("ab"), "aabb", "a small growth is fine");
     }
 
     #[test]

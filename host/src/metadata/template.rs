@@ -39,6 +39,17 @@ pub struct TemplateError(String);
 impl SearchTemplate {
     /// Parses `source`; a template that does not parse is refused, with where and why.
     pub fn parse(source: &str) -> Result<Self, TemplateError> {
+        // Partials and decorators (`{{> p}}`, `{{#> p}}`, `{{#*inline}}`) can call
+        // themselves, and the engine only stops a template that names itself: a recursion
+        // through an inline partial overflows the stack and aborts the process. A search
+        // query has no use for them.
+        static PARTIALS: std::sync::LazyLock<regex::Regex> =
+            std::sync::LazyLock::new(|| regex::Regex::new(r"\{\{\{?~?\s*#?\s*[>*]").expect("a valid pattern"));
+        if PARTIALS.is_match(source) {
+            return Err(TemplateError(
+                "the search template uses a partial or a decorator (`{{> …}}`, `{{#*inline …}}`), which a search template may not".into(),
+            ));
+        }
         let mut registry = Handlebars::new();
         registry.register_escape_fn(handlebars::no_escape);
         registry.set_strict_mode(false);
@@ -102,8 +113,12 @@ impl HelperDef for ValueHelper {
         _: &mut RenderContext<'reg, 'rc>,
     ) -> Result<ScopedJson<'rc>, RenderError> {
         let arguments: Vec<Value> = helper.params().iter().map(|param| param.value().clone()).collect();
-        let text = (self.0)(&arguments)
-            .map_err(|why| RenderError::from(RenderErrorReason::Other(format!("{}: {why}", helper.name()))))?;
+        let failed = |why: String| RenderError::from(RenderErrorReason::Other(format!("{}: {why}", helper.name())));
+        let text = (self.0)(&arguments).map_err(failed)?;
+        // A helper's result may feed another helper without being written: capped here too.
+        if text.len() > MAX_OUTPUT_BYTES {
+            return Err(failed(format!("its result is over {MAX_OUTPUT_BYTES} bytes")));
+        }
         Ok(ScopedJson::Derived(Value::String(text)))
     }
 }
@@ -231,6 +246,10 @@ fn join(arguments: &[Value]) -> Result<String, String> {
     let Some(Value::Array(items)) = arguments.first() else { return Ok(String::new()) };
     let separator = arguments.get(1).and_then(Value::as_str).unwrap_or(", ");
     let parts: Vec<String> = items.iter().filter_map(scalar_text).collect();
+    let joined = parts.iter().map(String::len).sum::<usize>() + separator.len() * parts.len().saturating_sub(1);
+    if joined > MAX_OUTPUT_BYTES {
+        return Err(format!("the result would be over {MAX_OUTPUT_BYTES} bytes"));
+    }
     Ok(parts.join(separator))
 }
 

@@ -111,3 +111,31 @@ fn output_past_the_cap_is_an_error_and_nothing_is_allocated_for_it() {
     let exactly = render("{{padStart \"\" 10000 \"a\"}}", &context).unwrap();
     assert_eq!(exactly.len(), MAX_OUTPUT_BYTES);
 }
+
+#[test]
+fn partials_and_decorators_are_refused_before_they_can_recurse() {
+    for recursive in [
+        r#"{{#*inline "a"}}{{> a}}{{/inline}}{{> a}}"#,
+        r#"{{#*inline "a"}}{{> b}}{{/inline}}{{#*inline "b"}}{{> a}}{{/inline}}{{> a}}"#,
+        "{{> query}}",
+        "{{#> layout}}x{{/layout}}",
+        "{{~> a}}",
+        "{{* decorator}}",
+    ] {
+        let error = SearchTemplate::parse(recursive).unwrap_err();
+        assert!(error.to_string().contains("partial or a decorator"), "{recursive}: {error}");
+    }
+}
+
+#[test]
+fn a_helper_result_fed_to_another_is_capped_too() {
+    let context = json!({"tags": vec!["t"; 2000]});
+    let error = render("{{truncate (join tags (padStart \"\" 5000 \" \")) 5}}", &context).unwrap_err();
+    assert!(error.contains("over 10000 bytes"), "{error}");
+    let error = render(
+        "{{length (padStart \"\" 9000 \"ab\")}}{{truncate (replace (padStart \"\" 9000 \"a\") \"a\" \"aa\") 3}}",
+        &context,
+    )
+    .unwrap_err();
+    assert!(error.contains("replace"), "{error}");
+}
