@@ -141,6 +141,11 @@ fn permissions_settings_search_dry_run_apply_and_auto_match() {
     host.refused(&["plugin", "search-settings", "echo", "--template", "{{#if}}"], "does not parse");
     host.refused(&["plugin", "search-settings", "echo", "--threshold", "2"], "0 to 1");
     host.refused(&["plugin", "permissions", "ghost", "--grant", "metadata:read"], "ghost");
+    host.refused(&["plugin", "permissions", "echo", "--library", "comics"], "no library `comics`");
+    host.refused(
+        &["metadata", "apply", "manga-monster", "--plugin", "echo", "--external-id", "monster-0", "--fields", "titel"],
+        "no field \"titel\"",
+    );
     let shown = host.json(&["plugin", "show", "echo"]);
     assert_eq!(shown["metadataSettings"]["permissions"], json!([]), "nothing is granted by default");
     // Without permissions, an apply writes only the match's own id.

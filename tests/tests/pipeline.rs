@@ -184,8 +184,11 @@ async fn an_interrupted_run_resumes_and_redoes_nothing() {
     let options = RunOptions { in_flight: 1, ..RunOptions::default() };
     // Interrupted after five items: the job's future is dropped, as a killed process would.
     let seen = AtomicUsize::new(0);
+    let first_ids = std::sync::Mutex::new(Vec::new());
     let notify = tokio::sync::Notify::new();
-    let report = |_: &codex_plugin_host::pipeline::Progress| {
+    let report = |progress: &codex_plugin_host::pipeline::Progress| {
+        let id = progress.last.split(' ').nth(1).unwrap_or_default().trim_end_matches(':').to_owned();
+        first_ids.lock().unwrap().push(id);
         if seen.fetch_add(1, Ordering::SeqCst) + 1 == 5 {
             notify.notify_one();
         }
@@ -201,6 +204,11 @@ async fn an_interrupted_run_resumes_and_redoes_nothing() {
     assert_eq!(resumed.tally.already_done, done_first, "{:?}", resumed.tally);
     assert_eq!(resumed.reports.len(), 23 - done_first, "resumed items were done again");
     let redone: Vec<&str> = resumed.reports.iter().map(|report| report.id.as_str()).collect();
+    let first_ids = first_ids.into_inner().unwrap();
+    assert_eq!(first_ids.len(), done_first);
+    for id in &first_ids {
+        assert!(!redone.contains(&id.as_str()), "{id} was done before the interruption and again after");
+    }
     let after = dump(&setup.database);
     assert_ne!(before, after);
     // A finished run, started again, starts over (a rematch is asked for, not a resume).
@@ -222,6 +230,16 @@ async fn a_plugin_that_asks_to_wait_pauses_the_job_which_then_finishes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plugins_rate_limit_spaces_every_call() {
+    // 16 calls (a search and a get for each of the 8 novels) at 1,200 a minute: 0.75 s at least.
+    let setup = setup(Mode::Wasm, json!({}), json!({"targets": ["series"], "requestsPerMinute": 1200})).await;
+    let started = std::time::Instant::now();
+    let run = setup.pipeline.auto_match_library("echo", "novels", &RunOptions::default(), &|_| {}).await.unwrap();
+    assert_eq!(run.tally.outcomes.get("applied"), Some(&8), "{:?}", run.tally);
+    assert!(started.elapsed() >= std::time::Duration::from_millis(750), "{:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_that_is_not_a_provider_for_the_target_is_a_clear_error() {
     let setup = setup(Mode::Wasm, json!({}), json!({})).await;
     let registry = setup.host.registry();
@@ -229,6 +247,16 @@ async fn a_plugin_that_is_not_a_provider_for_the_target_is_a_clear_error() {
     registry.add(&PluginId::new("sync").unwrap(), &definition).unwrap();
     let error = setup.pipeline.search_series("sync", "manga-naruto", None).await.unwrap_err();
     assert!(error.to_string().contains("is not a metadata provider for series"), "{error}");
+    let error = setup.pipeline.auto_match_series("sync", "manga-naruto", false).await.unwrap_err();
+    assert!(error.to_string().contains("is not a metadata provider"), "{error}");
+    let before = dump(&setup.database);
+    let error = setup.pipeline.auto_match_library("sync", "manga", &RunOptions::default(), &|_| {}).await.unwrap_err();
+    assert!(error.to_string().contains("is not a metadata provider"), "{error}");
+    assert_eq!(dump(&setup.database), before);
+    let fields = ApplyOptions { dry_run: false, only: Some(["titel".to_owned()].into()) };
+    let error = setup.pipeline.apply_series("echo", "manga-naruto", "naruto", &fields).await.unwrap_err();
+    assert!(error.to_string().contains("no field \"titel\""), "{error}");
+    assert_eq!(dump(&setup.database), before, "an unknown field filter wrote the external id");
     let error = setup.pipeline.search_series("echo", "manga-nope", None).await.unwrap_err();
     assert!(error.to_string().contains("no series `manga-nope`"), "{error}");
     let error = setup.pipeline.search_series("ghost", "manga-naruto", None).await.unwrap_err();

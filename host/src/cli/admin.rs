@@ -282,7 +282,12 @@ pub fn run_plugin(args: PluginArgs) -> Result<(), Failure> {
             let config = parse_object("--config", config.as_deref())?;
             registry.connect_user(&id, &user, config).map_err(registry_failure)
         }
-        PluginCommand::Permissions(permissions) => super::plugin_metadata::permissions(&registry, permissions),
+        PluginCommand::Permissions(permissions) => {
+            let dir = absolute(&args.location.data_dir)?;
+            let library = crate::library::SqliteLibrary::open(&dir.join(DATABASE_FILE))
+                .map_err(|error| host_failure(error.to_string()))?;
+            super::plugin_metadata::permissions(&registry, &library, permissions)
+        }
         PluginCommand::SearchSettings(settings) => super::plugin_metadata::search_settings(&registry, settings),
         PluginCommand::Credentials { id, user, set } => {
             let values = secret_values(&set)?;

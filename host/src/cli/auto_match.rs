@@ -24,9 +24,6 @@ pub struct AutoMatchArgs {
     /// Series or books matched at once.
     #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     in_flight: u16,
-    /// At most this many items a minute (the plugin's rate limit); default: no limit.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    per_minute: Option<u32>,
     /// Start over instead of resuming a run that was interrupted.
     #[arg(long)]
     fresh: bool,
@@ -39,12 +36,7 @@ pub fn run(args: AutoMatchArgs, host: &HostArgs) -> Result<(), Failure> {
     let runtime = runtime()?;
     let outcome = runtime.block_on(async {
         let (host, pipeline) = host.open()?;
-        let options = RunOptions {
-            dry_run: args.dry_run,
-            in_flight: usize::from(args.in_flight),
-            per_minute: args.per_minute,
-            fresh: args.fresh,
-        };
+        let options = RunOptions { dry_run: args.dry_run, in_flight: usize::from(args.in_flight), fresh: args.fresh };
         let display = Display::new();
         let run = pipeline
             .auto_match_library(&args.plugin, &args.library, &options, &|progress| display.show(progress))

@@ -106,7 +106,8 @@ pub fn pipeline_failure(error: PipelineError) -> Failure {
         PipelineError::Plugin(error @ PluginError::NotRegistered { .. }) => Failure::usage(error.to_string()),
         error @ (PipelineError::NotProvider { .. }
         | PipelineError::Settings { .. }
-        | PipelineError::OutOfScope { .. }) => Failure::usage(error.to_string()),
+        | PipelineError::OutOfScope { .. }
+        | PipelineError::UnknownField(..)) => Failure::usage(error.to_string()),
         other => host_failure(other.to_string()),
     }
 }

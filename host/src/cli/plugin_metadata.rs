@@ -61,6 +61,9 @@ pub struct SearchSettingsArgs {
     /// manifest provides).
     #[arg(long = "target", value_name = "TARGET", value_parser = parse_target)]
     targets: Vec<Target>,
+    /// At most this many calls a minute from the host's jobs (its rate limit; 0: none).
+    #[arg(long, value_name = "N")]
+    requests_per_minute: Option<u32>,
 }
 
 fn parse_target(text: &str) -> Result<Target, String> {
@@ -71,7 +74,11 @@ fn parse_target(text: &str) -> Result<Target, String> {
     }
 }
 
-pub fn permissions(registry: &Registry, args: PermissionsArgs) -> Result<(), Failure> {
+pub fn permissions(
+    registry: &Registry,
+    library: &dyn crate::library::LibraryPort,
+    args: PermissionsArgs,
+) -> Result<(), Failure> {
     if args.list {
         for name in all() {
             super::print_line(&name);
@@ -89,6 +96,9 @@ pub fn permissions(registry: &Registry, args: PermissionsArgs) -> Result<(), Fai
         }
     }
     settings.permissions.sort();
+    for id in &args.libraries {
+        library.library(id).map_err(|error| Failure::usage(error.to_string()))?;
+    }
     if args.all_libraries {
         settings.library_ids.clear();
     } else if !args.libraries.is_empty() {
@@ -120,6 +130,9 @@ pub fn search_settings(registry: &Registry, args: SearchSettingsArgs) -> Result<
     }
     if args.accept_unscored.is_some() {
         settings.accept_unscored = args.accept_unscored;
+    }
+    if let Some(rate) = args.requests_per_minute {
+        settings.requests_per_minute = Some(rate).filter(|rate| *rate > 0);
     }
     if !args.targets.is_empty() {
         let mut targets = args.targets;

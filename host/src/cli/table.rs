@@ -8,9 +8,14 @@ pub fn print(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) {
     table.load_style(presets::UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Disabled);
     table.set_header(header.iter().map(|name| name.to_string()));
     for row in rows {
-        table.add_row(row);
+        table.add_row(row.iter().map(|text| printable(text)).collect::<Vec<_>>());
     }
     super::print_line(&table.to_string());
+}
+
+/// `text` without control characters (a plugin's title could hold terminal escapes).
+fn printable(text: &str) -> String {
+    text.chars().map(|character| if character.is_control() { '\u{fffd}' } else { character }).collect()
 }
 
 /// A JSON value as one short cell: strings bare, the rest as JSON, cut at `width` characters.

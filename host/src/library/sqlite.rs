@@ -406,6 +406,12 @@ impl LibraryPort for SqliteLibrary {
 
     fn save_progress(&self, user: &str, progress: &BookProgress) -> Result<(), LibraryError> {
         self.write(|transaction| {
+            let known: bool = transaction
+                .prepare_cached("SELECT EXISTS (SELECT 1 FROM books WHERE id = ?)")?
+                .query_row([&progress.book_id], |row| row.get(0))?;
+            if !known {
+                return Err(LibraryError::NoBook(progress.book_id.clone()));
+            }
             transaction.prepare_cached("INSERT INTO reading_progress (user_id, book_id, page, completed, completed_at, updated_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT (user_id, book_id) DO UPDATE SET page = ?3, completed = ?4, completed_at = ?5, updated_at = ?6")?.execute(

@@ -297,12 +297,30 @@ impl Condition {
             StartsWith => text_test(found, expected, |text, needle| text.starts_with(needle)),
             EndsWith => text_test(found, expected, |text, needle| text.ends_with(needle)),
             Matches => {
-                text_test(found, expected, |text, pattern| Regex::new(pattern).is_ok_and(|regex| regex.is_match(text)))
+                text_test(found, expected, |text, pattern| compiled(pattern).is_some_and(|regex| regex.is_match(text)))
             }
             In => is_in(found, expected),
             NotIn => !is_in(found, expected),
         }
     }
+}
+
+/// `pattern` compiled once for the whole process (a library's conditions are evaluated for
+/// every series), failures included; the cache is emptied past 1,024 patterns.
+fn compiled(pattern: &str) -> Option<Regex> {
+    use std::collections::HashMap;
+    use std::sync::{LazyLock, Mutex};
+    static CACHE: LazyLock<Mutex<HashMap<String, Option<Regex>>>> = LazyLock::new(Mutex::default);
+    let mut cache = CACHE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(known) = cache.get(pattern) {
+        return known.clone();
+    }
+    if cache.len() >= 1024 {
+        cache.clear();
+    }
+    let regex = Regex::new(pattern).ok();
+    cache.insert(pattern.to_owned(), regex.clone());
+    regex
 }
 
 /// Missing, null, `""` or an empty list; `0` and `false` are values.

@@ -46,6 +46,9 @@ pub struct MetadataSettings {
     /// What auto-match asks it for; none: whatever its manifest provides.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub targets: Option<Vec<Target>>,
+    /// At most this many calls a minute from the pipeline (its rate limit); none: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_minute: Option<u32>,
 }
 
 /// Settings checked and compiled, ready for the pipeline.
@@ -60,6 +63,7 @@ pub struct ActiveSettings {
     pub reuse_external_id: bool,
     pub accept_unscored: bool,
     pub targets: Option<Vec<Target>>,
+    pub requests_per_minute: Option<u32>,
 }
 
 impl MetadataSettings {
@@ -80,6 +84,9 @@ impl MetadataSettings {
         if !(0.0..=1.0).contains(&threshold) {
             return Err(format!("the confidence threshold is 0 to 1, not {threshold}"));
         }
+        if self.requests_per_minute == Some(0) {
+            return Err("requests per minute must be at least 1; leave it out for no limit".into());
+        }
         if self.targets.as_ref().is_some_and(Vec::is_empty) {
             return Err("targets cannot be empty: name `series`, `book` or both, or leave them out".into());
         }
@@ -93,6 +100,7 @@ impl MetadataSettings {
             reuse_external_id: self.reuse_external_id.unwrap_or(true),
             accept_unscored: self.accept_unscored.unwrap_or(false),
             targets: self.targets.clone(),
+            requests_per_minute: self.requests_per_minute,
         })
     }
 }
@@ -133,6 +141,7 @@ mod tests {
             ),
             (json!({"confidenceThreshold": 1.5}), "0 to 1"),
             (json!({"targets": []}), "cannot be empty"),
+            (json!({"requestsPerMinute": 0}), "at least 1"),
             (json!({"targets": ["movie"]}), "unknown variant"),
             (json!({"treshold": 0.5}), "unknown field"),
         ];

@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::pacer::Pacer;
 use super::target::{ApplyOptions, ApplyReport, SEARCH_LIMIT};
 use super::{Pipeline, PipelineError, Provider};
 use crate::library::{Book, Series};
@@ -98,15 +97,13 @@ pub struct RunOptions {
     pub dry_run: bool,
     /// Items in flight at once.
     pub in_flight: usize,
-    /// At most this many plugin calls a minute (none: as fast as it answers).
-    pub per_minute: Option<u32>,
     /// Start over instead of resuming an interrupted run.
     pub fresh: bool,
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
-        Self { dry_run: false, in_flight: 4, per_minute: None, fresh: false }
+        Self { dry_run: false, in_flight: 4, fresh: false }
     }
 }
 
@@ -160,6 +157,7 @@ impl Pipeline {
         dry_run: bool,
     ) -> Result<MatchReport, PipelineError> {
         let provider = self.provider(plugin).await?;
+        provider.require(Target::Series)?;
         let series = self.library.series(series)?;
         self.match_series(&provider, &series, dry_run).await
     }
@@ -167,6 +165,7 @@ impl Pipeline {
     /// Auto-matches one book with `plugin`.
     pub async fn auto_match_book(&self, plugin: &str, book: &str, dry_run: bool) -> Result<MatchReport, PipelineError> {
         let provider = self.provider(plugin).await?;
+        provider.require(Target::Book)?;
         let book = self.library.book(book)?;
         let series = self.library.series(&book.series_id)?;
         self.match_book(&provider, &book, &series, dry_run).await
@@ -306,6 +305,10 @@ impl Pipeline {
     ) -> Result<LibraryRun, PipelineError> {
         let started = Instant::now();
         let provider = Arc::new(self.provider(plugin).await?);
+        if provider.targets().is_empty() {
+            provider.require(Target::Series)?;
+            provider.require(Target::Book)?;
+        }
         provider.check_scope(library)?;
         self.library.library(library)?;
         let items = self.items(&provider, library)?;
@@ -319,13 +322,12 @@ impl Pipeline {
         let (todo, skipped): (Vec<Item>, Vec<Item>) = items.into_iter().partition(|item| !done.contains(&item.key()));
         let total = todo.len() + skipped.len();
         let mut tally = Tally { already_done: skipped.len(), ..Tally::default() };
-        let pacer = Arc::new(Pacer::new(options.per_minute));
         let mut reports = Vec::new();
         let mut finished = skipped.len();
         let mut ends = futures::stream::iter(todo)
             .map(|item| {
-                let (provider, pacer) = (provider.clone(), pacer.clone());
-                async move { self.run_item(&provider, &pacer, item, options.dry_run).await }
+                let provider = provider.clone();
+                async move { self.run_item(&provider, item, options.dry_run).await }
             })
             .buffer_unordered(options.in_flight.max(1));
         while let Some((key, report, waits)) = ends.next().await {
@@ -345,7 +347,10 @@ impl Pipeline {
             });
             reports.push(report);
         }
-        if let Some(run) = run {
+        // A run with failed items stays open: run again, it tries only those.
+        if let Some(run) = run
+            && !tally.outcomes.contains_key("error")
+        {
             self.runs.finish(run)?;
         }
         reports.sort_by(|a, b| (a.target, &a.id).cmp(&(b.target, &b.id)));
@@ -381,17 +386,10 @@ impl Pipeline {
 
     /// One item, paced, tried again while the plugin asks to wait; a failure is the item's
     /// outcome, not the job's.
-    async fn run_item(
-        &self,
-        provider: &Provider,
-        pacer: &Pacer,
-        item: Item,
-        dry_run: bool,
-    ) -> (String, MatchReport, usize) {
+    async fn run_item(&self, provider: &Provider, item: Item, dry_run: bool) -> (String, MatchReport, usize) {
         let key = item.key();
         let mut waits = 0;
         loop {
-            pacer.turn().await;
             let attempt = match &item {
                 Item::Series(id) => match self.library.series(id) {
                     Ok(series) => self.match_series(provider, &series, dry_run).await,
@@ -412,7 +410,7 @@ impl Pipeline {
                     waits += 1;
                     let wait = retry_after(&error);
                     tracing::info!(plugin = provider.id, "asked to wait {} s; the job pauses", wait.as_secs());
-                    pacer.pause(wait);
+                    provider.pacer.pause(wait);
                 }
                 Err(error) => {
                     let (target, id) = item.parts();
@@ -432,14 +430,19 @@ impl Pipeline {
 
 /// The pause a RateLimited answer asks for.
 fn retry_after(error: &PluginError) -> Duration {
-    let asked = match error {
-        PluginError::Answered { error, .. } => {
-            error.data.as_ref().and_then(|data| data.get("retryAfterSeconds")).and_then(serde_json::Value::as_f64)
-        }
-        _ => None,
-    };
+    match error {
+        PluginError::Answered { error, .. } => pause_asked(error.data.as_ref()),
+        _ => DEFAULT_RETRY_AFTER,
+    }
+}
+
+/// `retryAfterSeconds` of an error's data: absent or unusable is 60 s, and at most an hour.
+fn pause_asked(data: Option<&serde_json::Value>) -> Duration {
+    let asked = data.and_then(|data| data.get("retryAfterSeconds")).and_then(serde_json::Value::as_f64);
     match asked {
-        Some(seconds) if seconds.is_finite() && seconds >= 0.0 => Duration::from_secs_f64(seconds).min(MAX_RETRY_AFTER),
+        Some(seconds) if seconds.is_finite() && seconds >= 0.0 => {
+            Duration::from_secs_f64(seconds.min(MAX_RETRY_AFTER.as_secs_f64()))
+        }
         _ => DEFAULT_RETRY_AFTER,
     }
 }
@@ -469,6 +472,28 @@ impl Item {
         match self {
             Self::Series(id) => format!("series:{id}"),
             Self::Book(id) => format!("book:{id}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_pause_asked_for_is_bounded_and_defaults_to_a_minute() {
+        let cases = [
+            (Some(json!({"retryAfterSeconds": 2})), Duration::from_secs(2)),
+            (Some(json!({"retryAfterSeconds": 0.5})), Duration::from_millis(500)),
+            (Some(json!({"retryAfterSeconds": 1e20})), MAX_RETRY_AFTER),
+            (Some(json!({"retryAfterSeconds": -3})), DEFAULT_RETRY_AFTER),
+            (Some(json!({"retryAfterSeconds": "soon"})), DEFAULT_RETRY_AFTER),
+            (Some(json!({})), DEFAULT_RETRY_AFTER),
+            (None, DEFAULT_RETRY_AFTER),
+        ];
+        for (data, expected) in cases {
+            assert_eq!(pause_asked(data.as_ref()), expected, "{data:?}");
         }
     }
 }

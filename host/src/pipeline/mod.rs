@@ -36,19 +36,23 @@ pub enum PipelineError {
     #[error(transparent)]
     Plugin(#[from] PluginError),
     #[error(
-        "plugin `{plugin}` is not a metadata provider for {target}s (its manifest's capabilities.metadataProvider lists {declared:?})"
+        "plugin `{plugin}` is not a metadata provider for {target}s (its manifest's capabilities.metadataProvider lists {declared:?}; `plugin show {plugin}` has the manifest)"
     )]
     NotProvider { plugin: String, target: &'static str, declared: Vec<String> },
     #[error(
         "plugin `{plugin}`'s metadata settings are not usable: {why}; fix them with `plugin search-settings {plugin}`"
     )]
     Settings { plugin: String, why: String },
-    #[error("plugin `{plugin}` may not see library `{library}` (its settings limit it to {allowed:?})")]
+    #[error(
+        "plugin `{plugin}` may not see library `{library}` (its settings limit it to {allowed:?}); `plugin permissions {plugin} --library {library}` or `--all-libraries` changes that"
+    )]
     OutOfScope { plugin: String, library: String, allowed: Vec<String> },
     #[error("plugin `{plugin}` answered `{method}` with something that is not an answer: {why}")]
     Fault { plugin: String, method: &'static str, why: String },
     #[error("{0}")]
     Runs(String),
+    #[error("no field {0:?} in an apply report; the fields are {1}")]
+    UnknownField(String, String),
 }
 
 /// The pipeline over one host and one library.
@@ -59,6 +63,8 @@ pub struct Pipeline {
     runs: Arc<runs::Runs>,
     /// Plugins already told about their legacy `totalBookCount` (logged once each).
     legacy_logged: Arc<Mutex<std::collections::HashSet<String>>>,
+    /// Each plugin's pace, shared by every job of this pipeline.
+    pacers: Arc<Mutex<HashMap<String, Arc<pacer::Pacer>>>>,
     /// Libraries' title rules, compiled once for as long as they stay the same.
     library_rules: Arc<Mutex<HashMap<String, RulesOfLibrary>>>,
 }
@@ -71,6 +77,8 @@ pub(crate) struct Provider {
     pub id: String,
     pub settings: ActiveSettings,
     pub manifest: Manifest,
+    /// Its pace: every call the pipeline makes to it takes a turn.
+    pub pacer: Arc<pacer::Pacer>,
 }
 
 impl Provider {
@@ -121,7 +129,14 @@ impl Pipeline {
     /// host's database.
     pub fn new(host: Arc<PluginHost>, library: Arc<dyn LibraryPort>) -> Result<Self, PipelineError> {
         let runs = Arc::new(runs::Runs::open(&host.database_path())?);
-        Ok(Self { host, library, runs, legacy_logged: Arc::default(), library_rules: Arc::default() })
+        Ok(Self {
+            host,
+            library,
+            runs,
+            legacy_logged: Arc::default(),
+            pacers: Arc::default(),
+            library_rules: Arc::default(),
+        })
     }
 
     pub fn library(&self) -> &dyn LibraryPort {
@@ -148,7 +163,13 @@ impl Pipeline {
                 method: "initialize",
                 why: "no readable manifest was recorded when it started".into(),
             })?;
-        Ok(Provider { id: plugin.to_owned(), settings, manifest })
+        let pacer = {
+            let mut pacers = self.pacers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let pacer = pacers.entry(plugin.to_owned()).or_insert_with(|| Arc::new(pacer::Pacer::new(None)));
+            pacer.set_rate(settings.requests_per_minute);
+            pacer.clone()
+        };
+        Ok(Provider { id: plugin.to_owned(), settings, manifest, pacer })
     }
 
     /// `library`'s title rules, compiled (once while they do not change).

@@ -1,7 +1,7 @@
-//! One plugin's pace in a library job: at most `per_minute` calls, evenly spaced, and a
-//! pause for everyone when the plugin answers RateLimited. Hand-written: an even spacing
-//! and a shared pause are a dozen lines on tokio's clock, where a rate-limiting crate
-//! would bring a bucket we do not need and no pause.
+//! One plugin's pace, shared by every job of a pipeline: at most its `requestsPerMinute`
+//! calls, evenly spaced, and a pause for every caller when the plugin answers RateLimited.
+//! Hand-written: an even spacing and a shared pause are a dozen lines on tokio's clock,
+//! where a rate-limiting crate would bring a bucket we do not need and no pause.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -9,15 +9,19 @@ use tokio::time::Instant;
 
 #[derive(Debug)]
 pub struct Pacer {
-    spacing: Option<Duration>,
+    spacing: Mutex<Option<Duration>>,
     /// The earliest the next call may start.
     next: Mutex<Instant>,
 }
 
 impl Pacer {
     pub fn new(per_minute: Option<u32>) -> Self {
-        let spacing = per_minute.filter(|rate| *rate > 0).map(|rate| Duration::from_secs(60) / rate);
-        Self { spacing, next: Mutex::new(Instant::now()) }
+        Self { spacing: Mutex::new(spacing(per_minute)), next: Mutex::new(Instant::now()) }
+    }
+
+    /// A new rate (the admin changed it).
+    pub fn set_rate(&self, per_minute: Option<u32>) {
+        *self.spacing.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = spacing(per_minute);
     }
 
     /// Waits for this call's turn.
@@ -25,7 +29,7 @@ impl Pacer {
         let at = {
             let mut next = self.next.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let at = (*next).max(Instant::now());
-            *next = at + self.spacing.unwrap_or_default();
+            *next = at + self.spacing.lock().unwrap_or_else(std::sync::PoisonError::into_inner).unwrap_or_default();
             at
         };
         // A timer, even one already due, waits for the timer wheel's next millisecond tick.
@@ -39,6 +43,10 @@ impl Pacer {
         let mut next = self.next.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         *next = (*next).max(Instant::now() + for_how_long);
     }
+}
+
+fn spacing(per_minute: Option<u32>) -> Option<Duration> {
+    per_minute.filter(|rate| *rate > 0).map(|rate| Duration::from_secs(60) / rate)
 }
 
 #[cfg(test)]

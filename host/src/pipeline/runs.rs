@@ -82,7 +82,8 @@ impl Runs {
         let (target, id) = key.split_once(':').unwrap_or(("series", key));
         self.lock()
             .prepare_cached(
-                "INSERT OR REPLACE INTO auto_match_items (run_id, target, target_id, outcome) VALUES (?, ?, ?, ?)",
+                "INSERT INTO auto_match_items (run_id, target, target_id, outcome) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (run_id, target, target_id) DO UPDATE SET outcome = ?4",
             )
             .and_then(|mut statement| statement.execute(params![run, target, id, outcome]))
             .map_err(failed)?;

@@ -92,6 +92,7 @@ impl Pipeline {
         let rules = self.rules(provider, &series.library_id)?;
         let query = series_query(series, &rules, provider.settings.template.as_ref());
         let params = json!({"query": query.query, "limit": limit});
+        provider.pacer.turn().await;
         let answer = self.host.call(&provider.id, None, "metadata/series/search", params).await?;
         Ok(SearchOutcome { query, results: read_search(&provider.id, "metadata/series/search", answer)? })
     }
@@ -128,6 +129,7 @@ impl Pipeline {
         if let Some(author) = book.metadata.authors.first().or(series.metadata.authors.first()) {
             params["author"] = Value::String(author.name.clone());
         }
+        provider.pacer.turn().await;
         let answer = self.host.call(&provider.id, None, "metadata/book/search", params).await?;
         Ok(SearchOutcome { query, results: read_search(&provider.id, "metadata/book/search", answer)? })
     }
@@ -141,6 +143,7 @@ impl Pipeline {
         external_id: &str,
         options: &ApplyOptions,
     ) -> Result<ApplyReport, PipelineError> {
+        check_fields(options)?;
         let provider = self.provider(plugin).await?;
         provider.require(Target::Series)?;
         let series = self.library.series(series)?;
@@ -181,6 +184,7 @@ impl Pipeline {
         external_id: &str,
         options: &ApplyOptions,
     ) -> Result<ApplyReport, PipelineError> {
+        check_fields(options)?;
         let provider = self.provider(plugin).await?;
         provider.require(Target::Book)?;
         let book = self.library.book(book)?;
@@ -213,6 +217,7 @@ impl Pipeline {
         method: &'static str,
         external_id: &str,
     ) -> Result<Decoded<T>, PipelineError> {
+        provider.pacer.turn().await;
         let answer = self.host.call(&provider.id, None, method, json!({"externalId": external_id})).await?;
         let decoded =
             decode::<T>(&answer).map_err(|why| PipelineError::Fault { plugin: provider.id.clone(), method, why })?;
@@ -229,6 +234,12 @@ impl Pipeline {
         }
         Ok(decoded)
     }
+}
+
+fn check_fields(options: &ApplyOptions) -> Result<(), PipelineError> {
+    let Some(only) = &options.only else { return Ok(()) };
+    crate::metadata::apply::check_fields(only)
+        .map_err(|unknown| PipelineError::UnknownField(unknown, crate::metadata::apply::REPORT_FIELDS.join(", ")))
 }
 
 fn read_search(plugin: &str, method: &'static str, answer: Value) -> Result<Vec<SearchResult>, PipelineError> {

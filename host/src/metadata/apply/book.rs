@@ -71,7 +71,8 @@ pub fn plan_book(book: &Book, decoded: &Decoded<BookMetadata>, applier: Applier<
     scalar!("originalYear", "original_year", BookLock::OriginalYear, metadata.original_year, edition.original_year);
     let mut isbns: Vec<String> =
         edition.isbn.iter().chain(&edition.isbns).filter(|isbn| !isbn.trim().is_empty()).cloned().collect();
-    isbns.dedup();
+    let mut seen = std::collections::HashSet::new();
+    isbns.retain(|isbn| seen.insert(isbn.clone()));
     list!("isbns", "isbn", BookLock::Isbns, metadata.isbns, isbns);
     list!("subjects", "subjects", BookLock::Subjects, metadata.subjects, answer.subjects.clone());
     let awards: Vec<Award> = answer

@@ -22,6 +22,53 @@ use super::permissions::Grants;
 use crate::library::{ExternalIds, Link, Rating, StoredExternalId};
 use crate::protocol::types::metadata::{ExternalId, ExternalLink, ExternalRating};
 
+/// Every field an apply reports, by the name its report line has (external ids are
+/// `externalIds[<source>]`).
+pub const REPORT_FIELDS: [&str; 31] = [
+    "title",
+    "titleSort",
+    "alternateTitles",
+    "summary",
+    "year",
+    "status",
+    "publisher",
+    "ageRating",
+    "language",
+    "readingDirection",
+    "totalVolumeCount",
+    "totalChapterCount",
+    "genres",
+    "tags",
+    "authors",
+    "externalLinks",
+    "externalRatings",
+    "coverUrl",
+    "subtitle",
+    "bookType",
+    "volume",
+    "chapter",
+    "seriesPosition",
+    "seriesTotal",
+    "translator",
+    "edition",
+    "originalTitle",
+    "originalYear",
+    "isbns",
+    "subjects",
+    "awards",
+];
+
+/// Refuses a field filter naming a field no report has (it would filter out everything).
+pub fn check_fields<'a>(fields: impl IntoIterator<Item = &'a String>) -> Result<(), String> {
+    match fields
+        .into_iter()
+        .find(|field| !REPORT_FIELDS.contains(&field.as_str()) && !field.starts_with("externalIds["))
+    {
+        Some(unknown) => Err(unknown.clone()),
+        None => Ok(()),
+    }
+}
+
 /// What happened to one field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

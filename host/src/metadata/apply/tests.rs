@@ -61,6 +61,12 @@ fn lock_of(field: &str) -> Option<SeriesLock> {
     serde_json::from_value(Value::String(if field == "coverUrl" { "cover".into() } else { field.into() })).ok()
 }
 
+/// Every write permission but `permission`'s.
+fn all_but(permission: &str) -> Grants {
+    let names = WRITE_FIELDS.iter().filter(|name| **name != permission);
+    Grants(names.map(|name| format!("metadata:write:{name}").parse().unwrap()).collect())
+}
+
 fn all_grants() -> Grants {
     Grants(["metadata:write:*".parse().unwrap()].into())
 }
@@ -108,13 +114,7 @@ fn every_series_field_reaches_every_outcome() {
             }
         }
         // Not permitted: every permission but this field's.
-        let others = Grants(
-            WRITE_FIELDS
-                .iter()
-                .filter(|name| **name != permission)
-                .map(|name| format!("metadata:write:{name}").parse().unwrap())
-                .collect(),
-        );
+        let others = all_but(permission);
         let (_, changes) = plan(&series(), &others, None);
         if field != "titleSort" {
             assert_eq!(outcome(&changes, field), Outcome::NotPermitted, "{field} without {permission}");
@@ -135,11 +135,13 @@ fn the_rules_of_the_reference_for_series() {
     assert_eq!(metadata.title_sort.as_deref(), Some("Monster"), "titleSort follows title");
     let labels: Vec<&str> = metadata.alternate_titles.iter().map(|title| title.label.as_str()).collect();
     assert_eq!(labels, ["ja", "ja-2", "alternate"]);
-    assert_eq!(
-        (metadata.total_volume_count, metadata.total_chapter_count),
-        (Some(18), Some(162.0)),
-        "totalBookCount filled neither"
-    );
+    assert_eq!((metadata.total_volume_count, metadata.total_chapter_count), (Some(18), Some(162.0)),);
+    // The legacy count alone fills neither count.
+    let legacy = decode(&json!({"externalId": "m-1", "totalBookCount": 99})).unwrap();
+    assert!(legacy.legacy_total_book_count);
+    let (counted, lines) = plan_series(&series(), &legacy, Applier { plugin: "echo", grants: &grants, only: None });
+    assert_eq!((counted.metadata.total_volume_count, counted.metadata.total_chapter_count), (None, None));
+    assert!(lines.iter().all(|change| !change.field.starts_with("total")), "{lines:?}");
     let sources: Vec<&str> = metadata.external_ratings.iter().map(|rating| rating.source.as_str()).collect();
     assert_eq!(sources, ["echo", "mal"]);
     assert_eq!(
@@ -245,6 +247,52 @@ fn books_apply_under_their_own_locks() {
     assert_eq!(outcome(&changes, "volume"), Outcome::Locked);
     assert_eq!(outcome(&changes, "chapter"), Outcome::Applied, "volume and chapter have separate locks");
     assert_eq!((after.volume, after.chapter), (Some(1.0), Some(7.5)));
+    // Every book field reaches every outcome: locked, not permitted, filtered, unchanged.
+    let book_fields: [(&str, &str, BookLock); 21] = [
+        ("title", "title", BookLock::Title),
+        ("titleSort", "title", BookLock::TitleSort),
+        ("subtitle", "subtitle", BookLock::Subtitle),
+        ("summary", "summary", BookLock::Summary),
+        ("publisher", "publisher", BookLock::Publisher),
+        ("year", "year", BookLock::Year),
+        ("language", "language", BookLock::Language),
+        ("bookType", "book_type", BookLock::BookType),
+        ("volume", "volume", BookLock::Volume),
+        ("chapter", "chapter", BookLock::Chapter),
+        ("seriesPosition", "series_position", BookLock::SeriesPosition),
+        ("seriesTotal", "series_position", BookLock::SeriesTotal),
+        ("translator", "translator", BookLock::Translator),
+        ("edition", "edition", BookLock::Edition),
+        ("originalTitle", "original_title", BookLock::OriginalTitle),
+        ("originalYear", "original_year", BookLock::OriginalYear),
+        ("isbns", "isbn", BookLock::Isbns),
+        ("subjects", "subjects", BookLock::Subjects),
+        ("awards", "awards", BookLock::Awards),
+        ("authors", "authors", BookLock::Authors),
+        ("coverUrl", "covers", BookLock::Cover),
+    ];
+    let (applied, _) = plan_book(&book(), &decoded, applier);
+    let (_, again) = plan_book(&applied, &decoded, applier);
+    for (field, permission, lock) in book_fields {
+        if field != "titleSort" {
+            assert_eq!(outcome(&again, field), Outcome::Unchanged, "{field} applied twice");
+        }
+        let mut locked = book();
+        locked.locks.insert(lock);
+        let (_, changes) = plan_book(&locked, &decoded, applier);
+        assert_eq!(outcome(&changes, field), Outcome::Locked, "{field} locked");
+        if field != "titleSort" {
+            let others = all_but(permission);
+            let (_, changes) =
+                plan_book(&book(), &decoded, Applier { plugin: "openlibrary", grants: &others, only: None });
+            assert_eq!(outcome(&changes, field), Outcome::NotPermitted, "{field} without {permission}");
+        }
+        let only: BTreeSet<String> =
+            book_fields.iter().map(|(name, _, _)| name.to_string()).filter(|name| name != field).collect();
+        let (_, changes) =
+            plan_book(&book(), &decoded, Applier { plugin: "openlibrary", grants: &grants, only: Some(&only) });
+        assert_eq!(outcome(&changes, field), Outcome::Filtered, "{field} filtered");
+    }
     let only_volume = Grants(["metadata:write:volume".parse().unwrap()].into());
     let (_, changes) =
         plan_book(&book(), &decoded, Applier { plugin: "openlibrary", grants: &only_volume, only: None });
