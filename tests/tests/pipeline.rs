@@ -179,8 +179,17 @@ async fn auto_match_of_the_sample_reaches_every_outcome_in_process_mode() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_interrupted_run_resumes_and_redoes_nothing() {
-    let setup = setup(Mode::Wasm, json!({}), json!({"targets": ["series"]})).await;
+async fn an_interrupted_run_resumes_and_redoes_nothing_in_wasm_mode() {
+    interrupted_and_resumed(Mode::Wasm).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_run_resumes_and_redoes_nothing_in_process_mode() {
+    interrupted_and_resumed(Mode::Process).await;
+}
+
+async fn interrupted_and_resumed(mode: Mode) {
+    let setup = setup(mode, json!({}), json!({"targets": ["series"]})).await;
     let options = RunOptions { in_flight: 1, ..RunOptions::default() };
     // Interrupted after five items: the job's future is dropped, as a killed process would.
     let seen = AtomicUsize::new(0);
@@ -219,8 +228,17 @@ async fn an_interrupted_run_resumes_and_redoes_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_plugin_that_asks_to_wait_pauses_the_job_which_then_finishes() {
-    let setup = setup(Mode::Wasm, json!({"rateLimitFirst": 2}), json!({"targets": ["series"]})).await;
+async fn a_plugin_that_asks_to_wait_pauses_the_job_which_then_finishes_in_wasm_mode() {
+    asks_to_wait(Mode::Wasm).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_that_asks_to_wait_pauses_the_job_which_then_finishes_in_process_mode() {
+    asks_to_wait(Mode::Process).await;
+}
+
+async fn asks_to_wait(mode: Mode) {
+    let setup = setup(mode, json!({"rateLimitFirst": 2}), json!({"targets": ["series"]})).await;
     let started = std::time::Instant::now();
     let run = setup.pipeline.auto_match_library("echo", "manga", &RunOptions::default(), &|_| {}).await.unwrap();
     assert_eq!(run.tally.rate_limited, 2, "{:?}", run.tally);

@@ -34,6 +34,11 @@ pub fn decode<T: DeserializeOwned>(answer: &Value) -> Result<Decoded<T>, String>
         Some(other) => return Err(format!("`externalId` is not an id: {other}")),
         None => return Err("the answer has no `externalId`".into()),
     };
+    let legacy_total_book_count = fields.contains_key("totalBookCount");
+    // Most answers read whole: field by field only when one does not.
+    if let Ok(metadata) = T::deserialize(answer) {
+        return Ok(Decoded { metadata, problems: Vec::new(), legacy_total_book_count });
+    }
     let mut problems = Vec::new();
     let mut kept = Map::new();
     kept.insert("externalId".into(), Value::String(external_id.clone()));
@@ -68,7 +73,7 @@ pub fn decode<T: DeserializeOwned>(answer: &Value) -> Result<Decoded<T>, String>
     }
     let metadata =
         serde_json::from_value(Value::Object(kept)).map_err(|error| format!("the answer does not read: {error}"))?;
-    Ok(Decoded { metadata, problems, legacy_total_book_count: fields.contains_key("totalBookCount") })
+    Ok(Decoded { metadata, problems, legacy_total_book_count })
 }
 
 fn kind(value: &Value) -> &'static str {
