@@ -205,7 +205,9 @@ pub fn run_plugin(args: PluginArgs) -> Result<(), Failure> {
                 .map_err(|why| registry_failure(RegistryError::Invalid { plugin: id.to_string(), why }))?;
             let command = if no_install { None } else { install::npx_command(&definition)? };
             let Some(command) = command else {
-                return registry.add(&id, &definition).map_err(registry_failure);
+                registry.add(&id, &definition).map_err(registry_failure)?;
+                tell_about_permissions(&id);
+                return Ok(());
             };
             let location = &args.location;
             let installs = install::Installs::lock(&location.data_dir, location.key_file.as_deref(), id.as_str())?;
@@ -216,7 +218,9 @@ pub fn run_plugin(args: PluginArgs) -> Result<(), Failure> {
             registry.add_installed(&id, &definition, &installed).map_err(|error| {
                 installs.abandon();
                 registry_failure(error)
-            })
+            })?;
+            tell_about_permissions(&id);
+            Ok(())
         }
         PluginCommand::Install { id, npm_registry, npm_cache } => {
             let record = registry.get(&id).map_err(registry_failure)?;
@@ -326,6 +330,13 @@ pub fn run_vault(args: VaultArgs) -> Result<(), Failure> {
             Ok(())
         }
     }
+}
+
+/// A new plugin may write nothing in the library until an admin grants it.
+fn tell_about_permissions(id: &PluginId) {
+    eprintln!(
+        "registered `{id}`; it may not write library metadata until you grant it: `plugin permissions {id} --grant metadata:write:<field>` (its capabilities show in `plugin show {id}` after its first start)"
+    );
 }
 
 /// `KEY=VALUE` pairs; `KEY=-` reads that one value from the first line of stdin, so it
