@@ -203,8 +203,11 @@ async fn interrupted_and_resumed(mode: Mode) {
         }
     };
     tokio::select! {
-        _ = setup.pipeline.auto_match_library("echo", "manga", &options, &report) => panic!("the run ended before it was interrupted"),
+        biased;
         _ = notify.notified() => {}
+        ended = setup.pipeline.auto_match_library("echo", "manga", &options, &report) => {
+            panic!("the run ended before it was interrupted: {:?}", ended.map(|run| run.tally))
+        }
     }
     let done_first = seen.load(Ordering::SeqCst);
     assert!(done_first >= 5);
