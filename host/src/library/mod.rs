@@ -43,6 +43,13 @@ pub struct Page {
     pub next: Option<String>,
 }
 
+/// A series or a book to write, for [`LibraryPort::save_all`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Save {
+    Series(Series),
+    Book(Book),
+}
+
 /// What the host reads and writes of a collection.
 pub trait LibraryPort: Send + Sync {
     /// Every library, by id.
@@ -65,6 +72,14 @@ pub trait LibraryPort: Send + Sync {
     fn book(&self, id: &str) -> Result<Book, LibraryError>;
     /// As [`LibraryPort::save_series`], for a book.
     fn save_book(&self, book: &Book) -> Result<i64, LibraryError>;
+    /// Writes each of `saves` as [`LibraryPort::save_series`] or [`LibraryPort::save_book`]
+    /// would, each whole or not at all and whatever becomes of the others; answers each
+    /// one's new revision or error, in order. The default writes them one by one. An
+    /// implementation may share one commit between them (the SQLite adapter does, with a
+    /// savepoint each): a library run hands it the saves of its items in flight together.
+    fn save_all(&self, saves: &[Save]) -> Vec<Result<i64, LibraryError>> {
+        save_one_by_one(self, saves)
+    }
 
     /// A user's progress in the books of a series.
     fn progress(&self, user: &str, series: &str) -> Result<Vec<BookProgress>, LibraryError>;
@@ -73,5 +88,18 @@ pub trait LibraryPort: Send + Sync {
     fn save_rating(&self, user: &str, rating: &SeriesRating) -> Result<(), LibraryError>;
 }
 
+/// [`LibraryPort::save_all`] as the trait does it: each save on its own, in order.
+pub fn save_one_by_one(port: &(impl LibraryPort + ?Sized), saves: &[Save]) -> Vec<Result<i64, LibraryError>> {
+    saves
+        .iter()
+        .map(|save| match save {
+            Save::Series(series) => port.save_series(series),
+            Save::Book(book) => port.save_book(book),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+pub(crate) mod testing;
 #[cfg(test)]
 mod tests;

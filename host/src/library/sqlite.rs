@@ -9,8 +9,8 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::{
-    Book, BookProgress, ExternalIds, Library, LibraryError, LibraryPort, Page, Series, SeriesRating, StoredExternalId,
-    Tracking,
+    Book, BookProgress, ExternalIds, Library, LibraryError, LibraryPort, Page, Save, Series, SeriesRating,
+    StoredExternalId, Tracking, save_one_by_one,
 };
 
 /// The library tables of the host's database.
@@ -89,7 +89,7 @@ fn external_ids(connection: &Connection, table: &str, key: &str, id: &str) -> Re
 }
 
 fn write_external_ids(
-    transaction: &Transaction<'_>,
+    transaction: &Connection,
     table: &str,
     key: &str,
     id: &str,
@@ -166,7 +166,7 @@ fn read_tracking(connection: &Connection, series: &str) -> Result<Tracking, Libr
 
 /// Inserts or updates the series if its stored revision is `series.revision` (a new series
 /// has none); returns the new revision.
-pub(super) fn write_series(transaction: &Transaction<'_>, series: &Series) -> Result<i64, LibraryError> {
+pub(super) fn write_series(transaction: &Connection, series: &Series) -> Result<i64, LibraryError> {
     let stored: Option<i64> = transaction
         .prepare_cached("SELECT revision FROM series WHERE id = ?")?
         .query_row([&series.id], |row| row.get(0))
@@ -240,7 +240,7 @@ fn book_from_row(connection: &Connection, row: &rusqlite::Row<'_>) -> Result<Boo
 }
 
 /// As [`write_series`], for a book.
-pub(super) fn write_book(transaction: &Transaction<'_>, book: &Book) -> Result<i64, LibraryError> {
+pub(super) fn write_book(transaction: &Connection, book: &Book) -> Result<i64, LibraryError> {
     let stored: Option<i64> = transaction
         .prepare_cached("SELECT revision FROM books WHERE id = ?")?
         .query_row([&book.id], |row| row.get(0))
@@ -291,6 +291,50 @@ pub(super) fn write_library(transaction: &Transaction<'_>, library: &Library) ->
             library.auto_match_conditions.as_ref().map(json)
         ])?;
     Ok(())
+}
+
+/// Writes `series` if its library exists (see [`write_series`]).
+fn save_series_in(connection: &Connection, series: &Series) -> Result<i64, LibraryError> {
+    if read_library(connection, &series.library_id)?.is_none() {
+        return Err(LibraryError::NoLibrary(series.library_id.clone()));
+    }
+    write_series(connection, series)
+}
+
+/// Writes `book` if its series exists (see [`write_book`]).
+fn save_book_in(connection: &Connection, book: &Book) -> Result<i64, LibraryError> {
+    let known: bool = connection
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM series WHERE id = ?)")?
+        .query_row([&book.series_id], |row| row.get(0))?;
+    if !known {
+        return Err(LibraryError::NoSeries(book.series_id.clone()));
+    }
+    write_book(connection, book)
+}
+
+impl SqliteLibrary {
+    /// Every save in one transaction, each under its own savepoint; `Err` when the
+    /// transaction itself fails (nothing of it was written).
+    fn save_together(&self, saves: &[Save]) -> Result<Vec<Result<i64, LibraryError>>, LibraryError> {
+        let mut connection = self.lock();
+        let mut transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut answers = Vec::with_capacity(saves.len());
+        for save in saves {
+            let savepoint = transaction.savepoint()?;
+            let answer = match save {
+                Save::Series(series) => save_series_in(&savepoint, series),
+                Save::Book(book) => save_book_in(&savepoint, book),
+            };
+            match answer {
+                Ok(_) => savepoint.commit()?,
+                // Dropped, a savepoint rolls back what it wrote.
+                Err(_) => savepoint.finish()?,
+            }
+            answers.push(answer);
+        }
+        transaction.commit()?;
+        Ok(answers)
+    }
 }
 
 impl LibraryPort for SqliteLibrary {
@@ -344,12 +388,7 @@ impl LibraryPort for SqliteLibrary {
     }
 
     fn save_series(&self, series: &Series) -> Result<i64, LibraryError> {
-        self.write(|transaction| {
-            if read_library(transaction, &series.library_id)?.is_none() {
-                return Err(LibraryError::NoLibrary(series.library_id.clone()));
-            }
-            write_series(transaction, series)
-        })
+        self.write(|transaction| save_series_in(transaction, series))
     }
 
     fn books(&self, series: &str) -> Result<Vec<Book>, LibraryError> {
@@ -375,14 +414,19 @@ impl LibraryPort for SqliteLibrary {
     }
 
     fn save_book(&self, book: &Book) -> Result<i64, LibraryError> {
-        self.write(|transaction| {
-            let known: bool = transaction
-                .prepare_cached("SELECT EXISTS (SELECT 1 FROM series WHERE id = ?)")?
-                .query_row([&book.series_id], |row| row.get(0))?;
-            if !known {
-                return Err(LibraryError::NoSeries(book.series_id.clone()));
-            }
-            write_book(transaction, book)
+        self.write(|transaction| save_book_in(transaction, book))
+    }
+
+    /// One commit for all, a savepoint each: a save that fails is rolled back alone. If
+    /// the shared commit itself fails, each save is tried again on its own, so that each
+    /// gets its own answer.
+    fn save_all(&self, saves: &[Save]) -> Vec<Result<i64, LibraryError>> {
+        if saves.len() == 1 {
+            return save_one_by_one(self, saves);
+        }
+        self.save_together(saves).unwrap_or_else(|error| {
+            tracing::warn!("{} saves sharing a commit failed ({error}); each is tried alone", saves.len());
+            save_one_by_one(self, saves)
         })
     }
 

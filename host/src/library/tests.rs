@@ -1,7 +1,8 @@
 use std::path::{Path, PathBuf};
 
 use super::file::{FORMAT, LibraryFile};
-use super::{BookProgress, LibraryError, LibraryFileError, LibraryPort, SeriesLock, SeriesRating, SqliteLibrary};
+use super::testing::Wrapped;
+use super::{BookProgress, LibraryError, LibraryFileError, LibraryPort, Save, SeriesLock, SeriesRating, SqliteLibrary};
 
 fn sample() -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/sample-library.json")).unwrap()
@@ -100,6 +101,70 @@ fn a_save_of_an_older_copy_is_refused_and_changes_nothing() {
     book.metadata.subtitle = Some("Herr Doktor".into());
     library.save_book(&book).unwrap();
     assert!(matches!(library.save_book(&book), Err(LibraryError::Changed { .. })));
+}
+
+#[test]
+fn saves_sharing_a_commit_are_each_whole_or_not_at_all() {
+    let (_dir, path, library) = fresh();
+    LibraryFile::parse(&sample()).unwrap().import(&library).unwrap();
+    let mut fresh_series = library.series("manga-monster").unwrap();
+    fresh_series.metadata.summary = Some("written".into());
+    let mut stale = library.series("manga-naruto").unwrap();
+    stale.revision -= 1;
+    stale.metadata.summary = Some("stale".into());
+    let mut orphan = library.series("manga-berserk").unwrap();
+    orphan.id = "manga-orphan".into();
+    orphan.library_id = "no-such-library".into();
+    let mut book = library.book("manga-monster-v01").unwrap();
+    book.metadata.subtitle = Some("Herr Doktor".into());
+    // A save that fails halfway, after its series row is written: its external ids are refused.
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch(
+            "CREATE TRIGGER poison BEFORE INSERT ON series_external_ids WHEN NEW.source = 'poison'
+             BEGIN SELECT RAISE(ABORT, 'poisoned'); END",
+        )
+        .unwrap();
+    let mut halfway = library.series("manga-akira").unwrap();
+    halfway.metadata.summary = Some("half written".into());
+    halfway.external_ids.insert("poison".into(), super::StoredExternalId { id: "1".into(), url: None, hash: None });
+    let before = dump(&path);
+    let saves = [
+        Save::Series(fresh_series.clone()),
+        Save::Series(stale),
+        Save::Series(orphan),
+        Save::Series(halfway),
+        Save::Book(book.clone()),
+    ];
+    let answers = library.save_all(&saves);
+    assert_eq!(answers.len(), 5);
+    assert_eq!(*answers[0].as_ref().unwrap(), fresh_series.revision + 1);
+    assert!(matches!(answers[1], Err(LibraryError::Changed { .. })), "{:?}", answers[1]);
+    assert!(matches!(answers[2], Err(LibraryError::NoLibrary(_))), "{:?}", answers[2]);
+    assert!(answers[3].as_ref().is_err_and(|error| error.to_string().contains("poisoned")), "{:?}", answers[3]);
+    assert_eq!(*answers[4].as_ref().unwrap(), book.revision + 1);
+    assert_eq!(library.series("manga-monster").unwrap().metadata.summary.as_deref(), Some("written"));
+    assert_ne!(library.series("manga-akira").unwrap().metadata.summary.as_deref(), Some("half written"));
+    assert_ne!(library.series("manga-naruto").unwrap().metadata.summary.as_deref(), Some("stale"));
+    assert!(matches!(library.series("manga-orphan"), Err(LibraryError::NoSeries(_))));
+    assert_eq!(library.book("manga-monster-v01").unwrap().metadata.subtitle.as_deref(), Some("Herr Doktor"));
+    // Exactly two rows changed: the two saves that succeeded.
+    let after = dump(&path);
+    let changed = after.iter().filter(|row| !before.contains(row)).count();
+    assert_eq!(changed, 2, "{:?}", after.iter().filter(|row| !before.contains(row)).collect::<Vec<_>>());
+}
+
+#[test]
+fn the_default_save_all_answers_each_save_in_order() {
+    let (_dir, _path, library) = fresh();
+    LibraryFile::parse(&sample()).unwrap().import(&library).unwrap();
+    let mut good = library.series("manga-monster").unwrap();
+    good.metadata.summary = Some("written".into());
+    let mut stale = library.series("manga-naruto").unwrap();
+    stale.revision += 5;
+    let answers = Wrapped::new(library, None).save_all(&[Save::Series(stale), Save::Series(good.clone())]);
+    assert!(matches!(answers[0], Err(LibraryError::Changed { .. })), "{:?}", answers[0]);
+    assert_eq!(*answers[1].as_ref().unwrap(), good.revision + 1);
 }
 
 #[test]
