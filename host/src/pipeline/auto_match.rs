@@ -11,9 +11,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::runs::Recorder;
 use super::target::{ApplyOptions, ApplyReport, SEARCH_LIMIT};
 use super::{Pipeline, PipelineError, Provider};
-use crate::library::{Book, Series};
+use crate::library::{Book, Library, Series};
 use crate::metadata::best_match::{Pick, pick};
 use crate::metadata::context::series_context;
 use crate::metadata::settings::Target;
@@ -172,32 +173,29 @@ impl Pipeline {
     }
 
     /// The steps before any plugin call; `Some` when they already decided.
-    fn precheck(
-        &self,
-        provider: &Provider,
-        target: Target,
-        series: &Series,
-    ) -> Result<Option<MatchOutcome>, PipelineError> {
+    fn precheck(provider: &Provider, target: Target, library: &Library, series: &Series) -> Option<MatchOutcome> {
         if !provider.targets().contains(&target) {
             let detail = format!("its targets are {:?}", provider.targets());
-            return Ok(Some(MatchOutcome::skipped(SkipReason::NoMatchingTargets, detail)));
+            return Some(MatchOutcome::skipped(SkipReason::NoMatchingTargets, detail));
         }
         if !provider.settings.sees_library(&series.library_id) {
-            return Ok(Some(MatchOutcome::skipped(SkipReason::LibraryNotInScope, None)));
+            return Some(MatchOutcome::skipped(SkipReason::LibraryNotInScope, None));
+        }
+        if library.auto_match_conditions.is_none() && provider.settings.conditions.is_none() {
+            return None;
         }
         let context = series_context(series, None);
-        let library = self.library.library(&series.library_id)?;
         if let Some(conditions) = &library.auto_match_conditions
             && let Err(why) = conditions.evaluate(&context)
         {
-            return Ok(Some(MatchOutcome::skipped(SkipReason::LibraryConditionsNotMet, why)));
+            return Some(MatchOutcome::skipped(SkipReason::LibraryConditionsNotMet, why));
         }
         if let Some(conditions) = &provider.settings.conditions
             && let Err(why) = conditions.evaluate(&context)
         {
-            return Ok(Some(MatchOutcome::skipped(SkipReason::PluginConditionsNotMet, why)));
+            return Some(MatchOutcome::skipped(SkipReason::PluginConditionsNotMet, why));
         }
-        Ok(None)
+        None
     }
 
     pub(crate) async fn match_series(
@@ -206,8 +204,10 @@ impl Pipeline {
         series: &Series,
         dry_run: bool,
     ) -> Result<MatchReport, PipelineError> {
-        let search = async { self.search_series_with(provider, series, SEARCH_LIMIT).await };
-        let found = self.find(provider, Target::Series, &series.id, series, &series.external_ids, search).await?;
+        let library = self.library.library(&series.library_id)?;
+        let search = async { self.search_series_with(provider, &library, series, SEARCH_LIMIT).await };
+        let found =
+            Self::find(provider, Target::Series, &series.id, &library, series, &series.external_ids, search).await?;
         let (mut report, external_id) = match found {
             Found::Decided(report) => return Ok(report),
             Found::Id(report, external_id) => (report, external_id),
@@ -225,8 +225,9 @@ impl Pipeline {
         series: &Series,
         dry_run: bool,
     ) -> Result<MatchReport, PipelineError> {
-        let search = async { self.search_book_with(provider, book, series, SEARCH_LIMIT).await };
-        let found = self.find(provider, Target::Book, &book.id, series, &book.external_ids, search).await?;
+        let library = self.library.library(&series.library_id)?;
+        let search = async { self.search_book_with(provider, &library, book, series, SEARCH_LIMIT).await };
+        let found = Self::find(provider, Target::Book, &book.id, &library, series, &book.external_ids, search).await?;
         let (mut report, external_id) = match found {
             Found::Decided(report) => return Ok(report),
             Found::Id(report, external_id) => (report, external_id),
@@ -240,10 +241,10 @@ impl Pipeline {
     /// The steps up to the external id to apply: the prechecks, then the stored id of this
     /// plugin (when reused), else the search and the best result.
     async fn find(
-        &self,
         provider: &Provider,
         target: Target,
         id: &str,
+        library: &Library,
         series: &Series,
         stored: &crate::library::ExternalIds,
         search: impl Future<Output = Result<super::SearchOutcome, PipelineError>>,
@@ -255,7 +256,7 @@ impl Pipeline {
             reused: None,
             outcome: MatchOutcome::Error { why: String::new() },
         };
-        if let Some(decided) = self.precheck(provider, target, series)? {
+        if let Some(decided) = Self::precheck(provider, target, library, series) {
             report.outcome = decided;
             return Ok(Found::Decided(report));
         }
@@ -266,7 +267,7 @@ impl Pipeline {
         }
         let found = search.await?;
         report.query = Some(found.query.query.clone());
-        match self.decide(provider, &found.results) {
+        match Self::decide(provider, &found.results) {
             Ok(external_id) => Ok(Found::Id(report, external_id)),
             Err(skipped) => {
                 report.outcome = skipped;
@@ -277,7 +278,6 @@ impl Pipeline {
 
     /// The best result's id, or why there is none.
     fn decide(
-        &self,
         provider: &Provider,
         results: &[crate::protocol::types::metadata::SearchResult],
     ) -> Result<String, MatchOutcome> {
@@ -312,11 +312,11 @@ impl Pipeline {
         provider.check_scope(library)?;
         self.library.library(library)?;
         let items = self.items(&provider, library)?;
-        let (run, done) = match options.dry_run {
+        let (mut record, done) = match options.dry_run {
             true => (None, Default::default()),
             false => {
                 let (run, done) = self.runs.resume_or_start(plugin, library, options.fresh)?;
-                (Some(run), done)
+                (Some(Recorder::new(&self.runs, run)), done)
             }
         };
         let (todo, skipped): (Vec<Item>, Vec<Item>) = items.into_iter().partition(|item| !done.contains(&item.key()));
@@ -333,10 +333,10 @@ impl Pipeline {
         while let Some((key, report, waits)) = ends.next().await {
             tally.rate_limited += waits;
             *tally.outcomes.entry(report.outcome.label().to_owned()).or_default() += 1;
-            if let Some(run) = run
+            if let Some(record) = &mut record
                 && !matches!(report.outcome, MatchOutcome::Error { .. })
             {
-                self.runs.record(run, &key, report.outcome.label())?;
+                record.add(key.clone(), report.outcome.label())?;
             }
             finished += 1;
             progress(&Progress {
@@ -348,10 +348,11 @@ impl Pipeline {
             reports.push(report);
         }
         // A run with failed items stays open: run again, it tries only those.
-        if let Some(run) = run
-            && !tally.outcomes.contains_key("error")
-        {
-            self.runs.finish(run)?;
+        if let Some(mut record) = record {
+            match tally.outcomes.contains_key("error") {
+                true => record.flush()?,
+                false => record.finish()?,
+            }
         }
         reports.sort_by(|a, b| (a.target, &a.id).cmp(&(b.target, &b.id)));
         Ok(LibraryRun {

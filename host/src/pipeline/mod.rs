@@ -3,13 +3,15 @@
 //! through [`PluginHost`] and read and write the library through its port; every decision
 //! is one of [`crate::metadata`]'s pure functions.
 //!
-//! The library port is synchronous: its calls here are short (one row, one transaction)
-//! and run on the caller's task.
+//! The library port is synchronous: its reads here are short (a row or two) and run on the
+//! caller's task; its saves go through the pipeline's writer thread, where saves waiting
+//! together share a commit.
 
 mod auto_match;
 mod pacer;
 mod runs;
 mod target;
+mod writer;
 
 pub use auto_match::{LibraryRun, MatchOutcome, MatchReport, Progress, RunOptions, SkipReason, Tally};
 pub use target::{ApplyOptions, ApplyReport, SearchOutcome, TargetKind};
@@ -51,6 +53,8 @@ pub enum PipelineError {
     Fault { plugin: String, method: &'static str, why: String },
     #[error("{0}")]
     Runs(String),
+    #[error("the library writer could not start: {0}")]
+    Writer(#[source] std::io::Error),
     #[error("no field {0:?} in an apply report; the fields are {1}")]
     UnknownField(String, String),
 }
@@ -61,6 +65,8 @@ pub struct Pipeline {
     host: Arc<PluginHost>,
     library: Arc<dyn LibraryPort>,
     runs: Arc<runs::Runs>,
+    /// Every save goes through it: saves waiting together share a commit.
+    writer: Arc<writer::Writer>,
     /// Plugins already told about their legacy `totalBookCount` (logged once each).
     legacy_logged: Arc<Mutex<std::collections::HashSet<String>>>,
     /// Each plugin's pace, shared by every job of this pipeline.
@@ -129,10 +135,12 @@ impl Pipeline {
     /// host's database.
     pub fn new(host: Arc<PluginHost>, library: Arc<dyn LibraryPort>) -> Result<Self, PipelineError> {
         let runs = Arc::new(runs::Runs::open(&host.database_path())?);
+        let writer = Arc::new(writer::Writer::start(library.clone()).map_err(PipelineError::Writer)?);
         Ok(Self {
             host,
             library,
             runs,
+            writer,
             legacy_logged: Arc::default(),
             pacers: Arc::default(),
             library_rules: Arc::default(),

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use std::collections::BTreeSet;
 
 use super::{Pipeline, PipelineError, Provider};
-use crate::library::{Book, Series};
+use crate::library::{Book, Library, Save, Series};
 use crate::metadata::apply::decode::{Decoded, decode};
 use crate::metadata::apply::{Applier, FieldChange, Outcome, plan_book, plan_series};
 use crate::metadata::query::{SearchQuery, book_query, series_query};
@@ -62,10 +62,9 @@ impl ApplyReport {
 }
 
 impl Pipeline {
-    /// The rules a plugin's query for `library` runs: the library's, then the plugin's.
-    fn rules(&self, provider: &Provider, library: &str) -> Result<CompiledRules, PipelineError> {
-        let library = self.library.library(library)?;
-        Ok(self.library_rules(&library)?.then(provider.settings.rules.clone()))
+    /// The rules a plugin's query in `library` runs: the library's, then the plugin's.
+    fn rules(&self, provider: &Provider, library: &Library) -> Result<CompiledRules, PipelineError> {
+        Ok(self.library_rules(library)?.then(provider.settings.rules.clone()))
     }
 
     /// Searches `plugin` for `series`: the query built from its rules and template, and
@@ -80,16 +79,18 @@ impl Pipeline {
         provider.require(Target::Series)?;
         let series = self.library.series(series)?;
         provider.check_scope(&series.library_id)?;
-        self.search_series_with(&provider, &series, limit.unwrap_or(SEARCH_LIMIT)).await
+        let library = self.library.library(&series.library_id)?;
+        self.search_series_with(&provider, &library, &series, limit.unwrap_or(SEARCH_LIMIT)).await
     }
 
     pub(crate) async fn search_series_with(
         &self,
         provider: &Provider,
+        library: &Library,
         series: &Series,
         limit: i64,
     ) -> Result<SearchOutcome, PipelineError> {
-        let rules = self.rules(provider, &series.library_id)?;
+        let rules = self.rules(provider, library)?;
         let query = series_query(series, &rules, provider.settings.template.as_ref());
         let params = json!({"query": query.query, "limit": limit});
         provider.pacer.turn().await;
@@ -109,17 +110,19 @@ impl Pipeline {
         let book = self.library.book(book)?;
         let series = self.library.series(&book.series_id)?;
         provider.check_scope(&series.library_id)?;
-        self.search_book_with(&provider, &book, &series, limit.unwrap_or(SEARCH_LIMIT)).await
+        let library = self.library.library(&series.library_id)?;
+        self.search_book_with(&provider, &library, &book, &series, limit.unwrap_or(SEARCH_LIMIT)).await
     }
 
     pub(crate) async fn search_book_with(
         &self,
         provider: &Provider,
+        library: &Library,
         book: &Book,
         series: &Series,
         limit: i64,
     ) -> Result<SearchOutcome, PipelineError> {
-        let rules = self.rules(provider, &series.library_id)?;
+        let rules = self.rules(provider, library)?;
         let query = book_query(book, series, &rules, provider.settings.template.as_ref());
         let isbn = book.isbn.clone().or_else(|| book.metadata.isbns.first().cloned());
         let mut params = json!({"query": query.query, "limit": limit});
@@ -163,7 +166,7 @@ impl Pipeline {
         let (next, changes) = plan_series(series, &decoded, applier);
         let written = !options.dry_run && next != *series;
         if written {
-            self.library.save_series(&next)?;
+            self.writer.save(Save::Series(next)).await?;
         }
         Ok(report(
             TargetKind::Series,
@@ -205,7 +208,7 @@ impl Pipeline {
         let (next, changes) = plan_book(book, &decoded, applier);
         let written = !options.dry_run && next != *book;
         if written {
-            self.library.save_book(&next)?;
+            self.writer.save(Save::Book(next)).await?;
         }
         Ok(report(TargetKind::Book, &book.id, provider, &decoded.metadata.work.external_id, options, written, changes))
     }
