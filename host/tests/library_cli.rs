@@ -191,3 +191,56 @@ fn permissions_settings_search_dry_run_apply_and_auto_match() {
         "plain progress lines: {stderr}"
     );
 }
+
+#[test]
+fn an_auto_match_stopped_by_ctrl_c_says_so_and_the_next_run_goes_on_from_there() {
+    use std::io::{BufRead as _, BufReader};
+    let host = Host::new();
+    host.register_echo();
+    host.ok(&["plugin", "permissions", "echo", "--grant", "metadata:write:*"]);
+    // Paced (a call every 100 ms), so that the run is still going when it is stopped.
+    host.ok(&["plugin", "search-settings", "echo", "--requests-per-minute", "600", "--target", "series"]);
+    let mut child = Command::new(HOST)
+        .args(["library", "auto-match", "--library", "manga", "--plugin", "echo", "--in-flight", "1", "--data-dir"])
+        .arg(host.data.path())
+        .env_remove("RUST_LOG")
+        .env_remove("CODEX_ENCRYPTION_KEY")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut done_before = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        // `[3/23] series manga-x: applied`
+        if let Some(id) = line.strip_prefix('[').and_then(|rest| rest.split(' ').nth(2)) {
+            done_before.push(id.trim_end_matches(':').to_owned());
+        }
+        if done_before.len() == 3 {
+            break;
+        }
+    }
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    let status = child.wait().unwrap();
+    let said = rest.join("\n");
+    assert_eq!(status.code(), Some(130), "{said}");
+    assert!(said.contains("interrupted after") && said.contains("run the same command again"), "{said}");
+    for line in &rest {
+        if let Some(id) = line.strip_prefix('[').and_then(|rest| rest.split(' ').nth(2)) {
+            done_before.push(id.trim_end_matches(':').to_owned());
+        }
+    }
+    assert!(done_before.len() < 23, "the run ended before it was stopped: {said}");
+    // Every item that ended before the stop is recorded: the next run skips exactly those.
+    let run = host.json(&["library", "auto-match", "--library", "manga", "--plugin", "echo", "--json"]);
+    assert_eq!(run["tally"]["alreadyDone"], json!(done_before.len()), "{}", run["tally"]);
+    let redone: Vec<&str> =
+        run["reports"].as_array().unwrap().iter().map(|report| report["id"].as_str().unwrap()).collect();
+    assert_eq!(redone.len(), 23 - done_before.len());
+    for id in &done_before {
+        assert!(!redone.contains(&id.as_str()), "{id} was done before the stop and again after");
+    }
+}

@@ -4,6 +4,8 @@
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::Failure;
 use super::pipeline_host::{HostArgs, pipeline_failure, runtime};
@@ -37,16 +39,31 @@ pub fn run(args: AutoMatchArgs, host: &HostArgs) -> Result<(), Failure> {
     let outcome = runtime.block_on(async {
         let (host, pipeline) = host.open()?;
         let options = RunOptions { dry_run: args.dry_run, in_flight: usize::from(args.in_flight), fresh: args.fresh };
-        let display = Display::new();
-        let run = pipeline
-            .auto_match_library(&args.plugin, &args.library, &options, &|progress| display.show(progress))
-            .await;
+        let display = Arc::new(Display::new());
+        // On a worker, as a server runs it: the job and the plugin it calls hand work to
+        // each other there, without waking this thread.
+        let job = {
+            let (plugin, library, display) = (args.plugin.clone(), args.library.clone(), display.clone());
+            tokio::spawn(async move {
+                pipeline.auto_match_library(&plugin, &library, &options, &|progress| display.show(progress)).await
+            })
+        };
+        let run = interruptible(job).await;
         display.finish();
-        drop(pipeline);
-        if let Ok(host) = std::sync::Arc::try_unwrap(host) {
+        if let Ok(host) = Arc::try_unwrap(host) {
             host.shutdown().await;
         }
-        run.map_err(pipeline_failure)
+        match run {
+            Some(run) => run.map_err(pipeline_failure),
+            None => Err(Failure {
+                message: format!(
+                    "interrupted after {} of {} items; what they did is written and recorded: run the same command again to go on from there",
+                    display.done(),
+                    display.total()
+                ),
+                exit_code: 130,
+            }),
+        }
     })?;
     if args.json {
         super::print_line(&serde_json::to_string(&outcome).expect("a run serializes"));
@@ -56,23 +73,50 @@ pub fn run(args: AutoMatchArgs, host: &HostArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The job's end, or `None` when Ctrl-C stopped it first: the job is dropped (items in
+/// flight are given up; those that ended are recorded) before this returns.
+async fn interruptible<T>(mut job: tokio::task::JoinHandle<T>) -> Option<T> {
+    tokio::select! {
+        ended = &mut job => Some(ended.unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()))),
+        _ = tokio::signal::ctrl_c() => {
+            job.abort();
+            let _ = job.await;
+            None
+        }
+    }
+}
+
 /// Progress on stderr: a bar with counts and rate on a terminal, a line per item otherwise.
-struct Display(Option<ProgressBar>);
+struct Display {
+    bar: Option<ProgressBar>,
+    done: AtomicUsize,
+    total: AtomicUsize,
+}
 
 impl Display {
     fn new() -> Self {
-        if !std::io::stderr().is_terminal() {
-            return Self(None);
-        }
-        let bar = ProgressBar::new(0);
-        let style = ProgressStyle::with_template("{bar:30} {pos}/{len} items · {per_sec} · eta {eta} · {msg}")
-            .expect("a valid progress template");
-        bar.set_style(style);
-        Self(Some(bar))
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(0);
+            let style = ProgressStyle::with_template("{bar:30} {pos}/{len} items · {per_sec} · eta {eta} · {msg}")
+                .expect("a valid progress template");
+            bar.set_style(style);
+            bar
+        });
+        Self { bar, done: AtomicUsize::new(0), total: AtomicUsize::new(0) }
+    }
+
+    fn done(&self) -> usize {
+        self.done.load(Ordering::Relaxed)
+    }
+
+    fn total(&self) -> usize {
+        self.total.load(Ordering::Relaxed)
     }
 
     fn show(&self, progress: &Progress) {
-        match &self.0 {
+        self.done.store(progress.done, Ordering::Relaxed);
+        self.total.store(progress.total, Ordering::Relaxed);
+        match &self.bar {
             Some(bar) => {
                 bar.set_length(progress.total as u64);
                 bar.set_position(progress.done as u64);
@@ -83,7 +127,7 @@ impl Display {
     }
 
     fn finish(&self) {
-        if let Some(bar) = &self.0 {
+        if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
     }
