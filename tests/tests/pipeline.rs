@@ -253,6 +253,41 @@ async fn asks_to_wait(mode: Mode) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outcomes_are_recorded_on_time_while_no_item_ends() {
+    // Dune, Earthsea and Foundation (before 1980) end at once, skipped; then Hyperion waits
+    // a second for its `get` (a call a second).
+    let conditions = json!({"rules": [{"field": "metadata.year", "operator": "gte", "value": 1980}]});
+    let settings = json!({"targets": ["series"], "requestsPerMinute": 60, "autoMatchConditions": conditions});
+    let setup = setup(Mode::Wasm, json!({}), settings).await;
+    let options = RunOptions { in_flight: 1, ..RunOptions::default() };
+    let seen = AtomicUsize::new(0);
+    let notify = tokio::sync::Notify::new();
+    let report = |_: &codex_plugin_host::pipeline::Progress| {
+        seen.fetch_add(1, Ordering::SeqCst);
+        notify.notify_one();
+    };
+    let recorded = |database: &Path| -> usize {
+        let connection = rusqlite::Connection::open(database).unwrap();
+        connection.query_row("SELECT COUNT(*) FROM auto_match_items", [], |row| row.get(0)).unwrap()
+    };
+    let checked = async {
+        notify.notified().await;
+        // Longer than the record's 250 ms, shorter than the next item.
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        (seen.load(Ordering::SeqCst), recorded(&setup.database))
+    };
+    let (ended, written) = tokio::select! {
+        biased;
+        checked = checked => checked,
+        run = setup.pipeline.auto_match_library("echo", "novels", &options, &report) => {
+            panic!("the run ended before the check: {:?}", run.map(|run| run.tally))
+        }
+    };
+    assert_eq!(ended, 3, "the three skipped novels, then a wait");
+    assert_eq!(written, ended, "items ended {ended}, recorded {written}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_plugins_rate_limit_spaces_every_call() {
     // 16 calls (a search and a get for each of the 8 novels) at 1,200 a minute: 0.75 s at least.
     let setup = setup(Mode::Wasm, json!({}), json!({"targets": ["series"], "requestsPerMinute": 1200})).await;

@@ -330,7 +330,20 @@ impl Pipeline {
                 async move { self.run_item(&provider, item, options.dry_run).await }
             })
             .buffer_unordered(options.in_flight.max(1));
-        while let Some((key, report, waits)) = ends.next().await {
+        loop {
+            // Outcomes waiting to be recorded are written on time even while no item ends
+            // (a plugin that asked the job to pause, a slow answer).
+            let next = match record.as_ref().and_then(Recorder::due_in) {
+                Some(due) => match tokio::time::timeout(due, ends.next()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        record.as_mut().map(Recorder::flush).transpose()?;
+                        continue;
+                    }
+                },
+                None => ends.next().await,
+            };
+            let Some((key, report, waits)) = next else { break };
             tally.rate_limited += waits;
             *tally.outcomes.entry(report.outcome.label().to_owned()).or_default() += 1;
             if let Some(record) = &mut record

@@ -112,7 +112,8 @@ const RECORD_EVERY_ITEMS: usize = 64;
 const RECORD_EVERY: Duration = Duration::from_millis(250);
 
 /// A run's record as its items end: outcomes written in batches (every 64 items or 250 ms,
-/// whichever comes first), and whatever is left when the run ends or its job is dropped,
+/// whichever comes first: the run's loop wakes for [`Recorder::due_in`] even while no item
+/// ends), and whatever is left when the run ends or its job is dropped,
 /// so that an interrupted run's next start skips every item it finished. A process killed
 /// outright forgets at most the last 250 ms of outcomes: those items are done again, which
 /// writes nothing new.
@@ -134,6 +135,11 @@ impl<'a> Recorder<'a> {
             self.flush()?;
         }
         Ok(())
+    }
+
+    /// How long until what is waiting must be written; `None` when nothing waits.
+    pub fn due_in(&self) -> Option<Duration> {
+        (!self.pending.is_empty()).then(|| RECORD_EVERY.saturating_sub(self.since.elapsed()))
     }
 
     pub fn flush(&mut self) -> Result<(), PipelineError> {
