@@ -53,8 +53,8 @@ pub enum PipelineError {
     Fault { plugin: String, method: &'static str, why: String },
     #[error("{0}")]
     Runs(String),
-    #[error("the library writer could not start: {0}")]
-    Writer(#[source] std::io::Error),
+    #[error("the library writer {0}; the log says why, and `library show` what was written")]
+    Writer(String),
     #[error("no field {0:?} in an apply report; the fields are {1}")]
     UnknownField(String, String),
 }
@@ -135,7 +135,10 @@ impl Pipeline {
     /// host's database.
     pub fn new(host: Arc<PluginHost>, library: Arc<dyn LibraryPort>) -> Result<Self, PipelineError> {
         let runs = Arc::new(runs::Runs::open(&host.database_path())?);
-        let writer = Arc::new(writer::Writer::start(library.clone()).map_err(PipelineError::Writer)?);
+        let writer = Arc::new(
+            writer::Writer::start(library.clone())
+                .map_err(|error| PipelineError::Writer(format!("could not start: {error}")))?,
+        );
         Ok(Self {
             host,
             library,

@@ -12,6 +12,7 @@
 use std::sync::{Arc, mpsc};
 use tokio::sync::oneshot;
 
+use super::PipelineError;
 use crate::library::{LibraryError, LibraryPort, Save};
 
 /// The most saves one commit takes.
@@ -34,12 +35,23 @@ impl Writer {
     }
 
     /// Writes `save`; answers its new revision.
-    pub async fn save(&self, save: Save) -> Result<i64, LibraryError> {
-        let stopped =
-            || LibraryError::Invalid("the library writer stopped (the log says why); nothing was written".into());
+    pub async fn save(&self, save: Save) -> Result<i64, PipelineError> {
+        self.queue(save)?.await
+    }
+
+    /// Queues `save` now; the future answers when it is written.
+    fn queue(&self, save: Save) -> Result<impl Future<Output = Result<i64, PipelineError>>, PipelineError> {
         let (answer, answered) = oneshot::channel();
+        let stopped = || PipelineError::Writer("has stopped; nothing more is written until the host restarts".into());
         self.queue.send((save, answer)).map_err(|_| stopped())?;
-        answered.await.map_err(|_| stopped())?
+        Ok(async move {
+            match answered.await {
+                Ok(written) => Ok(written?),
+                Err(_) => Err(PipelineError::Writer(
+                    "stopped before it answered: this save may or may not have been written".into(),
+                )),
+            }
+        })
     }
 }
 
@@ -50,6 +62,11 @@ fn write_until_closed(library: &dyn LibraryPort, jobs: &mpsc::Receiver<Job>) {
             && let Ok(next) = jobs.try_recv()
         {
             batch.push(next);
+        }
+        // A job given up while it waited (its run stopped) is not written.
+        batch.retain(|(_, answer)| !answer.is_closed());
+        if batch.is_empty() {
+            continue;
         }
         let (saves, answers): (Vec<Save>, Vec<_>) = batch.into_iter().unzip();
         let results = library.save_all(&saves);
@@ -67,7 +84,7 @@ fn write_until_closed(library: &dyn LibraryPort, jobs: &mpsc::Receiver<Job>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::library::testing::Wrapped;
+    use crate::library::testing::WithSaveAll;
     use crate::library::{LibraryFile, SqliteLibrary};
     use std::sync::Mutex;
     use std::sync::mpsc::{Receiver, sync_channel};
@@ -83,7 +100,7 @@ mod tests {
 
     /// The sample library behind a port whose `save_all` notes each batch's size, and holds
     /// the first batch until `release` is sent.
-    fn gated(batches: Arc<Mutex<Vec<usize>>>, release: Receiver<()>) -> (tempfile::TempDir, Arc<Wrapped>) {
+    fn gated(batches: Arc<Mutex<Vec<usize>>>, release: Receiver<()>) -> (tempfile::TempDir, Arc<WithSaveAll>) {
         let (dir, sqlite) = sample();
         let release = Mutex::new(release);
         let save_all = move |saves: &[Save]| {
@@ -103,7 +120,7 @@ mod tests {
                 })
                 .collect()
         };
-        (dir, Arc::new(Wrapped::new(sqlite, Some(Box::new(save_all)))))
+        (dir, Arc::new(WithSaveAll::new(sqlite, Some(Box::new(save_all)))))
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -117,44 +134,39 @@ mod tests {
             series.revision = revision;
             Save::Series(series)
         };
-        let first = tokio::spawn({
-            let (writer, save) = (writer.clone(), series("manga-monster", 1));
-            async move { writer.save(save).await }
-        });
+        let first = writer.queue(series("manga-monster", 1)).unwrap();
         while batches.lock().unwrap().is_empty() {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        // The first commit is under way: these three wait, then go together.
+        // The first commit is under way: these wait, then go together; one of them is
+        // given up before that, and is not written.
         let mut waiting = Vec::new();
         for (index, id) in ["manga-naruto", "manga-berserk", "manga-monster"].into_iter().enumerate() {
-            let (writer, save) = (writer.clone(), series(id, 10 * (index as i64 + 1)));
-            waiting.push(tokio::spawn(async move { writer.save(save).await }));
+            waiting.push(writer.queue(series(id, 10 * (index as i64 + 1))).unwrap());
         }
+        drop(writer.queue(series("manga-akira", 50)).unwrap());
         let mut book = port.book("manga-monster-v01").unwrap();
         book.revision = 7;
-        let book_save = tokio::spawn({
-            let writer = writer.clone();
-            async move { writer.save(Save::Book(book)).await }
-        });
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        let book_save = writer.queue(Save::Book(book)).unwrap();
         release.send(()).unwrap();
-        assert_eq!(first.await.unwrap().unwrap(), 101);
+        assert_eq!(first.await.unwrap(), 101);
         for (index, save) in waiting.into_iter().enumerate() {
-            assert_eq!(save.await.unwrap().unwrap(), 10 * (index as i64 + 1) + 100);
+            assert_eq!(save.await.unwrap(), 10 * (index as i64 + 1) + 100);
         }
-        assert_eq!(book_save.await.unwrap().unwrap(), 207);
+        assert_eq!(book_save.await.unwrap(), 207);
         assert_eq!(*batches.lock().unwrap(), vec![1, 4]);
     }
 
     #[tokio::test]
-    async fn a_save_alone_is_written_at_once_and_a_wrong_count_stops_the_writer_with_a_clear_error() {
+    async fn a_port_answering_the_wrong_count_stops_the_writer_with_a_clear_error() {
         let (_dir, sqlite) = sample();
         let series = sqlite.series("manga-monster").unwrap();
-        let broken = Wrapped::new(sqlite, Some(Box::new(|_: &[Save]| Vec::new())));
+        let broken = WithSaveAll::new(sqlite, Some(Box::new(|_: &[Save]| Vec::new())));
         let writer = Writer::start(Arc::new(broken)).unwrap();
         let error = writer.save(Save::Series(series.clone())).await.unwrap_err();
-        assert!(error.to_string().contains("the library writer stopped"), "{error}");
+        assert!(error.to_string().contains("may or may not have been written"), "{error}");
+        // Refused at once, or as the stopping writer lets go of its queue.
         let error = writer.save(Save::Series(series)).await.unwrap_err();
-        assert!(error.to_string().contains("nothing was written"), "{error}");
+        assert!(error.to_string().starts_with("the library writer"), "{error}");
     }
 }
