@@ -194,6 +194,15 @@ fn permissions_settings_search_dry_run_apply_and_auto_match() {
 
 #[test]
 fn an_auto_match_stopped_by_ctrl_c_says_so_and_the_next_run_goes_on_from_there() {
+    stopped_and_resumed(nix::sys::signal::Signal::SIGINT);
+}
+
+#[test]
+fn an_auto_match_stopped_by_sigterm_records_what_ended_as_well() {
+    stopped_and_resumed(nix::sys::signal::Signal::SIGTERM);
+}
+
+fn stopped_and_resumed(signal: nix::sys::signal::Signal) {
     use std::io::{BufRead as _, BufReader};
     let host = Host::new();
     host.register_echo();
@@ -222,12 +231,13 @@ fn an_auto_match_stopped_by_ctrl_c_says_so_and_the_next_run_goes_on_from_there()
         }
     }
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    nix::sys::signal::kill(pid, signal).unwrap();
     let rest: Vec<String> = lines.map(Result::unwrap).collect();
     let status = child.wait().unwrap();
     let said = rest.join("\n");
     assert_eq!(status.code(), Some(130), "{said}");
-    assert!(said.contains("interrupted after") && said.contains("run the same command again"), "{said}");
+    let stopped_by = format!("stopped by {} after", signal.as_str());
+    assert!(said.contains(&stopped_by) && said.contains("run the same command again"), "{said}");
     for line in &rest {
         if let Some(id) = line.strip_prefix('[').and_then(|rest| rest.split(' ').nth(2)) {
             done_before.push(id.trim_end_matches(':').to_owned());

@@ -6,10 +6,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use tokio::task::{JoinError, JoinHandle};
 
 use super::Failure;
 use super::pipeline_host::{HostArgs, pipeline_failure, runtime};
 use super::table;
+use super::termination::Termination;
 use crate::pipeline::{LibraryRun, MatchOutcome, Progress, RunOptions};
 
 #[derive(Debug, Args)]
@@ -37,6 +39,7 @@ pub struct AutoMatchArgs {
 pub fn run(args: AutoMatchArgs, host: &HostArgs) -> Result<(), Failure> {
     let runtime = runtime()?;
     let outcome = runtime.block_on(async {
+        let mut termination = Termination::listen();
         let (host, pipeline) = host.open()?;
         let options = RunOptions { dry_run: args.dry_run, in_flight: usize::from(args.in_flight), fresh: args.fresh };
         let display = Arc::new(Display::new());
@@ -48,21 +51,18 @@ pub fn run(args: AutoMatchArgs, host: &HostArgs) -> Result<(), Failure> {
                 pipeline.auto_match_library(&plugin, &library, &options, &|progress| display.show(progress)).await
             })
         };
-        let run = interruptible(job).await;
+        let run = stoppable(job, &mut termination).await;
         display.finish();
         if let Ok(host) = Arc::try_unwrap(host) {
-            host.shutdown().await;
+            // A signal now cuts the plugins' grace period short (the host dropped kills them).
+            tokio::select! {
+                () = host.shutdown() => {}
+                _ = termination.recv() => {}
+            }
         }
         match run {
-            Some(run) => run.map_err(pipeline_failure),
-            None => Err(Failure {
-                message: format!(
-                    "interrupted after {} of {} items; what they did is written and recorded: run the same command again to go on from there",
-                    display.done(),
-                    display.total()
-                ),
-                exit_code: 130,
-            }),
+            Ok(run) => run.map_err(pipeline_failure),
+            Err(signal) => Err(stopped(signal, &display)),
         }
     })?;
     if args.json {
@@ -73,16 +73,38 @@ pub fn run(args: AutoMatchArgs, host: &HostArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The job's end, or `None` when Ctrl-C stopped it first: the job is dropped (items in
-/// flight are given up; those that ended are recorded) before this returns.
-async fn interruptible<T>(mut job: tokio::task::JoinHandle<T>) -> Option<T> {
+/// The job's end, or the signal that stopped it first: the job is dropped (items in flight
+/// are given up; those that ended are recorded) before this returns. A second signal
+/// stops the process at once.
+async fn stoppable<T>(mut job: JoinHandle<T>, termination: &mut Termination) -> Result<T, &'static str> {
+    let joined = |ended: Result<T, JoinError>| match ended {
+        Ok(ended) => Some(ended),
+        Err(error) if error.is_cancelled() => None,
+        Err(error) => std::panic::resume_unwind(error.into_panic()),
+    };
+    let signal = tokio::select! {
+        ended = &mut job => return Ok(joined(ended).expect("only a signal cancels the job")),
+        signal = termination.recv() => signal,
+    };
+    job.abort();
     tokio::select! {
-        ended = &mut job => Some(ended.unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()))),
-        _ = tokio::signal::ctrl_c() => {
-            job.abort();
-            let _ = job.await;
-            None
+        // Ended meanwhile: the run is whole.
+        ended = &mut job => joined(ended).ok_or(signal),
+        again = termination.recv() => {
+            eprintln!("stopped by a second {again}; the last outcomes may not be recorded");
+            std::process::exit(130)
         }
+    }
+}
+
+fn stopped(signal: &str, display: &Display) -> Failure {
+    Failure {
+        message: format!(
+            "stopped by {signal} after {} of {} items; those are written and recorded: run the same command again to go on from there",
+            display.done(),
+            display.total()
+        ),
+        exit_code: 130,
     }
 }
 

@@ -16,6 +16,7 @@ mod pipeline_host;
 mod plugin_metadata;
 mod status;
 mod table;
+mod termination;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

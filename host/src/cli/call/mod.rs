@@ -3,7 +3,6 @@
 
 mod launch;
 mod steps;
-mod termination;
 
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
@@ -11,6 +10,7 @@ use std::sync::Arc;
 
 use super::Failure;
 use super::input::{absolute, parse_timeout};
+use super::termination::Termination;
 use crate::host::{HostConfig, HostError, PluginHost};
 use crate::limits::{StorageLimits, StorageQuota};
 use crate::plugin::{Plugin, PluginError};
@@ -22,7 +22,6 @@ use crate::storage::handler::StorageHandler;
 use crate::storage::{SqliteStorage, StorageScope};
 use launch::Request;
 use steps::Output;
-use termination::{Termination, interrupted};
 
 /// Start a plugin, send it one method (or several, with `--then`), print each JSON result.
 #[derive(Debug, Args)]
@@ -262,4 +261,8 @@ pub(super) fn refusal(error: &PluginError) -> Failure {
 
 pub(super) fn host_failure(message: String) -> Failure {
     Failure { message, exit_code: 3 }
+}
+
+fn interrupted(signal: &str) -> Failure {
+    Failure { message: format!("interrupted by {signal}; the plugin was stopped"), exit_code: 130 }
 }

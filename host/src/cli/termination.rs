@@ -1,12 +1,11 @@
-//! Stopping a `call` when its operator asks: SIGINT, SIGTERM, SIGHUP or SIGQUIT.
+//! Stopping a command when its operator asks: SIGINT, SIGTERM, SIGHUP or SIGQUIT.
 
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
-use crate::cli::Failure;
-
-/// SIGINT, SIGTERM, SIGHUP and SIGQUIT, listened for from the start. The plugin leads its own process
-/// group, so a terminal's Ctrl-C never reaches it: the command must stop it itself.
-pub(super) struct Termination {
+/// SIGINT, SIGTERM, SIGHUP and SIGQUIT, listened for from the start. A process plugin leads
+/// its own process group, so a terminal's Ctrl-C never reaches it: the command must stop it
+/// itself.
+pub struct Termination {
     signals: Vec<(&'static str, Signal)>,
 }
 
@@ -44,8 +43,4 @@ impl Termination {
         })
         .await
     }
-}
-
-pub(super) fn interrupted(signal: &str) -> Failure {
-    Failure { message: format!("interrupted by {signal}; the plugin was stopped"), exit_code: 130 }
 }
