@@ -50,7 +50,8 @@ pub enum DatabaseError {
 /// is 1,000). Every connection to the file uses the same, since whichever commits past it
 /// does the copy. A copy costs two fsyncs, and a page written many times between two copies
 /// is copied once: at 1,000 pages a library run's saves spent a third of their time in
-/// copies (the pipeline bench). The log grows to about 40 MiB before it is reused.
+/// copies (the pipeline bench). The log grows to about 40 MiB before it is reused, and
+/// keeps that size on disk (truncating it after each copy would cost a regrowth each time).
 const CHECKPOINT_PAGES: i64 = 10_000;
 
 /// Opens the database at `path` (creating it, private to the host's user), with a 5 s busy

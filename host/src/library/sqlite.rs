@@ -1,6 +1,7 @@
 //! The library in the host's SQLite file: the embedded default behind the command line and
 //! the server. Documents (metadata, locks, custom metadata) are stored as JSON text; the
-//! rest are rows. One transaction per save.
+//! rest are rows. One transaction per save; saves handed over together share one, a
+//! savepoint each.
 
 use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use serde::Serialize;
@@ -89,14 +90,14 @@ fn external_ids(connection: &Connection, table: &str, key: &str, id: &str) -> Re
 }
 
 fn write_external_ids(
-    transaction: &Connection,
+    connection: &Connection,
     table: &str,
     key: &str,
     id: &str,
     ids: &ExternalIds,
 ) -> Result<(), LibraryError> {
-    transaction.prepare_cached(&format!("DELETE FROM {table} WHERE {key} = ?"))?.execute([id])?;
-    let mut insert = transaction.prepare_cached(&format!(
+    connection.prepare_cached(&format!("DELETE FROM {table} WHERE {key} = ?"))?.execute([id])?;
+    let mut insert = connection.prepare_cached(&format!(
         "INSERT INTO {table} ({key}, source, external_id, url, hash) VALUES (?, ?, ?, ?, ?)"
     ))?;
     for (source, external) in ids {
@@ -165,9 +166,10 @@ fn read_tracking(connection: &Connection, series: &str) -> Result<Tracking, Libr
 }
 
 /// Inserts or updates the series if its stored revision is `series.revision` (a new series
-/// has none); returns the new revision.
-pub(super) fn write_series(transaction: &Connection, series: &Series) -> Result<i64, LibraryError> {
-    let stored: Option<i64> = transaction
+/// has none); returns the new revision. Several statements: call it inside a transaction
+/// or a savepoint.
+pub(super) fn write_series(connection: &Connection, series: &Series) -> Result<i64, LibraryError> {
+    let stored: Option<i64> = connection
         .prepare_cached("SELECT revision FROM series WHERE id = ?")?
         .query_row([&series.id], |row| row.get(0))
         .optional()?;
@@ -179,7 +181,7 @@ pub(super) fn write_series(transaction: &Connection, series: &Series) -> Result<
         None => 1,
     };
     let custom = series.custom_metadata.as_ref().map(json);
-    transaction
+    connection
         .prepare_cached(
             "INSERT INTO series (id, library_id, name, metadata, locks, custom_metadata, revision)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
@@ -195,9 +197,9 @@ pub(super) fn write_series(transaction: &Connection, series: &Series) -> Result<
             custom,
             revision
         ])?;
-    write_external_ids(transaction, "series_external_ids", "series_id", &series.id, &series.external_ids)?;
+    write_external_ids(connection, "series_external_ids", "series_id", &series.id, &series.external_ids)?;
     let tracking = &series.tracking;
-    transaction.prepare_cached("INSERT INTO series_tracking (series_id, tracked, track_volumes, track_chapters, languages, latest_chapter, latest_volume)
+    connection.prepare_cached("INSERT INTO series_tracking (series_id, tracked, track_volumes, track_chapters, languages, latest_chapter, latest_volume)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
          ON CONFLICT (series_id) DO UPDATE SET tracked = ?2, track_volumes = ?3, track_chapters = ?4,
              languages = ?5, latest_chapter = ?6, latest_volume = ?7")?.execute(
@@ -240,8 +242,8 @@ fn book_from_row(connection: &Connection, row: &rusqlite::Row<'_>) -> Result<Boo
 }
 
 /// As [`write_series`], for a book.
-pub(super) fn write_book(transaction: &Connection, book: &Book) -> Result<i64, LibraryError> {
-    let stored: Option<i64> = transaction
+pub(super) fn write_book(connection: &Connection, book: &Book) -> Result<i64, LibraryError> {
+    let stored: Option<i64> = connection
         .prepare_cached("SELECT revision FROM books WHERE id = ?")?
         .query_row([&book.id], |row| row.get(0))
         .optional()?;
@@ -252,7 +254,7 @@ pub(super) fn write_book(transaction: &Connection, book: &Book) -> Result<i64, L
         Some(stored) => stored + 1,
         None => 1,
     };
-    transaction
+    connection
         .prepare_cached(&format!(
             "INSERT INTO books ({BOOK_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
              ON CONFLICT (id) DO UPDATE SET series_id = ?2, position = ?3, volume = ?4, chapter = ?5, title = ?6,
@@ -274,7 +276,7 @@ pub(super) fn write_book(transaction: &Connection, book: &Book) -> Result<i64, L
             book.custom_metadata.as_ref().map(json),
             revision
         ])?;
-    write_external_ids(transaction, "book_external_ids", "book_id", &book.id, &book.external_ids)?;
+    write_external_ids(connection, "book_external_ids", "book_id", &book.id, &book.external_ids)?;
     Ok(revision)
 }
 

@@ -8,18 +8,18 @@ use super::{
 
 type SaveAll = Box<dyn Fn(&[Save]) -> Vec<Result<i64, LibraryError>> + Send + Sync>;
 
-pub struct Wrapped {
+pub struct WithSaveAll {
     inner: SqliteLibrary,
     save_all: Option<SaveAll>,
 }
 
-impl Wrapped {
+impl WithSaveAll {
     pub fn new(inner: SqliteLibrary, save_all: Option<SaveAll>) -> Self {
         Self { inner, save_all }
     }
 }
 
-impl LibraryPort for Wrapped {
+impl LibraryPort for WithSaveAll {
     fn libraries(&self) -> Result<Vec<Library>, LibraryError> {
         self.inner.libraries()
     }

@@ -1,7 +1,7 @@
 use std::path::{Path, PathBuf};
 
 use super::file::{FORMAT, LibraryFile};
-use super::testing::Wrapped;
+use super::testing::WithSaveAll;
 use super::{BookProgress, LibraryError, LibraryFileError, LibraryPort, Save, SeriesLock, SeriesRating, SqliteLibrary};
 
 fn sample() -> String {
@@ -162,7 +162,7 @@ fn the_default_save_all_answers_each_save_in_order() {
     good.metadata.summary = Some("written".into());
     let mut stale = library.series("manga-naruto").unwrap();
     stale.revision += 5;
-    let answers = Wrapped::new(library, None).save_all(&[Save::Series(stale), Save::Series(good.clone())]);
+    let answers = WithSaveAll::new(library, None).save_all(&[Save::Series(stale), Save::Series(good.clone())]);
     assert!(matches!(answers[0], Err(LibraryError::Changed { .. })), "{:?}", answers[0]);
     assert_eq!(*answers[1].as_ref().unwrap(), good.revision + 1);
 }
