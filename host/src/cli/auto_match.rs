@@ -12,7 +12,7 @@ use super::Failure;
 use super::pipeline_host::{HostArgs, pipeline_failure, runtime};
 use super::table;
 use super::termination::Termination;
-use crate::pipeline::{LibraryRun, MatchOutcome, Progress, RunOptions};
+use crate::pipeline::{DEFAULT_IN_FLIGHT, LibraryRun, MatchOutcome, Progress, RunOptions};
 
 #[derive(Debug, Args)]
 pub struct AutoMatchArgs {
@@ -25,8 +25,8 @@ pub struct AutoMatchArgs {
     /// Report what would be applied; write nothing (and record no run).
     #[arg(long)]
     dry_run: bool,
-    /// Series or books matched at once.
-    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    /// Series or books matched at once (the plugin's requestsPerMinute still bounds its calls).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_IN_FLIGHT as u16, value_parser = clap::value_parser!(u16).range(1..=64))]
     in_flight: u16,
     /// Start over instead of resuming a run that was interrupted.
     #[arg(long)]

@@ -13,7 +13,9 @@ mod runs;
 mod target;
 mod writer;
 
-pub use auto_match::{LibraryRun, MatchOutcome, MatchReport, Progress, RunOptions, SkipReason, Tally};
+pub use auto_match::{
+    DEFAULT_IN_FLIGHT, LibraryRun, MatchOutcome, MatchReport, Progress, RunOptions, SkipReason, Tally,
+};
 pub use target::{ApplyOptions, ApplyReport, SearchOutcome, TargetKind};
 
 use serde_json::Value;
