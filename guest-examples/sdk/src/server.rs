@@ -1,6 +1,6 @@
 //! [`Plugin`]: the manifest, the providers, and the JSON-RPC loop over stdin/stdout.
 
-use codex_plugin_protocol::manifest::{Capabilities, CredentialField, Manifest};
+use codex_plugin_protocol::manifest::{Capabilities, CredentialField, Manifest, OAuthConfig};
 use codex_plugin_protocol::message::{self, Incoming};
 use codex_plugin_protocol::types::initialize::InitializeParams;
 use codex_plugin_protocol::{ErrorCode, ErrorObject, HostMethod, PluginRequest};
@@ -36,7 +36,13 @@ pub struct PluginInfo {
     pub homepage: Option<String>,
     /// For sync plugins: `api:<service>`, the source of the external ids it matches.
     pub external_id_source: Option<String>,
+    /// Sync and recommendation entries should carry genres, tags and metadata.
+    pub wants_full_metadata: bool,
+    /// Pushed sync entries should carry `progress.readBooks`.
+    pub wants_detailed_progress: bool,
     pub required_credentials: Vec<CredentialField>,
+    /// The OAuth endpoints the host drives for this plugin's users.
+    pub oauth: Option<OAuthConfig>,
     /// `configSchema`, `userConfigSchema`, setup instructions: kept as given.
     pub extra: Map<String, Value>,
 }
@@ -117,10 +123,12 @@ impl Plugin {
                 user_read_sync: self.router.sync.is_some(),
                 user_recommendation_provider: self.router.recommendations.is_some(),
                 external_id_source: self.info.external_id_source.clone(),
+                wants_full_metadata: self.info.wants_full_metadata,
+                wants_detailed_progress: self.info.wants_detailed_progress,
                 other: Map::new(),
             },
             required_credentials: self.info.required_credentials.clone(),
-            oauth: None,
+            oauth: self.info.oauth.clone(),
             other: self.info.extra.clone(),
         }
     }

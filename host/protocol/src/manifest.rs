@@ -35,6 +35,13 @@ pub struct Capabilities {
     pub user_recommendation_provider: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_id_source: Option<String>,
+    /// Sync and recommendation entries carry the series' genres, tags, metadata and custom
+    /// metadata, as the admin's `_codex` policy allows.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub wants_full_metadata: bool,
+    /// Pushed sync entries carry `progress.readBooks`, one per book with progress.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub wants_detailed_progress: bool,
     #[serde(flatten)]
     pub other: Map<String, Value>,
 }
@@ -239,7 +246,7 @@ mod tests {
         let manifest = Manifest::parse(valid()).unwrap();
         assert!(manifest.capabilities.provides_books());
         assert!(!manifest.capabilities.provides_series());
-        assert_eq!(manifest.capabilities.other["wantsFullMetadata"], json!(true));
+        assert!(manifest.capabilities.wants_full_metadata);
         let back = serde_json::to_value(&manifest).unwrap();
         assert_eq!(back["searchURITemplate"], valid()["searchURITemplate"]);
     }
@@ -263,6 +270,7 @@ mod tests {
             (&["capabilities", "metadataProvider"], json!(["comic"]), "capabilities.metadataProvider[0]"),
             (&["capabilities", "externalIdSource"], json!("anilist"), "capabilities.externalIdSource"),
             (&["capabilities", "userReadSync"], json!("yes"), "capabilities.userReadSync"),
+            (&["capabilities", "wantsFullMetadata"], json!(1), "capabilities.wantsFullMetadata"),
             (&["oauth"], json!({"authorizationUrl": "ftp://x", "tokenUrl": "https://t"}), "oauth.authorizationUrl"),
             (&["oauth"], json!({"authorizationUrl": "https://a", "tokenUrl": "javascript:x"}), "oauth.tokenUrl"),
             (&["requiredCredentials"], json!([{"key": "", "label": "Key"}]), "requiredCredentials[0].key"),

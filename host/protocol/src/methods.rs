@@ -68,8 +68,10 @@ pub trait CheckParams {
 
 impl CheckParams for InitializeParams {
     fn remove_host_only(params: &mut Value) {
-        if let Some(Value::Object(user_config)) = params.get_mut("userConfig") {
-            user_config.remove(HOST_ONLY_NAMESPACE);
+        for config in ["config", "adminConfig", "userConfig"] {
+            if let Some(Value::Object(config)) = params.get_mut(config) {
+                config.remove(HOST_ONLY_NAMESPACE);
+            }
         }
     }
 }
@@ -217,7 +219,7 @@ host_methods! {
 /// - a method that sends no params (`ping`, `shutdown`) sends none;
 /// - an array the method's type requires, left out by the caller, is added as `[]`
 ///   (`recommendations/get`'s `library` and `excludeIds`, a library entry's `genres`…);
-/// - `initialize` loses the host-only `_codex` namespace of its `userConfig`.
+/// - `initialize` loses the host-only `_codex` namespace of its three configs.
 fn prepare_params<P: Serialize + DeserializeOwned + CheckParams>(mut params: Value) -> Result<Option<Value>, String> {
     let typed = P::deserialize(&params).map_err(|error| error.to_string())?;
     typed.check()?;
@@ -314,15 +316,17 @@ mod tests {
     }
 
     #[test]
-    fn initialize_loses_only_the_host_namespace_of_the_user_config() {
+    fn initialize_loses_only_the_host_namespace_of_its_configs() {
         let params = json!({
+            "config": {"_codex": {"sendTags": false}, "region": "eu", "max": 10},
             "adminConfig": {"_codex": {"sendTags": false}, "region": "eu"},
             "userConfig": {"_codex": {"syncRatings": false}, "max": 10},
             "credentials": {"token": "t"}, "logLevel": "debug", "extra": 1.0,
         });
         let sent = HostMethod::Initialize.prepare_params(params).unwrap().unwrap();
         assert_eq!(sent["userConfig"], json!({"max": 10}));
-        assert_eq!(sent["adminConfig"], json!({"_codex": {"sendTags": false}, "region": "eu"}));
+        assert_eq!(sent["adminConfig"], json!({"region": "eu"}));
+        assert_eq!(sent["config"], json!({"region": "eu", "max": 10}));
         assert_eq!(sent["extra"], json!(1.0));
     }
 

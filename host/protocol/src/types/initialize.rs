@@ -4,8 +4,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
-/// The user-config namespace only the host reads; it is removed before the plugin sees
-/// the user config.
+/// The config namespace only the host reads (the user's sync and recommendation settings,
+/// the admin's metadata policy): removed from every config before the plugin sees it.
 pub const HOST_ONLY_NAMESPACE: &str = "_codex";
 
 /// The log level a plugin is asked to use.
@@ -22,7 +22,7 @@ pub enum LogLevel {
 /// `initialize` params, camelCase on the wire.
 ///
 /// Build it with [`InitializeParams::new`], which removes the host-only `_codex` namespace
-/// from the user config and fills the legacy merged `config`.
+/// from both configs and fills the legacy merged `config`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InitializeParams {
@@ -48,10 +48,11 @@ pub struct InitializeParams {
 
 impl InitializeParams {
     pub fn new(
-        admin_config: Map<String, Value>,
+        mut admin_config: Map<String, Value>,
         mut user_config: Map<String, Value>,
         credentials: BTreeMap<String, String>,
     ) -> Self {
+        admin_config.remove(HOST_ONLY_NAMESPACE);
         user_config.remove(HOST_ONLY_NAMESPACE);
         let mut config = admin_config.clone();
         config.extend(user_config.iter().map(|(key, value)| (key.clone(), value.clone())));
@@ -96,7 +97,7 @@ mod tests {
     #[test]
     fn the_host_namespace_never_reaches_the_plugin_and_user_config_wins() {
         let params = InitializeParams::new(
-            object(json!({"maxResults": 5, "region": "eu"})),
+            object(json!({"maxResults": 5, "region": "eu", "_codex": {"sendTags": false}})),
             object(json!({"maxResults": 10, "_codex": {"syncRatings": false}})),
             BTreeMap::from([("api_key".to_owned(), "k".to_owned())]),
         )

@@ -37,7 +37,7 @@ pub struct CallArgs {
     /// comes; the first error stops the rest.
     #[arg(long = "then", value_names = ["METHOD", "PARAMS_JSON"], num_args = 1..=2, action = clap::ArgAction::Append)]
     then: Vec<String>,
-    /// Admin configuration (JSON object), sent as `adminConfig`.
+    /// Admin configuration (JSON object), sent as `adminConfig` without its `_codex` key.
     #[arg(long, value_name = "JSON")]
     admin_config: Option<String>,
     /// User configuration (JSON object), sent as `userConfig` without its `_codex` key.
