@@ -8,11 +8,14 @@
 
 mod file;
 pub mod model;
+mod reading;
 mod sqlite;
 
 pub use file::{ImportReport, LibraryFile, LibraryFileError};
 pub use model::*;
 pub use sqlite::SqliteLibrary;
+
+use std::collections::HashMap;
 
 /// Why a library operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +89,75 @@ pub trait LibraryPort: Send + Sync {
     fn save_progress(&self, user: &str, progress: &BookProgress) -> Result<(), LibraryError>;
     fn rating(&self, user: &str, series: &str) -> Result<Option<SeriesRating>, LibraryError>;
     fn save_rating(&self, user: &str, rating: &SeriesRating) -> Result<(), LibraryError>;
+
+    /// Every series with an id under `source`, as (series id, external id), by series id.
+    fn series_with_source(&self, source: &str) -> Result<Vec<(String, String)>, LibraryError>;
+    /// For each of `external_ids`, the series that have it under `source` (none: absent).
+    /// The default asks [`LibraryPort::series_by_external_id`] for each.
+    fn series_by_external_ids(
+        &self,
+        source: &str,
+        external_ids: &[String],
+    ) -> Result<HashMap<String, Vec<String>>, LibraryError> {
+        let mut found = HashMap::new();
+        for id in external_ids {
+            let series = self.series_by_external_id(source, id)?;
+            if !series.is_empty() {
+                found.insert(id.clone(), series);
+            }
+        }
+        Ok(found)
+    }
+    /// Series the user has progress in (any book opened), by id.
+    fn series_read_by(&self, user: &str) -> Result<Vec<String>, LibraryError>;
+    /// Each of `series` with the user's progress and rating, in the order given; a series
+    /// that is gone is left out. The default reads them one by one.
+    fn readings(&self, user: &str, series: &[String]) -> Result<Vec<SeriesReading>, LibraryError> {
+        readings_one_by_one(self, user, series)
+    }
+    /// Writes `changes` for `user`, all or nothing.
+    fn apply_reading(&self, user: &str, changes: &ReadingChanges) -> Result<(), LibraryError>;
+}
+
+/// [`LibraryPort::readings`] as the trait does it, from the port's single reads.
+pub fn readings_one_by_one(
+    port: &(impl LibraryPort + ?Sized),
+    user: &str,
+    series: &[String],
+) -> Result<Vec<SeriesReading>, LibraryError> {
+    let mut library_names: HashMap<String, String> = HashMap::new();
+    let mut readings = Vec::with_capacity(series.len());
+    for id in series {
+        let series = match port.series(id) {
+            Ok(series) => series,
+            Err(LibraryError::NoSeries(_)) => continue,
+            Err(error) => return Err(error),
+        };
+        let library_name = match library_names.get(&series.library_id) {
+            Some(name) => name.clone(),
+            None => {
+                let name = port.library(&series.library_id)?.name;
+                library_names.insert(series.library_id.clone(), name.clone());
+                name
+            }
+        };
+        let mut progress: HashMap<String, BookProgress> =
+            port.progress(user, id)?.into_iter().map(|progress| (progress.book_id.clone(), progress)).collect();
+        let books = port
+            .books(id)?
+            .into_iter()
+            .map(|book| BookReading {
+                progress: progress.remove(&book.id),
+                book_id: book.id,
+                volume: book.volume,
+                chapter: book.chapter,
+                page_count: book.page_count,
+            })
+            .collect();
+        let rating = port.rating(user, id)?;
+        readings.push(SeriesReading { series, library_name, books, rating });
+    }
+    Ok(readings)
 }
 
 /// [`LibraryPort::save_all`] as the trait does it: each save on its own, in order.

@@ -330,9 +330,12 @@ pub struct BookProgress {
     pub book_id: String,
     pub page: i64,
     pub completed: bool,
-    /// Microseconds since the Unix epoch.
+    /// Microseconds since the Unix epoch, as every time here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed_at: Option<i64>,
+    /// When the user opened the book first (unknown for progress older than the field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<i64>,
     pub updated_at: i64,
 }
 
@@ -345,4 +348,48 @@ pub struct SeriesRating {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notes: Option<String>,
     pub updated_at: i64,
+}
+
+/// A book as a reader's progress sees it: where it sits, and how far the user got.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BookReading {
+    pub book_id: String,
+    pub volume: Option<f64>,
+    pub chapter: Option<f64>,
+    pub page_count: Option<i64>,
+    /// None: the user never opened it.
+    pub progress: Option<BookProgress>,
+}
+
+/// A series with what one user did with it: what sync and recommendations read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesReading {
+    pub series: Series,
+    pub library_name: String,
+    /// By position.
+    pub books: Vec<BookReading>,
+    pub rating: Option<SeriesRating>,
+}
+
+/// What a pull writes for a user, all of it an upgrade: books marked read (a book already
+/// read keeps its first completion), and ratings for series the user has not rated (the
+/// user's own rating always wins, even one given while the sync ran).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReadingChanges {
+    pub mark_read: Vec<BookRead>,
+    pub ratings_if_unrated: Vec<SeriesRating>,
+}
+
+/// A book to mark read, at its last page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BookRead {
+    pub book_id: String,
+    pub page_count: Option<i64>,
+    pub at: i64,
+}
+
+impl ReadingChanges {
+    pub fn is_empty(&self) -> bool {
+        self.mark_read.is_empty() && self.ratings_if_unrated.is_empty()
+    }
 }

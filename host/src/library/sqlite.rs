@@ -10,9 +10,10 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::{
-    Book, BookProgress, ExternalIds, Library, LibraryError, LibraryPort, Page, Save, Series, SeriesRating,
-    StoredExternalId, Tracking, save_one_by_one,
+    Book, BookProgress, ExternalIds, Library, LibraryError, LibraryPort, Page, ReadingChanges, Save, Series,
+    SeriesRating, SeriesReading, StoredExternalId, Tracking, reading, save_one_by_one,
 };
+use std::collections::HashMap;
 
 /// The library tables of the host's database.
 pub struct SqliteLibrary {
@@ -106,7 +107,7 @@ fn write_external_ids(
     Ok(())
 }
 
-fn read_series(connection: &Connection, id: &str) -> Result<Series, LibraryError> {
+pub(super) fn read_series(connection: &Connection, id: &str) -> Result<Series, LibraryError> {
     let row = connection
         .prepare_cached(
             "SELECT library_id, name, metadata, locks, custom_metadata, revision,
@@ -435,7 +436,7 @@ impl LibraryPort for SqliteLibrary {
     fn progress(&self, user: &str, series: &str) -> Result<Vec<BookProgress>, LibraryError> {
         let connection = self.lock();
         let mut statement = connection.prepare_cached(
-            "SELECT p.book_id, p.page, p.completed, p.completed_at, p.updated_at FROM reading_progress p
+            "SELECT p.book_id, p.page, p.completed, p.completed_at, p.started_at, p.updated_at FROM reading_progress p
              JOIN books b ON b.id = p.book_id WHERE p.user_id = ? AND b.series_id = ? ORDER BY b.position, b.id",
         )?;
         let rows = statement.query_map([user, series], |row| {
@@ -444,7 +445,8 @@ impl LibraryPort for SqliteLibrary {
                 page: row.get(1)?,
                 completed: row.get(2)?,
                 completed_at: row.get(3)?,
-                updated_at: row.get(4)?,
+                started_at: row.get(4)?,
+                updated_at: row.get(5)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -458,28 +460,18 @@ impl LibraryPort for SqliteLibrary {
             if !known {
                 return Err(LibraryError::NoBook(progress.book_id.clone()));
             }
-            transaction.prepare_cached("INSERT INTO reading_progress (user_id, book_id, page, completed, completed_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (user_id, book_id) DO UPDATE SET page = ?3, completed = ?4, completed_at = ?5, updated_at = ?6")?.execute(
-                params![user, progress.book_id, progress.page, progress.completed, progress.completed_at, progress.updated_at],
+            transaction.prepare_cached("INSERT INTO reading_progress (user_id, book_id, page, completed, completed_at, started_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, COALESCE(?6, ?7), ?7)
+                 ON CONFLICT (user_id, book_id) DO UPDATE SET page = ?3, completed = ?4, completed_at = ?5,
+                     started_at = COALESCE(reading_progress.started_at, excluded.started_at), updated_at = ?7")?.execute(
+                params![user, progress.book_id, progress.page, progress.completed, progress.completed_at, progress.started_at, progress.updated_at],
             )?;
             Ok(())
         })
     }
 
     fn rating(&self, user: &str, series: &str) -> Result<Option<SeriesRating>, LibraryError> {
-        let connection = self.lock();
-        Ok(connection
-            .prepare_cached("SELECT rating, notes, updated_at FROM series_ratings WHERE user_id = ? AND series_id = ?")?
-            .query_row([user, series], |row| {
-                Ok(SeriesRating {
-                    series_id: series.to_owned(),
-                    rating: row.get(0)?,
-                    notes: row.get(1)?,
-                    updated_at: row.get(2)?,
-                })
-            })
-            .optional()?)
+        reading::rating(&self.lock(), user, series)
     }
 
     fn save_rating(&self, user: &str, rating: &SeriesRating) -> Result<(), LibraryError> {
@@ -493,5 +485,29 @@ impl LibraryPort for SqliteLibrary {
             )?;
             Ok(())
         })
+    }
+
+    fn series_with_source(&self, source: &str) -> Result<Vec<(String, String)>, LibraryError> {
+        reading::series_with_source(&self.lock(), source)
+    }
+
+    fn series_by_external_ids(
+        &self,
+        source: &str,
+        external_ids: &[String],
+    ) -> Result<HashMap<String, Vec<String>>, LibraryError> {
+        reading::series_by_external_ids(&self.lock(), source, external_ids)
+    }
+
+    fn series_read_by(&self, user: &str) -> Result<Vec<String>, LibraryError> {
+        reading::series_read_by(&self.lock(), user)
+    }
+
+    fn readings(&self, user: &str, series: &[String]) -> Result<Vec<SeriesReading>, LibraryError> {
+        reading::readings(&mut self.lock(), user, series)
+    }
+
+    fn apply_reading(&self, user: &str, changes: &ReadingChanges) -> Result<(), LibraryError> {
+        self.write(|transaction| reading::apply(transaction, user, changes))
     }
 }

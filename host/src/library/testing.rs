@@ -2,8 +2,8 @@
 //! test's own.
 
 use super::{
-    Book, BookProgress, Library, LibraryError, LibraryPort, Page, Save, Series, SeriesRating, SqliteLibrary,
-    save_one_by_one,
+    Book, BookProgress, Library, LibraryError, LibraryPort, Page, ReadingChanges, Save, Series, SeriesRating,
+    SqliteLibrary, save_one_by_one,
 };
 
 type SaveAll = Box<dyn Fn(&[Save]) -> Vec<Result<i64, LibraryError>> + Send + Sync>;
@@ -67,5 +67,14 @@ impl LibraryPort for WithSaveAll {
     }
     fn save_rating(&self, user: &str, rating: &SeriesRating) -> Result<(), LibraryError> {
         self.inner.save_rating(user, rating)
+    }
+    fn series_with_source(&self, source: &str) -> Result<Vec<(String, String)>, LibraryError> {
+        self.inner.series_with_source(source)
+    }
+    fn series_read_by(&self, user: &str) -> Result<Vec<String>, LibraryError> {
+        self.inner.series_read_by(user)
+    }
+    fn apply_reading(&self, user: &str, changes: &ReadingChanges) -> Result<(), LibraryError> {
+        self.inner.apply_reading(user, changes)
     }
 }

@@ -187,6 +187,7 @@ fn reading_progress_and_ratings_are_kept_per_user() {
         page: 40,
         completed: false,
         completed_at: None,
+        started_at: Some(5),
         updated_at: 5,
     };
     library.save_progress("ann", &progress).unwrap();
@@ -234,4 +235,101 @@ fn a_bad_file_names_its_first_problem_and_imports_nothing() {
         assert!(error.to_string().contains(expected), "expected {expected:?} in: {error}");
     }
     assert_eq!(dump(&path), before, "a refused file changed the database");
+}
+
+fn read_at(book: &str, at: i64) -> super::BookRead {
+    super::BookRead { book_id: book.into(), page_count: Some(200), at }
+}
+
+#[test]
+fn readings_in_bulk_are_what_the_single_reads_say() {
+    let (_dir, path, library) = fresh();
+    LibraryFile::parse(&sample()).unwrap().import(&library).unwrap();
+    let progress = |book: &str, completed: bool| BookProgress {
+        book_id: book.into(),
+        page: 12,
+        completed,
+        completed_at: completed.then_some(20),
+        started_at: Some(10),
+        updated_at: 20,
+    };
+    library.save_progress("ann", &progress("manga-one-piece-v02", true)).unwrap();
+    library.save_progress("ann", &progress("manga-one-piece-v01", false)).unwrap();
+    let rating = SeriesRating { series_id: "manga-one-piece".into(), rating: 80, notes: None, updated_at: 3 };
+    library.save_rating("ann", &rating).unwrap();
+    let ids: Vec<String> = vec!["manga-one-piece".into(), "gone".into(), "manga-monster".into()];
+    let bulk = library.readings("ann", &ids).unwrap();
+    let single = WithSaveAll::new(SqliteLibrary::open(&path).unwrap(), None).readings("ann", &ids).unwrap();
+    assert_eq!(bulk, single);
+    assert_eq!(bulk.len(), 2, "a series that is gone is left out");
+    assert_eq!((bulk[0].library_name.as_str(), bulk[0].rating.as_ref()), ("Manga", Some(&rating)));
+    let opened: Vec<_> = bulk[0].books.iter().map(|book| book.progress.as_ref().map(|p| p.completed)).collect();
+    assert_eq!(&opened[..3], [Some(false), Some(true), None]);
+    assert_eq!(library.series_read_by("ann").unwrap(), vec!["manga-one-piece".to_owned()]);
+    assert!(library.series_read_by("bo").unwrap().is_empty());
+}
+
+#[test]
+fn applied_reading_only_ever_upgrades_and_a_users_own_rating_wins() {
+    let (_dir, _path, library) = fresh();
+    LibraryFile::parse(&sample()).unwrap().import(&library).unwrap();
+    let first = BookProgress {
+        book_id: "manga-one-piece-v01".into(),
+        page: 181,
+        completed: true,
+        completed_at: Some(5),
+        started_at: Some(1),
+        updated_at: 5,
+    };
+    library.save_progress("ann", &first).unwrap();
+    let own =
+        SeriesRating { series_id: "manga-one-piece".into(), rating: 30, notes: Some("mine".into()), updated_at: 1 };
+    library.save_rating("ann", &own).unwrap();
+    let changes = super::ReadingChanges {
+        mark_read: vec![read_at("manga-one-piece-v01", 99), read_at("manga-one-piece-v02", 99)],
+        ratings_if_unrated: vec![
+            SeriesRating { series_id: "manga-one-piece".into(), rating: 90, notes: None, updated_at: 99 },
+            SeriesRating {
+                series_id: "manga-monster".into(),
+                rating: 70,
+                notes: Some("theirs".into()),
+                updated_at: 99,
+            },
+        ],
+    };
+    library.apply_reading("ann", &changes).unwrap();
+    let progress = library.progress("ann", "manga-one-piece").unwrap();
+    assert_eq!(progress[0], first, "a book read before keeps its completion");
+    assert_eq!((progress[1].completed, progress[1].page, progress[1].completed_at), (true, 200, Some(99)));
+    assert_eq!(library.rating("ann", "manga-one-piece").unwrap(), Some(own));
+    assert_eq!(library.rating("ann", "manga-monster").unwrap().map(|rating| rating.rating), Some(70));
+}
+
+#[test]
+fn applied_reading_with_an_unknown_book_writes_nothing() {
+    let (_dir, _path, library) = fresh();
+    LibraryFile::parse(&sample()).unwrap().import(&library).unwrap();
+    let changes = super::ReadingChanges {
+        mark_read: vec![read_at("manga-one-piece-v01", 9), read_at("no-such-book", 9)],
+        ratings_if_unrated: vec![SeriesRating {
+            series_id: "manga-monster".into(),
+            rating: 70,
+            notes: None,
+            updated_at: 9,
+        }],
+    };
+    let error = library.apply_reading("ann", &changes).unwrap_err();
+    assert!(matches!(error, LibraryError::NoBook(ref book) if book == "no-such-book"), "{error}");
+    assert!(library.progress("ann", "manga-one-piece").unwrap().is_empty());
+    assert_eq!(library.rating("ann", "manga-monster").unwrap(), None);
+    let bad = super::ReadingChanges {
+        mark_read: vec![],
+        ratings_if_unrated: vec![SeriesRating {
+            series_id: "manga-monster".into(),
+            rating: 101,
+            notes: None,
+            updated_at: 9,
+        }],
+    };
+    assert!(library.apply_reading("ann", &bad).unwrap_err().to_string().contains("0 to 100"));
 }
