@@ -30,5 +30,6 @@ pub mod registry;
 pub mod sandbox;
 pub mod storage;
 pub mod supervisor;
+pub mod sync;
 pub mod transport;
 pub mod vault;

@@ -1,0 +1,17 @@
+//! Sync decisions (orchestration.md §7), pure functions over plain values: which settings
+//! apply, what a user's reading of a series amounts to, which entries are pushed and with
+//! what, how pulled entries change local progress, and when a pull must stop. The service
+//! that runs a sync is [`crate::integrations`].
+
+mod engagement;
+mod pull;
+mod push;
+mod settings;
+
+pub use engagement::Engagement;
+pub use pull::{MAX_PAGES, PullPager, PullStep, PulledChanges, reconcile};
+pub use push::{push_entry, rfc3339};
+pub use settings::{EntryContents, MetadataPolicy, SyncMode, SyncSettings};
+
+#[cfg(test)]
+mod tests;
