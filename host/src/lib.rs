@@ -19,6 +19,7 @@ pub mod database;
 pub mod dispatch;
 pub mod host;
 pub mod install;
+pub mod integrations;
 pub mod library;
 pub mod limits;
 pub mod metadata;

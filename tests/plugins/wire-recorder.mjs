@@ -1,7 +1,8 @@
 // The Node twin of guest-examples/wire-echo: it appends every line it receives, byte for
 // byte, to `requests.jsonl` in its data directory (`dataDir` of `initialize`), and answers
 // each method with the JSON its admin config holds under `answers.<method>` (-32601 for a
-// method it has no answer for). Tests compare what a caller sent with what arrived, and
+// method it has no answer for). Its admin config's `capabilities`, if any, are merged into
+// its manifest's. Tests compare what a caller sent with what arrived, and
 // what the plugin wrote with what the caller got back.
 
 import { appendFileSync } from "node:fs";
@@ -36,6 +37,7 @@ createInterface({ input: process.stdin }).on("line", (line) => {
   const { id, method, params } = request;
   if (method === "initialize") {
     answers = params?.adminConfig?.answers ?? {};
+    Object.assign(manifest.capabilities, params?.adminConfig?.capabilities ?? {});
     record = params?.dataDir ? join(params.dataDir, "requests.jsonl") : null;
   }
   if (record) appendFileSync(record, `${line}\n`);

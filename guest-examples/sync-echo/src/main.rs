@@ -2,9 +2,18 @@
 //!
 //! It shows the sync surface of the SDK: `getUserInfo` uses the access token from the
 //! credentials and fails with an auth error when there is none; `pullProgress` pages
-//! through a fixed list of 23 entries (`page` or `cursor`, `limit` per page, default 10)
-//! with `hasMore`; `pushProgress` reports each entry: ids starting with `missing-` fail,
-//! the others are updated; `status` summarizes.
+//! through a fixed list of entries (`page` or `cursor`, `limit` per page, default 10, at
+//! most 100) with `hasMore`, only those changed after `updatedSince` when given;
+//! `pushProgress` reports each entry: ids starting with `missing-` or listed in `failIds`
+//! fail, the others are updated, and it keeps a count of its pushes in storage
+//! (`pushLog`); `status` summarizes.
+//!
+//! The admin config shapes the list, for tests and benches:
+//! - `entries`: how many (default 23); entry `i` is `series-<i>` (two digits at least),
+//!   changed on 2026-02-(i mod 28 + 1);
+//! - `pagination`: `"page"` (only `nextPage`), `"cursor"` (only `nextCursor`), or both;
+//! - `repeatPage`: after this page, point back at the first (a plugin whose pages loop);
+//! - `failIds`: external ids whose push fails.
 //!
 //! ```sh
 //! cargo build -p sync-echo
@@ -13,12 +22,40 @@
 //! ```
 
 use codex_plugin_sdk::prelude::*;
+use serde_json::{Value, json};
 use std::process::ExitCode;
 
-const ENTRIES: i64 = 23;
+const DEFAULT_ENTRIES: i64 = 23;
 const DEFAULT_PAGE_SIZE: i64 = 10;
 
 struct Echo;
+
+/// The list as the admin config shapes it.
+struct Shape {
+    entries: i64,
+    pages: bool,
+    cursors: bool,
+    repeat_page: Option<i64>,
+    fail_ids: Vec<String>,
+}
+
+impl Shape {
+    fn of(ctx: &Context) -> Self {
+        let config = ctx.admin_config();
+        let pagination = config.get("pagination").and_then(Value::as_str).unwrap_or("both");
+        Self {
+            entries: ctx.admin_integer("entries").unwrap_or(DEFAULT_ENTRIES).max(0),
+            pages: pagination != "cursor",
+            cursors: pagination != "page",
+            repeat_page: ctx.admin_integer("repeatPage"),
+            fail_ids: config
+                .get("failIds")
+                .and_then(Value::as_array)
+                .map(|ids| ids.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                .unwrap_or_default(),
+        }
+    }
+}
 
 impl Echo {
     fn entry(index: i64) -> SyncEntry {
@@ -53,9 +90,16 @@ impl SyncProvider for Echo {
         })
     }
 
-    async fn push_progress(&self, _ctx: &Context, params: PushParams) -> Result<PushResponse> {
-        let (failed, succeeded): (Vec<_>, Vec<_>) =
-            params.entries.into_iter().partition(|entry| entry.external_id.starts_with("missing-"));
+    async fn push_progress(&self, ctx: &Context, params: PushParams) -> Result<PushResponse> {
+        let shape = Shape::of(ctx);
+        let log = ctx.storage().get("pushLog").await?.unwrap_or_else(|| json!({}));
+        let count = |key: &str| log.get(key).and_then(Value::as_i64).unwrap_or(0);
+        let logged =
+            json!({"batches": count("batches") + 1, "entries": count("entries") + params.entries.len() as i64});
+        ctx.storage().set("pushLog", logged, None).await?;
+        let (failed, succeeded): (Vec<_>, Vec<_>) = params.entries.into_iter().partition(|entry| {
+            entry.external_id.starts_with("missing-") || shape.fail_ids.contains(&entry.external_id)
+        });
         Ok(PushResponse {
             success: succeeded
                 .into_iter()
@@ -76,31 +120,40 @@ impl SyncProvider for Echo {
         })
     }
 
-    async fn pull_progress(&self, _ctx: &Context, params: PullParams) -> Result<PullResponse> {
+    async fn pull_progress(&self, ctx: &Context, params: PullParams) -> Result<PullResponse> {
+        let shape = Shape::of(ctx);
+        let total = shape.entries;
         let size = params.limit.unwrap_or(DEFAULT_PAGE_SIZE).clamp(1, 100);
         let start = match (&params.cursor, params.page) {
             (Some(cursor), _) => cursor
                 .parse::<i64>()
                 .ok()
-                .filter(|start| (0..=ENTRIES).contains(start))
+                .filter(|start| (0..=total).contains(start))
                 .ok_or_else(|| PluginError::InvalidParams(format!("bad cursor {cursor:?}")))?,
-            (None, Some(page)) => page.clamp(1, ENTRIES + 1).saturating_sub(1).saturating_mul(size).min(ENTRIES),
+            (None, Some(page)) => page.clamp(1, total + 1).saturating_sub(1).saturating_mul(size).min(total),
             (None, None) => 0,
         };
-        let end = start.saturating_add(size).min(ENTRIES);
-        let has_more = end < ENTRIES;
+        let end = start.saturating_add(size).min(total);
+        let has_more = end < total;
+        let page = start / size + 1;
+        // A plugin whose pages loop: after `repeatPage`, the next page is the first again.
+        let next = if shape.repeat_page == Some(page) { 0 } else { end };
+        let since = params.updated_since.as_deref().or(params.since.as_deref());
         Ok(PullResponse {
-            entries: (start..end).map(Self::entry).collect(),
+            entries: (start..end)
+                .map(Self::entry)
+                .filter(|entry| since.is_none_or(|since| entry.latest_updated_at.as_deref() > Some(since)))
+                .collect(),
             has_more,
-            next_page: has_more.then(|| end / size + 1),
-            next_cursor: has_more.then(|| end.to_string()),
+            next_page: (has_more && shape.pages).then(|| next / size + 1),
+            next_cursor: (has_more && shape.cursors).then(|| next.to_string()),
         })
     }
 
-    async fn status(&self, _ctx: &Context) -> Result<StatusResponse> {
+    async fn status(&self, ctx: &Context) -> Result<StatusResponse> {
         Ok(StatusResponse {
             last_sync_at: None,
-            external_count: Some(ENTRIES),
+            external_count: Some(Shape::of(ctx).entries),
             pending_push: 0,
             pending_pull: 0,
             conflicts: 0,
