@@ -77,14 +77,8 @@ enum PluginCommand {
         #[arg(long = "admin", value_name = "JSON")]
         admin: String,
     },
-    /// Connect a user to a plugin, or replace the user's configuration.
-    Connect {
-        id: String,
-        #[arg(long, value_name = "USER")]
-        user: String,
-        #[arg(long, value_name = "JSON")]
-        config: Option<String>,
-    },
+    /// Connect a user to a plugin: their configuration, and a personal access token.
+    Connect(super::connect::ConnectArgs),
     /// What the plugin may write and which libraries it sees (none and all, by default).
     Permissions(super::plugin_metadata::PermissionsArgs),
     /// How the plugin searches and matches: template, title rules, conditions, threshold.
@@ -282,9 +276,11 @@ pub fn run_plugin(args: PluginArgs) -> Result<(), Failure> {
             let config = parse_object("--admin", Some(&admin))?;
             registry.set_admin_config(&id, config).map_err(registry_failure)
         }
-        PluginCommand::Connect { id, user, config } => {
-            let config = parse_object("--config", config.as_deref())?;
-            registry.connect_user(&id, &user, config).map_err(registry_failure)
+        PluginCommand::Connect(connect) => {
+            let location = &args.location;
+            let vault = || Ok(Vault::new(location.key()?));
+            let key_file = location.key_file.as_deref().map(absolute).transpose()?;
+            super::connect::run(connect, &registry, vault, absolute(&location.data_dir)?, key_file)
         }
         PluginCommand::Permissions(permissions) => {
             let dir = absolute(&args.location.data_dir)?;
@@ -421,7 +417,7 @@ fn host_failure(message: String) -> Failure {
 }
 
 /// Bad input (an unknown id, an invalid registration) exits 2; the rest 3.
-fn registry_failure(error: RegistryError) -> Failure {
+pub(super) fn registry_failure(error: RegistryError) -> Failure {
     match error {
         RegistryError::NotRegistered(_)
         | RegistryError::AlreadyRegistered(_)

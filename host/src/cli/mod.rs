@@ -7,6 +7,7 @@
 mod admin;
 mod auto_match;
 mod call;
+mod connect;
 mod input;
 mod install;
 mod library;
@@ -15,6 +16,7 @@ mod metadata;
 mod pipeline_host;
 mod plugin_metadata;
 mod status;
+mod sync;
 mod table;
 mod termination;
 
@@ -36,6 +38,8 @@ enum Command {
     Vault(admin::VaultArgs),
     Library(Box<library::LibraryArgs>),
     Metadata(Box<metadata::MetadataArgs>),
+    /// Sync a user's reading progress with a sync plugin, or show the last syncs.
+    Sync(Box<sync::SyncArgs>),
     /// What bounds this machine's capacity (wasm instances, open files, address space) and
     /// the sandbox layers it offers, as JSON.
     Status,
@@ -96,6 +100,10 @@ pub fn run() -> ExitCode {
         Command::Metadata(args) => {
             logging::init(crate::protocol::types::initialize::LogLevel::Warn);
             metadata::run(*args)
+        }
+        Command::Sync(args) => {
+            logging::init(crate::protocol::types::initialize::LogLevel::Warn);
+            sync::run(*args)
         }
         Command::Status => status::run(),
     };

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use super::Failure;
 use super::input::absolute;
 use crate::host::{HostConfig, HostError, PluginHost};
+use crate::integrations::{IntegrationError, Integrations};
 use crate::library::{LibraryError, SqliteLibrary};
 use crate::pipeline::{Pipeline, PipelineError};
 use crate::plugin::PluginError;
@@ -35,6 +36,19 @@ pub struct HostArgs {
 impl HostArgs {
     /// A host over the data directory, its library and the pipeline. Inside a runtime.
     pub fn open(&self) -> Result<(Arc<PluginHost>, Pipeline), Failure> {
+        let (host, library) = self.open_with_library()?;
+        let pipeline = Pipeline::new(host.clone(), library).map_err(pipeline_failure)?;
+        Ok((host, pipeline))
+    }
+
+    /// A host over the data directory, with users' integrations over its library.
+    pub fn open_integrations(&self) -> Result<(Arc<PluginHost>, Integrations), Failure> {
+        let (host, library) = self.open_with_library()?;
+        let integrations = Integrations::new(host.clone(), library).map_err(integration_failure)?;
+        Ok((host, integrations))
+    }
+
+    fn open_with_library(&self) -> Result<(Arc<PluginHost>, Arc<SqliteLibrary>), Failure> {
         let mut config = HostConfig::new(absolute(&self.data_dir)?);
         config.key_file = self.key_file.as_deref().map(absolute).transpose()?;
         let mut allowlist = CommandAllowlist::default();
@@ -51,8 +65,7 @@ impl HostArgs {
         })?;
         let host = Arc::new(host);
         let library = SqliteLibrary::open(&host.database_path()).map_err(library_failure)?;
-        let pipeline = Pipeline::new(host.clone(), Arc::new(library)).map_err(pipeline_failure)?;
-        Ok((host, pipeline))
+        Ok((host, Arc::new(library)))
     }
 }
 
@@ -91,23 +104,50 @@ pub fn library_failure(error: LibraryError) -> Failure {
     }
 }
 
+/// Unknown plugins and users, and invalid registrations, exit 2; the rest 3.
+fn registry_failure(error: RegistryError) -> Failure {
+    match error {
+        RegistryError::NotRegistered(_) | RegistryError::Invalid { .. } | RegistryError::NotConnected { .. } => {
+            Failure::usage(error.to_string())
+        }
+        other => host_failure(other.to_string()),
+    }
+}
+
+/// A plugin's error answer exits 1, an unknown plugin 2, the rest (not started, timed out,
+/// died) 3.
+fn plugin_failure(error: PluginError) -> Failure {
+    match error {
+        PluginError::Answered { .. } => Failure { message: error.to_string(), exit_code: 1 },
+        PluginError::NotRegistered { .. } => Failure::usage(error.to_string()),
+        other => host_failure(other.to_string()),
+    }
+}
+
 /// Bad input exits 2, a plugin's error answer 1, the host's failures 3.
 pub fn pipeline_failure(error: PipelineError) -> Failure {
     match error {
         PipelineError::Library(error) => library_failure(error),
-        PipelineError::Registry(
-            error @ (RegistryError::NotRegistered(_)
-            | RegistryError::Invalid { .. }
-            | RegistryError::NotConnected { .. }),
-        ) => Failure::usage(error.to_string()),
-        PipelineError::Plugin(error @ PluginError::Answered { .. }) => {
-            Failure { message: error.to_string(), exit_code: 1 }
-        }
-        PipelineError::Plugin(error @ PluginError::NotRegistered { .. }) => Failure::usage(error.to_string()),
+        PipelineError::Registry(error) => registry_failure(error),
+        PipelineError::Plugin(error) => plugin_failure(error),
         error @ (PipelineError::NotProvider { .. }
         | PipelineError::Settings { .. }
         | PipelineError::OutOfScope { .. }
         | PipelineError::UnknownField(..)) => Failure::usage(error.to_string()),
+        other => host_failure(other.to_string()),
+    }
+}
+
+/// Bad input exits 2 (unknown plugin or user, a plugin without the capability, a sync
+/// already running elsewhere), a plugin's error answer 1, the host's failures 3.
+pub fn integration_failure(error: IntegrationError) -> Failure {
+    match error {
+        IntegrationError::Library(error) => library_failure(error),
+        IntegrationError::Registry(error) => registry_failure(error),
+        IntegrationError::Plugin(error) => plugin_failure(error),
+        error @ (IntegrationError::NotCapable { .. } | IntegrationError::Busy { .. }) => {
+            Failure::usage(error.to_string())
+        }
         other => host_failure(other.to_string()),
     }
 }

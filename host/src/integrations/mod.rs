@@ -9,7 +9,7 @@ mod sync;
 mod sync_store;
 
 pub use report::{EntryFailure, SyncReport};
-pub use sync::{SyncOptions, SyncProgress};
+pub use sync::{PAGE_SIZE, PUSH_BATCH, SyncOptions, SyncProgress};
 pub use sync_store::SyncRecord;
 
 use futures::future::{BoxFuture, Shared};

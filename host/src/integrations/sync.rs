@@ -142,6 +142,20 @@ impl Integrations {
         })
     }
 
+    /// The tracker account `user` is connected as (`sync/getUserInfo`); none for a plugin
+    /// that does not sync.
+    pub async fn account(&self, plugin: &str, user: &str) -> Result<Option<UserInfo>, IntegrationError> {
+        self.host.registry().user_connection(plugin, user)?;
+        if !self.manifest(plugin, user).await?.capabilities.user_read_sync {
+            return Ok(None);
+        }
+        let value = self.host.call(plugin, Some(user), "sync/getUserInfo", json!({})).await?;
+        let account = serde_json::from_value(value).map_err(|error| {
+            IntegrationError::Store(format!("plugin `{plugin}` answered sync/getUserInfo without an account: {error}"))
+        })?;
+        Ok(Some(account))
+    }
+
     /// The plugin's manifest, as its last start recorded it (started once, as the user, if
     /// no start did).
     pub(super) async fn manifest(&self, plugin: &str, user: &str) -> Result<Manifest, IntegrationError> {

@@ -1,0 +1,124 @@
+//! `plugin connect` with a token, `sync` and `sync status`, run as real commands on a real
+//! database file with the sync-echo example as a wasm component and the sample library.
+
+use serde_json::{Value, json};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const HOST: &str = env!("CARGO_BIN_EXE_codex-plugin-host");
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
+}
+
+/// sync-echo as a component, built into this test's target directory.
+fn sync_echo_component() -> PathBuf {
+    let target = std::env::current_exe().unwrap().ancestors().nth(3).unwrap().to_path_buf();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(repo())
+        .args(["build", "--quiet", "--target", "wasm32-wasip2", "--profile", "guest", "-p", "sync-echo"])
+        .arg("--target-dir")
+        .arg(&target)
+        .status()
+        .unwrap();
+    assert!(status.success(), "building the sync-echo component failed");
+    target.join("wasm32-wasip2/guest/sync-echo.wasm")
+}
+
+struct Host {
+    data: tempfile::TempDir,
+    key_file: PathBuf,
+}
+
+impl Host {
+    /// The sample library, sync-echo registered as `echo-sync` and allowed to read it.
+    fn new() -> Self {
+        let data = tempfile::tempdir().unwrap();
+        let key_file = data.path().join("vault.key");
+        let host = Self { key_file, data };
+        let key = host.run(&["vault", "generate-key"], None);
+        std::fs::write(&host.key_file, &key.stdout).unwrap();
+        std::fs::set_permissions(&host.key_file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        let sample = repo().join("docs/sample-library.json");
+        host.ok(&["library", "import", sample.to_str().unwrap()], None);
+        let component = sync_echo_component();
+        host.ok(&["plugin", "add", "echo-sync", "--wasm", component.to_str().unwrap()], None);
+        host.ok(&["plugin", "permissions", "echo-sync", "--grant", "library:read"], None);
+        host
+    }
+
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut child = Command::new(HOST)
+            .args(args)
+            .arg("--data-dir")
+            .arg(self.data.path())
+            .arg("--key-file")
+            .arg(&self.key_file)
+            .env_remove("RUST_LOG")
+            .env_remove("CODEX_ENCRYPTION_KEY")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the host binary runs");
+        let mut input = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            input.write_all(text.as_bytes()).unwrap();
+        }
+        drop(input);
+        child.wait_with_output().unwrap()
+    }
+
+    fn ok(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let output = self.run(args, stdin);
+        assert!(output.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    fn refused(&self, args: &[&str], stdin: Option<&str>, expected: &str) {
+        let output = self.run(args, stdin);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: expected {expected:?} in {stderr}");
+    }
+}
+
+#[test]
+fn a_user_connects_with_a_token_and_syncs_from_the_command_line() {
+    let host = Host::new();
+    host.refused(
+        &["plugin", "connect", "echo-sync", "--user", "ann", "--token", "t0ken-ann"],
+        None,
+        "never taken from the command line",
+    );
+    let connected = host.ok(&["plugin", "connect", "echo-sync", "--user", "ann", "--token", "-"], Some("t0ken-ann\n"));
+    let connected: Value = serde_json::from_str(&connected).unwrap();
+    assert_eq!(connected["account"]["username"], json!("reader-t0ke"), "{connected}");
+    let listed = host.ok(&["plugin", "show", "echo-sync"], None);
+    assert!(!listed.contains("t0ken-ann"), "the token is shown back: {listed}");
+
+    host.refused(&["sync", "echo-sync", "--user", "bo"], None, "user `bo` is not connected");
+    let dry: Value =
+        serde_json::from_str(&host.ok(&["sync", "echo-sync", "--user", "ann", "--dry-run", "--json"], None)).unwrap();
+    assert_eq!(
+        (dry["dryRun"].clone(), dry["pulled"].clone(), dry["matched"].clone()),
+        (json!(true), json!(23), json!(12))
+    );
+    let status: Value = serde_json::from_str(&host.ok(&["sync", "status", "--json"], None)).unwrap();
+    assert_eq!(status, json!([]), "a dry run keeps no result");
+
+    let output = host.run(&["sync", "echo-sync", "--user", "ann", "--page-size", "10"], None);
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "{stderr}");
+    assert!(stdout.contains("23 entries in 3 pages"), "{stdout}");
+    assert!(stdout.contains("reader-t0ke"), "{stdout}");
+    assert!(stderr.contains("pulled 23 entries in 3 pages"), "no progress shown: {stderr}");
+
+    let status: Value = serde_json::from_str(&host.ok(&["sync", "status", "--user", "ann", "--json"], None)).unwrap();
+    assert_eq!(status[0]["lastResult"]["pulled"], json!(23), "{status}");
+    assert_eq!(status[0]["running"], json!(false));
+    let table = host.ok(&["sync", "status"], None);
+    assert!(table.contains("echo-sync") && table.contains("ok"), "{table}");
+}
