@@ -27,6 +27,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod plugin;
 pub mod protocol;
+pub mod recommendations;
 pub mod registry;
 pub mod sandbox;
 pub mod storage;

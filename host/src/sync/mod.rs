@@ -10,7 +10,7 @@ mod settings;
 
 pub use engagement::Engagement;
 pub use pull::{MAX_PAGES, PullPager, PullStep, PulledChanges, reconcile};
-pub use push::{push_entry, rfc3339};
+pub use push::{custom_metadata, metadata_block, push_entry, rfc3339, title};
 pub use settings::{EntryContents, MetadataPolicy, SyncMode, SyncSettings};
 
 #[cfg(test)]

@@ -90,12 +90,12 @@ pub fn push_entry(
 }
 
 /// The series' title: its metadata's, else the name its files gave it.
-pub(crate) fn title(reading: &SeriesReading) -> String {
+pub fn title(reading: &SeriesReading) -> String {
     reading.series.metadata.title.clone().unwrap_or_else(|| reading.series.name.clone())
 }
 
 /// The bibliographic block Codex shares, none when it would be empty.
-pub(crate) fn metadata_block(reading: &SeriesReading) -> Option<LibrarySeriesMetadata> {
+pub fn metadata_block(reading: &SeriesReading) -> Option<LibrarySeriesMetadata> {
     let metadata = &reading.series.metadata;
     let block = LibrarySeriesMetadata {
         summary: metadata.summary.clone(),
@@ -116,6 +116,6 @@ pub(crate) fn metadata_block(reading: &SeriesReading) -> Option<LibrarySeriesMet
     (block != LibrarySeriesMetadata::default()).then_some(block)
 }
 
-pub(crate) fn custom_metadata(reading: &SeriesReading) -> Option<serde_json::Value> {
+pub fn custom_metadata(reading: &SeriesReading) -> Option<serde_json::Value> {
     reading.series.custom_metadata.clone().map(serde_json::Value::Object)
 }
