@@ -2,8 +2,9 @@
 // byte, to `requests.jsonl` in its data directory (`dataDir` of `initialize`), and answers
 // each method with the JSON its admin config holds under `answers.<method>` (-32601 for a
 // method it has no answer for). Its admin config's `capabilities`, if any, are merged into
-// its manifest's. Tests compare what a caller sent with what arrived, and
-// what the plugin wrote with what the caller got back.
+// its manifest's; `delays.<method>` (milliseconds) holds that method's answer back. Tests
+// compare what a caller sent with what arrived, and what the plugin wrote with what the
+// caller got back.
 
 import { appendFileSync } from "node:fs";
 import { join } from "node:path";
@@ -25,6 +26,7 @@ const manifest = {
 
 const write = (message) => process.stdout.write(`${JSON.stringify(message)}\n`);
 let answers = {};
+let delays = {};
 let record = null;
 
 createInterface({ input: process.stdin }).on("line", (line) => {
@@ -37,6 +39,7 @@ createInterface({ input: process.stdin }).on("line", (line) => {
   const { id, method, params } = request;
   if (method === "initialize") {
     answers = params?.adminConfig?.answers ?? {};
+    delays = params?.adminConfig?.delays ?? {};
     Object.assign(manifest.capabilities, params?.adminConfig?.capabilities ?? {});
     record = params?.dataDir ? join(params.dataDir, "requests.jsonl") : null;
   }
@@ -47,6 +50,9 @@ createInterface({ input: process.stdin }).on("line", (line) => {
     write({ jsonrpc: "2.0", id, result: null });
     return process.exit(0);
   }
-  if (Object.hasOwn(answers, method)) return write({ jsonrpc: "2.0", id, result: answers[method] });
+  if (Object.hasOwn(answers, method)) {
+    const answer = () => write({ jsonrpc: "2.0", id, result: answers[method] });
+    return Object.hasOwn(delays, method) ? setTimeout(answer, delays[method]) : answer();
+  }
   write({ jsonrpc: "2.0", id, error: { code: -32601, message: `Method not found: ${method}` } });
 });

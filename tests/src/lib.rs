@@ -22,6 +22,7 @@ use codex_plugin_host::transport::wasm::disk_quota::DiskLimits;
 use codex_plugin_host::transport::wasm::http::HttpPolicy;
 use codex_plugin_host::transport::wasm::{self, WasmComponent, WasmRuntime, WasmSpec};
 
+pub mod integrations;
 pub mod wire;
 
 /// The repository's top folder.

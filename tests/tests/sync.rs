@@ -3,71 +3,33 @@
 //! connected with a token; every page pulled, matched and applied, pushes in batches, the
 //! settings, two syncs at once, a plugin whose pages loop, and what each entry carries.
 
-use codex_plugin_host::host::{HostConfig, PluginHost};
 use codex_plugin_host::integrations::{IntegrationError, Integrations, SyncOptions};
 use codex_plugin_host::library::{BookProgress, LibraryFile, LibraryPort, SeriesRating, SqliteLibrary};
-use codex_plugin_host::metadata::settings::MetadataSettings;
 use codex_plugin_host::plugin::PluginId;
 use codex_plugin_host::registry::{Launch, PluginDefinition};
-use codex_plugin_host::transport::process::CommandAllowlist;
-use codex_plugin_host::vault::{EncryptionKey, Secret};
-use codex_plugin_host_tests::{binary_dir, example_binary, repo_root, wasm_component_path, wire_recorder};
+use codex_plugin_host_tests::integrations::{IntegrationHost, Mode, example, recorder, sample_library};
+use codex_plugin_host_tests::wasm_component_path;
 use serde_json::{Map, Value, json};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
-#[derive(Clone, Copy, Debug)]
-enum Mode {
-    Wasm,
-    Process,
-}
-
-struct Setup {
-    _dir: tempfile::TempDir,
-    host: Arc<PluginHost>,
-    library: Arc<SqliteLibrary>,
-    integrations: Integrations,
-}
+type Setup = IntegrationHost;
 
 fn sample() -> String {
-    std::fs::read_to_string(repo_root().join("docs/sample-library.json")).unwrap()
+    sample_library()
 }
 
 /// A host with the library `file`, `launch` registered as `sync` with `admin` as its admin
 /// configuration and `permissions` granted, and `ann` connected with `user_config` and an
 /// access token.
 async fn setup_with(launch: Launch, file: &str, admin: Value, permissions: &[&str], user_config: Value) -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let key_file = dir.path().join("vault.key");
-    std::fs::write(&key_file, EncryptionKey::generate()).unwrap();
-    std::fs::set_permissions(&key_file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let mut config = HostConfig::new(dir.path().join("data"));
-    config.allowlist = CommandAllowlist::default().with_plugins_dir(binary_dir());
-    config.key_file = Some(key_file);
-    let host = Arc::new(PluginHost::open(config).unwrap());
-    let mut definition = PluginDefinition::new(launch);
-    definition.admin_config = admin.as_object().cloned().unwrap_or_else(Map::new);
-    let registry = host.registry();
-    registry.add(&PluginId::new("sync").unwrap(), &definition).unwrap();
-    let settings = MetadataSettings {
-        permissions: permissions.iter().map(|permission| permission.to_string()).collect(),
-        ..MetadataSettings::default()
-    };
-    registry.set_metadata_settings("sync", &settings).unwrap();
-    registry.connect_user("sync", "ann", user_config.as_object().cloned().unwrap()).unwrap();
-    let token = BTreeMap::from([("access_token".to_owned(), Secret::new("t0ken-ann"))]);
-    registry.set_credentials(host.vault().unwrap(), "sync", Some("ann"), &token).unwrap();
-    let library = Arc::new(SqliteLibrary::open(&host.database_path()).unwrap());
-    LibraryFile::parse(file).unwrap().import(library.as_ref()).unwrap();
-    let integrations = Integrations::new(host.clone(), library.clone()).unwrap();
-    Setup { _dir: dir, host, library, integrations }
+    let setup = IntegrationHost::new(file);
+    setup.add("sync", launch, admin, permissions);
+    setup.connect("sync", "ann", user_config, "t0ken-ann");
+    setup
 }
 
 fn sync_echo(mode: Mode) -> Launch {
-    match mode {
-        Mode::Wasm => Launch::Wasm { file: wasm_component_path("sync-echo") },
-        Mode::Process => Launch::Process { command: example_binary("sync-echo"), args: Vec::new() },
-    }
+    example("sync-echo", mode)
 }
 
 async fn echo_setup(mode: Mode, admin: Value, user_config: Value) -> Setup {
@@ -225,16 +187,26 @@ async fn two_at_once(mode: Mode) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_hosts_sync_of_the_connection_is_refused_not_doubled() {
-    let setup = echo_setup(Mode::Wasm, json!({}), json!({})).await;
-    let other = Integrations::new(setup.host.clone(), setup.library.clone()).unwrap();
-    let (first, second) = tokio::join!(setup.integrations.sync("sync", "ann", pages_of(1)), async {
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        other.sync("sync", "ann", pages_of(1)).await
-    });
-    assert_eq!(first.unwrap().error, None);
-    let error = second.unwrap_err();
+    // A pull that takes a second: the first sync holds the lease meanwhile.
+    let answers = json!({"sync/pullProgress": {"entries": [], "hasMore": false}});
+    let admin = json!({"answers": answers, "delays": {"sync/pullProgress": 1000}});
+    let setup = setup_with(recorder(), &sample(), admin, &["library:read"], json!({"syncMode": "pull"})).await;
+    let first = {
+        let integrations = setup.integrations.clone();
+        tokio::spawn(async move { integrations.sync("sync", "ann", SyncOptions::default()).await })
+    };
+    while setup.integrations.sync_record("sync", "ann").unwrap().is_none_or(|record| record.held.is_none()) {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let library: Arc<SqliteLibrary> = setup.library.clone();
+    let other = Integrations::new(setup.host.clone(), library).unwrap();
+    let error = other.sync("sync", "ann", SyncOptions::default()).await.unwrap_err();
     assert!(matches!(error, IntegrationError::Busy { .. }), "{error}");
     assert!(error.to_string().contains("already running on another host"), "{error}");
+    assert_eq!(first.await.unwrap().unwrap().error, None);
+    assert_eq!(setup.recorded("sync", "sync/pullProgress").len(), 1, "the connection was pulled once");
+    let after = other.sync("sync", "ann", SyncOptions::default()).await.unwrap();
+    assert_eq!(after.error, None, "the lease was given back");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -313,10 +285,9 @@ async fn bad_requests_are_clear_errors() {
 
 /// The wire recorder as a sync plugin: what it answers comes from its admin config, and
 /// every line it received is in its data directory.
-async fn recorder(answers: Value, capabilities: Value, codex: Value) -> Setup {
+async fn recorder_setup(answers: Value, capabilities: Value, codex: Value) -> Setup {
     let admin = json!({"answers": answers, "capabilities": capabilities, "_codex": codex});
-    let launch = Launch::Process { command: "node".into(), args: vec![wire_recorder()] };
-    let setup = setup_with(launch, &sample(), admin, &["library:read"], json!({"syncMode": "push"})).await;
+    let setup = setup_with(recorder(), &sample(), admin, &["library:read"], json!({"syncMode": "push"})).await;
     progress(&setup, "manga-one-piece-v01", true);
     progress(&setup, "manga-one-piece-v02", false);
     let mut series = setup.library.series("manga-one-piece").unwrap();
@@ -327,19 +298,7 @@ async fn recorder(answers: Value, capabilities: Value, codex: Value) -> Setup {
 
 /// The `sync/pushProgress` requests the recorder received.
 fn pushed_requests(setup: &Setup) -> Vec<Value> {
-    let data = setup.host.database_path().parent().unwrap().join("plugins/sync/users");
-    let mut requests = Vec::new();
-    for user in std::fs::read_dir(data).unwrap() {
-        let Ok(text) = std::fs::read_to_string(user.unwrap().path().join("requests.jsonl")) else { continue };
-        for line in text.lines() {
-            let request: Value = serde_json::from_str(line).unwrap();
-            if request["method"] == "sync/pushProgress" {
-                requests.push(request["params"].clone());
-            }
-            assert!(!line.contains("_codex"), "the host-only settings reached the plugin: {line}");
-        }
-    }
-    requests
+    setup.recorded("sync", "sync/pushProgress")
 }
 
 const PUSH_ANSWER: &str = r#"{"success": [], "failed": []}"#;
@@ -362,7 +321,7 @@ async fn entries_carry_what_the_manifest_asks_and_the_admin_allows() {
     for (capabilities, codex, present) in cases {
         let mut capabilities = capabilities;
         capabilities["externalIdSource"] = json!("api:echo");
-        let setup = recorder(answers.clone(), capabilities.clone(), codex.clone()).await;
+        let setup = recorder_setup(answers.clone(), capabilities.clone(), codex.clone()).await;
         let report = setup.integrations.sync("sync", "ann", SyncOptions::default()).await.unwrap();
         assert_eq!(report.error, None, "{report:?}");
         let requests = pushed_requests(&setup);
@@ -387,7 +346,7 @@ async fn entries_carry_what_the_manifest_asks_and_the_admin_allows() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_answering_nonsense_fails_the_sync_and_writes_nothing() {
     let wrong_types = json!({"sync/pullProgress": {"entries": "none", "hasMore": false}});
-    let setup = recorder(wrong_types, json!({"externalIdSource": "api:echo"}), json!({})).await;
+    let setup = recorder_setup(wrong_types, json!({"externalIdSource": "api:echo"}), json!({})).await;
     setup.host.registry().connect_user("sync", "ann", Map::new()).unwrap();
     let report = setup.integrations.sync("sync", "ann", SyncOptions::default()).await.unwrap();
     assert!(report.error.as_deref().is_some_and(|error| error.contains("sync/pullProgress")), "{report:?}");
@@ -395,7 +354,7 @@ async fn a_plugin_answering_nonsense_fails_the_sync_and_writes_nothing() {
 
     let strangers =
         json!({"sync/pushProgress": {"success": [{"externalId": "ghost", "status": "updated"}], "failed": []}});
-    let setup = recorder(strangers, json!({"externalIdSource": "api:echo"}), json!({})).await;
+    let setup = recorder_setup(strangers, json!({"externalIdSource": "api:echo"}), json!({})).await;
     let report = setup.integrations.sync("sync", "ann", SyncOptions::default()).await.unwrap();
     assert_eq!((report.error.as_deref(), report.pushed), (None, 0));
     assert!(report.notes.iter().any(|note| note.contains("never sent (ghost)")), "{:?}", report.notes);

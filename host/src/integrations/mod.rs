@@ -4,17 +4,19 @@
 //! and write through the library port; every decision is one of [`crate::sync`]'s pure
 //! functions.
 
+mod recommendation_store;
+mod recommendations;
 mod report;
+mod single_flight;
 mod sync;
 mod sync_store;
 
+pub use recommendations::{DismissReport, RecommendationList, RecommendationSource};
 pub use report::{EntryFailure, SyncReport};
 pub use sync::{PAGE_SIZE, PUSH_BATCH, SyncOptions, SyncProgress};
 pub use sync_store::SyncRecord;
 
-use futures::future::{BoxFuture, Shared};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::host::PluginHost;
 use crate::library::{LibraryError, LibraryPort};
@@ -39,13 +41,17 @@ pub enum IntegrationError {
         "a sync of `{plugin}` for `{user}` is already running on another host ({holder}, its lease runs {seconds} s more); wait for it, `sync status` shows its result"
     )]
     Busy { plugin: String, user: String, holder: String, seconds: i64 },
-    #[error("the sync record could not be used: {0}")]
+    #[error(
+        "user `{0}` is connected to no recommendation plugin; `plugin connect <id> --user {0}` connects them to one"
+    )]
+    NoRecommenders(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the host's records could not be used: {0}")]
     Store(String),
     #[error("{0}")]
     Joined(String),
 }
-
-type RunningSync = Shared<BoxFuture<'static, Result<Arc<SyncReport>, Arc<str>>>>;
 
 /// The integrations of one host over one library.
 #[derive(Clone)]
@@ -54,7 +60,10 @@ pub struct Integrations {
     library: Arc<dyn LibraryPort>,
     syncs: Arc<sync_store::SyncStore>,
     /// This host's syncs in progress, by (plugin, user): a second request joins the first.
-    running: Arc<Mutex<HashMap<(String, String), RunningSync>>>,
+    syncing: Arc<single_flight::SingleFlight<SyncReport>>,
+    recommendation_store: Arc<recommendation_store::RecommendationStore>,
+    /// This host's recommendation refreshes in progress, by (plugin, user).
+    recommending: Arc<single_flight::SingleFlight<codex_plugin_protocol::types::recommendations::GetResponse>>,
     /// Who this host is, in the sync leases it takes.
     holder: Arc<str>,
 }
@@ -63,9 +72,18 @@ impl Integrations {
     /// Opens the integrations' records in the host's database.
     pub fn new(host: Arc<PluginHost>, library: Arc<dyn LibraryPort>) -> Result<Self, IntegrationError> {
         let syncs = Arc::new(sync_store::SyncStore::open(&host.database_path())?);
+        let recommendation_store = Arc::new(recommendation_store::RecommendationStore::open(&host.database_path())?);
         let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
         let holder = format!("{}:{}:{:08x}", host_name.trim(), std::process::id(), rand_suffix());
-        Ok(Self { host, library, syncs, running: Arc::default(), holder: holder.into() })
+        Ok(Self {
+            host,
+            library,
+            syncs,
+            syncing: Arc::default(),
+            recommendation_store,
+            recommending: Arc::default(),
+            holder: holder.into(),
+        })
     }
 
     pub fn host(&self) -> &Arc<PluginHost> {

@@ -4,9 +4,9 @@
 
 use codex_plugin_protocol::manifest::Manifest;
 use codex_plugin_protocol::types::sync::{PullResponse, PushParams, PushResponse, SyncEntry, UserInfo};
-use futures::FutureExt as _;
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -71,23 +71,16 @@ impl Integrations {
             return Ok(Arc::new(self.clone().run_sync(plan, options).await));
         }
         let key = (plugin.to_owned(), user.to_owned());
-        let running = {
-            let mut running = self.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            match running.get(&key) {
-                Some(running) => running.clone(),
-                None => {
-                    let started = self.start_sync(plan, options)?;
-                    running.insert(key.clone(), started.clone());
-                    started
-                }
-            }
-        };
+        let running = self.syncing.join_or_start(key, || self.start_sync(plan, options))?;
         running.await.map_err(|why| IntegrationError::Joined(why.to_string()))
     }
 
-    /// Takes the lease and runs the sync on a task of its own (it finishes even if the
-    /// caller stops waiting), recording its result.
-    fn start_sync(&self, plan: SyncPlan, options: SyncOptions) -> Result<super::RunningSync, IntegrationError> {
+    /// Takes the lease; the job then runs the sync and records its result.
+    fn start_sync(
+        &self,
+        plan: SyncPlan,
+        options: SyncOptions,
+    ) -> Result<impl Future<Output = Result<SyncReport, String>> + use<>, IntegrationError> {
         let now = now_micros();
         let until = now + LEASE.as_micros() as i64;
         if let Err((holder, held_until)) = self.syncs.claim(&plan.plugin, &plan.user, &self.holder, now, until)? {
@@ -99,16 +92,11 @@ impl Integrations {
             });
         }
         let this = self.clone();
-        let key = (plan.plugin.clone(), plan.user.clone());
-        let task = tokio::spawn(async move {
+        Ok(async move {
             let report = this.clone().run_sync(plan, options).await;
-            let recorded = this.syncs.finish(&report, &this.holder);
-            this.running.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&key);
-            recorded.map(|()| Arc::new(report)).map_err(|error| Arc::from(error.to_string()))
-        });
-        Ok(async move { task.await.unwrap_or_else(|error| Err(Arc::from(format!("the sync stopped: {error}")))) }
-            .boxed()
-            .shared())
+            this.syncs.finish(&report, &this.holder).map_err(|error| error.to_string())?;
+            Ok(report)
+        })
     }
 
     /// Everything a sync needs to know before it starts, checked.

@@ -1,6 +1,5 @@
 //! Several plugins' recommendations as one list: one per external id (the highest score
-//! wins, reasons combined, `basedOn` joined), best first, without what the user dismissed
-//! or already has.
+//! wins, reasons combined, `basedOn` joined), best first, without what the user dismissed.
 
 use codex_plugin_protocol::types::recommendations::Recommendation;
 use serde::Serialize;
@@ -16,17 +15,16 @@ pub struct Merged {
 }
 
 /// Merges `(plugin, recommendation)` pairs, in the order given (equal scores keep it),
-/// leaving out the ids in `dismissed` and in `owned` (series in the user's library).
+/// leaving out the ids in `dismissed`.
 pub fn merge(
     recommendations: impl IntoIterator<Item = (String, Recommendation)>,
     dismissed: &HashSet<String>,
-    owned: &HashSet<String>,
 ) -> Vec<Merged> {
     let mut order: Vec<String> = Vec::new();
     let mut by_id: HashMap<String, Merged> = HashMap::new();
     for (plugin, recommendation) in recommendations {
         let id = recommendation.external_id.clone();
-        if dismissed.contains(&id) || owned.contains(&id) {
+        if dismissed.contains(&id) {
             continue;
         }
         let Some(existing) = by_id.get_mut(&id) else {

@@ -120,11 +120,9 @@ fn merging_keeps_the_best_score_and_every_reason() {
             ("one".to_owned(), recommended("42", 0.6, "from manga", &["a"])),
             ("two".to_owned(), recommended("42", 0.9, "from comics", &["b"])),
             ("two".to_owned(), recommended("7", 0.7, "dismissed", &[])),
-            ("two".to_owned(), recommended("8", 0.95, "owned", &[])),
             ("two".to_owned(), recommended("3", 0.5, "tie, after 1", &[])),
         ],
         &HashSet::from(["7".to_owned()]),
-        &HashSet::from(["8".to_owned()]),
     );
     let order: Vec<&str> = merged.iter().map(|m| m.recommendation.external_id.as_str()).collect();
     assert_eq!(order, ["42", "1", "3"]);
