@@ -167,7 +167,9 @@ async fn repeated_page(mode: Mode) {
         let report = setup.integrations.sync("sync", "ann", pages_of(5)).await.unwrap();
         let error = report.error.clone().unwrap_or_default();
         assert!(error.contains("a second time") && error.contains("nothing pulled was applied"), "{report:?}");
-        assert_eq!((books_read(&setup), push_log(&setup)), (0, None), "{pagination}: something was written");
+        assert_eq!(books_read(&setup), 0, "{pagination}: something pulled was applied");
+        // As the reference, the push still runs: ann read nothing here, so it is empty.
+        assert_eq!(push_log(&setup), Some(json!({"batches": 1, "entries": 0})), "{pagination}");
         let record = setup.integrations.sync_record("sync", "ann").unwrap().unwrap();
         assert_eq!(record.last_success_at, None, "a failed sync is no starting point");
         assert_eq!(record.last_result.unwrap().error, report.error);
@@ -215,10 +217,12 @@ async fn the_settings_decide_what_runs_and_what_is_sent() {
     let setup = echo_setup(Mode::Wasm, json!({}), json!({"syncMode": "pull"})).await;
     let report = setup.integrations.sync("sync", "ann", pages_of(10)).await.unwrap();
     assert!(report.books_marked > 0 && report.pushed == 0 && push_log(&setup).is_none(), "{report:?}");
-    // syncMode push: nothing pulled; the push sends what ann read before.
+    // syncMode push: nothing pulled; the push sends what ann read before; the next pull
+    // still starts from the beginning.
     let setup = setup_for_push(json!({"syncMode": "push"})).await;
     let report = setup.integrations.sync("sync", "ann", pages_of(10)).await.unwrap();
     assert_eq!((report.pages, report.pushed), (0, 1), "{report:?}");
+    assert_eq!(setup.integrations.sync_record("sync", "ann").unwrap().unwrap().last_success_at, None);
     // An unknown mode: neither.
     let setup = setup_for_push(json!({"syncMode": "sideways"})).await;
     let report = setup.integrations.sync("sync", "ann", pages_of(10)).await.unwrap();
@@ -269,7 +273,7 @@ async fn bad_requests_are_clear_errors() {
     let error = setup.integrations.sync("sync", "bo", SyncOptions::default()).await.unwrap_err();
     assert!(error.to_string().contains("user `bo` is not connected"), "{error}");
     let error = setup.integrations.sync("nope", "ann", SyncOptions::default()).await.unwrap_err();
-    assert!(error.to_string().contains("nope"), "{error}");
+    assert!(error.to_string().contains("no plugin is registered as `nope`"), "{error}");
     let metadata = PluginDefinition::new(Launch::Wasm { file: wasm_component_path("metadata-echo") });
     setup.host.registry().add(&PluginId::new("meta").unwrap(), &metadata).unwrap();
     setup.host.registry().connect_user("meta", "ann", Map::new()).unwrap();
@@ -292,6 +296,7 @@ async fn recorder_setup(answers: Value, capabilities: Value, codex: Value) -> Se
     progress(&setup, "manga-one-piece-v02", false);
     let mut series = setup.library.series("manga-one-piece").unwrap();
     series.custom_metadata = json!({"shelf": 2}).as_object().cloned();
+    series.metadata.tags = vec!["Pirates".into()];
     setup.library.save_series(&series).unwrap();
     setup
 }
@@ -309,11 +314,11 @@ async fn entries_carry_what_the_manifest_asks_and_the_admin_allows() {
                          "sync/pushProgress": serde_json::from_str::<Value>(PUSH_ANSWER).unwrap()});
     let cases = [
         (json!({}), json!({}), vec![]),
-        (json!({"wantsFullMetadata": true}), json!({}), vec!["genres", "metadata"]),
+        (json!({"wantsFullMetadata": true}), json!({}), vec!["genres", "tags", "metadata"]),
         (
             json!({"wantsFullMetadata": true}),
             json!({"allowCustomMetadata": true, "sendGenres": false}),
-            vec!["metadata", "customMetadata"],
+            vec!["tags", "metadata", "customMetadata"],
         ),
         (json!({"wantsFullMetadata": true}), json!({"sendMetadata": false, "sendTags": false}), vec!["genres"]),
         (json!({"wantsDetailedProgress": true}), json!({}), vec!["readBooks"]),
@@ -328,7 +333,7 @@ async fn entries_carry_what_the_manifest_asks_and_the_admin_allows() {
         assert_eq!(requests.len(), 1, "{capabilities} {codex}");
         let entry = &requests[0]["entries"][0];
         assert_eq!((entry["libraryId"].clone(), entry["libraryName"].clone()), (json!("manga"), json!("Manga")));
-        for field in ["genres", "metadata", "customMetadata"] {
+        for field in ["genres", "tags", "metadata", "customMetadata"] {
             assert_eq!(
                 entry.get(field).is_some(),
                 present.contains(&field),
@@ -345,7 +350,8 @@ async fn entries_carry_what_the_manifest_asks_and_the_admin_allows() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_answering_nonsense_fails_the_sync_and_writes_nothing() {
-    let wrong_types = json!({"sync/pullProgress": {"entries": "none", "hasMore": false}});
+    let wrong_types = json!({"sync/pullProgress": {"entries": "none", "hasMore": false},
+                             "sync/pushProgress": serde_json::from_str::<Value>(PUSH_ANSWER).unwrap()});
     let setup = recorder_setup(wrong_types, json!({"externalIdSource": "api:echo"}), json!({})).await;
     setup.host.registry().connect_user("sync", "ann", Map::new()).unwrap();
     let report = setup.integrations.sync("sync", "ann", SyncOptions::default()).await.unwrap();
@@ -358,4 +364,47 @@ async fn a_plugin_answering_nonsense_fails_the_sync_and_writes_nothing() {
     let report = setup.integrations.sync("sync", "ann", SyncOptions::default()).await.unwrap();
     assert_eq!((report.error.as_deref(), report.pushed), (None, 0));
     assert!(report.notes.iter().any(|note| note.contains("never sent (ghost)")), "{:?}", report.notes);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_pushed_by_title_count_under_the_id_the_plugin_found() {
+    let answers = json!({"sync/pushProgress": {"success": [
+        {"externalId": "series-00", "status": "updated"}, {"externalId": "found-akira", "status": "created"}
+    ], "failed": []}});
+    let setup = recorder_setup(answers, json!({"externalIdSource": "api:echo"}), json!({})).await;
+    let config = json!({"syncMode": "push", "_codex": {"searchFallback": true}});
+    setup.host.registry().connect_user("sync", "ann", config.as_object().cloned().unwrap()).unwrap();
+    progress(&setup, "manga-akira-v01", true);
+    let report = setup.integrations.sync("sync", "ann", SyncOptions::default()).await.unwrap();
+    assert_eq!((report.error.as_deref(), report.pushed), (None, 2), "{report:?}");
+    assert!(!report.notes.iter().any(|note| note.contains("never sent")), "{:?}", report.notes);
+    let sent = pushed_requests(&setup);
+    let titles: Vec<(&str, &str)> = sent[0]["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| (entry["externalId"].as_str().unwrap(), entry["title"].as_str().unwrap()))
+        .collect();
+    assert_eq!(titles, [("series-00", "One Piece (Digital)"), ("", "Akira (Digital)")]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_whose_lease_was_taken_keeps_no_result() {
+    let answers = json!({"sync/pullProgress": {"entries": [], "hasMore": false}});
+    let admin = json!({"answers": answers, "delays": {"sync/pullProgress": 800}});
+    let setup = setup_with(recorder(), &sample(), admin, &["library:read"], json!({"syncMode": "pull"})).await;
+    let running = {
+        let integrations = setup.integrations.clone();
+        tokio::spawn(async move { integrations.sync("sync", "ann", SyncOptions::default()).await })
+    };
+    while setup.integrations.sync_record("sync", "ann").unwrap().is_none_or(|record| record.held.is_none()) {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    // Another host takes the lease over (as if this one had stalled past it).
+    let database = rusqlite::Connection::open(setup.host.database_path()).unwrap();
+    database.execute("UPDATE sync_state SET holder = 'another-host'", []).unwrap();
+    let error = running.await.unwrap().unwrap_err();
+    assert!(error.to_string().contains("lost its lease"), "{error}");
+    let record = setup.integrations.sync_record("sync", "ann").unwrap().unwrap();
+    assert_eq!((record.last_result, record.last_success_at), (None, None));
 }

@@ -52,7 +52,8 @@ pub fn run(
         Some(text) => parse_object("--config", Some(text))?,
         None => match registry.user_connection(&args.id, &args.user) {
             Ok(connection) => connection.config,
-            Err(_) => serde_json::Map::new(),
+            Err(crate::registry::RegistryError::NotConnected { .. }) => serde_json::Map::new(),
+            Err(error) => return Err(super::admin::registry_failure(error)),
         },
     };
     registry.connect_user(&args.id, &args.user, config).map_err(super::admin::registry_failure)?;
@@ -66,7 +67,14 @@ pub fn run(
     let host = HostArgs { data_dir, key_file, plugins_dir: args.plugins_dir, allow_commands: args.allow_commands };
     let account = runtime()?.block_on(async {
         let (host, integrations) = host.open_integrations()?;
-        let account = integrations.account(&args.id, &args.user).await.map_err(integration_failure);
+        let account = integrations.account(&args.id, &args.user).await.map_err(|error| {
+            let mut failure = integration_failure(error);
+            failure.message = format!(
+                "the token is stored, but the plugin did not accept it: {}; connect again with the right token",
+                failure.message
+            );
+            failure
+        });
         drop(integrations);
         if let Ok(host) = std::sync::Arc::try_unwrap(host) {
             host.shutdown().await;

@@ -145,9 +145,10 @@ pub fn integration_failure(error: IntegrationError) -> Failure {
         IntegrationError::Library(error) => library_failure(error),
         IntegrationError::Registry(error) => registry_failure(error),
         IntegrationError::Plugin(error) => plugin_failure(error),
-        error @ (IntegrationError::NotCapable { .. } | IntegrationError::Busy { .. }) => {
-            Failure::usage(error.to_string())
-        }
+        error @ (IntegrationError::NotCapable { .. }
+        | IntegrationError::NoRecommenders(_)
+        | IntegrationError::Invalid(_)
+        | IntegrationError::Settings { .. }) => Failure::usage(error.to_string()),
         other => host_failure(other.to_string()),
     }
 }

@@ -27,6 +27,9 @@ pub struct SyncArgs {
     /// Pull and decide, but write nothing, push nothing and keep no result.
     #[arg(long)]
     dry_run: bool,
+    /// Pull everything the tracker has, not only what changed since the last complete pull.
+    #[arg(long)]
+    full: bool,
     /// Entries asked for per page.
     #[arg(long, value_name = "N", default_value_t = crate::integrations::PAGE_SIZE, value_parser = clap::value_parser!(i64).range(1..=10_000))]
     page_size: i64,
@@ -68,6 +71,7 @@ pub fn run(args: SyncArgs) -> Result<(), Failure> {
     let display = Arc::new(Display::new());
     let options = SyncOptions {
         dry_run: args.dry_run,
+        full: args.full,
         push_batch: args.push_batch as usize,
         page_size: args.page_size,
         progress: Some({
@@ -82,12 +86,17 @@ pub fn run(args: SyncArgs) -> Result<(), Failure> {
         let sync = integrations.sync(&plugin, &user, options);
         let report = tokio::select! {
             report = sync => report.map_err(integration_failure),
-            signal = termination.recv() => Err(Failure {
-                message: format!(
-                    "stopped by {signal}; what the pull applied is written, and the next sync starts where the last successful one did (another host can sync this connection within 2 minutes)"
-                ),
-                exit_code: 130,
-            }),
+            signal = termination.recv() => {
+                if let Err(error) = integrations.release_leases() {
+                    tracing::warn!("{error}");
+                }
+                Err(Failure {
+                    message: format!(
+                        "stopped by {signal}; what the pull applied is written, and the next sync pulls from where the last complete one did"
+                    ),
+                    exit_code: 130,
+                })
+            }
         };
         display.finish();
         drop(integrations);
@@ -175,7 +184,11 @@ fn print_report(report: &SyncReport) {
     for note in &report.notes {
         eprintln!("note: {note}");
     }
-    let what = if report.dry_run { "dry run: nothing written, nothing pushed" } else { "written and kept" };
+    let what = match (&report.error, report.dry_run) {
+        (_, true) => "dry run: nothing written, nothing pushed",
+        (Some(_), false) => "failed (see below); the result is kept",
+        (None, false) => "written, and the result kept",
+    };
     eprintln!("sync of `{}` for `{}` in {seconds:.1} s; {what}", report.plugin, report.user);
 }
 

@@ -47,6 +47,10 @@ pub enum IntegrationError {
     NoRecommenders(String),
     #[error("{0}")]
     Invalid(String),
+    #[error("plugin `{plugin}`'s settings are not usable: {why}; fix them with `plugin search-settings {plugin}`")]
+    Settings { plugin: String, why: String },
+    #[error("plugin `{plugin}` misbehaved: {why}")]
+    Fault { plugin: String, why: String },
     #[error("the host's records could not be used: {0}")]
     Store(String),
     #[error("{0}")]

@@ -43,6 +43,9 @@ pub struct SyncReport {
     pub failed: Vec<EntryFailure>,
     /// What was skipped, and why (a direction the settings turn off, a permission missing).
     pub notes: Vec<String>,
+    /// The pull ran to its end and was matched (so the next one may start from when this
+    /// sync did).
+    pub pull_complete: bool,
     /// Why the sync failed; none when it succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

@@ -48,9 +48,9 @@ impl<T: Send + Sync + 'static> SingleFlight<T> {
         // It removes itself once it ends; the map's lock, held here until it is inserted,
         // keeps that removal after the insertion.
         let task = tokio::spawn(async move {
-            let answer = job.await;
-            this.lock().remove(&done);
-            answer.map(Arc::new).map_err(Arc::from)
+            // Removed however the job ends, a panic included.
+            let _done = Done(this, done);
+            job.await.map(Arc::new).map_err(Arc::from)
         });
         let joined = async move { task.await.unwrap_or_else(|error| Err(Arc::from(format!("it stopped: {error}")))) }
             .boxed()
@@ -66,5 +66,14 @@ impl<T: Send + Sync + 'static> SingleFlight<T> {
     /// Every job running now.
     pub fn all(&self) -> Vec<Running<T>> {
         self.lock().values().cloned().collect()
+    }
+}
+
+/// Removes its key from the map when dropped.
+struct Done<T: Send + Sync + 'static>(Arc<SingleFlight<T>>, (String, String));
+
+impl<T: Send + Sync + 'static> Drop for Done<T> {
+    fn drop(&mut self) {
+        self.0.lock().remove(&self.1);
     }
 }

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::report::{EntryFailure, SyncReport};
@@ -33,6 +34,8 @@ const LEASE: Duration = Duration::from_secs(120);
 pub struct SyncOptions {
     /// Pull and decide, write nothing and push nothing (the result is not kept either).
     pub dry_run: bool,
+    /// Pull everything, not only what changed since the last complete pull.
+    pub full: bool,
     pub push_batch: usize,
     pub page_size: i64,
     pub max_pages: usize,
@@ -42,7 +45,14 @@ pub struct SyncOptions {
 
 impl Default for SyncOptions {
     fn default() -> Self {
-        Self { dry_run: false, push_batch: PUSH_BATCH, page_size: PAGE_SIZE, max_pages: MAX_PAGES, progress: None }
+        Self {
+            dry_run: false,
+            full: false,
+            push_batch: PUSH_BATCH,
+            page_size: PAGE_SIZE,
+            max_pages: MAX_PAGES,
+            progress: None,
+        }
     }
 }
 
@@ -68,7 +78,7 @@ impl Integrations {
     ) -> Result<Arc<SyncReport>, IntegrationError> {
         let plan = self.plan_sync(plugin, user).await?;
         if options.dry_run {
-            return Ok(Arc::new(self.clone().run_sync(plan, options).await));
+            return Ok(Arc::new(self.clone().run_sync(plan, options, None).await));
         }
         let key = (plugin.to_owned(), user.to_owned());
         let running = self.syncing.join_or_start(key, || self.start_sync(plan, options))?;
@@ -93,15 +103,24 @@ impl Integrations {
         }
         let this = self.clone();
         Ok(async move {
-            let report = this.clone().run_sync(plan, options).await;
+            let renewer = LeaseRenewer::start(&this, &plan);
+            let report = this.clone().run_sync(plan, options, Some(renewer.lost.clone())).await;
+            drop(renewer);
             this.syncs.finish(&report, &this.holder).map_err(|error| error.to_string())?;
             Ok(report)
         })
     }
 
+    /// Gives back every sync lease this host holds (a command stopped by a signal: its
+    /// syncs will not finish, and another host may take them at once).
+    pub fn release_leases(&self) -> Result<(), IntegrationError> {
+        self.syncs.release_all(&self.holder)
+    }
+
     /// Everything a sync needs to know before it starts, checked.
     async fn plan_sync(&self, plugin: &str, user: &str) -> Result<SyncPlan, IntegrationError> {
         let registry = self.host.registry();
+        registry.get(plugin)?;
         let connection = registry.user_connection(plugin, user)?;
         let manifest = self.manifest(plugin, user).await?;
         if !manifest.capabilities.user_read_sync {
@@ -112,11 +131,10 @@ impl Integrations {
             });
         }
         let record = registry.get(plugin)?;
-        let active = registry.metadata_settings(plugin)?.compile().map_err(|why| {
-            IntegrationError::Store(format!(
-                "plugin `{plugin}`'s settings are not usable: {why}; fix them with `plugin search-settings {plugin}`"
-            ))
-        })?;
+        let active = registry
+            .metadata_settings(plugin)?
+            .compile()
+            .map_err(|why| IntegrationError::Settings { plugin: plugin.to_owned(), why })?;
         Ok(SyncPlan {
             plugin: plugin.to_owned(),
             user: user.to_owned(),
@@ -138,8 +156,9 @@ impl Integrations {
             return Ok(None);
         }
         let value = self.host.call(plugin, Some(user), "sync/getUserInfo", json!({})).await?;
-        let account = serde_json::from_value(value).map_err(|error| {
-            IntegrationError::Store(format!("plugin `{plugin}` answered sync/getUserInfo without an account: {error}"))
+        let account = serde_json::from_value(value).map_err(|error| IntegrationError::Fault {
+            plugin: plugin.to_owned(),
+            why: format!("it answered sync/getUserInfo without an account: {error}"),
         })?;
         Ok(Some(account))
     }
@@ -158,11 +177,14 @@ impl Integrations {
             record = registry.get(plugin)?;
         }
         record.manifest.and_then(|manifest| serde_json::from_value(manifest).ok()).ok_or_else(|| {
-            IntegrationError::Store(format!("plugin `{plugin}` started, but no readable manifest was recorded"))
+            IntegrationError::Fault {
+                plugin: plugin.to_owned(),
+                why: "it started, but no readable manifest was recorded".into(),
+            }
         })
     }
 
-    async fn run_sync(self, plan: SyncPlan, options: SyncOptions) -> SyncReport {
+    async fn run_sync(self, plan: SyncPlan, options: SyncOptions, lost: Option<Arc<AtomicBool>>) -> SyncReport {
         let mut report = SyncReport {
             plugin: plan.plugin.clone(),
             user: plan.user.clone(),
@@ -173,7 +195,7 @@ impl Integrations {
             ..SyncReport::default()
         };
         let session = self.host.session(&plan.plugin, Some(&plan.user));
-        let job = Job { integrations: &self, plan: &plan, options: &options, session: &session };
+        let job = Job { integrations: &self, plan: &plan, options: &options, session: &session, lost };
         if let Err(error) = job.run(&mut report).await {
             report.error = Some(error);
         }
@@ -198,6 +220,52 @@ struct Job<'a> {
     plan: &'a SyncPlan,
     options: &'a SyncOptions,
     session: &'a Session<'a>,
+    /// Set when the lease was lost (none for a dry run, which holds none).
+    lost: Option<Arc<AtomicBool>>,
+}
+
+/// Renews a sync's lease on a timer of its own, whatever the job waits for (a plugin call
+/// may take longer than the lease); stops when dropped.
+struct LeaseRenewer {
+    lost: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl LeaseRenewer {
+    fn start(integrations: &Integrations, plan: &SyncPlan) -> Self {
+        let lost = Arc::new(AtomicBool::new(false));
+        let (syncs, holder) = (integrations.syncs.clone(), integrations.holder.clone());
+        let (plugin, user, flag) = (plan.plugin.clone(), plan.user.clone(), lost.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(LEASE / 4).await;
+                let until = now_micros() + LEASE.as_micros() as i64;
+                let renewing = (syncs.clone(), holder.clone(), plugin.clone(), user.clone());
+                let renewed = tokio::task::spawn_blocking(move || {
+                    let (syncs, holder, plugin, user) = renewing;
+                    syncs.renew(&plugin, &user, &holder, until)
+                })
+                .await;
+                match renewed {
+                    Ok(Ok(true)) => {}
+                    Ok(Ok(false)) => {
+                        flag.store(true, Ordering::Release);
+                        return;
+                    }
+                    // A busy database: tried again at the next tick, well within the lease.
+                    Ok(Err(error)) => tracing::warn!(plugin, user, "could not renew the sync lease: {error}"),
+                    Err(_) => return,
+                }
+            }
+        });
+        Self { lost, task }
+    }
+}
+
+impl Drop for LeaseRenewer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 impl Job<'_> {
@@ -210,17 +278,27 @@ impl Job<'_> {
             // As the reference: the account is for show; its pull and push say more.
             Err(error) => report.notes.push(format!("sync/getUserInfo failed: {error}")),
         }
-        if report.pulls {
-            self.pull(report).await?;
+        // As the reference, a pull that fails does not stop the push: what the user read
+        // here still reaches the tracker. Nothing the failed pull brought is applied.
+        let pulled = if report.pulls {
+            self.pull(report).await
         } else {
-            report.notes.push("pull skipped: the user's syncMode does not pull".into());
-        }
-        if report.pushes {
-            self.push(report).await?;
+            report.notes.push(format!("pull skipped: syncMode {} does not pull", self.plan.settings.mode.name()));
+            Ok(())
+        };
+        self.check_lease()?;
+        let pushed = if report.pushes {
+            self.push(report).await
         } else {
-            report.notes.push("push skipped: the user's syncMode does not push".into());
+            report.notes.push(format!("push skipped: syncMode {} does not push", self.plan.settings.mode.name()));
+            Ok(())
+        };
+        match (pulled, pushed) {
+            (Ok(()), Ok(())) => Ok(()),
+            (Err(pull), Ok(())) => Err(format!("the pull failed: {pull}")),
+            (Ok(()), Err(push)) => Err(format!("the push failed: {push}")),
+            (Err(pull), Err(push)) => Err(format!("the pull failed: {pull}; the push failed too: {push}")),
         }
-        Ok(())
     }
 
     async fn call(&self, method: &str, params: Value) -> Result<Value, String> {
@@ -233,17 +311,13 @@ impl Job<'_> {
         }
     }
 
-    /// Keeps the lease (a dry run holds none).
-    fn renew(&self) -> Result<(), String> {
-        if self.options.dry_run {
-            return Ok(());
-        }
-        let until = now_micros() + LEASE.as_micros() as i64;
-        let syncs = &self.integrations.syncs;
-        match syncs.renew(&self.plan.plugin, &self.plan.user, &self.integrations.holder, until) {
-            Ok(true) => Ok(()),
-            Ok(false) => Err("this sync lost its lease (it stalled past it and another host took over)".into()),
-            Err(error) => Err(error.to_string()),
+    /// Stops the sync if its lease was lost: another host may be syncing the connection.
+    fn check_lease(&self) -> Result<(), String> {
+        match &self.lost {
+            Some(lost) if lost.load(Ordering::Acquire) => {
+                Err("this sync lost its lease (the database was unreachable for too long, and another host may have taken over); it stopped".into())
+            }
+            _ => Ok(()),
         }
     }
 
@@ -272,6 +346,7 @@ impl Job<'_> {
     async fn pull(&self, report: &mut SyncReport) -> Result<(), String> {
         let plugin = &self.plan.plugin;
         let since = match self.integrations.syncs.last_success(plugin, &self.plan.user) {
+            Ok(_) if self.options.full => None,
             Ok(since) => since.and_then(rfc3339),
             Err(error) => return Err(error.to_string()),
         };
@@ -281,20 +356,19 @@ impl Job<'_> {
         let mut entries: Vec<SyncEntry> = Vec::new();
         loop {
             let value = self.call("sync/pullProgress", json!(params)).await?;
-            let page: PullResponse = serde_json::from_value(value)
-                .map_err(|error| format!("plugin `{plugin}` answered a page it cannot have meant: {error}"))?;
+            let page: PullResponse = serde_json::from_value(value).map_err(|error| {
+                format!("plugin `{plugin}` answered a page it cannot have meant: {error}; nothing pulled was applied")
+            })?;
             report.pages += 1;
             entries.extend(page.entries.iter().cloned());
             report.pulled = entries.len();
             self.tell(super::SyncProgress::Pulled { pages: report.pages, entries: entries.len() });
-            self.renew()?;
+            self.check_lease()?;
             match pager.after(&page) {
                 PullStep::Next(next) => params = next,
                 PullStep::Done => break,
                 PullStep::Fault(why) => {
-                    return Err(format!(
-                        "plugin `{plugin}`'s pull {why}: nothing pulled was applied and nothing was pushed"
-                    ));
+                    return Err(format!("plugin `{plugin}`'s pull {why}; nothing pulled was applied"));
                 }
             }
         }
@@ -329,6 +403,7 @@ impl Job<'_> {
             self.library(move |library| library.apply_reading(&user, &pulled.changes)).await?;
         }
         self.tell(super::SyncProgress::Applied { matched: report.matched, books_marked: report.books_marked });
+        report.pull_complete = true;
         Ok(())
     }
 
@@ -347,7 +422,13 @@ impl Job<'_> {
         let entries = self.push_entries(source).await?;
         self.tell(super::SyncProgress::Pushing { entries: entries.len() });
         let mut sent = 0;
-        for batch in entries.chunks(self.options.push_batch.max(1)) {
+        // As the reference, a push is sent even with no entries.
+        let empty: [SyncEntry; 0] = [];
+        let batches: Vec<&[SyncEntry]> = match entries.is_empty() {
+            true => vec![&empty],
+            false => entries.chunks(self.options.push_batch.max(1)).collect(),
+        };
+        for batch in batches {
             if self.options.dry_run {
                 report.pushed += batch.len();
                 continue;
@@ -360,7 +441,7 @@ impl Job<'_> {
             account_for_batch(batch, answer, report);
             sent += batch.len();
             self.tell(super::SyncProgress::Pushed { sent, of: entries.len() });
-            self.renew()?;
+            self.check_lease()?;
         }
         Ok(())
     }
@@ -368,10 +449,15 @@ impl Job<'_> {
     /// The user's entries: each series of the plugin's libraries with an id under its
     /// source, then (with `searchFallback`) each series read that has none, by title.
     async fn push_entries(&self, source: String) -> Result<Vec<SyncEntry>, String> {
-        let with_source = {
-            let source = source.clone();
-            self.library(move |library| library.series_with_source(&source)).await?
+        let (with_source, read) = {
+            let (source, user) = (source.clone(), self.plan.user.clone());
+            self.library(move |library| Ok((library.series_with_source(&source)?, library.series_read_by(&user)?)))
+                .await?
         };
+        // Only series the user opened a book of have anything to push.
+        let read: HashSet<String> = read.into_iter().collect();
+        let with_source: Vec<(String, String)> =
+            with_source.into_iter().filter(|(series, _)| read.contains(series)).collect();
         let series: Vec<String> = with_source.iter().map(|(series, _)| series.clone()).collect();
         let readings = self.readings_in_scope(series).await?;
         let (settings, contents) = (&self.plan.settings, self.plan.contents);
@@ -380,10 +466,9 @@ impl Job<'_> {
             .filter_map(|(series, external_id)| push_entry(readings.get(series)?, external_id, settings, contents))
             .collect();
         if settings.search_fallback {
-            let user = self.plan.user.clone();
             let known: HashSet<&String> = with_source.iter().map(|(series, _)| series).collect();
-            let read = self.library(move |library| library.series_read_by(&user)).await?;
-            let unmatched: Vec<String> = read.into_iter().filter(|series| !known.contains(series)).collect();
+            let mut unmatched: Vec<String> = read.iter().filter(|series| !known.contains(series)).cloned().collect();
+            unmatched.sort();
             let readings = self.readings_in_scope(unmatched.clone()).await?;
             entries.extend(
                 unmatched.iter().filter_map(|series| push_entry(readings.get(series)?, "", settings, contents)),
@@ -397,14 +482,29 @@ impl Job<'_> {
 /// for entries never sent are noted, not counted.
 fn account_for_batch(batch: &[SyncEntry], answer: PushResponse, report: &mut SyncReport) {
     let sent: HashSet<&str> = batch.iter().map(|entry| entry.external_id.as_str()).collect();
+    // Entries sent by title (search fallback, id `""`) come back under the id the plugin
+    // found: as many answers under ids not sent are theirs.
+    let mut by_title = batch.iter().filter(|entry| entry.external_id.is_empty()).count();
     let mut strangers = Vec::new();
     for done in answer.success {
-        match sent.contains(done.external_id.as_str()) {
-            true => report.pushed += 1,
-            false => strangers.push(done.external_id),
+        if sent.contains(done.external_id.as_str()) {
+            report.pushed += 1;
+        } else if by_title > 0 {
+            by_title -= 1;
+            report.pushed += 1;
+        } else {
+            strangers.push(done.external_id);
         }
     }
     for failed in answer.failed {
+        if !sent.contains(failed.external_id.as_str()) && by_title > 0 {
+            by_title -= 1;
+            report.failed.push(EntryFailure {
+                error: failed.error.unwrap_or_else(|| "the plugin gave no reason".into()),
+                external_id: failed.external_id,
+            });
+            continue;
+        }
         match sent.contains(failed.external_id.as_str()) {
             true => report.failed.push(EntryFailure {
                 error: failed.error.unwrap_or_else(|| "the plugin gave no reason".into()),

@@ -18,7 +18,8 @@ pub struct SyncStore {
 pub struct SyncRecord {
     pub plugin: String,
     pub user: String,
-    /// Who runs it now, and until when their lease holds (microseconds).
+    /// Who runs it now, and until when their lease holds (microseconds); a lease that ran
+    /// out (its holder stopped) is none.
     pub held: Option<(String, i64)>,
     pub last_sync_at: Option<i64>,
     pub last_success_at: Option<i64>,
@@ -83,18 +84,33 @@ impl SyncStore {
         Ok(renewed == 1)
     }
 
-    /// Records the result and gives the lease back. A sync that succeeded moves where the
-    /// next pull starts to when this one started.
+    /// Records the result and gives the lease back. A sync that pulled to the end and
+    /// succeeded moves where the next pull starts to when this one started. A holder that
+    /// lost the lease records nothing.
     pub fn finish(&self, report: &SyncReport, holder: &str) -> Result<(), IntegrationError> {
         let result = serde_json::to_string(report).map_err(failed)?;
-        let success = report.succeeded().then_some(report.started_at);
-        self.lock()
+        let success = (report.succeeded() && report.pull_complete).then_some(report.started_at);
+        let recorded = self
+            .lock()
             .execute(
                 "UPDATE sync_state SET holder = NULL, held_until = NULL, last_sync_at = ?, last_result = ?,
                      last_success_at = COALESCE(?, last_success_at)
                  WHERE plugin_id = ? AND user_id = ? AND holder = ?",
                 params![report.finished_at, result, success, report.plugin, report.user, holder],
             )
+            .map_err(failed)?;
+        if recorded == 0 {
+            return Err(failed(
+                "this sync lost its lease before it ended (another host may have synced the connection); its result was not kept",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Gives back every lease `holder` holds.
+    pub fn release_all(&self, holder: &str) -> Result<(), IntegrationError> {
+        self.lock()
+            .execute("UPDATE sync_state SET holder = NULL, held_until = NULL WHERE holder = ?", [holder])
             .map_err(failed)?;
         Ok(())
     }
@@ -130,8 +146,10 @@ impl SyncStore {
             })
             .map_err(failed)?;
         let mut records = Vec::new();
+        let now = super::now_micros();
         for row in rows {
             let (plugin, user, held, last_sync_at, last_success_at, result) = row.map_err(failed)?;
+            let held = held.filter(|(_, until)| *until > now);
             let last_result = match result {
                 Some(text) => Some(serde_json::from_str(&text).map_err(|error| {
                     failed(format!("the last sync result of `{plugin}` for `{user}` is unreadable: {error}"))

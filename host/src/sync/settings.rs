@@ -31,6 +31,16 @@ impl SyncMode {
         }
     }
 
+    /// As the user wrote it (`Neither`: a value the host does not know).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Both => "\"both\"",
+            Self::Pull => "\"pull\"",
+            Self::Push => "\"push\"",
+            Self::Neither => "(not both, pull or push)",
+        }
+    }
+
     pub fn pulls(self) -> bool {
         matches!(self, Self::Both | Self::Pull)
     }
