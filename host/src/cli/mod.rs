@@ -15,6 +15,7 @@ mod logging;
 mod metadata;
 mod pipeline_host;
 mod plugin_metadata;
+mod recommendations;
 mod status;
 mod sync;
 mod table;
@@ -40,6 +41,8 @@ enum Command {
     Metadata(Box<metadata::MetadataArgs>),
     /// Sync a user's reading progress with a sync plugin, or show the last syncs.
     Sync(Box<sync::SyncArgs>),
+    /// A user's recommendations from their recommendation plugins, or dismiss one.
+    Recommendations(Box<recommendations::RecommendationsArgs>),
     /// What bounds this machine's capacity (wasm instances, open files, address space) and
     /// the sandbox layers it offers, as JSON.
     Status,
@@ -104,6 +107,10 @@ pub fn run() -> ExitCode {
         Command::Sync(args) => {
             logging::init(crate::protocol::types::initialize::LogLevel::Warn);
             sync::run(*args)
+        }
+        Command::Recommendations(args) => {
+            logging::init(crate::protocol::types::initialize::LogLevel::Warn);
+            recommendations::run(*args)
         }
         Command::Status => status::run(),
     };

@@ -1,5 +1,6 @@
-//! `plugin connect` with a token, `sync` and `sync status`, run as real commands on a real
-//! database file with the sync-echo example as a wasm component and the sample library.
+//! `plugin connect` with a token, `sync`, `sync status` and `recommendations`, run as real
+//! commands on a real database file with the sync-echo and recommendations-echo examples as
+//! wasm components and the sample library.
 
 use serde_json::{Value, json};
 use std::io::Write as _;
@@ -12,19 +13,19 @@ fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap()
 }
 
-/// sync-echo as a component, built into this test's target directory.
-fn sync_echo_component() -> PathBuf {
+/// An example as a component, built into this test's target directory.
+fn component(example: &str) -> PathBuf {
     let target = std::env::current_exe().unwrap().ancestors().nth(3).unwrap().to_path_buf();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(repo())
-        .args(["build", "--quiet", "--target", "wasm32-wasip2", "--profile", "guest", "-p", "sync-echo"])
+        .args(["build", "--quiet", "--target", "wasm32-wasip2", "--profile", "guest", "-p", example])
         .arg("--target-dir")
         .arg(&target)
         .status()
         .unwrap();
-    assert!(status.success(), "building the sync-echo component failed");
-    target.join("wasm32-wasip2/guest/sync-echo.wasm")
+    assert!(status.success(), "building the {example} component failed");
+    target.join(format!("wasm32-wasip2/guest/{example}.wasm"))
 }
 
 struct Host {
@@ -43,7 +44,7 @@ impl Host {
         std::fs::set_permissions(&host.key_file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
         let sample = repo().join("docs/sample-library.json");
         host.ok(&["library", "import", sample.to_str().unwrap()], None);
-        let component = sync_echo_component();
+        let component = component("sync-echo");
         host.ok(&["plugin", "add", "echo-sync", "--wasm", component.to_str().unwrap()], None);
         host.ok(&["plugin", "permissions", "echo-sync", "--grant", "library:read"], None);
         host
@@ -121,4 +122,35 @@ fn a_user_connects_with_a_token_and_syncs_from_the_command_line() {
     assert_eq!(status[0]["running"], json!(false));
     let table = host.ok(&["sync", "status"], None);
     assert!(table.contains("echo-sync") && table.contains("ok"), "{table}");
+}
+
+#[test]
+fn recommendations_show_as_a_table_and_dismiss() {
+    let host = Host::new();
+    host.ok(&["plugin", "connect", "echo-sync", "--user", "ann", "--token", "-"], Some("t0ken-ann\n"));
+    host.ok(&["sync", "echo-sync", "--user", "ann"], None);
+    host.refused(&["recommendations", "ann"], None, "connected to no recommendation plugin");
+    let recs = component("recommendations-echo");
+    host.ok(&["plugin", "add", "recs", "--wasm", recs.to_str().unwrap()], None);
+    host.ok(&["plugin", "permissions", "recs", "--grant", "library:read"], None);
+    host.ok(&["plugin", "connect", "recs", "--user", "ann"], None);
+
+    let output = host.run(&["recommendations", "ann"], None);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success() && stderr.contains("refreshing"), "{stderr}");
+    let list: Value = serde_json::from_str(&host.ok(&["recommendations", "ann", "--json"], None)).unwrap();
+    let first = list["recommendations"][0]["externalId"].as_str().unwrap().to_owned();
+    assert!(first.starts_with("more-manga-"), "{list}");
+    assert_eq!(list["sources"][0]["plugin"], json!("recs"));
+    let table = host.ok(&["recommendations", "ann", "--limit", "3"], None);
+    assert!(table.contains(&first) && table.contains("recs"), "{table}");
+
+    let dismissed: Value = serde_json::from_str(
+        &host.ok(&["recommendations", "dismiss", "ann", &first, "--reason", "already-read"], None),
+    )
+    .unwrap();
+    assert_eq!(dismissed["told"], json!(["recs"]));
+    let list: Value = serde_json::from_str(&host.ok(&["recommendations", "ann", "--json"], None)).unwrap();
+    assert!(!list.to_string().contains(&format!("\"{first}\"")), "{list}");
+    host.refused(&["recommendations", "dismiss", "ann", "x", "--reason", "bored"], None, "invalid value 'bored'");
 }
