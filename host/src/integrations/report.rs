@@ -46,6 +46,9 @@ pub struct SyncReport {
     /// The pull ran to its end and was matched (so the next one may start from when this
     /// sync did).
     pub pull_complete: bool,
+    /// Time spent waiting for the plugin's answers, and in the library's reads and writes.
+    pub plugin_seconds: f64,
+    pub library_seconds: f64,
     /// Why the sync failed; none when it succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

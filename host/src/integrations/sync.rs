@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::report::{EntryFailure, SyncReport};
@@ -195,11 +195,20 @@ impl Integrations {
             ..SyncReport::default()
         };
         let session = self.host.session(&plan.plugin, Some(&plan.user));
-        let job = Job { integrations: &self, plan: &plan, options: &options, session: &session, lost };
+        let job = Job {
+            integrations: &self,
+            plan: &plan,
+            options: &options,
+            session: &session,
+            lost,
+            timings: Timings::default(),
+        };
         if let Err(error) = job.run(&mut report).await {
             report.error = Some(error);
         }
         report.finished_at = now_micros();
+        report.plugin_seconds = job.timings.plugin.load(Ordering::Relaxed) as f64 / 1e6;
+        report.library_seconds = job.timings.library.load(Ordering::Relaxed) as f64 / 1e6;
         report
     }
 }
@@ -222,6 +231,14 @@ struct Job<'a> {
     session: &'a Session<'a>,
     /// Set when the lease was lost (none for a dry run, which holds none).
     lost: Option<Arc<AtomicBool>>,
+    timings: Timings,
+}
+
+/// Where a sync's time went, in microseconds.
+#[derive(Default)]
+struct Timings {
+    plugin: AtomicU64,
+    library: AtomicU64,
 }
 
 /// Renews a sync's lease on a timer of its own, whatever the job waits for (a plugin call
@@ -302,7 +319,10 @@ impl Job<'_> {
     }
 
     async fn call(&self, method: &str, params: Value) -> Result<Value, String> {
-        self.session.call(method, params, None).await.map_err(|error| error.to_string())
+        let started = std::time::Instant::now();
+        let answer = self.session.call(method, params, None).await.map_err(|error| error.to_string());
+        self.timings.plugin.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        answer
     }
 
     fn tell(&self, progress: super::SyncProgress) {
@@ -326,10 +346,13 @@ impl Job<'_> {
         work: impl FnOnce(&dyn LibraryPort) -> Result<T, LibraryError> + Send + 'static,
     ) -> Result<T, String> {
         let library = self.integrations.library.clone();
-        match tokio::task::spawn_blocking(move || work(library.as_ref())).await {
+        let started = std::time::Instant::now();
+        let done = match tokio::task::spawn_blocking(move || work(library.as_ref())).await {
             Ok(result) => result.map_err(|error| error.to_string()),
             Err(error) => Err(format!("a library read stopped: {error}")),
-        }
+        };
+        self.timings.library.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        done
     }
 
     /// The readings of `series` in the plugin's libraries, by series id.
