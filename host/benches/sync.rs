@@ -56,7 +56,7 @@ fn main() {
                 runtime.block_on(async { tokio::spawn(measure(launch, dir)).await.expect("the bench runs") })
             })
             .collect();
-        rounds.sort_by(|a, b| a.whole.cmp(&b.whole));
+        rounds.sort_by_key(|round| round.whole);
         let round = &rounds[ROUNDS / 2];
         let whole = round.whole.as_secs_f64();
         let report = &round.report;
