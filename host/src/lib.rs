@@ -24,6 +24,7 @@ pub mod library;
 pub mod limits;
 pub mod metadata;
 pub mod metrics;
+pub mod oauth;
 pub mod pipeline;
 pub mod plugin;
 pub mod protocol;
