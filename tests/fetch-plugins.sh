@@ -22,3 +22,9 @@ fetch() {
 }
 
 fetch @ashdev/codex-plugin-metadata-openlibrary@2.5.0 metadata-openlibrary
+
+# The OAuth tests' authorization server (oidc-provider), installed from its lock file.
+if [ ! -d "$here/oauth-server/node_modules/oidc-provider" ]; then
+  (cd "$here/oauth-server" && npm ci --silent --no-audit --no-fund)
+  echo "installed the OAuth test server's packages into tests/oauth-server/node_modules" >&2
+fi

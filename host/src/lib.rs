@@ -25,6 +25,7 @@ pub mod limits;
 pub mod metadata;
 pub mod metrics;
 pub mod oauth;
+pub mod outbound;
 pub mod pipeline;
 pub mod plugin;
 pub mod protocol;

@@ -2,7 +2,8 @@
 // byte, to `requests.jsonl` in its data directory (`dataDir` of `initialize`), and answers
 // each method with the JSON its admin config holds under `answers.<method>` (-32601 for a
 // method it has no answer for). Its admin config's `capabilities`, if any, are merged into
-// its manifest's; `delays.<method>` (milliseconds) holds that method's answer back. Tests
+// its manifest's, and its `manifest` (an `oauth` block) into the manifest itself;
+// `delays.<method>` (milliseconds) holds that method's answer back. Tests
 // compare what a caller sent with what arrived, and what the plugin wrote with what the
 // caller got back.
 
@@ -41,6 +42,7 @@ createInterface({ input: process.stdin }).on("line", (line) => {
     answers = params?.adminConfig?.answers ?? {};
     delays = params?.adminConfig?.delays ?? {};
     Object.assign(manifest.capabilities, params?.adminConfig?.capabilities ?? {});
+    Object.assign(manifest, params?.adminConfig?.manifest ?? {});
     record = params?.dataDir ? join(params.dataDir, "requests.jsonl") : null;
   }
   if (record) appendFileSync(record, `${line}\n`);

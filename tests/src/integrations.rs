@@ -50,6 +50,11 @@ pub struct IntegrationHost {
 impl IntegrationHost {
     /// A host whose library is `library_file`, with a vault key.
     pub fn new(library_file: &str) -> Self {
+        Self::configured(library_file, |_| {})
+    }
+
+    /// [`IntegrationHost::new`], with the host's configuration changed by `configure`.
+    pub fn configured(library_file: &str, configure: impl FnOnce(&mut HostConfig)) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let key_file = dir.path().join("vault.key");
         std::fs::write(&key_file, EncryptionKey::generate()).unwrap();
@@ -57,6 +62,7 @@ impl IntegrationHost {
         let mut config = HostConfig::new(dir.path().join("data"));
         config.allowlist = CommandAllowlist::default().with_plugins_dir(binary_dir());
         config.key_file = Some(key_file);
+        configure(&mut config);
         let host = Arc::new(PluginHost::open(config).unwrap());
         let library = Arc::new(SqliteLibrary::open(&host.database_path()).unwrap());
         LibraryFile::parse(library_file).unwrap().import(library.as_ref()).unwrap();
@@ -68,6 +74,11 @@ impl IntegrationHost {
     pub fn add(&self, id: &str, launch: Launch, admin: Value, permissions: &[&str]) {
         let mut definition = PluginDefinition::new(launch);
         definition.admin_config = admin.as_object().cloned().unwrap_or_else(Map::new);
+        self.add_defined(id, definition, permissions);
+    }
+
+    /// Registers `definition` as `id` with `permissions`.
+    pub fn add_defined(&self, id: &str, definition: PluginDefinition, permissions: &[&str]) {
         let registry = self.host.registry();
         registry.add(&PluginId::new(id).unwrap(), &definition).unwrap();
         let settings = MetadataSettings {

@@ -23,6 +23,7 @@ use codex_plugin_host::transport::wasm::http::HttpPolicy;
 use codex_plugin_host::transport::wasm::{self, WasmComponent, WasmRuntime, WasmSpec};
 
 pub mod integrations;
+pub mod oauth_server;
 pub mod wire;
 
 /// The repository's top folder.
@@ -43,22 +44,31 @@ pub fn wire_recorder() -> String {
 /// The published `@ashdev/codex-plugin-metadata-openlibrary@2.5.0`, fetched on first use
 /// by `tests/fetch-plugins.sh` (npm pack and extract; never installed).
 pub fn openlibrary() -> String {
-    static FETCHED: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let fetched = FETCHED.get_or_init(|| {
-        let script = repo_root().join("tests/fetch-plugins.sh");
-        let status = Command::new("bash")
-            .arg(&script)
-            .status()
-            .map_err(|error| format!("running {}: {error}", script.display()))?;
-        if !status.success() {
-            return Err(format!("{} failed ({status}): npm and the npm registry are needed", script.display()));
+    match fetched() {
+        Ok(()) => {
+            repo_root().join("tests/plugins/npm/metadata-openlibrary/dist/index.js").to_string_lossy().into_owned()
         }
-        Ok(repo_root().join("tests/plugins/npm/metadata-openlibrary/dist/index.js"))
-    });
-    match fetched {
-        Ok(path) => path.to_string_lossy().into_owned(),
         Err(why) => panic!("the published Open Library plugin is not available: {why}"),
     }
+}
+
+/// Runs `tests/fetch-plugins.sh` once per test process: the published plugins and the
+/// OAuth test server's packages.
+pub fn fetched() -> Result<(), String> {
+    static FETCHED: OnceLock<Result<(), String>> = OnceLock::new();
+    FETCHED
+        .get_or_init(|| {
+            let script = repo_root().join("tests/fetch-plugins.sh");
+            let status = Command::new("bash")
+                .arg(&script)
+                .status()
+                .map_err(|error| format!("running {}: {error}", script.display()))?;
+            if !status.success() {
+                return Err(format!("{} failed ({status}): npm and the npm registry are needed", script.display()));
+            }
+            Ok(())
+        })
+        .clone()
 }
 
 /// A host with its own data directory and SQLite file.

@@ -342,6 +342,12 @@ fn secret_values(pairs: &[String]) -> Result<BTreeMap<String, Secret>, Failure> 
     let mut values = BTreeMap::new();
     for pair in pairs {
         let (name, mut value) = parse_pair("--set", pair)?;
+        if name.starts_with(crate::registry::HOST_SECRET_PREFIX) {
+            return Err(Failure::usage(format!(
+                "--set {name}: names starting with `{}` are the host's own; `plugin oauth-secret` sets the OAuth client secret",
+                crate::registry::HOST_SECRET_PREFIX
+            )));
+        }
         if let Some(file) = value.strip_prefix('@') {
             value = std::fs::read_to_string(file)
                 .map_err(|error| Failure::usage(format!("could not read {name} from {file}: {error}")))?;

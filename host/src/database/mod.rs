@@ -14,12 +14,13 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 /// The migrations, in order; a migration once shipped is never changed, only followed.
-const STEPS: [&str; 5] = [
+const STEPS: [&str; 6] = [
     include_str!("migrations/01_plugins_storage_vault.sql"),
     include_str!("migrations/02_library.sql"),
     include_str!("migrations/03_plugin_metadata_settings.sql"),
     include_str!("migrations/04_auto_match_runs.sql"),
     include_str!("migrations/05_user_integrations.sql"),
+    include_str!("migrations/06_oauth.sql"),
 ];
 
 /// The schema version this host writes.

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
+use super::BeforeUserStartSlot;
 use super::capacity::{Capacity, Place};
 use crate::install::npx;
 use crate::limits::{StorageQuota, Timeouts};
@@ -52,6 +53,8 @@ pub(super) struct RegistryLauncher {
     pub capacity_wait: Duration,
     /// Stops idle instances to make room; set once the supervisor exists.
     pub evictor: OnceLock<Weak<Supervisor>>,
+    /// Asked before a user's instance starts (their OAuth token refreshed if due).
+    pub before_user_start: BeforeUserStartSlot,
 }
 
 impl Launcher for RegistryLauncher {
@@ -92,6 +95,14 @@ impl RegistryLauncher {
         user: Option<&str>,
         revision: &mut Option<InstanceRevision>,
     ) -> Result<Plugin, PluginError> {
+        if let Some(user) = user {
+            let hook = self.before_user_start.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+            if let Some(hook) = hook {
+                hook.before_user_start(plugin, user)
+                    .await
+                    .map_err(|why| PluginError::Launch { plugin: plugin.to_owned(), why })?;
+            }
+        }
         let record = self.registry.get(plugin).map_err(|error| not_registered(error, plugin, None))?;
         if !record.enabled {
             let reason = record.disabled_reason.clone().unwrap_or_else(|| "disabled by an admin".into());

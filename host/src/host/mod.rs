@@ -112,6 +112,18 @@ pub enum HostError {
     Vault(#[from] VaultError),
 }
 
+/// Asked before a user's instance of a plugin starts: a chance to make their credentials
+/// usable (an OAuth token refreshed). An error stops the start, with its message.
+pub trait BeforeUserStart: Send + Sync {
+    fn before_user_start<'a>(
+        &'a self,
+        plugin: &'a str,
+        user: &'a str,
+    ) -> futures::future::BoxFuture<'a, Result<(), String>>;
+}
+
+pub(crate) type BeforeUserStartSlot = Arc<std::sync::RwLock<Option<Arc<dyn BeforeUserStart>>>>;
+
 /// Registered plugins, started on first use and kept healthy.
 pub struct PluginHost {
     data_dir: PathBuf,
@@ -121,6 +133,7 @@ pub struct PluginHost {
     vault: Option<Vault>,
     supervisor: Arc<Supervisor>,
     admin_watch: AdminWatch,
+    before_user_start: BeforeUserStartSlot,
     _sweeper: Sweeper,
 }
 
@@ -179,7 +192,9 @@ impl PluginHost {
             wasm_max_memory_bytes: config.wasm_max_memory_bytes,
             process_capacity: Default::default(),
             evictor: OnceLock::new(),
+            before_user_start: BeforeUserStartSlot::default(),
         };
+        let before_user_start = launcher.before_user_start.clone();
         let components = launcher.components.clone();
         let wasm_capacity = launcher.wasm_capacity.clone();
         let launcher = Arc::new(launcher);
@@ -195,8 +210,20 @@ impl PluginHost {
             vault,
             supervisor,
             admin_watch,
+            before_user_start,
             _sweeper: quota.spawn_sweeper(SWEEP_INTERVAL),
         })
+    }
+
+    /// Restarts `user`'s instance of `plugin` (once its sessions end): its next call starts
+    /// one with what the registry holds now (a refreshed token).
+    pub async fn restart_user(&self, plugin: &str, user: &str) {
+        self.supervisor.restart_user(plugin, user).await;
+    }
+
+    /// Sets what is asked before each user's instance starts (the last one set).
+    pub fn set_before_user_start(&self, hook: Arc<dyn BeforeUserStart>) {
+        *self.before_user_start.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(hook);
     }
 
     /// Wasm instances this host may hold at once, and how many it holds now.

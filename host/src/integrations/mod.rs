@@ -4,6 +4,8 @@
 //! and write through the library port; every decision is one of [`crate::sync`]'s pure
 //! functions.
 
+mod oauth;
+mod oauth_store;
 mod recommendation_store;
 mod recommendations;
 mod report;
@@ -11,6 +13,7 @@ mod single_flight;
 mod sync;
 mod sync_store;
 
+pub use oauth::{OAuthConnected, OAuthStart, TokenKeeper, TokenRefresher, client_secret_name};
 pub use recommendations::{DismissReport, RecommendationList, RecommendationSource};
 pub use report::{EntryFailure, SyncReport};
 pub use sync::{PAGE_SIZE, PUSH_BATCH, SyncOptions, SyncProgress};
@@ -70,6 +73,8 @@ pub struct Integrations {
     recommending: Arc<single_flight::SingleFlight<codex_plugin_protocol::types::recommendations::GetResponse>>,
     /// Who this host is, in the sync leases it takes.
     holder: Arc<str>,
+    /// Users' OAuth tokens, kept fresh (also asked by the host before a user's start).
+    tokens: Arc<oauth::TokenKeeper>,
 }
 
 impl Integrations {
@@ -78,7 +83,10 @@ impl Integrations {
         let syncs = Arc::new(sync_store::SyncStore::open(&host.database_path())?);
         let recommendation_store = Arc::new(recommendation_store::RecommendationStore::open(&host.database_path())?);
         let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-        let holder = format!("{}:{}:{:08x}", host_name.trim(), std::process::id(), rand_suffix());
+        let holder: Arc<str> = format!("{}:{}:{:08x}", host_name.trim(), std::process::id(), rand_suffix()).into();
+        let oauth_store = Arc::new(oauth_store::OAuthStore::open(&host.database_path())?);
+        let tokens = Arc::new(oauth::TokenKeeper::new(&host, oauth_store, holder.clone()));
+        host.set_before_user_start(tokens.clone());
         Ok(Self {
             host,
             library,
@@ -86,7 +94,8 @@ impl Integrations {
             syncing: Arc::default(),
             recommendation_store,
             recommending: Arc::default(),
-            holder: holder.into(),
+            holder,
+            tokens,
         })
     }
 

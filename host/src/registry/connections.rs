@@ -10,6 +10,10 @@ use super::revisions::bump_revision;
 use super::{Registry, RegistryError, check_user_id};
 use crate::vault::{RowBinding, Sealed, Secret, Vault};
 
+/// Credentials whose names start with this are the host's own (an OAuth refresh token, a
+/// client secret): sealed and rotated with the others, never sent to the plugin.
+pub const HOST_SECRET_PREFIX: &str = "_codex.";
+
 /// One user's connection to a plugin.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UserConnection {
@@ -121,7 +125,8 @@ impl Registry {
         Ok(self.sealed_credentials(plugin, user.unwrap_or_default())?.into_keys().collect())
     }
 
-    /// Opens a plugin's credentials, or a user's merged over the plugin's (the user's win).
+    /// Opens a plugin's credentials, or a user's merged over the plugin's (the user's win):
+    /// what the plugin is given, so without the host's own secrets.
     pub fn credentials(
         &self,
         vault: &Vault,
@@ -131,11 +136,41 @@ impl Registry {
         let mut opened = BTreeMap::new();
         for user in std::iter::once("").chain(user) {
             for (field, sealed) in self.sealed_credentials(plugin, user)? {
+                if field.starts_with(HOST_SECRET_PREFIX) {
+                    continue;
+                }
                 let secret = vault.open(RowBinding { plugin, user, field: &field }, &sealed)?;
                 opened.insert(field, secret);
             }
         }
         Ok(opened)
+    }
+
+    /// One of the host's own secrets of a plugin (`user` none) or of a connection.
+    pub fn host_secret(
+        &self,
+        vault: &Vault,
+        plugin: &str,
+        user: Option<&str>,
+        name: &str,
+    ) -> Result<Option<Secret>, RegistryError> {
+        let user = user.unwrap_or_default();
+        match self.sealed_credentials(plugin, user)?.remove(name) {
+            Some(sealed) => Ok(Some(vault.open(RowBinding { plugin, user, field: name }, &sealed)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Disconnects a user from a plugin: their configuration, credentials, tokens, sync
+    /// records and cached recommendations go; their instance stops (its revision is gone).
+    pub fn disconnect_user(&self, plugin: &str, user: &str) -> Result<(), RegistryError> {
+        self.user_connection(plugin, user)?;
+        let mut connection = self.lock();
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        transaction.execute("DELETE FROM plugin_credentials WHERE plugin_id = ? AND user_id = ?", [plugin, user])?;
+        transaction.execute("DELETE FROM plugin_users WHERE plugin_id = ? AND user_id = ?", [plugin, user])?;
+        transaction.commit()?;
+        Ok(())
     }
 
     pub(super) fn sealed_credentials(

@@ -12,7 +12,7 @@ mod plugins;
 mod revisions;
 mod vault_state;
 
-pub use connections::{RotationReport, UserConnection};
+pub use connections::{HOST_SECRET_PREFIX, RotationReport, UserConnection};
 pub use definition::{CredentialDelivery, Launch, PluginDefinition};
 pub use plugins::PluginRecord;
 pub use revisions::{InstanceRevision, Revision, Revisions};

@@ -178,7 +178,7 @@ fn cut_off_when_quiet(body: hyper::body::Incoming, wait: Duration) -> WasiBody {
     StreamBody::new(frames).boxed_unsync()
 }
 
-async fn resolve(host: &str, port: u16, wait: Duration) -> Result<Vec<SocketAddr>, Error> {
+pub(crate) async fn resolve(host: &str, port: u16, wait: Duration) -> Result<Vec<SocketAddr>, Error> {
     let found = tokio::time::timeout(wait, tokio::net::lookup_host((host, port)))
         .await
         .map_err(|_| Error::DnsTimeout)?
@@ -187,10 +187,10 @@ async fn resolve(host: &str, port: u16, wait: Duration) -> Result<Vec<SocketAddr
     if addresses.is_empty() { Err(Error::DestinationNotFound) } else { Ok(addresses) }
 }
 
-trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
+pub(crate) trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
 
-async fn tls_handshake(host: &str, stream: TcpStream) -> Result<impl Stream + use<>, Error> {
+pub(crate) async fn tls_handshake(host: &str, stream: TcpStream) -> Result<impl Stream + use<>, Error> {
     let name = rustls::pki_types::ServerName::try_from(host.to_owned()).map_err(|_| Error::HttpRequestUriInvalid)?;
     tokio_rustls::TlsConnector::from(tls_config()).connect(name, stream).await.map_err(Error::Tls)
 }
