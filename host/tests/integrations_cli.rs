@@ -51,12 +51,15 @@ impl Host {
     }
 
     fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        // The host's flags go before a plugin's command (`-- node …`).
+        let split = args.iter().position(|arg| *arg == "--").unwrap_or(args.len());
         let mut child = Command::new(HOST)
-            .args(args)
+            .args(&args[..split])
             .arg("--data-dir")
             .arg(self.data.path())
             .arg("--key-file")
             .arg(&self.key_file)
+            .args(&args[split..])
             .env_remove("RUST_LOG")
             .env_remove("CODEX_ENCRYPTION_KEY")
             .stdin(Stdio::piped())
@@ -153,4 +156,101 @@ fn recommendations_show_as_a_table_and_dismiss() {
     let list: Value = serde_json::from_str(&host.ok(&["recommendations", "ann", "--json"], None)).unwrap();
     assert!(!list.to_string().contains(&format!("\"{first}\"")), "{list}");
     host.refused(&["recommendations", "dismiss", "ann", "x", "--reason", "bored"], None, "invalid value 'bored'");
+}
+
+/// The OAuth test server (`tests/oauth-server`), its packages installed by
+/// `tests/fetch-plugins.sh`; killed when dropped.
+struct AuthorizationServer(std::process::Child, u16);
+
+impl AuthorizationServer {
+    fn start() -> Self {
+        let fetched = Command::new("bash").arg(repo().join("tests/fetch-plugins.sh")).status().unwrap();
+        assert!(fetched.success(), "tests/fetch-plugins.sh failed: npm and its registry are needed");
+        let mut child = Command::new("node")
+            .arg(repo().join("tests/oauth-server/server.mjs"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+        let port = line.trim().strip_prefix("listening ").unwrap().parse().unwrap();
+        Self(child, port)
+    }
+}
+
+impl Drop for AuthorizationServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_user_connects_by_oauth_through_a_loopback_redirect() {
+    let server = AuthorizationServer::start();
+    let host = Host::new();
+    let recorder = repo().join("tests/plugins/wire-recorder.mjs");
+    host.ok(
+        &["plugin", "add", "tracker", "--allow-internal-addresses", "--", "node", recorder.to_str().unwrap()],
+        None,
+    );
+    let admin = json!({
+        "manifest": {"oauth": {
+            "authorizationUrl": format!("http://127.0.0.1:{}/auth", server.1),
+            "tokenUrl": format!("http://127.0.0.1:{}/token", server.1),
+            "scopes": ["openid", "offline_access"], "clientId": "codex-host"
+        }},
+        "capabilities": {"userReadSync": true},
+        "answers": {"sync/getUserInfo": {"externalId": "ann-1", "username": "ann"}, "ping": "pong"}
+    });
+    host.ok(&["plugin", "config", "tracker", "--admin", &admin.to_string()], None);
+
+    let mut connecting = Command::new(HOST)
+        .args(["plugin", "connect", "tracker", "--user", "ann", "--oauth", "--no-browser", "--allow-command", "node"])
+        .arg("--data-dir")
+        .arg(host.data.path())
+        .arg("--key-file")
+        .arg(&host.key_file)
+        .env_remove("CODEX_ENCRYPTION_KEY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(connecting.stderr.take().unwrap());
+    let url = loop {
+        let mut line = String::new();
+        assert!(std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() > 0, "no sign-in address was printed");
+        if let Some(url) = line.trim().strip_prefix("http://127.0.0.1:").map(|rest| format!("http://127.0.0.1:{rest}"))
+        {
+            break url;
+        }
+    };
+    assert!(
+        url.contains("code_challenge_method=S256") && url.contains("redirect_uri=http%3A%2F%2F127.0.0.1%3A"),
+        "{url}"
+    );
+    let browser = Command::new("node").arg(repo().join("tests/oauth-server/browser.mjs")).arg(&url).output().unwrap();
+    let page = String::from_utf8_lossy(&browser.stdout);
+    assert!(page.contains("\n200\n") && page.contains("Connected"), "the callback page: {page}");
+    let output = connecting.wait_with_output().unwrap();
+    assert!(output.status.success());
+    let connected: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!((connected["user"].clone(), connected["account"]["username"].clone()), (json!("ann"), json!("ann")));
+    // The tokens are sealed: nothing of them is shown back.
+    let shown = host.ok(&["plugin", "show", "tracker"], None);
+    assert!(shown.contains("access_token") && !shown.contains("refresh_token\":\""), "{shown}");
+    host.ok(&["plugin", "disconnect", "tracker", "--user", "ann"], None);
+    host.refused(&["sync", "tracker", "--user", "ann"], None, "user `ann` is not connected");
+    host.refused(
+        &["plugin", "oauth-secret", "tracker", "--secret", "s3cret"],
+        None,
+        "never taken from the command line",
+    );
+    host.ok(&["plugin", "oauth-secret", "tracker", "--secret", "-"], Some("s3cret\n"));
+    host.refused(
+        &["plugin", "credentials", "tracker", "--set", "_codex.refresh_token=-"],
+        Some("x\n"),
+        "the host's own",
+    );
 }

@@ -77,8 +77,24 @@ enum PluginCommand {
         #[arg(long = "admin", value_name = "JSON")]
         admin: String,
     },
-    /// Connect a user to a plugin: their configuration, and a personal access token.
+    /// Connect a user to a plugin: their configuration, and their account (a personal
+    /// access token, or OAuth).
     Connect(super::connect::ConnectArgs),
+    /// Disconnect a user: their configuration, credentials, tokens, sync records and cached
+    /// recommendations are deleted.
+    Disconnect {
+        id: String,
+        #[arg(long, value_name = "USER")]
+        user: String,
+    },
+    /// Store the plugin's OAuth client secret, sealed; sent to the token endpoint only,
+    /// never to the plugin.
+    OauthSecret {
+        id: String,
+        /// `-` reads it from the first line of stdin, `@FILE` from a file.
+        #[arg(long, value_name = "-|@FILE")]
+        secret: String,
+    },
     /// What the plugin may write and which libraries it sees (none and all, by default).
     Permissions(super::plugin_metadata::PermissionsArgs),
     /// How the plugin searches and matches: template, title rules, conditions, threshold.
@@ -281,6 +297,13 @@ pub fn run_plugin(args: PluginArgs) -> Result<(), Failure> {
             let vault = || Ok(Vault::new(location.key()?));
             let key_file = location.key_file.as_deref().map(absolute).transpose()?;
             super::connect::run(connect, &registry, vault, absolute(&location.data_dir)?, key_file)
+        }
+        PluginCommand::Disconnect { id, user } => registry.disconnect_user(&id, &user).map_err(registry_failure),
+        PluginCommand::OauthSecret { id, secret } => {
+            let secret = super::connect::read_secret("--secret", &secret)?;
+            let vault = Vault::new(args.location.key()?);
+            let values = BTreeMap::from([(crate::integrations::client_secret_name(), secret)]);
+            registry.set_credentials(&vault, &id, None, &values).map_err(registry_failure)
         }
         PluginCommand::Permissions(permissions) => {
             let dir = absolute(&args.location.data_dir)?;

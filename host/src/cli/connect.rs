@@ -30,8 +30,20 @@ pub struct ConnectArgs {
     config: Option<String>,
     /// A personal access token for their tracker account: `-` reads it from the first line
     /// of stdin, `@FILE` from a file. Stored sealed, as the `access_token` credential.
-    #[arg(long, value_name = "-|@FILE")]
+    #[arg(long, value_name = "-|@FILE", conflicts_with = "oauth")]
     token: Option<String>,
+    /// Connect their account by OAuth: prints the address to sign in at (and opens it when
+    /// a desktop is there), takes the provider's redirect on a loopback port, stores the
+    /// tokens sealed.
+    #[arg(long)]
+    oauth: bool,
+    /// The loopback port for the OAuth redirect (for a provider that allows one port only);
+    /// by default a free port per flow, or the plugin's configured `oauth_redirect_uri`.
+    #[arg(long, value_name = "PORT", requires = "oauth")]
+    redirect_port: Option<u16>,
+    /// Print the sign-in address only; never open a browser.
+    #[arg(long, requires = "oauth")]
+    no_browser: bool,
     /// Let process plugins run executables inside this directory (to ask for the account).
     #[arg(long, value_name = "DIR")]
     plugins_dir: Option<PathBuf>,
@@ -47,7 +59,7 @@ pub fn run(
     data_dir: PathBuf,
     key_file: Option<PathBuf>,
 ) -> Result<(), Failure> {
-    let token = args.token.as_deref().map(read_token).transpose()?;
+    let token = args.token.as_deref().map(|source| read_secret("--token", source)).transpose()?;
     let config = match args.config.as_deref() {
         Some(text) => parse_object("--config", Some(text))?,
         None => match registry.user_connection(&args.id, &args.user) {
@@ -57,6 +69,27 @@ pub fn run(
         },
     };
     registry.connect_user(&args.id, &args.user, config).map_err(super::admin::registry_failure)?;
+    if args.oauth {
+        let host = HostArgs { data_dir, key_file, plugins_dir: args.plugins_dir, allow_commands: args.allow_commands };
+        let connected = runtime()?.block_on(async {
+            let (host, integrations) = host.open_integrations()?;
+            let connected = super::oauth_callback::connect(
+                &integrations,
+                &args.id,
+                &args.user,
+                args.redirect_port,
+                !args.no_browser,
+            )
+            .await;
+            drop(integrations);
+            if let Ok(host) = std::sync::Arc::try_unwrap(host) {
+                host.shutdown().await;
+            }
+            connected
+        })?;
+        super::print_line(&serde_json::to_string(&connected).expect("a connection serializes"));
+        return Ok(());
+    }
     let Some(token) = token else {
         return Ok(());
     };
@@ -86,26 +119,27 @@ pub fn run(
     Ok(())
 }
 
-fn read_token(source: &str) -> Result<Secret, Failure> {
-    let mut token = match source.strip_prefix('@') {
+/// A secret from stdin (`-`) or a file (`@FILE`), never from the command line.
+pub fn read_secret(flag: &str, source: &str) -> Result<Secret, Failure> {
+    let mut secret = match source.strip_prefix('@') {
         Some(file) => std::fs::read_to_string(file)
-            .map_err(|error| Failure::usage(format!("--token: could not read {file}: {error}")))?,
+            .map_err(|error| Failure::usage(format!("{flag}: could not read {file}: {error}")))?,
         None if source == "-" => {
             let mut line = String::new();
             std::io::stdin()
                 .read_line(&mut line)
-                .map_err(|error| Failure::usage(format!("--token: could not read stdin: {error}")))?;
+                .map_err(|error| Failure::usage(format!("{flag}: could not read stdin: {error}")))?;
             line
         }
         None => {
-            return Err(Failure::usage(
-                "--token: a token is never taken from the command line, where every user can read it; give `--token -` and the token on stdin, or `--token @FILE`",
-            ));
+            return Err(Failure::usage(format!(
+                "{flag}: a secret is never taken from the command line, where every user can read it; give `{flag} -` and the value on stdin, or `{flag} @FILE`"
+            )));
         }
     };
-    token.truncate(token.trim_end_matches(['\r', '\n']).len());
-    if token.trim().is_empty() {
-        return Err(Failure::usage("--token: the token is empty"));
+    secret.truncate(secret.trim_end_matches(['\r', '\n']).len());
+    if secret.trim().is_empty() {
+        return Err(Failure::usage(format!("{flag}: the value is empty")));
     }
-    Ok(Secret::new(token))
+    Ok(Secret::new(secret))
 }

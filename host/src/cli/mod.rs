@@ -13,6 +13,7 @@ mod install;
 mod library;
 mod logging;
 mod metadata;
+mod oauth_callback;
 mod pipeline_host;
 mod plugin_metadata;
 mod recommendations;
