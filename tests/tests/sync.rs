@@ -408,3 +408,25 @@ async fn a_sync_whose_lease_was_taken_keeps_no_result() {
     let record = setup.integrations.sync_record("sync", "ann").unwrap().unwrap();
     assert_eq!((record.last_result, record.last_success_at), (None, None));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autosync_connections_sync_on_the_admins_schedule() {
+    let admin = json!({"_codex": {"syncCronSchedule": "* * * * * *"}});
+    let setup = echo_setup(Mode::Wasm, admin, json!({"_codex": {"autoSync": true}})).await;
+    setup.connect("sync", "bo", json!({}), "t0ken-bo");
+    // The manifest is known once the plugin started.
+    setup.host.call("sync", Some("ann"), "ping", Value::Null).await.unwrap();
+    let now = chrono::Utc::now();
+    let started = setup.integrations.start_due_syncs(now - chrono::Duration::seconds(2), now).unwrap();
+    assert_eq!(started, [("sync".to_owned(), "ann".to_owned())], "bo did not turn autoSync on");
+    let none = setup.integrations.start_due_syncs(now, now).unwrap();
+    assert!(none.is_empty(), "nothing falls due in an empty window");
+
+    let _scheduler = setup.integrations.spawn_sync_scheduler(std::time::Duration::from_millis(300));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while setup.integrations.sync_record("sync", "ann").unwrap().and_then(|record| record.last_result).is_none() {
+        assert!(std::time::Instant::now() < deadline, "no scheduled sync ran");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(setup.integrations.sync_record("sync", "bo").unwrap().is_none());
+}

@@ -9,6 +9,7 @@ mod oauth_store;
 mod recommendation_store;
 mod recommendations;
 mod report;
+mod scheduler;
 mod single_flight;
 mod sync;
 mod sync_store;
@@ -16,6 +17,7 @@ mod sync_store;
 pub use oauth::{OAuthConnected, OAuthStart, TokenKeeper, TokenRefresher, client_secret_name};
 pub use recommendations::{DismissReport, RecommendationList, RecommendationSource};
 pub use report::{EntryFailure, SyncReport};
+pub use scheduler::SyncScheduler;
 pub use sync::{PAGE_SIZE, PUSH_BATCH, SyncOptions, SyncProgress};
 pub use sync_store::SyncRecord;
 

@@ -6,6 +6,7 @@
 mod engagement;
 mod pull;
 mod push;
+pub mod schedule;
 mod settings;
 
 pub use engagement::Engagement;
