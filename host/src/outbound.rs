@@ -56,6 +56,12 @@ async fn post(url: &Url, form: &[(&str, &str)], internal_allowed: bool, deadline
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let port = url.port_or_known_default().ok_or_else(|| format!("{shown} has no port"))?;
     let addresses = resolve(host, port, deadline).await.map_err(|error| format!("{shown}: {error}"))?;
+    if !tls && let Some(outside) = addresses.iter().find(|address| !address.ip().is_loopback()) {
+        return Err(format!(
+            "{shown} is plain http to {}, not loopback; the host sends secrets over https only",
+            outside.ip()
+        ));
+    }
     if !internal_allowed && let Some(internal) = addresses.iter().find(|address| is_internal(address.ip())) {
         return Err(format!(
             "{shown} resolves to {}, an internal address the host does not call (allow internal addresses for the plugin only for a test server)",

@@ -49,6 +49,15 @@ provider.on("grant.success", (ctx) => {
   if (ctx.oidc.params.grant_type === "authorization_code") stats.codes += 1;
 });
 
+// A provider that does not rotate sends no refresh token with a refreshed access token
+// (oidc-provider would send the old one back).
+provider.use(async (ctx, next) => {
+  await next();
+  if (!rotate && ctx.path === "/token" && ctx.body && typeof ctx.body === "object" && ctx.body.refresh_token && ctx.oidc?.params?.grant_type === "refresh_token") {
+    delete ctx.body.refresh_token;
+  }
+});
+
 provider.use(async (ctx, next) => {
   const interaction = ctx.path.match(/^\/interaction\/([^/]+)$/);
   if (interaction) {

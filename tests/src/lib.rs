@@ -382,6 +382,11 @@ impl LoopbackServer {
         Self::serving(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok", None)
     }
 
+    /// A server that answers every request with `answer` (a whole HTTP/1.0 response).
+    pub fn answering(answer: &'static [u8]) -> Self {
+        Self::serving(answer, None)
+    }
+
     /// A server that reads each request, sends `prefix` (possibly nothing), then keeps the
     /// connection open, silent, for `silence`.
     pub fn stalling(prefix: &'static [u8], silence: Duration) -> Self {

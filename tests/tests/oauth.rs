@@ -6,6 +6,7 @@
 use codex_plugin_host::host::HostConfig;
 use codex_plugin_host::integrations::IntegrationError;
 use codex_plugin_host::registry::PluginDefinition;
+use codex_plugin_host_tests::LoopbackServer;
 use codex_plugin_host_tests::integrations::{IntegrationHost, recorder, sample_library};
 use codex_plugin_host_tests::oauth_server::AuthorizationServer;
 use serde_json::{Value, json};
@@ -169,7 +170,6 @@ async fn a_revoked_grant_needs_a_reconnect_and_calls_say_so() {
     server.revoke_all();
     let database = rusqlite::Connection::open(host.host.database_path()).unwrap();
     database.execute("UPDATE oauth_tokens SET expires_at = issued_at + 1", []).unwrap();
-    host.host.registry().connect_user("tracker", "ann", serde_json::Map::new()).unwrap();
     let error = host.integrations.ensure_token("tracker", "ann").await.unwrap_err();
     assert!(error.contains("must be made again") && error.contains("invalid_grant"), "{error}");
     assert!(error.contains("--oauth"), "{error}");
@@ -188,12 +188,17 @@ async fn two_calls_needing_a_refresh_make_one() {
     connect(&host, &server).await;
     let database = rusqlite::Connection::open(host.host.database_path()).unwrap();
     database.execute("UPDATE oauth_tokens SET expires_at = issued_at + 1", []).unwrap();
-    let (a, b) = tokio::join!(
+    // Two calls in this host, and one in another host on the same database.
+    let library: std::sync::Arc<codex_plugin_host::library::SqliteLibrary> = host.library.clone();
+    let other = codex_plugin_host::integrations::Integrations::new(host.host.clone(), library).unwrap();
+    let (a, b, c) = tokio::join!(
         host.integrations.ensure_token("tracker", "ann"),
-        host.integrations.ensure_token("tracker", "ann")
+        host.integrations.ensure_token("tracker", "ann"),
+        other.ensure_token("tracker", "ann")
     );
     a.unwrap();
     b.unwrap();
+    c.unwrap();
     assert_eq!(server.stats().1, 1, "two refreshes of a rotating token would end the grant");
 }
 
@@ -214,4 +219,26 @@ async fn a_token_url_on_a_private_address_is_refused() {
     let started = host.integrations.start_oauth("tracker", "ann", Some(REDIRECT)).await.unwrap();
     let error = host.integrations.finish_oauth(&started.state, Some("code"), None).await.unwrap_err();
     assert!(error.to_string().contains("internal address"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_endpoint_answering_junk_failing_or_hanging_is_a_clear_bounded_error() {
+    let server = AuthorizationServer::start(true, 60);
+    let junk = LoopbackServer::answering(b"HTTP/1.0 200 OK\r\nContent-Length: 11\r\n\r\n<html></html>");
+    let failing = LoopbackServer::answering(b"HTTP/1.0 500 Oops\r\nContent-Length: 2\r\n\r\n{}");
+    let hanging = LoopbackServer::stalling(b"", Duration::from_secs(20));
+    let cases = [(&junk, "not a token response"), (&failing, "answered 500"), (&hanging, "did not answer within 1 s")];
+    for (endpoint, expected) in cases {
+        let token_url = format!("http://{}/token", endpoint.address);
+        let host = host_for(&server, Some(&token_url), true);
+        host.integrations.set_endpoint_timeout(Duration::from_secs(1));
+        let started = host.integrations.start_oauth("tracker", "ann", Some(REDIRECT)).await.unwrap();
+        let (code, state) = callback_params(&server.authorize(&started.authorization_url));
+        let begun = std::time::Instant::now();
+        let error = host.integrations.finish_oauth(&state, Some(&code), None).await.unwrap_err();
+        assert!(begun.elapsed() < Duration::from_secs(5), "{expected}: not bounded");
+        assert!(error.to_string().contains(expected), "expected {expected:?}: {error}");
+        let names = host.host.registry().credential_names("tracker", Some("ann")).unwrap();
+        assert!(names.is_empty(), "{expected}: something was stored: {names:?}");
+    }
 }

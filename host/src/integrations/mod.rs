@@ -13,13 +13,15 @@ mod scheduler;
 mod single_flight;
 mod sync;
 mod sync_store;
+mod tokens;
 
-pub use oauth::{OAuthConnected, OAuthStart, TokenKeeper, TokenRefresher, client_secret_name};
+pub use oauth::{OAuthConnected, OAuthStart, client_secret_name};
 pub use recommendations::{DismissReport, RecommendationList, RecommendationSource};
 pub use report::{EntryFailure, SyncReport};
 pub use scheduler::SyncScheduler;
 pub use sync::{PAGE_SIZE, PUSH_BATCH, SyncOptions, SyncProgress};
 pub use sync_store::SyncRecord;
+pub use tokens::{TokenKeeper, TokenRefresher};
 
 use std::sync::Arc;
 
@@ -76,7 +78,7 @@ pub struct Integrations {
     /// Who this host is, in the sync leases it takes.
     holder: Arc<str>,
     /// Users' OAuth tokens, kept fresh (also asked by the host before a user's start).
-    tokens: Arc<oauth::TokenKeeper>,
+    tokens: Arc<tokens::TokenKeeper>,
 }
 
 impl Integrations {
@@ -87,7 +89,7 @@ impl Integrations {
         let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
         let holder: Arc<str> = format!("{}:{}:{:08x}", host_name.trim(), std::process::id(), rand_suffix()).into();
         let oauth_store = Arc::new(oauth_store::OAuthStore::open(&host.database_path())?);
-        let tokens = Arc::new(oauth::TokenKeeper::new(&host, oauth_store, holder.clone()));
+        let tokens = Arc::new(tokens::TokenKeeper::new(&host, oauth_store, holder.clone()));
         host.set_before_user_start(tokens.clone());
         Ok(Self {
             host,
@@ -103,6 +105,11 @@ impl Integrations {
 
     pub fn host(&self) -> &Arc<PluginHost> {
         &self.host
+    }
+
+    /// Bounds every call to an OAuth token endpoint (30 s by default).
+    pub fn set_endpoint_timeout(&self, timeout: std::time::Duration) {
+        self.tokens.set_endpoint_timeout(timeout);
     }
 
     /// The recorded sync of one connection, none if it never synced.

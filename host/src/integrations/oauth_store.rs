@@ -19,6 +19,8 @@ pub struct PendingFlow {
     pub user: String,
     pub verifier: String,
     pub redirect_uri: String,
+    /// The token URL when the flow started (pinned for the connection).
+    pub token_url: String,
     pub created_at: i64,
     pub expires_at: i64,
 }
@@ -28,6 +30,8 @@ pub struct PendingFlow {
 pub struct TokenState {
     pub issued_at: i64,
     pub expires_at: Option<i64>,
+    /// Where its refresh token goes: pinned when the user connected.
+    pub token_url: String,
     pub scope: Option<String>,
     /// Set when the grant is gone: calls for the user fail with it until they reconnect.
     pub reconnect_reason: Option<String>,
@@ -64,14 +68,15 @@ impl OAuthStore {
         }
         transaction
             .execute(
-                "INSERT INTO oauth_flows (state, plugin_id, user_id, verifier, redirect_uri, created_at, expires_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO oauth_flows (state, plugin_id, user_id, verifier, redirect_uri, token_url, created_at, expires_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 params![
                     state,
                     flow.plugin,
                     flow.user,
                     flow.verifier,
                     flow.redirect_uri,
+                    flow.token_url,
                     flow.created_at,
                     flow.expires_at
                 ],
@@ -86,7 +91,7 @@ impl OAuthStore {
         self.lock()
             .query_row(
                 "DELETE FROM oauth_flows WHERE state = ?
-                 RETURNING plugin_id, user_id, verifier, redirect_uri, created_at, expires_at",
+                 RETURNING plugin_id, user_id, verifier, redirect_uri, token_url, created_at, expires_at",
                 [state],
                 |row| {
                     Ok(PendingFlow {
@@ -94,8 +99,9 @@ impl OAuthStore {
                         user: row.get(1)?,
                         verifier: row.get(2)?,
                         redirect_uri: row.get(3)?,
-                        created_at: row.get(4)?,
-                        expires_at: row.get(5)?,
+                        token_url: row.get(4)?,
+                        created_at: row.get(5)?,
+                        expires_at: row.get(6)?,
                     })
                 },
             )
@@ -107,7 +113,7 @@ impl OAuthStore {
         let row = self
             .lock()
             .query_row(
-                "SELECT issued_at, expires_at, scope, reconnect_reason, failures, retry_after
+                "SELECT issued_at, expires_at, scope, reconnect_reason, failures, retry_after, token_url
                  FROM oauth_tokens WHERE plugin_id = ? AND user_id = ?",
                 [plugin, user],
                 |row| {
@@ -118,18 +124,20 @@ impl OAuthStore {
                         row.get::<_, Option<String>>(3)?,
                         row.get::<_, String>(4)?,
                         row.get::<_, Option<i64>>(5)?,
+                        row.get::<_, String>(6)?,
                     ))
                 },
             )
             .optional()
             .map_err(failed)?;
-        let Some((issued_at, expires_at, scope, reconnect_reason, failures, retry_after)) = row else {
+        let Some((issued_at, expires_at, scope, reconnect_reason, failures, retry_after, token_url)) = row else {
             return Ok(None);
         };
         let failures = serde_json::from_str(&failures).unwrap_or_default();
         Ok(Some(TokenState {
             issued_at,
             expires_at,
+            token_url,
             scope,
             reconnect_reason,
             breaker: Breaker { failures },
@@ -144,27 +152,38 @@ impl OAuthStore {
         user: &str,
         issued_at: i64,
         expires_at: Option<i64>,
+        token_url: &str,
         scope: Option<&str>,
     ) -> Result<(), IntegrationError> {
         self.lock()
             .execute(
-                "INSERT INTO oauth_tokens (plugin_id, user_id, issued_at, expires_at, scope) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (plugin_id, user_id) DO UPDATE SET issued_at = ?3, expires_at = ?4,
-                     scope = COALESCE(?5, oauth_tokens.scope), reconnect_reason = NULL, failures = '[]', retry_after = NULL",
-                params![plugin, user, issued_at, expires_at, scope],
+                "INSERT INTO oauth_tokens (plugin_id, user_id, issued_at, expires_at, token_url, scope)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (plugin_id, user_id) DO UPDATE SET issued_at = ?3, expires_at = ?4, token_url = ?5,
+                     scope = COALESCE(?6, oauth_tokens.scope), reconnect_reason = NULL, failures = '[]', retry_after = NULL",
+                params![plugin, user, issued_at, expires_at, token_url, scope],
             )
             .map_err(failed)?;
         Ok(())
     }
 
-    pub fn needs_reconnect(&self, plugin: &str, user: &str, reason: &str) -> Result<(), IntegrationError> {
-        self.lock()
+    /// Marks the grant issued at `issued_at` as gone (a newer one, from a reconnect, is
+    /// left alone); answers whether it was still the connection's.
+    pub fn needs_reconnect(
+        &self,
+        plugin: &str,
+        user: &str,
+        issued_at: i64,
+        reason: &str,
+    ) -> Result<bool, IntegrationError> {
+        let marked = self
+            .lock()
             .execute(
-                "UPDATE oauth_tokens SET reconnect_reason = ? WHERE plugin_id = ? AND user_id = ?",
-                params![reason, plugin, user],
+                "UPDATE oauth_tokens SET reconnect_reason = ? WHERE plugin_id = ? AND user_id = ? AND issued_at = ?",
+                params![reason, plugin, user, issued_at],
             )
             .map_err(failed)?;
-        Ok(())
+        Ok(marked == 1)
     }
 
     pub fn refresh_failed(

@@ -25,9 +25,13 @@ fn random_text() -> String {
 impl FlowSecrets {
     pub fn new() -> Self {
         let verifier = random_text();
-        let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-        Self { state: random_text(), verifier, challenge }
+        Self { state: random_text(), challenge: challenge(&verifier), verifier }
     }
+}
+
+/// The S256 challenge of a PKCE verifier.
+pub fn challenge(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
 }
 
 impl Default for FlowSecrets {
@@ -42,11 +46,20 @@ pub fn check_endpoint(what: &str, text: &str, internal_allowed: bool) -> Result<
     let url = Url::parse(text).map_err(|error| format!("the {what} {text:?} is not a URL: {error}"))?;
     match url.scheme() {
         "https" => Ok(url),
-        "http" if internal_allowed => Ok(url),
+        "http" if internal_allowed && is_loopback(&url) => Ok(url),
         "http" => Err(format!(
             "the {what} {text} is plain http; OAuth endpoints must be https (http only for a loopback test server, with internal addresses allowed)"
         )),
         other => Err(format!("the {what} {text} has scheme {other:?}; OAuth endpoints must be https")),
+    }
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(address)) => address.is_loopback(),
+        Some(url::Host::Ipv6(address)) => address.is_loopback(),
+        Some(url::Host::Domain(name)) => name == "localhost",
+        None => false,
     }
 }
 

@@ -3,7 +3,7 @@
 //! and when the refresh breaker is open. The service that runs flows and refreshes is
 //! [`crate::integrations`].
 
-mod flow;
+pub mod flow;
 mod tokens;
 
 pub use flow::{FlowSecrets, authorization_url, check_endpoint};

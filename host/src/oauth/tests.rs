@@ -9,13 +9,12 @@ const SECOND: i64 = 1_000_000;
 fn flow_secrets_are_random_and_the_challenge_is_s256() {
     let (a, b) = (FlowSecrets::new(), FlowSecrets::new());
     assert_ne!(a.state, b.state);
+    assert_ne!(a.verifier, b.verifier);
     assert_eq!((a.state.len(), a.verifier.len()), (43, 43));
     // RFC 7636 appendix B.
     let known = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-    use base64::Engine as _;
-    use sha2::Digest as _;
-    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(known.as_bytes()));
-    assert_eq!(challenge, "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+    assert_eq!(flow::challenge(known), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+    assert_eq!(a.challenge, flow::challenge(&a.verifier));
 }
 
 #[test]
@@ -44,6 +43,7 @@ fn endpoints_are_https_unless_a_loopback_test_server_is_allowed() {
     let error = check_endpoint("token URL", "http://a.example/token", false).unwrap_err();
     assert!(error.contains("must be https"), "{error}");
     assert!(check_endpoint("token URL", "http://127.0.0.1:9/token", true).is_ok());
+    assert!(check_endpoint("token URL", "http://tracker.example/token", true).is_err(), "http only to loopback");
     assert!(check_endpoint("token URL", "ftp://a.example", true).unwrap_err().contains("scheme"));
     assert!(check_endpoint("token URL", "not a url", true).unwrap_err().contains("not a URL"));
 }
@@ -61,6 +61,8 @@ fn token_answers_are_read_or_refused_clearly() {
     assert_eq!(not_rotated.refresh_token, None);
     assert!(parse_grant(b"<html>oops</html>").unwrap_err().contains("not a token response"));
     assert!(parse_grant(br#"{"token": "a"}"#).unwrap_err().contains("without an access_token"));
+    let shaped_wrong = parse_grant(br#"{"access_token": "s3cret", "scope": ["a"]}"#).unwrap_err();
+    assert!(!shaped_wrong.contains("s3cret") && shaped_wrong.contains("access_token"), "{shaped_wrong}");
 }
 
 #[test]

@@ -27,14 +27,17 @@ pub fn parse_grant(body: &[u8]) -> Result<TokenGrant, String> {
         token_type: Option<String>,
         scope: Option<String>,
     }
-    let shown = || String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
-    let wire: Wire = serde_json::from_slice(body).map_err(|error| {
-        format!("the token endpoint answered something that is not a token response ({error}): {}", shown())
-    })?;
+    // The body may hold tokens: only the names of its fields are ever shown.
+    let fields = || match serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(body) {
+        Ok(object) => format!("fields {:?}", object.keys().collect::<Vec<_>>()),
+        Err(_) => format!("{} bytes that are not a JSON object", body.len()),
+    };
+    let wire: Wire = serde_json::from_slice(body)
+        .map_err(|_| format!("the token endpoint answered something that is not a token response ({})", fields()))?;
     let access_token = wire
         .access_token
         .filter(|token| !token.is_empty())
-        .ok_or_else(|| format!("the token endpoint answered without an access_token: {}", shown()))?;
+        .ok_or_else(|| format!("the token endpoint answered without an access_token ({})", fields()))?;
     // Some providers send `expires_in` as a string.
     let expires_in = match wire.expires_in {
         Some(serde_json::Value::Number(number)) => number.as_u64(),

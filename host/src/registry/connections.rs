@@ -161,6 +161,32 @@ impl Registry {
         }
     }
 
+    /// Changes the connection's revision, so its running instance restarts (its token's
+    /// state changed outside the credentials).
+    pub fn touch_connection(&self, plugin: &str, user: &str) -> Result<(), RegistryError> {
+        let mut connection = self.lock();
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        bump_revision(&transaction, plugin, Some(user))?;
+        transaction.commit()?;
+        Ok(())
+    }
+
+    /// Deletes credentials of a plugin (`user` none) or of a connection, by name.
+    pub fn remove_credentials(&self, plugin: &str, user: Option<&str>, names: &[&str]) -> Result<(), RegistryError> {
+        let user = user.unwrap_or_default();
+        let mut connection = self.lock();
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for name in names {
+            transaction.execute(
+                "DELETE FROM plugin_credentials WHERE plugin_id = ? AND user_id = ? AND name = ?",
+                params![plugin, user, name],
+            )?;
+        }
+        bump_revision(&transaction, plugin, Some(user).filter(|user| !user.is_empty()))?;
+        transaction.commit()?;
+        Ok(())
+    }
+
     /// Disconnects a user from a plugin: their configuration, credentials, tokens, sync
     /// records and cached recommendations go; their instance stops (its revision is gone).
     pub fn disconnect_user(&self, plugin: &str, user: &str) -> Result<(), RegistryError> {

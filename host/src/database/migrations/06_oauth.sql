@@ -1,13 +1,16 @@
 -- OAuth (orchestration.md §6): flows waiting for their callback (a state is consumed once,
 -- by deleting its row), and each connection's token state. The tokens themselves are in
 -- plugin_credentials, sealed by the vault: the access token as `access_token`, what the
--- plugin is given; the refresh token as `_codex.refresh_token`, which it never sees.
+-- plugin is given; the refresh token as `_codex.refresh_token`, which it never sees. The
+-- token URL is pinned when a flow starts: a plugin that later names another in its
+-- manifest never gets the refresh token sent there.
 CREATE TABLE IF NOT EXISTS oauth_flows (
     state        TEXT    PRIMARY KEY,
     plugin_id    TEXT    NOT NULL REFERENCES plugins (id) ON DELETE CASCADE,
     user_id      TEXT    NOT NULL,
     verifier     TEXT    NOT NULL,
     redirect_uri TEXT    NOT NULL,
+    token_url    TEXT    NOT NULL,
     created_at   INTEGER NOT NULL,
     expires_at   INTEGER NOT NULL
 ) WITHOUT ROWID;
@@ -17,6 +20,7 @@ CREATE TABLE IF NOT EXISTS oauth_tokens (
     user_id          TEXT    NOT NULL,
     issued_at        INTEGER NOT NULL,
     expires_at       INTEGER,
+    token_url        TEXT    NOT NULL,
     scope            TEXT,
     reconnect_reason TEXT,
     failures         TEXT    NOT NULL DEFAULT '[]',
