@@ -172,6 +172,18 @@ async fn call_registered(args: &CallArgs, plugin: &str) -> Result<(), Failure> {
         HostError::Vault(error) => Failure::usage(error.to_string()),
         other => host_failure(other.to_string()),
     })?;
+    let host = Arc::new(host);
+    // A user's OAuth token is refreshed before their instance starts, if it is due.
+    let integrations = match &args.user {
+        Some(_) => {
+            let library = crate::library::SqliteLibrary::open(&host.database_path())
+                .map_err(|error| host_failure(error.to_string()))?;
+            let integrations = crate::integrations::Integrations::new(host.clone(), Arc::new(library))
+                .map_err(|error| host_failure(error.to_string()))?;
+            Some(integrations)
+        }
+        None => None,
+    };
     let mut termination = Termination::listen();
     let timeout = args.timeout.map(parse_timeout).transpose()?;
     let output = Output::for_steps(&steps);
@@ -194,7 +206,10 @@ async fn call_registered(args: &CallArgs, plugin: &str) -> Result<(), Failure> {
         }
     }
     drop(session);
-    host.shutdown().await;
+    drop(integrations);
+    if let Ok(host) = Arc::try_unwrap(host) {
+        host.shutdown().await;
+    }
     failed.map_or(Ok(()), Err)
 }
 
