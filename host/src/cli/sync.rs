@@ -176,7 +176,7 @@ fn print_report(report: &SyncReport) {
         vec!["pushed".into(), format!("{} entries in {} requests", report.pushed, report.push_batches)],
         vec!["failed".into(), report.failed.len().to_string()],
     ];
-    table::print(&["", ""], rows);
+    table::print(&["sync", "what it did"], rows);
     if !report.failed.is_empty() {
         let failures = report.failed.iter().map(|failure| vec![failure.external_id.clone(), failure.error.clone()]);
         table::print(&["external id", "why it failed"], failures);

@@ -27,8 +27,14 @@ const STEPS: [&str; 6] = [
 pub const SCHEMA_VERSION: usize = STEPS.len();
 
 static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
-    let [first, rest @ ..] = STEPS;
-    let mut steps = vec![M::up_with_hook(first, add_columns_of_older_files)];
+    let [first, second, third, fourth, fifth, rest @ ..] = STEPS;
+    let mut steps = vec![
+        M::up_with_hook(first, add_columns_of_older_files),
+        M::up(second),
+        M::up(third),
+        M::up(fourth),
+        M::up_with_hook(fifth, |transaction: &Transaction<'_>| add_columns(transaction, &STARTED_AT)),
+    ];
     steps.extend(rest.into_iter().map(M::up));
     Migrations::new(steps)
 });
@@ -104,8 +110,16 @@ const LATER_COLUMNS: [(&str, &str, &str); 3] = [
     ("plugins", "install", "TEXT"),
 ];
 
+/// Added by migration 05 (when a book was started).
+const STARTED_AT: [(&str, &str, &str); 1] = [("reading_progress", "started_at", "INTEGER")];
+
 fn add_columns_of_older_files(transaction: &Transaction<'_>) -> HookResult {
-    for (table, column, definition) in LATER_COLUMNS {
+    add_columns(transaction, &LATER_COLUMNS)
+}
+
+/// Adds each column its table lacks: harmless when run twice.
+fn add_columns(transaction: &Transaction<'_>, columns: &[(&str, &str, &str)]) -> HookResult {
+    for &(table, column, definition) in columns {
         let present: bool = transaction.query_row(
             "SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2)",
             [table, column],

@@ -1,7 +1,8 @@
 -- Users' integrations (orchestration.md §7-8): when a reader started a book; each
 -- connection's sync (who holds it now, when it last succeeded, its last result); each
 -- user's cached recommendations per plugin, and what they dismissed.
-ALTER TABLE reading_progress ADD COLUMN started_at INTEGER;
+-- (`reading_progress.started_at` is added by this migration's hook, when missing: an
+-- ALTER TABLE run twice by two processes opening the file at once would fail.)
 CREATE TABLE IF NOT EXISTS sync_state (
     plugin_id       TEXT    NOT NULL,
     user_id         TEXT    NOT NULL,
