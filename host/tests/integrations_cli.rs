@@ -249,6 +249,11 @@ fn a_user_connects_by_oauth_through_a_loopback_redirect() {
     );
     host.ok(&["plugin", "oauth-secret", "tracker", "--secret", "-"], Some("s3cret\n"));
     host.refused(
+        &["plugin", "config", "tracker", "--admin", r#"{"oauth_client_secret": "s3cret"}"#],
+        None,
+        "would be sent to the plugin",
+    );
+    host.refused(
         &["plugin", "credentials", "tracker", "--set", "_codex.refresh_token=-"],
         Some("x\n"),
         "the host's own",

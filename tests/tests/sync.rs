@@ -430,3 +430,42 @@ async fn autosync_connections_sync_on_the_admins_schedule() {
     }
     assert!(setup.integrations.sync_record("sync", "bo").unwrap().is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_users_setting_changes_what_is_pushed() {
+    let answers = json!({"sync/pushProgress": serde_json::from_str::<Value>(PUSH_ANSWER).unwrap()});
+    let rating = SeriesRating { series_id: "manga-one-piece".into(), rating: 70, notes: None, updated_at: 1 };
+    // Ann read One Piece's first book of three and opened the second.
+    let cases = [
+        (json!({}), Some(1), true),
+        (json!({"countPartialProgress": true}), Some(2), true),
+        (json!({"syncRatings": false}), Some(1), false),
+        (json!({"includeInProgress": false}), None, false),
+    ];
+    for (codex, volumes, rated) in cases {
+        let setup = recorder_setup(answers.clone(), json!({"externalIdSource": "api:echo"}), json!({})).await;
+        setup.library.save_rating("ann", &rating).unwrap();
+        let config = json!({"syncMode": "push", "_codex": codex});
+        setup.host.registry().connect_user("sync", "ann", config.as_object().cloned().unwrap()).unwrap();
+        let report = setup.integrations.sync("sync", "ann", SyncOptions::default()).await.unwrap();
+        assert_eq!(report.error, None, "{codex}: {report:?}");
+        let sent = pushed_requests(&setup);
+        let entry = sent.last().and_then(|push| push["entries"].get(0).cloned());
+        assert_eq!(entry.as_ref().and_then(|entry| entry["progress"]["volumes"].as_i64()), volumes, "{codex}");
+        if let Some(entry) = entry {
+            assert_eq!(entry.get("score").is_some(), rated, "{codex}: {entry}");
+        }
+    }
+    // Read to the end: pushed unless includeCompleted is off.
+    for (codex, pushed) in [(json!({}), true), (json!({"includeCompleted": false}), false)] {
+        let setup = recorder_setup(answers.clone(), json!({"externalIdSource": "api:echo"}), json!({})).await;
+        progress(&setup, "manga-one-piece-v02", true);
+        progress(&setup, "manga-one-piece-v03", true);
+        let config = json!({"syncMode": "push", "_codex": codex});
+        setup.host.registry().connect_user("sync", "ann", config.as_object().cloned().unwrap()).unwrap();
+        setup.integrations.sync("sync", "ann", SyncOptions::default()).await.unwrap();
+        let sent = pushed_requests(&setup);
+        let entries = sent.last().map(|push| push["entries"].as_array().unwrap().len());
+        assert_eq!(entries, Some(usize::from(pushed)), "{codex}");
+    }
+}

@@ -83,13 +83,16 @@ enum PluginCommand {
     /// Disconnect a user: their configuration, credentials, tokens, sync records and cached
     /// recommendations are deleted.
     Disconnect {
+        /// The plugin.
         id: String,
+        /// The user to disconnect.
         #[arg(long, value_name = "USER")]
         user: String,
     },
     /// Store the plugin's OAuth client secret, sealed; sent to the token endpoint only,
     /// never to the plugin.
     OauthSecret {
+        /// The plugin whose OAuth client the secret is.
         id: String,
         /// `-` reads it from the first line of stdin, `@FILE` from a file.
         #[arg(long, value_name = "-|@FILE")]
@@ -290,6 +293,7 @@ pub fn run_plugin(args: PluginArgs) -> Result<(), Failure> {
         PluginCommand::Disable { id } => registry.set_enabled(&id, false).map_err(registry_failure),
         PluginCommand::Config { id, admin } => {
             let config = parse_object("--admin", Some(&admin))?;
+            refuse_secret_in_config("--admin", &id, &config)?;
             registry.set_admin_config(&id, config).map_err(registry_failure)
         }
         PluginCommand::Connect(connect) => {
@@ -360,6 +364,17 @@ fn tell_about_permissions(id: &PluginId) {
 
 /// `KEY=VALUE` pairs; `KEY=-` reads that one value from the first line of stdin, so it
 /// stays out of the process list and the shell history.
+/// The admin config is sent to the plugin: an OAuth client secret there would reach it
+/// (the reference's weakness 4).
+fn refuse_secret_in_config(flag: &str, id: &str, config: &serde_json::Map<String, Value>) -> Result<(), Failure> {
+    if config.contains_key("oauth_client_secret") {
+        return Err(Failure::usage(format!(
+            "{flag}: `oauth_client_secret` would be sent to the plugin with its admin config; store it sealed with `plugin oauth-secret {id} --secret -`"
+        )));
+    }
+    Ok(())
+}
+
 fn secret_values(pairs: &[String]) -> Result<BTreeMap<String, Secret>, Failure> {
     let mut from_stdin = false;
     let mut values = BTreeMap::new();
@@ -416,6 +431,7 @@ fn definition(add: AddArgs) -> Result<PluginDefinition, Failure> {
     definition.allowed_http_hosts = add.allow_http_hosts;
     definition.allow_internal_addresses = add.allow_internal_addresses;
     definition.admin_config = parse_object("--admin-config", add.admin_config.as_deref())?;
+    refuse_secret_in_config("--admin-config", &add.id, &definition.admin_config)?;
     if add.credentials_in_env {
         definition.credential_delivery = CredentialDelivery::Environment;
     }

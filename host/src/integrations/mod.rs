@@ -12,6 +12,7 @@ mod report;
 mod scheduler;
 mod single_flight;
 mod sync;
+mod sync_job;
 mod sync_store;
 mod tokens;
 
