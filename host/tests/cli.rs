@@ -104,7 +104,7 @@ fn bad_input_on_the_command_line_exits_2_before_anything_starts_and_loses_nothin
         (&["ping", "--user-config", "{"], "--user-config is not valid JSON"),
         (&["ping", "--credentials", bad_credentials], "`api_key` must be a string"),
         (&["ping", "--credentials", "/nonexistent/credentials.json"], "--credentials: could not read"),
-        (&["releases/poll"], "not part of the plugin protocol [-32601]"),
+        (&["library/scan"], "not part of the plugin protocol [-32601]"),
         (&["ping", "--timeout", "0"], "--timeout must be between"),
         (&["ping", "--timeout", "1e20"], "--timeout must be between"),
     ];
@@ -189,7 +189,7 @@ fn then_sends_several_methods_to_one_instance_and_prints_each_result_as_written(
 
     // Every step is checked before the plugin starts.
     let cases: [(&[&str], &str); 4] = [
-        (&["ping", "--then", "releases/poll"], "not part of the plugin protocol"),
+        (&["ping", "--then", "library/scan"], "not part of the plugin protocol"),
         (&["ping", "--then", r#"metadata/series/search {"limit": 1}"#], "missing field `query`"),
         (&["shutdown", "--then", "ping"], "`shutdown` ends the plugin"),
         (&["ping", "--then", "{}"], "--then needs a METHOD before its PARAMS_JSON"),

@@ -38,7 +38,8 @@ impl Router {
             RecommendationsGet | RecommendationsDismiss | RecommendationsClear | RecommendationsUpdateProfile => {
                 &self.recommendations
             }
-            Initialize | Ping | Shutdown => &None,
+            // The SDK has no release-source provider yet: such a plugin answers -32601.
+            Initialize | Ping | Shutdown | ReleasesPoll => &None,
         };
         provider.clone().ok_or_else(|| PluginError::MethodNotFound(format!("Method not found: {}", method.name())))
     }

@@ -125,6 +125,7 @@ impl Plugin {
                 external_id_source: self.info.external_id_source.clone(),
                 wants_full_metadata: self.info.wants_full_metadata,
                 wants_detailed_progress: self.info.wants_detailed_progress,
+                release_source: None,
                 other: Map::new(),
             },
             required_credentials: self.info.required_credentials.clone(),

@@ -42,9 +42,39 @@ pub struct Capabilities {
     /// Pushed sync entries carry `progress.readBooks`, one per book with progress.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub wants_detailed_progress: bool,
+    /// The plugin announces new chapters and volumes of tracked series (`releases/poll`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_source: Option<ReleaseSourceCapability>,
     #[serde(flatten)]
     pub other: Map<String, Value>,
 }
+
+/// What a release-source plugin announces, and what it needs of tracked series (Codex's
+/// `ReleaseSourceCapability`; the two `canAnnounce…` default to true).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseSourceCapability {
+    /// `rss-uploader`, `rss-series`, `api-feed`, `metadata-feed`.
+    #[serde(default)]
+    pub kinds: Vec<String>,
+    /// It matches by title: tracked series are listed with their aliases.
+    #[serde(default)]
+    pub requires_aliases: bool,
+    /// The external-id sources it matches by (`mangaupdates`, `mangadex`).
+    #[serde(default)]
+    pub requires_external_ids: Vec<String>,
+    #[serde(default = "announces")]
+    pub can_announce_chapters: bool,
+    #[serde(default = "announces")]
+    pub can_announce_volumes: bool,
+}
+
+fn announces() -> bool {
+    true
+}
+
+/// The release source kinds Codex knows.
+pub const RELEASE_SOURCE_KINDS: [&str; 4] = ["rss-uploader", "rss-series", "api-feed", "metadata-feed"];
 
 impl Capabilities {
     pub fn provides_series(&self) -> bool {
@@ -182,6 +212,15 @@ impl Manifest {
                 ));
             }
         }
+        if let Some(release) = &capabilities.release_source
+            && let Some((index, kind)) =
+                release.kinds.iter().enumerate().find(|(_, kind)| !RELEASE_SOURCE_KINDS.contains(&kind.as_str()))
+        {
+            return Err(ManifestError::new(
+                format!("capabilities.releaseSource.kinds[{index}]"),
+                format!("must be one of {RELEASE_SOURCE_KINDS:?}, got {kind:?}"),
+            ));
+        }
         if let Some(source) = &capabilities.external_id_source
             && !ID_SOURCE.is_match(source)
         {
@@ -247,6 +286,16 @@ mod tests {
         assert!(manifest.capabilities.provides_books());
         assert!(!manifest.capabilities.provides_series());
         assert!(manifest.capabilities.wants_full_metadata);
+        let release: Manifest = serde_json::from_value(json!({
+            "name": "release-nyaa", "displayName": "Nyaa Releases", "version": "2.5.0",
+            "description": "d", "protocolVersion": "1.0",
+            "capabilities": {"releaseSource": {"kinds": ["rss-uploader"], "requiresAliases": true}}
+        }))
+        .unwrap();
+        release.validate().unwrap();
+        let capability = release.capabilities.release_source.unwrap();
+        assert_eq!((capability.kinds, capability.requires_aliases), (vec!["rss-uploader".to_owned()], true));
+        assert!(capability.can_announce_chapters && capability.can_announce_volumes, "Codex's defaults");
         let back = serde_json::to_value(&manifest).unwrap();
         assert_eq!(back["searchURITemplate"], valid()["searchURITemplate"]);
     }
@@ -271,6 +320,7 @@ mod tests {
             (&["capabilities", "externalIdSource"], json!("anilist"), "capabilities.externalIdSource"),
             (&["capabilities", "userReadSync"], json!("yes"), "capabilities.userReadSync"),
             (&["capabilities", "wantsFullMetadata"], json!(1), "capabilities.wantsFullMetadata"),
+            (&["capabilities", "releaseSource"], json!({"kinds": ["rss-feed"]}), "capabilities.releaseSource.kinds[0]"),
             (&["oauth"], json!({"authorizationUrl": "ftp://x", "tokenUrl": "https://t"}), "oauth.authorizationUrl"),
             (&["oauth"], json!({"authorizationUrl": "https://a", "tokenUrl": "javascript:x"}), "oauth.tokenUrl"),
             (&["requiredCredentials"], json!([{"key": "", "label": "Key"}]), "requiredCredentials[0].key"),

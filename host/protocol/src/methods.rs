@@ -15,6 +15,7 @@ use crate::types::metadata::{
     SeriesMetadata, SeriesSearchParams,
 };
 use crate::types::recommendations::{self, AnyObject, DismissParams, DismissResponse};
+use crate::types::releases;
 use crate::types::sync::{PullParams, PullResponse, PushParams, PushResponse, StatusResponse, UserInfo};
 
 /// What a plugin must declare in its manifest before the host sends it a method.
@@ -24,6 +25,7 @@ pub enum Capability {
     BookMetadata,
     ReadSync,
     Recommendations,
+    ReleaseSource,
 }
 
 impl Capability {
@@ -34,6 +36,7 @@ impl Capability {
             Self::BookMetadata => capabilities.provides_books(),
             Self::ReadSync => capabilities.user_read_sync,
             Self::Recommendations => capabilities.user_recommendation_provider,
+            Self::ReleaseSource => capabilities.release_source.is_some(),
         }
     }
 
@@ -44,6 +47,7 @@ impl Capability {
             Self::BookMetadata => "metadataProvider: [\"book\"]",
             Self::ReadSync => "userReadSync: true",
             Self::Recommendations => "userRecommendationProvider: true",
+            Self::ReleaseSource => "releaseSource: {…}",
         }
     }
 }
@@ -88,6 +92,7 @@ macro_rules! no_extra_checks {
 no_extra_checks!(
     NoParams,
     EmptyParams,
+    releases::PollParams,
     SeriesSearchParams,
     GetParams,
     SeriesMatchParams,
@@ -193,7 +198,10 @@ fn check_get_answer(result: &Value) -> Result<(), serde_json::Error> {
     }
 }
 
-use Capability::{BookMetadata as Book, ReadSync as Sync, Recommendations as Recs, SeriesMetadata as Series};
+use Capability::{
+    BookMetadata as Book, ReadSync as Sync, Recommendations as Recs, ReleaseSource as Releases,
+    SeriesMetadata as Series,
+};
 
 host_methods! {
     Initialize = "initialize", None, optional: false, InitializeParams => Manifest;
@@ -213,6 +221,7 @@ host_methods! {
     RecommendationsDismiss = "recommendations/dismiss", Some(Recs), optional: true, DismissParams => DismissResponse;
     RecommendationsClear = "recommendations/clear", Some(Recs), optional: true, EmptyParams => AnyObject;
     RecommendationsUpdateProfile = "recommendations/updateProfile", Some(Recs), optional: true, AnyObject => AnyObject;
+    ReleasesPoll = "releases/poll", Some(Releases), optional: false, releases::PollParams => releases::PollResponse;
 }
 
 /// The changes the host makes to a caller's params, and no others:
@@ -264,8 +273,9 @@ mod tests {
         for &method in HostMethod::ALL {
             assert_eq!(HostMethod::from_name(method.name()), Some(method));
         }
-        assert_eq!(HostMethod::from_name("releases/poll"), None);
-        assert_eq!(HostMethod::ALL.len(), 17);
+        assert_eq!(HostMethod::from_name("releases/poll"), Some(HostMethod::ReleasesPoll));
+        assert_eq!(HostMethod::from_name("releases/list_tracked"), None, "a plugin → host method");
+        assert_eq!(HostMethod::ALL.len(), 18);
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod library;
 pub mod metadata;
 pub mod numbers;
 pub mod recommendations;
+pub mod releases;
 pub mod storage;
 pub mod sync;
 
