@@ -53,7 +53,7 @@ pub use context::Context;
 pub use error::PluginError;
 pub use link::DEFAULT_HOST_TIMEOUT;
 pub use logger::Logger;
-pub use providers::{BookProvider, RecommendationProvider, Result, SeriesProvider, SyncProvider};
+pub use providers::{BookProvider, RecommendationProvider, ReleaseProvider, Result, SeriesProvider, SyncProvider};
 pub use server::{Plugin, PluginInfo};
 pub use storage::{Storage, StorageError};
 
@@ -63,10 +63,11 @@ pub mod prelude {
     pub use crate::types::recommendations::{
         self as recommendations, AnyObject, DismissParams, DismissResponse, LibraryEntry, Recommendation,
     };
+    pub use crate::types::releases::{self, PollParams, PollResponse};
     pub use crate::types::sync::*;
     pub use crate::{
-        BookProvider, Context, Plugin, PluginError, PluginInfo, RecommendationProvider, Result, SeriesProvider,
-        Storage, SyncProvider,
+        BookProvider, Context, Plugin, PluginError, PluginInfo, RecommendationProvider, ReleaseProvider, Result,
+        SeriesProvider, Storage, SyncProvider,
     };
 }
 

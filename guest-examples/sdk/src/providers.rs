@@ -9,11 +9,13 @@
 // bounds `async fn` in a public trait cannot name are not wanted here.
 #![allow(async_fn_in_trait)]
 
+use codex_plugin_protocol::manifest::ReleaseSourceCapability;
 use codex_plugin_protocol::types::metadata::{
     BookMatchParams, BookMetadata, BookSearchParams, GetParams, MatchResponse, SearchResponse, SeriesMatchParams,
     SeriesMetadata, SeriesSearchParams,
 };
 use codex_plugin_protocol::types::recommendations::{self, AnyObject, DismissParams, DismissResponse};
+use codex_plugin_protocol::types::releases::{PollParams, PollResponse};
 use codex_plugin_protocol::types::sync::{
     PullParams, PullResponse, PushParams, PushResponse, StatusResponse, UserInfo,
 };
@@ -66,4 +68,12 @@ pub trait RecommendationProvider {
     async fn clear(&self, _ctx: &Context) -> Result<AnyObject> {
         Err(PluginError::MethodNotFound("this plugin keeps nothing to clear".into()))
     }
+}
+
+/// `releases/poll`: a release source, polled by the host one source at a time. Its
+/// manifest's `releaseSource` is what [`ReleaseProvider::capability`] says.
+pub trait ReleaseProvider {
+    /// What it announces and needs of tracked series.
+    fn capability(&self) -> ReleaseSourceCapability;
+    async fn poll(&self, ctx: &Context, params: PollParams) -> Result<PollResponse>;
 }

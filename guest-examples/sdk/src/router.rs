@@ -9,7 +9,7 @@ use std::rc::Rc;
 
 use crate::context::Context;
 use crate::error::PluginError;
-use crate::providers::{BookProvider, RecommendationProvider, SeriesProvider, SyncProvider};
+use crate::providers::{BookProvider, RecommendationProvider, ReleaseProvider, SeriesProvider, SyncProvider};
 
 type Answer = Result<Value, PluginError>;
 
@@ -20,6 +20,7 @@ pub(crate) struct Router {
     pub(crate) books: Option<Rc<dyn Route>>,
     pub(crate) sync: Option<Rc<dyn Route>>,
     pub(crate) recommendations: Option<Rc<dyn Route>>,
+    pub(crate) releases: Option<Rc<dyn Route>>,
 }
 
 /// One provider, answering the methods of its family.
@@ -38,8 +39,8 @@ impl Router {
             RecommendationsGet | RecommendationsDismiss | RecommendationsClear | RecommendationsUpdateProfile => {
                 &self.recommendations
             }
-            // The SDK has no release-source provider yet: such a plugin answers -32601.
-            Initialize | Ping | Shutdown | ReleasesPoll => &None,
+            ReleasesPoll => &self.releases,
+            Initialize | Ping | Shutdown => &None,
         };
         provider.clone().ok_or_else(|| PluginError::MethodNotFound(format!("Method not found: {}", method.name())))
     }
@@ -68,6 +69,8 @@ pub(crate) struct Books<T>(pub(crate) T);
 pub(crate) struct Sync<T>(pub(crate) T);
 /// Wraps a recommendation provider.
 pub(crate) struct Recommendations<T>(pub(crate) T);
+/// Wraps a release provider.
+pub(crate) struct Releases<T>(pub(crate) T);
 
 impl<T: SeriesProvider> Route for Series<T> {
     fn route<'a>(&'a self, ctx: &'a Context, method: HostMethod, params: Value) -> LocalBoxFuture<'a, Answer> {
@@ -122,6 +125,17 @@ impl<T: RecommendationProvider> Route for Recommendations<T> {
                 HostMethod::RecommendationsGet => answer(params, async |p| self.0.recommend(ctx, p).await).await,
                 HostMethod::RecommendationsDismiss => answer(params, async |p| self.0.dismiss(ctx, p).await).await,
                 HostMethod::RecommendationsClear => answer(params, async |_: Value| self.0.clear(ctx).await).await,
+                other => not_this_family(other),
+            }
+        })
+    }
+}
+
+impl<T: ReleaseProvider> Route for Releases<T> {
+    fn route<'a>(&'a self, ctx: &'a Context, method: HostMethod, params: Value) -> LocalBoxFuture<'a, Answer> {
+        Box::pin(async move {
+            match method {
+                HostMethod::ReleasesPoll => answer(params, async |p| self.0.poll(ctx, p).await).await,
                 other => not_this_family(other),
             }
         })

@@ -1,6 +1,6 @@
 //! [`Plugin`]: the manifest, the providers, and the JSON-RPC loop over stdin/stdout.
 
-use codex_plugin_protocol::manifest::{Capabilities, CredentialField, Manifest, OAuthConfig};
+use codex_plugin_protocol::manifest::{Capabilities, CredentialField, Manifest, OAuthConfig, ReleaseSourceCapability};
 use codex_plugin_protocol::message::{self, Incoming};
 use codex_plugin_protocol::types::initialize::InitializeParams;
 use codex_plugin_protocol::{ErrorCode, ErrorObject, HostMethod, PluginRequest};
@@ -18,8 +18,8 @@ use crate::context::Context;
 use crate::io::{LineSource, Next, Stdin};
 use crate::link::{HostLink, Output};
 use crate::logger::Logger;
-use crate::providers::{BookProvider, RecommendationProvider, SeriesProvider, SyncProvider};
-use crate::router::{Books, Recommendations, Router, Series, Sync};
+use crate::providers::{BookProvider, RecommendationProvider, ReleaseProvider, SeriesProvider, SyncProvider};
+use crate::router::{Books, Recommendations, Releases, Router, Series, Sync};
 use crate::storage::Storage;
 
 /// Who the plugin is. Its capabilities are not listed here: they follow from the
@@ -63,12 +63,14 @@ impl PluginInfo {
 pub struct Plugin {
     info: PluginInfo,
     router: Router,
+    /// The manifest's `releaseSource`, from the release provider.
+    release_source: Option<ReleaseSourceCapability>,
     host_timeout: Duration,
 }
 
 impl Plugin {
     pub fn new(info: PluginInfo) -> Self {
-        Self { info, router: Router::default(), host_timeout: crate::link::DEFAULT_HOST_TIMEOUT }
+        Self { info, router: Router::default(), release_source: None, host_timeout: crate::link::DEFAULT_HOST_TIMEOUT }
     }
 
     /// Adds series metadata: `metadataProvider` gets `"series"`.
@@ -92,6 +94,13 @@ impl Plugin {
     /// Adds recommendations: `userRecommendationProvider: true`.
     pub fn recommendations(mut self, provider: impl RecommendationProvider + 'static) -> Self {
         self.router.recommendations = Some(Rc::new(Recommendations(provider)));
+        self
+    }
+
+    /// Announces releases of tracked series (`releases/poll`).
+    pub fn releases(mut self, provider: impl ReleaseProvider + 'static) -> Self {
+        self.release_source = Some(provider.capability());
+        self.router.releases = Some(Rc::new(Releases(provider)));
         self
     }
 
@@ -125,7 +134,7 @@ impl Plugin {
                 external_id_source: self.info.external_id_source.clone(),
                 wants_full_metadata: self.info.wants_full_metadata,
                 wants_detailed_progress: self.info.wants_detailed_progress,
-                release_source: None,
+                release_source: self.release_source.clone(),
                 other: Map::new(),
             },
             required_credentials: self.info.required_credentials.clone(),

@@ -263,3 +263,42 @@ fn a_panicking_method_fails_its_request_and_the_plugin_keeps_serving() {
     assert!(answers[0]["error"]["message"].as_str().unwrap().contains("index 9 is past the shelf"), "{answers:?}");
     assert_eq!(answers[1]["result"], json!("pong"));
 }
+
+struct Feed;
+
+impl ReleaseProvider for Feed {
+    fn capability(&self) -> codex_plugin_protocol::manifest::ReleaseSourceCapability {
+        serde_json::from_value(json!({"kinds": ["rss-series"], "requiresExternalIds": ["mangaupdates"]})).unwrap()
+    }
+
+    async fn poll(&self, _ctx: &Context, params: PollParams) -> Result<PollResponse> {
+        Ok(PollResponse {
+            etag: params.etag.map(|etag| format!("{etag}+1")),
+            parsed: Some(3),
+            ..PollResponse::default()
+        })
+    }
+}
+
+#[test]
+fn a_release_provider_declares_its_source_and_answers_polls() {
+    let plugin = Plugin::new(PluginInfo::new("test-releases", "Test", "1.0.0", "SDK test plugin")).releases(Feed);
+    let answers = serve(
+        plugin,
+        Script(
+            [
+                r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#,
+                r#"{"jsonrpc":"2.0","id":2,"method":"releases/poll","params":{"sourceId":"s1","etag":"e"}}"#,
+                r#"{"jsonrpc":"2.0","id":3,"method":"releases/poll","params":{"etag":"no source"}}"#,
+            ]
+            .into_iter()
+            .map(|line| Some(line.to_owned()))
+            .collect(),
+        ),
+    );
+    let capability = &answers[0]["result"]["capabilities"]["releaseSource"];
+    assert_eq!(capability["kinds"], json!(["rss-series"]));
+    assert_eq!(capability["canAnnounceChapters"], json!(true));
+    assert_eq!(answers[1]["result"], json!({"candidates": [], "etag": "e+1", "parsed": 3}));
+    assert_eq!(answers[2]["error"]["code"], json!(-32602), "{}", answers[2]);
+}
