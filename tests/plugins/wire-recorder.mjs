@@ -22,6 +22,7 @@ const manifest = {
     userReadSync: true,
     userRecommendationProvider: true,
     externalIdSource: "api:wire-recorder",
+    releaseSource: { kinds: ["rss-uploader"], requiresAliases: true },
   },
 };
 

@@ -134,6 +134,19 @@ pub fn exchanges(writer: Writer) -> Vec<Exchange> {
             json!({"entries": [{"seriesId": "s1", "weight": 2.0}]}),
             json!({"updated": true, "entriesProcessed": 1}),
         ),
+        Exchange::unchanged(
+            "releases/poll",
+            json!({"sourceId": "src-1", "sourceKey": "nyaa:tsuna69", "config": {"uploader": "tsuna69", "minSeeders": 2.5},
+                   "etag": "W/\"abc\"", "extra": 1}),
+            json!({"candidates": [{
+                "seriesMatch": {"codexSeriesId": "s1", "confidence": 0.92, "reason": "alias-exact"},
+                "externalReleaseId": "rel-123", "chapters": [{"start": 143, "end": 143.5}], "language": "en",
+                "formatHints": {"jxl": true}, "payloadUrl": "https://nyaa.example/view/1",
+                "mediaUrl": "magnet:?xt=urn:btih:deadbeef", "mediaUrlKind": "magnet", "observedAt": "2026-12-02T10:00:00Z",
+                "seeders": 12
+            }], "etag": "W/\"abd\"", "notModified": false, "upstreamStatus": 200, "parsed": 40, "matched": 2,
+               "recorded": 1, "deduped": 1}),
+        ),
     ]
 }
 

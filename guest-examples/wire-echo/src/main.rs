@@ -66,7 +66,8 @@ fn manifest() -> Value {
             "metadataProvider": ["series", "book"],
             "userReadSync": true,
             "userRecommendationProvider": true,
-            "externalIdSource": "api:wire-echo"
+            "externalIdSource": "api:wire-echo",
+            "releaseSource": {"kinds": ["rss-uploader"], "requiresAliases": true}
         }
     })
 }
