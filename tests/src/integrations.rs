@@ -30,6 +30,24 @@ pub fn example(name: &str, mode: Mode) -> Launch {
     }
 }
 
+/// One test module per name, running `body(Mode::Wasm)` and `body(Mode::Process)` on a
+/// two-worker runtime; the test file imports [`Mode`].
+#[macro_export]
+macro_rules! on_both_modes {
+    ($($name:ident => $body:ident;)*) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn wasm() {
+                super::$body($crate::integrations::Mode::Wasm).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn process() {
+                super::$body($crate::integrations::Mode::Process).await;
+            }
+        }
+    )*};
+}
+
 /// `tests/plugins/wire-recorder.mjs` under node.
 pub fn recorder() -> Launch {
     Launch::Process { command: "node".into(), args: vec![wire_recorder()] }

@@ -7,6 +7,7 @@ use codex_plugin_host::integrations::IntegrationError;
 use codex_plugin_host::library::{BookProgress, LibraryPort, SeriesRating};
 use codex_plugin_host::protocol::types::recommendations::DismissReason;
 use codex_plugin_host_tests::integrations::{IntegrationHost, Mode, example, recorder, sample_library};
+use codex_plugin_host_tests::on_both_modes;
 use serde_json::{Value, json};
 
 /// Ann read the first book of One Piece (rated 90), Monster (rated 40) and Berserk.
@@ -42,22 +43,7 @@ fn ids(list: &codex_plugin_host::integrations::RecommendationList) -> Vec<&str> 
     list.recommendations.iter().map(|merged| merged.recommendation.external_id.as_str()).collect()
 }
 
-macro_rules! on_both_transports {
-    ($($name:ident => $body:ident;)*) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn wasm() {
-                super::$body(super::Mode::Wasm).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn process() {
-                super::$body(super::Mode::Process).await;
-            }
-        }
-    )*};
-}
-
-on_both_transports! {
+on_both_modes! {
     recommendations_are_cached_refreshed_and_dismissed => echo_flow;
 }
 

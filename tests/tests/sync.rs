@@ -8,6 +8,7 @@ use codex_plugin_host::library::{BookProgress, LibraryFile, LibraryPort, SeriesR
 use codex_plugin_host::plugin::PluginId;
 use codex_plugin_host::registry::{Launch, PluginDefinition};
 use codex_plugin_host_tests::integrations::{IntegrationHost, Mode, example, recorder, sample_library};
+use codex_plugin_host_tests::on_both_modes;
 use codex_plugin_host_tests::wasm_component_path;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
@@ -65,22 +66,7 @@ fn expected_marks(library: &SqliteLibrary, series: &str, index: usize) -> usize 
     if index % 4 == 1 { books } else { (index % 7).min(books) }
 }
 
-macro_rules! on_both_transports {
-    ($($name:ident => $body:ident;)*) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn wasm() {
-                super::$body(super::Mode::Wasm).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn process() {
-                super::$body(super::Mode::Process).await;
-            }
-        }
-    )*};
-}
-
-on_both_transports! {
+on_both_modes! {
     a_sync_pulls_every_page_applies_and_pushes => full_sync;
     ten_thousand_entries_over_a_hundred_pages => ten_thousand;
     a_page_repeated_stops_the_pull_and_writes_nothing => repeated_page;

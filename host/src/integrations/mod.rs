@@ -8,6 +8,7 @@ mod oauth;
 mod oauth_store;
 mod recommendation_store;
 mod recommendations;
+mod records;
 mod report;
 mod scheduler;
 mod single_flight;

@@ -1,15 +1,15 @@
 //! OAuth in the host's database: flows waiting for their callback, and each connection's
 //! token state (expiry, reconnect needed, the refresh breaker, who refreshes it now).
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{OptionalExtension, params};
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::IntegrationError;
+use super::records::{Records, failed};
 use crate::oauth::Breaker;
 
 pub struct OAuthStore {
-    connection: Mutex<Connection>,
+    records: Records,
 }
 
 /// A flow waiting for its callback.
@@ -40,23 +40,14 @@ pub struct TokenState {
     pub retry_after: Option<i64>,
 }
 
-fn failed(error: impl std::fmt::Display) -> IntegrationError {
-    IntegrationError::Store(error.to_string())
-}
-
 impl OAuthStore {
     pub fn open(path: &Path) -> Result<Self, IntegrationError> {
-        let connection = crate::database::open(path).map_err(failed)?;
-        Ok(Self { connection: Mutex::new(connection) })
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Connection> {
-        self.connection.lock().unwrap_or_else(PoisonError::into_inner)
+        Ok(Self { records: Records::open(path)? })
     }
 
     /// Records a flow, unless the user already has `max` flows pending (answers false).
     pub fn insert_flow(&self, state: &str, flow: &PendingFlow, max: usize) -> Result<bool, IntegrationError> {
-        let mut connection = self.lock();
+        let mut connection = self.records.lock();
         let transaction =
             connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(failed)?;
         transaction.execute("DELETE FROM oauth_flows WHERE expires_at <= ?", [flow.created_at]).map_err(failed)?;
@@ -88,7 +79,8 @@ impl OAuthStore {
 
     /// Takes the flow of `state` out, once: a second callback with it finds nothing.
     pub fn consume(&self, state: &str) -> Result<Option<PendingFlow>, IntegrationError> {
-        self.lock()
+        self.records
+            .lock()
             .query_row(
                 "DELETE FROM oauth_flows WHERE state = ?
                  RETURNING plugin_id, user_id, verifier, redirect_uri, token_url, created_at, expires_at",
@@ -111,6 +103,7 @@ impl OAuthStore {
 
     pub fn token_state(&self, plugin: &str, user: &str) -> Result<Option<TokenState>, IntegrationError> {
         let row = self
+            .records
             .lock()
             .query_row(
                 "SELECT issued_at, expires_at, scope, reconnect_reason, failures, retry_after, token_url
@@ -155,7 +148,7 @@ impl OAuthStore {
         token_url: &str,
         scope: Option<&str>,
     ) -> Result<(), IntegrationError> {
-        self.lock()
+        self.records.lock()
             .execute(
                 "INSERT INTO oauth_tokens (plugin_id, user_id, issued_at, expires_at, token_url, scope)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -177,6 +170,7 @@ impl OAuthStore {
         reason: &str,
     ) -> Result<bool, IntegrationError> {
         let marked = self
+            .records
             .lock()
             .execute(
                 "UPDATE oauth_tokens SET reconnect_reason = ? WHERE plugin_id = ? AND user_id = ? AND issued_at = ?",
@@ -194,7 +188,8 @@ impl OAuthStore {
         retry_after: Option<i64>,
     ) -> Result<(), IntegrationError> {
         let failures = serde_json::to_string(&breaker.failures).map_err(failed)?;
-        self.lock()
+        self.records
+            .lock()
             .execute(
                 "UPDATE oauth_tokens SET failures = ?, retry_after = ? WHERE plugin_id = ? AND user_id = ?",
                 params![failures, retry_after, plugin, user],
@@ -215,6 +210,7 @@ impl OAuthStore {
         until: i64,
     ) -> Result<bool, IntegrationError> {
         let claimed = self
+            .records
             .lock()
             .execute(
                 "UPDATE oauth_tokens SET refresher = ?1, refreshing_until = ?2
@@ -226,7 +222,8 @@ impl OAuthStore {
     }
 
     pub fn release_refresh(&self, plugin: &str, user: &str, holder: &str) -> Result<(), IntegrationError> {
-        self.lock()
+        self.records
+            .lock()
             .execute(
                 "UPDATE oauth_tokens SET refresher = NULL, refreshing_until = NULL
                  WHERE plugin_id = ? AND user_id = ? AND refresher = ?",
@@ -238,7 +235,7 @@ impl OAuthStore {
 
     /// Connections whose token expires before `horizon` and may be refreshed.
     pub fn expiring(&self, horizon: i64) -> Result<Vec<(String, String)>, IntegrationError> {
-        let connection = self.lock();
+        let connection = self.records.lock();
         let mut statement = connection
             .prepare_cached(
                 "SELECT plugin_id, user_id FROM oauth_tokens

@@ -3,34 +3,26 @@
 //! whatever the plugin remembers).
 
 use codex_plugin_protocol::types::recommendations::GetResponse;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{OptionalExtension, params};
 use std::collections::HashSet;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::IntegrationError;
+use super::records::{Records, failed};
 
 pub struct RecommendationStore {
-    connection: Mutex<Connection>,
-}
-
-fn failed(error: impl std::fmt::Display) -> IntegrationError {
-    IntegrationError::Store(error.to_string())
+    records: Records,
 }
 
 impl RecommendationStore {
     pub fn open(path: &Path) -> Result<Self, IntegrationError> {
-        let connection = crate::database::open(path).map_err(failed)?;
-        Ok(Self { connection: Mutex::new(connection) })
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Connection> {
-        self.connection.lock().unwrap_or_else(PoisonError::into_inner)
+        Ok(Self { records: Records::open(path)? })
     }
 
     /// The cached answer of `plugin` for `user`, with when it was made (microseconds).
     pub fn cached(&self, plugin: &str, user: &str) -> Result<Option<(i64, GetResponse)>, IntegrationError> {
         let row: Option<(i64, String)> = self
+            .records
             .lock()
             .query_row(
                 "SELECT generated_at, recommendations FROM recommendation_cache WHERE plugin_id = ? AND user_id = ?",
@@ -52,7 +44,7 @@ impl RecommendationStore {
 
     pub fn store(&self, plugin: &str, user: &str, at: i64, answer: &GetResponse) -> Result<(), IntegrationError> {
         let text = serde_json::to_string(answer).map_err(failed)?;
-        self.lock()
+        self.records.lock()
             .execute(
                 "INSERT INTO recommendation_cache (plugin_id, user_id, generated_at, recommendations) VALUES (?, ?, ?, ?)
                  ON CONFLICT (plugin_id, user_id) DO UPDATE SET generated_at = excluded.generated_at,
@@ -64,7 +56,7 @@ impl RecommendationStore {
     }
 
     pub fn dismissed(&self, user: &str) -> Result<HashSet<String>, IntegrationError> {
-        let connection = self.lock();
+        let connection = self.records.lock();
         let mut statement = connection
             .prepare_cached("SELECT external_id FROM recommendation_dismissals WHERE user_id = ?")
             .map_err(failed)?;
@@ -81,7 +73,7 @@ impl RecommendationStore {
         reason: Option<&str>,
         at: i64,
     ) -> Result<Vec<String>, IntegrationError> {
-        let mut connection = self.lock();
+        let mut connection = self.records.lock();
         let transaction = connection.transaction().map_err(failed)?;
         transaction
             .execute(

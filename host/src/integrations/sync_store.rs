@@ -2,15 +2,15 @@
 //! on one database never sync one connection at once), when it last succeeded (where the
 //! next pull starts), and its last result.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{OptionalExtension, params};
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::IntegrationError;
+use super::records::{Records, failed};
 use super::report::SyncReport;
 
 pub struct SyncStore {
-    connection: Mutex<Connection>,
+    records: Records,
 }
 
 /// A connection's sync as last recorded.
@@ -26,18 +26,9 @@ pub struct SyncRecord {
     pub last_result: Option<SyncReport>,
 }
 
-fn failed(error: impl std::fmt::Display) -> IntegrationError {
-    IntegrationError::Store(error.to_string())
-}
-
 impl SyncStore {
     pub fn open(path: &Path) -> Result<Self, IntegrationError> {
-        let connection = crate::database::open(path).map_err(failed)?;
-        Ok(Self { connection: Mutex::new(connection) })
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Connection> {
-        self.connection.lock().unwrap_or_else(PoisonError::into_inner)
+        Ok(Self { records: Records::open(path)? })
     }
 
     /// Takes the lease of the connection's sync for `holder` until `until`, if nobody
@@ -50,7 +41,7 @@ impl SyncStore {
         now: i64,
         until: i64,
     ) -> Result<Result<(), (String, i64)>, IntegrationError> {
-        let connection = self.lock();
+        let connection = self.records.lock();
         let claimed = connection
             .execute(
                 "INSERT INTO sync_state (plugin_id, user_id, holder, held_until) VALUES (?1, ?2, ?3, ?4)
@@ -75,6 +66,7 @@ impl SyncStore {
     /// Extends `holder`'s lease; false if it lost it (it ran out and another took it).
     pub fn renew(&self, plugin: &str, user: &str, holder: &str, until: i64) -> Result<bool, IntegrationError> {
         let renewed = self
+            .records
             .lock()
             .execute(
                 "UPDATE sync_state SET held_until = ? WHERE plugin_id = ? AND user_id = ? AND holder = ?",
@@ -91,6 +83,7 @@ impl SyncStore {
         let result = serde_json::to_string(report).map_err(failed)?;
         let success = (report.succeeded() && report.pull_complete).then_some(report.started_at);
         let recorded = self
+            .records
             .lock()
             .execute(
                 "UPDATE sync_state SET holder = NULL, held_until = NULL, last_sync_at = ?, last_result = ?,
@@ -109,7 +102,8 @@ impl SyncStore {
 
     /// Gives back every lease `holder` holds.
     pub fn release_all(&self, holder: &str) -> Result<(), IntegrationError> {
-        self.lock()
+        self.records
+            .lock()
             .execute("UPDATE sync_state SET holder = NULL, held_until = NULL WHERE holder = ?", [holder])
             .map_err(failed)?;
         Ok(())
@@ -123,7 +117,7 @@ impl SyncStore {
 
     /// Every recorded sync, of one plugin or one user or all, by plugin then user.
     pub fn records(&self, plugin: Option<&str>, user: Option<&str>) -> Result<Vec<SyncRecord>, IntegrationError> {
-        let connection = self.lock();
+        let connection = self.records.lock();
         let mut statement = connection
             .prepare_cached(
                 "SELECT plugin_id, user_id, holder, held_until, last_sync_at, last_success_at, last_result
@@ -163,7 +157,7 @@ impl SyncStore {
 
     /// When the last successful sync of the connection started.
     pub fn last_success(&self, plugin: &str, user: &str) -> Result<Option<i64>, IntegrationError> {
-        let connection = self.lock();
+        let connection = self.records.lock();
         let found: Option<Option<i64>> = connection
             .query_row(
                 "SELECT last_success_at FROM sync_state WHERE plugin_id = ? AND user_id = ?",
