@@ -2,7 +2,8 @@
 //! result. [`MethodSpec`] is the typed view (one marker type per method); [`HostMethod`]
 //! is the same table by name, for callers that hold raw JSON (the command line).
 //!
-//! The only plugin → host methods are `storage/*`, served by [`crate::storage::handler`].
+//! The plugin → host methods are `storage/*`, for every plugin, and a release source's
+//! `releases/*` ([`crate::types::releases::RELEASE_HOST_METHODS`]).
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};

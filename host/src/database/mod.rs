@@ -14,28 +14,30 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 /// The migrations, in order; a migration once shipped is never changed, only followed.
-const STEPS: [&str; 6] = [
+const STEPS: [&str; 7] = [
     include_str!("migrations/01_plugins_storage_vault.sql"),
     include_str!("migrations/02_library.sql"),
     include_str!("migrations/03_plugin_metadata_settings.sql"),
     include_str!("migrations/04_auto_match_runs.sql"),
     include_str!("migrations/05_user_integrations.sql"),
     include_str!("migrations/06_oauth.sql"),
+    include_str!("migrations/07_release_sources.sql"),
 ];
 
 /// The schema version this host writes.
 pub const SCHEMA_VERSION: usize = STEPS.len();
 
 static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
-    let [first, second, third, fourth, fifth, rest @ ..] = STEPS;
-    let mut steps = vec![
+    let [first, second, third, fourth, fifth, sixth, seventh] = STEPS;
+    let steps = vec![
         M::up_with_hook(first, add_columns_of_older_files),
         M::up(second),
         M::up(third),
         M::up(fourth),
         M::up_with_hook(fifth, |transaction: &Transaction<'_>| add_columns(transaction, &STARTED_AT)),
+        M::up(sixth),
+        M::up_with_hook(seventh, |transaction: &Transaction<'_>| add_columns(transaction, &TRACKING_SETTINGS)),
     ];
-    steps.extend(rest.into_iter().map(M::up));
     Migrations::new(steps)
 });
 
@@ -112,6 +114,9 @@ const LATER_COLUMNS: [(&str, &str, &str); 3] = [
 
 /// Added by migration 05 (when a book was started).
 const STARTED_AT: [(&str, &str, &str); 1] = [("reading_progress", "started_at", "INTEGER")];
+/// Release tracking settings an admin sets per series (migration 07).
+const TRACKING_SETTINGS: [(&str, &str, &str); 2] =
+    [("series_tracking", "aliases", "TEXT NOT NULL DEFAULT '[]'"), ("series_tracking", "confidence_threshold", "REAL")];
 
 fn add_columns_of_older_files(transaction: &Transaction<'_>) -> HookResult {
     add_columns(transaction, &LATER_COLUMNS)

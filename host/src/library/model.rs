@@ -183,6 +183,12 @@ pub struct Tracking {
     pub latest_chapter: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latest_volume: Option<f64>,
+    /// Names a release may carry besides the series' own titles, added by an admin.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    /// The confidence a release of this series needs, instead of the host's 0.7.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence_threshold: Option<f64>,
 }
 
 fn yes() -> bool {
@@ -198,6 +204,8 @@ impl Default for Tracking {
             languages: Vec::new(),
             latest_chapter: None,
             latest_volume: None,
+            aliases: Vec::new(),
+            confidence_threshold: None,
         }
     }
 }

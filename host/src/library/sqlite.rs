@@ -145,7 +145,8 @@ pub(super) fn read_series(connection: &Connection, id: &str) -> Result<Series, L
 fn read_tracking(connection: &Connection, series: &str) -> Result<Tracking, LibraryError> {
     let row = connection
         .prepare_cached(
-            "SELECT tracked, track_volumes, track_chapters, languages, latest_chapter, latest_volume
+            "SELECT tracked, track_volumes, track_chapters, languages, latest_chapter, latest_volume,
+                 aliases, confidence_threshold
              FROM series_tracking WHERE series_id = ?",
         )?
         .query_row([series], |row| {
@@ -156,14 +157,26 @@ fn read_tracking(connection: &Connection, series: &str) -> Result<Tracking, Libr
                 row.get::<_, String>(3)?,
                 row.get::<_, Option<f64>>(4)?,
                 row.get::<_, Option<f64>>(5)?,
+                row.get::<_, String>(6)?,
+                row.get::<_, Option<f64>>(7)?,
             ))
         })
         .optional()?;
-    let Some((tracked, track_volumes, track_chapters, languages, latest_chapter, latest_volume)) = row else {
+    let Some((tracked, track_volumes, track_chapters, languages, latest_chapter, latest_volume, aliases, threshold)) =
+        row
+    else {
         return Ok(Tracking::default());
     };
-    let languages = document(&languages, "tracking languages", series)?;
-    Ok(Tracking { tracked, track_volumes, track_chapters, languages, latest_chapter, latest_volume })
+    Ok(Tracking {
+        tracked,
+        track_volumes,
+        track_chapters,
+        languages: document(&languages, "tracking languages", series)?,
+        latest_chapter,
+        latest_volume,
+        aliases: document(&aliases, "tracking aliases", series)?,
+        confidence_threshold: threshold,
+    })
 }
 
 /// Inserts or updates the series if its stored revision is `series.revision` (a new series
@@ -200,10 +213,10 @@ pub(super) fn write_series(connection: &Connection, series: &Series) -> Result<i
         ])?;
     write_external_ids(connection, "series_external_ids", "series_id", &series.id, &series.external_ids)?;
     let tracking = &series.tracking;
-    connection.prepare_cached("INSERT INTO series_tracking (series_id, tracked, track_volumes, track_chapters, languages, latest_chapter, latest_volume)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+    connection.prepare_cached("INSERT INTO series_tracking (series_id, tracked, track_volumes, track_chapters, languages, latest_chapter, latest_volume, aliases, confidence_threshold)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
          ON CONFLICT (series_id) DO UPDATE SET tracked = ?2, track_volumes = ?3, track_chapters = ?4,
-             languages = ?5, latest_chapter = ?6, latest_volume = ?7")?.execute(
+             languages = ?5, latest_chapter = ?6, latest_volume = ?7, aliases = ?8, confidence_threshold = ?9")?.execute(
         params![
             series.id,
             tracking.tracked,
@@ -211,7 +224,9 @@ pub(super) fn write_series(connection: &Connection, series: &Series) -> Result<i
             tracking.track_chapters,
             json(&tracking.languages),
             tracking.latest_chapter,
-            tracking.latest_volume
+            tracking.latest_volume,
+            json(&tracking.aliases),
+            tracking.confidence_threshold
         ],
     )?;
     Ok(revision)

@@ -108,6 +108,163 @@ impl ReleaseCandidate {
     }
 }
 
+/// The plugin → host methods of a release source (served only to a plugin whose manifest
+/// declares `capabilities.releaseSource`).
+pub const RELEASE_HOST_METHODS: [&str; 7] = [
+    "releases/register_sources",
+    "releases/list_tracked",
+    "releases/count_tracked",
+    "releases/report_progress",
+    "releases/record",
+    "releases/source_state/get",
+    "releases/source_state/set",
+];
+
+/// The most tracked series one `releases/list_tracked` page holds (Codex: 1,000; 200 when
+/// the plugin does not say).
+pub const MAX_TRACKED_PAGE: u32 = 1000;
+pub const DEFAULT_TRACKED_PAGE: u32 = 200;
+
+/// One source a plugin registers: its own key for it, a name for people, its kind, and
+/// what the plugin wants back in each `releases/poll` of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceRegistration {
+    pub source_key: String,
+    pub display_name: String,
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<Value>,
+}
+
+/// `releases/register_sources` params: the plugin's whole set of sources (its others are
+/// removed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegisterSourcesParams {
+    pub sources: Vec<SourceRegistration>,
+}
+
+/// `releases/register_sources` result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterSourcesResult {
+    pub registered: u32,
+    pub pruned: u32,
+}
+
+/// `releases/list_tracked` params.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListTrackedParams {
+    pub source_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+}
+
+/// A tracked series as a release source sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrackedSeries {
+    pub series_id: String,
+    /// Sent when the plugin's manifest says `requiresAliases`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aliases: Option<Vec<String>>,
+    /// By bare source (`mangaupdates`), those the manifest lists in `requiresExternalIds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_ids: Option<std::collections::BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_known_chapter: Option<f64>,
+    /// Whole, as Codex keeps it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_known_volume: Option<i64>,
+}
+
+/// `releases/list_tracked` result: `nextOffset` when the page was full.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListTrackedResult {
+    pub tracked: Vec<TrackedSeries>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_offset: Option<u64>,
+}
+
+/// Params of the methods about one source: `releases/count_tracked`,
+/// `releases/source_state/get`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceParams {
+    pub source_id: String,
+}
+
+/// `releases/count_tracked` result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CountTrackedResult {
+    pub total: u64,
+}
+
+/// `releases/report_progress` params.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportProgressParams {
+    pub current: u64,
+    pub total: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// `releases/report_progress` result: whether the progress was shown (not inside a poll,
+/// or too soon after the last: not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportProgressResult {
+    pub emitted: bool,
+}
+
+/// `releases/record` params; the candidate is read on its own ([`ReleaseCandidate::read`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordParams {
+    pub source_id: String,
+    pub candidate: Value,
+}
+
+/// `releases/record` result: the ledger row, and whether it was there already.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordResult {
+    pub ledger_id: String,
+    pub deduped: bool,
+}
+
+/// `releases/source_state/get` result; RFC 3339 times.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceState {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_polled_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error_at: Option<String>,
+}
+
+/// `releases/source_state/set` params: only the etag is the plugin's to write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SetSourceStateParams {
+    pub source_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+}
+
+/// `releases/source_state/set` result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetSourceStateResult {
+    pub success: bool,
+    pub etag: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
