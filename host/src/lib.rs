@@ -31,6 +31,7 @@ pub mod plugin;
 pub mod protocol;
 pub mod recommendations;
 pub mod registry;
+pub mod release_tracking;
 pub mod releases;
 pub mod sandbox;
 pub mod storage;

@@ -56,6 +56,7 @@ macro_rules! on_both_transports {
 on_both_transports! {
     metadata_echo => metadata_echo_on,
     sync_echo => sync_echo_on,
+    release_echo => release_echo_on,
     recommendations_echo => recommendations_echo_on,
     spin_loop => spin_loop_on,
     memory_hog => memory_hog_on,
@@ -128,6 +129,20 @@ async fn metadata_echo_on(transport: Transport) {
     assert_eq!(matched["alternatives"].as_array().unwrap().len(), 2);
     let error = plugin.call_raw("metadata/book/search", json!({"author": "x"}), None).await.unwrap_err();
     assert_eq!(error.code(), ErrorCode::InvalidParams);
+    plugin.shutdown().await;
+}
+
+/// The release tracker's own tests are in `releases.rs`; here, outside one, a release
+/// source starts with its capability and its requests to the host are refused.
+async fn release_echo_on(transport: Transport) {
+    let host = TestHost::new();
+    let plugin = start(&host, "release-echo", transport).await;
+    let capability = plugin.manifest().capabilities.release_source.clone().unwrap();
+    assert_eq!(capability.kinds, ["rss-uploader", "api-feed"]);
+    assert!(capability.requires_aliases && capability.can_announce_chapters);
+    let error = plugin.call_raw("releases/poll", json!({"sourceId": "s1", "sourceKey": "a"}), None).await.unwrap_err();
+    assert_eq!(error.code(), ErrorCode::ApiError, "{error}");
+    assert!(error.to_string().contains("-32601"), "{error}");
     plugin.shutdown().await;
 }
 

@@ -5,18 +5,20 @@ use serde_json::{Map, Value};
 use std::cell::RefCell;
 
 use crate::logger::Logger;
+use crate::releases::Releases;
 use crate::storage::Storage;
 
 /// Handed to every provider method. Configuration is what the host sent in `initialize`.
 pub struct Context {
     storage: Storage,
+    releases: Releases,
     log: Logger,
     initialized: RefCell<Option<InitializeParams>>,
 }
 
 impl Context {
-    pub(crate) fn new(storage: Storage, log: Logger) -> Self {
-        Self { storage, log, initialized: RefCell::new(None) }
+    pub(crate) fn new(storage: Storage, releases: Releases, log: Logger) -> Self {
+        Self { storage, releases, log, initialized: RefCell::new(None) }
     }
 
     pub(crate) fn initialize(&self, mut params: InitializeParams) {
@@ -28,6 +30,11 @@ impl Context {
 
     pub fn storage(&self) -> &Storage {
         &self.storage
+    }
+
+    /// The host's release records (for a release source).
+    pub fn releases(&self) -> &Releases {
+        &self.releases
     }
 
     pub fn log(&self) -> &Logger {

@@ -44,18 +44,20 @@ pub mod io;
 mod link;
 mod logger;
 mod providers;
+mod releases;
 mod router;
 mod server;
 mod storage;
 
-pub use codex_plugin_protocol::types;
+pub use codex_plugin_protocol::{manifest, types};
 pub use context::Context;
 pub use error::PluginError;
 pub use link::DEFAULT_HOST_TIMEOUT;
 pub use logger::Logger;
 pub use providers::{BookProvider, RecommendationProvider, ReleaseProvider, Result, SeriesProvider, SyncProvider};
+pub use releases::Releases;
 pub use server::{Plugin, PluginInfo};
-pub use storage::{Storage, StorageError};
+pub use storage::{HostError, Storage, StorageError};
 
 /// Everything a plugin usually needs, in one `use`.
 pub mod prelude {

@@ -15,7 +15,7 @@ use codex_plugin_protocol::types::metadata::{
     SeriesMetadata, SeriesSearchParams,
 };
 use codex_plugin_protocol::types::recommendations::{self, AnyObject, DismissParams, DismissResponse};
-use codex_plugin_protocol::types::releases::{PollParams, PollResponse};
+use codex_plugin_protocol::types::releases::{PollParams, PollResponse, SourceRegistration};
 use codex_plugin_protocol::types::sync::{
     PullParams, PullResponse, PushParams, PushResponse, StatusResponse, UserInfo,
 };
@@ -75,5 +75,10 @@ pub trait RecommendationProvider {
 pub trait ReleaseProvider {
     /// What it announces and needs of tracked series.
     fn capability(&self) -> ReleaseSourceCapability;
+    /// The sources it registers once initialized, as its whole set; `None` (the default):
+    /// it registers none itself.
+    fn sources(&self, _ctx: &Context) -> Option<Vec<SourceRegistration>> {
+        None
+    }
     async fn poll(&self, ctx: &Context, params: PollParams) -> Result<PollResponse>;
 }

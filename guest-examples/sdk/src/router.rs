@@ -26,6 +26,11 @@ pub(crate) struct Router {
 /// One provider, answering the methods of its family.
 pub(crate) trait Route {
     fn route<'a>(&'a self, ctx: &'a Context, method: HostMethod, params: Value) -> LocalBoxFuture<'a, Answer>;
+
+    /// Runs once `initialize` was answered (a release source registers its sources).
+    fn initialized<'a>(&'a self, _ctx: &'a Context) -> LocalBoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
 }
 
 impl Router {
@@ -132,6 +137,17 @@ impl<T: RecommendationProvider> Route for Recommendations<T> {
 }
 
 impl<T: ReleaseProvider> Route for Releases<T> {
+    fn initialized<'a>(&'a self, ctx: &'a Context) -> LocalBoxFuture<'a, ()> {
+        Box::pin(async move {
+            let Some(sources) = self.0.sources(ctx) else { return };
+            let count = sources.len();
+            match ctx.releases().register_sources(sources).await {
+                Ok(done) => ctx.log().info(format!("registered {count} release sources ({} pruned)", done.pruned)),
+                Err(error) => ctx.log().error(format!("register_sources failed: {error}")),
+            }
+        })
+    }
+
     fn route<'a>(&'a self, ctx: &'a Context, method: HostMethod, params: Value) -> LocalBoxFuture<'a, Answer> {
         Box::pin(async move {
             match method {

@@ -155,7 +155,7 @@ impl Plugin {
         let log = Logger::new(&self.info.name);
         let loop_state = Loop {
             manifest: Rc::new(self.manifest()),
-            ctx: Rc::new(Context::new(Storage::new(link.clone()), log)),
+            ctx: Rc::new(Context::new(Storage::new(link.clone()), crate::Releases::new(link.clone()), log)),
             router: Rc::new(self.router),
             link,
         };
@@ -232,6 +232,10 @@ impl Loop {
                 let manifest = serde_json::to_value(self.manifest.as_ref())
                     .map_err(|error| ErrorObject::new(ErrorCode::InternalError, error.to_string()));
                 self.link.answer(&id, &manifest);
+                if let Some(releases) = self.router.releases.clone() {
+                    let ctx = self.ctx.clone();
+                    pool.spawner().spawn_local(async move { releases.initialized(&ctx).await }).ok();
+                }
             }
             "ping" => self.link.answer(&id, &Ok(json!("pong"))),
             "shutdown" => {

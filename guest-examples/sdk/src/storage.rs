@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use crate::link::HostLink;
 
-/// Why a storage request got no result.
+/// Why a request to the host (`storage/*`, `releases/*`) got no result.
 #[derive(Debug, Clone, PartialEq)]
-pub enum StorageError {
+pub enum HostError {
     /// The host refused it: a quota, a bad key, a bad expiry. The message names the limit.
     Refused(ErrorObject),
     /// No answer came within the deadline.
@@ -28,18 +28,21 @@ pub enum StorageError {
     Malformed { method: &'static str, why: String },
 }
 
-impl fmt::Display for StorageError {
+/// The name storage requests' errors had first.
+pub type StorageError = HostError;
+
+impl fmt::Display for HostError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Refused(error) => write!(f, "storage refused: {} ({})", error.message, error.code),
+            Self::Refused(error) => write!(f, "the host refused: {} ({})", error.message, error.code),
             Self::TimedOut { method, after } => write!(f, "`{method}` got no answer from the host within {after:?}"),
-            Self::Closed => f.write_str("storage is closed: the plugin is shutting down"),
+            Self::Closed => f.write_str("the host link is closed: the plugin is shutting down"),
             Self::Malformed { method, why } => write!(f, "`{method}`: unexpected answer: {why}"),
         }
     }
 }
 
-impl std::error::Error for StorageError {}
+impl std::error::Error for HostError {}
 
 /// This plugin's storage. Cheap to clone.
 #[derive(Clone)]

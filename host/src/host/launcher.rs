@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use super::BeforeUserStartSlot;
 use super::capacity::{Capacity, Place};
+use super::instance_requests::{InstanceRequests, ReleaseServiceSlot};
 use crate::install::npx;
 use crate::limits::{StorageQuota, Timeouts};
 use crate::plugin::{Plugin, PluginError, PluginId, PluginSettings};
@@ -55,6 +56,8 @@ pub(super) struct RegistryLauncher {
     pub evictor: OnceLock<Weak<Supervisor>>,
     /// Asked before a user's instance starts (their OAuth token refreshed if due).
     pub before_user_start: BeforeUserStartSlot,
+    /// Serves release sources' requests, once a release tracker runs.
+    pub release_service: ReleaseServiceSlot,
 }
 
 impl Launcher for RegistryLauncher {
@@ -140,8 +143,16 @@ impl RegistryLauncher {
         settings.timeouts = Timeouts::new(record.definition.request_timeout());
         settings.shutdown = self.shutdown;
         let (launched, place) = self.spawn(&record, &id, user, &credentials).await?;
-        let storage = Arc::new(StorageHandler::new(self.quota.scoped(scope)));
-        let started = Plugin::start(launched, settings, storage).await?;
+        let (manifest_sender, manifest) = tokio::sync::watch::channel(None);
+        let requests = Arc::new(InstanceRequests {
+            storage: StorageHandler::new(self.quota.scoped(scope)),
+            plugin: plugin.to_owned(),
+            for_user: user.is_some(),
+            manifest,
+            releases: self.release_service.clone(),
+        });
+        let started = Plugin::start(launched, settings, requests).await?;
+        manifest_sender.send_replace(Some(Arc::new(started.manifest().clone())));
         let started = match place {
             Some(place) => started.holding(place),
             None => started,

@@ -19,7 +19,10 @@
 
 mod admin_changes;
 pub mod capacity;
+mod instance_requests;
 mod launcher;
+
+pub use instance_requests::{MANIFEST_WAIT, ReleaseService};
 
 use serde_json::Value;
 use std::path::PathBuf;
@@ -134,6 +137,7 @@ pub struct PluginHost {
     supervisor: Arc<Supervisor>,
     admin_watch: AdminWatch,
     before_user_start: BeforeUserStartSlot,
+    release_service: instance_requests::ReleaseServiceSlot,
     _sweeper: Sweeper,
 }
 
@@ -193,8 +197,10 @@ impl PluginHost {
             process_capacity: Default::default(),
             evictor: OnceLock::new(),
             before_user_start: BeforeUserStartSlot::default(),
+            release_service: Default::default(),
         };
         let before_user_start = launcher.before_user_start.clone();
+        let release_service = launcher.release_service.clone();
         let components = launcher.components.clone();
         let wasm_capacity = launcher.wasm_capacity.clone();
         let launcher = Arc::new(launcher);
@@ -211,6 +217,7 @@ impl PluginHost {
             supervisor,
             admin_watch,
             before_user_start,
+            release_service,
             _sweeper: quota.spawn_sweeper(SWEEP_INTERVAL),
         })
     }
@@ -224,6 +231,12 @@ impl PluginHost {
     /// Sets what is asked before each user's instance starts (the last one set).
     pub fn set_before_user_start(&self, hook: Arc<dyn BeforeUserStart>) {
         *self.before_user_start.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(hook);
+    }
+
+    /// Sets what serves release sources' `releases/*` requests (the last one set; held
+    /// weakly, so it must be kept alive by its owner).
+    pub fn set_release_service(&self, service: std::sync::Weak<dyn ReleaseService>) {
+        *self.release_service.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(service);
     }
 
     /// Wasm instances this host may hold at once, and how many it holds now.

@@ -11,7 +11,7 @@ mod recommendations;
 mod records;
 mod report;
 mod scheduler;
-mod single_flight;
+pub(crate) mod single_flight;
 mod sync;
 mod sync_job;
 mod sync_store;

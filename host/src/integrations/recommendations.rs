@@ -170,8 +170,9 @@ impl Integrations {
     ) -> Result<super::single_flight::Running<GetResponse>, IntegrationError> {
         let key = (plugin.to_owned(), user.to_owned());
         let this = self.clone();
-        self.recommending
-            .join_or_start(key.clone(), move || Ok(async move { this.refresh(&key.0, &key.1, &manifest).await }))
+        self.recommending.join_or_start(key.clone(), move || {
+            Ok::<_, IntegrationError>(async move { this.refresh(&key.0, &key.1, &manifest).await })
+        })
     }
 
     /// Every background refresh running now, ended (a command waits for them).

@@ -8,8 +8,6 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use super::IntegrationError;
-
 /// A job's answer, as every waiter gets it.
 pub type Answer<T> = Result<Arc<T>, Arc<str>>;
 pub type Running<T> = Shared<BoxFuture<'static, Answer<T>>>;
@@ -31,11 +29,11 @@ impl<T: Send + Sync + 'static> SingleFlight<T> {
     }
 
     /// The running job of `key`, or the one `start` makes (`start` may refuse).
-    pub fn join_or_start<F>(
+    pub fn join_or_start<F, E>(
         self: &Arc<Self>,
         key: (String, String),
-        start: impl FnOnce() -> Result<F, IntegrationError>,
-    ) -> Result<Running<T>, IntegrationError>
+        start: impl FnOnce() -> Result<F, E>,
+    ) -> Result<Running<T>, E>
     where
         F: Future<Output = Result<T, String>> + Send + 'static,
     {

@@ -166,7 +166,9 @@ impl TokenKeeper {
         let this = self.clone();
         let running = self
             .refreshing
-            .join_or_start(key.clone(), move || Ok(async move { this.refresh(&key.0, &key.1).await }))
+            .join_or_start(key.clone(), move || {
+                Ok::<_, IntegrationError>(async move { this.refresh(&key.0, &key.1).await })
+            })
             .map_err(|error| error.to_string())?;
         running.await.map(|_| ()).map_err(|why| why.to_string())
     }

@@ -10,6 +10,7 @@ mod file;
 pub mod model;
 mod reading;
 mod sqlite;
+mod tracking;
 
 pub use file::{ImportReport, LibraryFile, LibraryFileError};
 pub use model::*;
@@ -117,6 +118,14 @@ pub trait LibraryPort: Send + Sync {
     }
     /// Writes `changes` for `user`, all or nothing.
     fn apply_reading(&self, user: &str, changes: &ReadingChanges) -> Result<(), LibraryError>;
+
+    /// Series whose release tracking is on, by id: `limit` of them after the first `offset`.
+    fn tracked_series(&self, offset: u64, limit: usize) -> Result<Vec<Series>, LibraryError>;
+    /// How many series have release tracking on.
+    fn count_tracked(&self) -> Result<u64, LibraryError>;
+    /// Raises a series' latest known chapter and volume to these when they are larger (a
+    /// `None` leaves that one); never lowers them, whatever was written meanwhile.
+    fn raise_latest_known(&self, series: &str, chapter: Option<f64>, volume: Option<f64>) -> Result<(), LibraryError>;
 }
 
 /// [`LibraryPort::readings`] as the trait does it, from the port's single reads.

@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use super::tracking;
 use super::{
     Book, BookProgress, ExternalIds, Library, LibraryError, LibraryPort, Page, ReadingChanges, Save, Series,
     SeriesRating, SeriesReading, StoredExternalId, Tracking, reading, save_one_by_one,
@@ -524,5 +525,17 @@ impl LibraryPort for SqliteLibrary {
 
     fn apply_reading(&self, user: &str, changes: &ReadingChanges) -> Result<(), LibraryError> {
         self.write(|transaction| reading::apply(transaction, user, changes))
+    }
+
+    fn tracked_series(&self, offset: u64, limit: usize) -> Result<Vec<Series>, LibraryError> {
+        tracking::tracked_series(&self.lock(), offset, limit)
+    }
+
+    fn count_tracked(&self) -> Result<u64, LibraryError> {
+        tracking::count_tracked(&self.lock())
+    }
+
+    fn raise_latest_known(&self, series: &str, chapter: Option<f64>, volume: Option<f64>) -> Result<(), LibraryError> {
+        tracking::raise_latest_known(&self.lock(), series, chapter, volume)
     }
 }

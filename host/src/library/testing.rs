@@ -77,4 +77,13 @@ impl LibraryPort for WithSaveAll {
     fn apply_reading(&self, user: &str, changes: &ReadingChanges) -> Result<(), LibraryError> {
         self.inner.apply_reading(user, changes)
     }
+    fn tracked_series(&self, offset: u64, limit: usize) -> Result<Vec<Series>, LibraryError> {
+        self.inner.tracked_series(offset, limit)
+    }
+    fn count_tracked(&self) -> Result<u64, LibraryError> {
+        self.inner.count_tracked()
+    }
+    fn raise_latest_known(&self, series: &str, chapter: Option<f64>, volume: Option<f64>) -> Result<(), LibraryError> {
+        self.inner.raise_latest_known(series, chapter, volume)
+    }
 }

@@ -53,7 +53,7 @@ async fn serve(storage: &ScopedStorage, method: &str, params: Option<&RawValue>)
     })
 }
 
-fn required<T: DeserializeOwned>(params: Option<&RawValue>) -> Result<T, ErrorObject> {
+pub(crate) fn required<T: DeserializeOwned>(params: Option<&RawValue>) -> Result<T, ErrorObject> {
     let invalid = |message: String| ErrorObject::new(ErrorCode::InvalidParams, message);
     let params = params.filter(|raw| raw.get() != "null").ok_or_else(|| invalid("params is required".into()))?;
     serde_json::from_str(params.get()).map_err(|error| invalid(format!("Invalid params: {error}")))

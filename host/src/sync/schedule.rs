@@ -17,11 +17,14 @@ pub fn schedule(admin_config: &Map<String, Value>) -> Option<Result<Cron, String
         return Some(Err(format!("`_codex.{SCHEDULE_KEY}` is {text}, not a cron expression")));
     };
     Some(
-        Cron::new(text)
-            .with_seconds_optional()
-            .parse()
-            .map_err(|error| format!("`_codex.{SCHEDULE_KEY}` {text:?} is not a cron expression: {error}")),
+        parse_cron(text).map_err(|error| format!("`_codex.{SCHEDULE_KEY}` {text:?} is not a cron expression: {error}")),
     )
+}
+
+/// A cron expression of five fields, or six with seconds (UTC): the host's one reading of
+/// schedules (syncs, release polls).
+pub fn parse_cron(text: &str) -> Result<Cron, croner::errors::CronError> {
+    Cron::new(text).with_seconds_optional().parse()
 }
 
 /// Whether `cron` has a run in `(since, now]`.

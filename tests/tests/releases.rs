@@ -1,0 +1,168 @@
+//! Release sources end to end with `release-echo`, on both transports, against the sample
+//! library with two series tracked: One Piece (both axes; it holds volumes 1-3) and Naruto
+//! (chapters only); the sample library tracks a third.
+
+use codex_plugin_host::library::LibraryPort;
+use codex_plugin_host::release_tracking::{LedgerFilter, ReleaseEvent, ReleaseTracker, TrackerConfig};
+use codex_plugin_host_tests::integrations::{IntegrationHost, Mode, example, sample_library};
+use codex_plugin_host_tests::on_both_modes;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const ONE_PIECE: &str = "manga-one-piece";
+const NARUTO: &str = "manga-naruto";
+
+fn host() -> (IntegrationHost, ReleaseTracker) {
+    let host = IntegrationHost::new(&sample_library());
+    for (id, volumes) in [(ONE_PIECE, true), (NARUTO, false)] {
+        let mut series = host.library.series(id).unwrap();
+        series.tracking.tracked = true;
+        series.tracking.track_volumes = volumes;
+        host.library.save_series(&series).unwrap();
+    }
+    let config = TrackerConfig { poll_timeout: Duration::from_secs(3), backoff_base: Duration::from_secs(60) };
+    let tracker = ReleaseTracker::new(host.host.clone(), host.library.clone(), config).unwrap();
+    (host, tracker)
+}
+
+async fn registered(tracker: &ReleaseTracker, plugin: &str, keys: &[&str]) {
+    tracker.refresh_sources(plugin).await.unwrap();
+    for _ in 0..100 {
+        let found: Vec<String> =
+            tracker.sources(Some(plugin)).unwrap().into_iter().map(|source| source.source_key).collect();
+        if found == keys {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{plugin} did not register {keys:?}: {:?}", tracker.sources(Some(plugin)).unwrap());
+}
+
+fn states(tracker: &ReleaseTracker, series: &str) -> Vec<(String, String)> {
+    let filter = LedgerFilter { series: Some(series.into()), limit: 100, ..LedgerFilter::default() };
+    let mut rows: Vec<_> = tracker
+        .ledger(&filter)
+        .unwrap()
+        .into_iter()
+        .map(|entry| (entry.release.external_release_id.rsplit('/').next().unwrap().to_owned(), entry.state))
+        .collect();
+    rows.sort();
+    rows
+}
+
+async fn a_poll_records_dedupes_ignores_and_advances(mode: Mode) {
+    let (host, tracker) = host();
+    host.add("echo", example("release-echo", mode), json!({}), &[]);
+    registered(&tracker, "echo", &["a", "b"]).await;
+    let mut events = tracker.subscribe();
+    let first = tracker.poll("echo:a", None).await.unwrap();
+    assert_eq!(first.error, None, "{first:?}");
+    // Three tracked series (the sample library tracks one already), four releases each.
+    assert_eq!((first.counts.recorded, first.counts.deduped, first.counts.fetched), (12, 0, 12), "{first:?}");
+    let pair = |what: &str, state: &str| (what.to_owned(), state.to_owned());
+    assert_eq!(
+        states(&tracker, ONE_PIECE),
+        vec![
+            pair("c1-en", "announced"),
+            pair("c1-fr", "announced"),
+            pair("c2-en", "announced"),
+            pair("v1-en", "ignored")
+        ],
+        "volume 1 is in the library"
+    );
+    assert_eq!(states(&tracker, NARUTO)[3], pair("v1-en", "ignored"), "Naruto's volumes are not tracked");
+    let one_piece = host.library.series(ONE_PIECE).unwrap().tracking;
+    assert_eq!((one_piece.latest_chapter, one_piece.latest_volume), (Some(2.0), Some(1.0)));
+    let naruto = host.library.series(NARUTO).unwrap().tracking;
+    assert_eq!((naruto.latest_chapter, naruto.latest_volume), (Some(2.0), None));
+    let mut announced = 0;
+    while let Ok(event) = events.try_recv() {
+        if let ReleaseEvent::ReleaseAnnounced { plugin_id, .. } = event {
+            assert_eq!(plugin_id, "echo");
+            announced += 1;
+        }
+    }
+    assert_eq!((announced, first.counts.announced), (9, 9));
+    let second = tracker.poll("echo:a", None).await.unwrap();
+    assert_eq!((second.counts.recorded, second.counts.deduped), (0, 12), "{second:?}");
+    let source = tracker.source("echo:a").unwrap();
+    assert_eq!(source.state.etag.as_deref(), Some("e++"), "the etag went back to the plugin");
+    assert_eq!(source.state.last_summary.as_deref(), Some("Fetched 12 items, recorded 0 (12 already in ledger)"));
+    assert!(source.state.last_polled_at.is_some() && source.state.last_error.is_none());
+}
+
+async fn re_registration_replaces_the_set(mode: Mode) {
+    let (host, tracker) = host();
+    host.add("echo", example("release-echo", mode), json!({}), &[]);
+    registered(&tracker, "echo", &["a", "b"]).await;
+    let kept = tracker.source("echo:a").unwrap().id;
+    tracker.poll("echo:b", None).await.unwrap();
+    let config = json!({"sources": ["a", "c"]}).as_object().cloned().unwrap();
+    host.host.configure("echo", config).await.unwrap();
+    host.host.call("echo", None, "ping", Value::Null).await.unwrap();
+    registered(&tracker, "echo", &["a", "c"]).await;
+    assert_eq!(tracker.source("echo:a").unwrap().id, kept, "a source keeps its id");
+    let gone = LedgerFilter { limit: 100, ..LedgerFilter::default() };
+    assert!(tracker.ledger(&gone).unwrap().iter().all(|entry| !entry.release.external_release_id.starts_with("b/")));
+}
+
+async fn a_throttled_upstream_backs_off_alone(mode: Mode) {
+    let (host, tracker) = host();
+    host.add("echo", example("release-echo", mode), json!({"upstreamStatus": {"b": 429}}), &[]);
+    registered(&tracker, "echo", &["a", "b"]).await;
+    let throttled = tracker.poll("echo:b", None).await.unwrap();
+    assert_eq!(throttled.upstream_status, Some(429));
+    assert!(throttled.backoff_until.is_some(), "{throttled:?}");
+    let source = tracker.source("echo:b").unwrap();
+    assert_eq!(source.state.last_error.as_deref(), Some("upstream returned 429"));
+    tracker.set_default_schedule("* * * * * *").unwrap();
+    let now = chrono::Utc::now();
+    let started = tracker.start_due_polls(now - chrono::Duration::seconds(2), now).unwrap();
+    assert_eq!(started, vec![tracker.source("echo:a").unwrap().id], "only b's host waits");
+}
+
+async fn bad_candidates_are_refused_and_the_rest_recorded(mode: Mode) {
+    let (host, tracker) = host();
+    let config = json!({"inlineCandidates": true, "untrackedSeries": "manga-berserk"});
+    host.add("echo", example("release-echo", mode), config, &[]);
+    registered(&tracker, "echo", &["a", "b"]).await;
+    let report = tracker.poll("echo:a", None).await.unwrap();
+    assert_eq!((report.counts.recorded, report.counts.rejected), (12, 2), "{report:?}");
+    assert!(states(&tracker, "manga-berserk").is_empty(), "Berserk is not tracked");
+}
+
+async fn another_plugins_sources_are_out_of_reach(mode: Mode) {
+    let (host, tracker) = host();
+    host.add("echo", example("release-echo", mode), json!({}), &[]);
+    registered(&tracker, "echo", &["a", "b"]).await;
+    let theirs = tracker.source("echo:a").unwrap().id;
+    // The same program under another id: the same manifest name, "release-echo".
+    host.add("intruder", example("release-echo", mode), json!({"probeSource": theirs}), &[]);
+    registered(&tracker, "intruder", &["a", "b"]).await;
+    assert_eq!(tracker.sources(Some("echo")).unwrap().len(), 2, "its own sources did not replace echo's");
+    let probed = tracker.poll("intruder:a", None).await.unwrap();
+    let error = probed.error.unwrap();
+    assert!(error.contains("source does not belong to calling plugin") && error.contains("-32003"), "{error}");
+}
+
+async fn a_poll_that_never_answers_is_stopped(mode: Mode) {
+    let (host, tracker) = host();
+    host.add("echo", example("release-echo", mode), json!({"hang": true}), &[]);
+    registered(&tracker, "echo", &["a", "b"]).await;
+    let report = tracker.poll("echo:a", None).await.unwrap();
+    let error = report.error.unwrap();
+    assert!(
+        error.starts_with("plugin call failed") && error.contains("did not answer `releases/poll` within 3 s"),
+        "{error}"
+    );
+    assert_eq!(tracker.source("echo:a").unwrap().state.last_error, Some(error));
+}
+
+on_both_modes! {
+    poll => a_poll_records_dedupes_ignores_and_advances;
+    registration => re_registration_replaces_the_set;
+    backoff => a_throttled_upstream_backs_off_alone;
+    bad_candidates => bad_candidates_are_refused_and_the_rest_recorded;
+    ownership => another_plugins_sources_are_out_of_reach;
+    deadline => a_poll_that_never_answers_is_stopped;
+}
