@@ -259,3 +259,34 @@ fn a_user_connects_by_oauth_through_a_loopback_redirect() {
         "the host's own",
     );
 }
+
+#[test]
+fn release_sources_are_listed_polled_and_their_releases_shown_from_the_command_line() {
+    let host = Host::new();
+    let component = component("release-echo");
+    host.ok(&["plugin", "add", "echo-releases", "--wasm", component.to_str().unwrap()], None);
+    let tracking: Value = serde_json::from_str(
+        &host.ok(&["library", "track", "manga-naruto", "--volumes", "false", "--alias", "NRT"], None),
+    )
+    .unwrap();
+    assert_eq!((tracking["tracked"].clone(), tracking["trackVolumes"].clone()), (json!(true), json!(false)));
+    assert_eq!(tracking["aliases"], json!(["NRT"]));
+    let sources: Value =
+        serde_json::from_str(&host.ok(&["releases", "sources", "--plugin", "echo-releases", "--json"], None)).unwrap();
+    let keys: Vec<&str> =
+        sources.as_array().unwrap().iter().map(|source| source["sourceKey"].as_str().unwrap()).collect();
+    assert_eq!(keys, ["a", "b"]);
+    let report: Value =
+        serde_json::from_str(&host.ok(&["releases", "poll", "echo-releases:a", "--json"], None)).unwrap();
+    assert_eq!(report["counts"]["recorded"], json!(8), "two tracked series, four releases each: {report}");
+    let listed: Value = serde_json::from_str(
+        &host.ok(&["releases", "list", "--series", "manga-naruto", "--state", "ignored", "--json"], None),
+    )
+    .unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "its volume is not tracked: {listed}");
+    let table = host.ok(&["releases", "sources"], None);
+    assert!(table.contains("echo-releases:a") && table.contains("Fetched 8 items, recorded 8"), "{table}");
+    host.refused(&["releases", "list", "--state", "new"], None, "`new` is not a state");
+    host.refused(&["releases", "poll", "echo-releases:zz"], None, "no release source `echo-releases:zz`");
+    host.refused(&["library", "track", "manga-naruto", "--threshold", "2"], None, "not a confidence");
+}

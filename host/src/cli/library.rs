@@ -72,6 +72,34 @@ enum LibraryCommand {
     },
     /// Auto-match every series (and book) of a library with a plugin.
     AutoMatch(super::auto_match::AutoMatchArgs),
+    /// Track a series' releases (release sources list it and announce its new chapters and
+    /// volumes), or change how; prints its tracking settings.
+    Track(TrackArgs),
+}
+
+#[derive(Debug, Args)]
+struct TrackArgs {
+    /// The series.
+    series: String,
+    /// Stop tracking it (its settings are kept).
+    #[arg(long)]
+    untrack: bool,
+    /// Whether new volumes are announced (default: yes).
+    #[arg(long, value_name = "BOOL")]
+    volumes: Option<bool>,
+    /// Whether new chapters are announced (default: yes).
+    #[arg(long, value_name = "BOOL")]
+    chapters: Option<bool>,
+    /// A language whose releases advance its latest known chapter (repeatable; none: the
+    /// host's, `releases settings`).
+    #[arg(long = "language", value_name = "CODE")]
+    languages: Vec<String>,
+    /// Another name releases may carry (repeatable).
+    #[arg(long = "alias", value_name = "NAME")]
+    aliases: Vec<String>,
+    /// The confidence its releases need (0-1; default 0.7).
+    #[arg(long, value_name = "N")]
+    threshold: Option<f64>,
 }
 
 #[derive(Debug, Args)]
@@ -125,6 +153,7 @@ pub fn run(args: LibraryArgs) -> Result<(), Failure> {
         LibraryCommand::Lock(lock) => set_locks(&library, lock, true),
         LibraryCommand::Unlock(lock) => set_locks(&library, lock, false),
         LibraryCommand::Settings { id, rules, conditions } => settings(&library, &id, rules, conditions),
+        LibraryCommand::Track(track) => set_tracking(&library, track),
         LibraryCommand::AutoMatch(_) => unreachable!("handled above"),
     }
 }
@@ -308,5 +337,28 @@ fn settings(
     }
     library.save_library(&record).map_err(library_failure)?;
     super::print_line(&serde_json::to_string(&record).expect("a library serializes"));
+    Ok(())
+}
+
+fn set_tracking(library: &SqliteLibrary, args: TrackArgs) -> Result<(), Failure> {
+    if let Some(threshold) = args.threshold.filter(|value| !(0.0..=1.0).contains(value)) {
+        return Err(Failure::usage(format!("--threshold {threshold} is not a confidence between 0 and 1")));
+    }
+    let mut series = library.series(&args.series).map_err(library_failure)?;
+    let tracking = &mut series.tracking;
+    tracking.tracked = !args.untrack;
+    tracking.track_volumes = args.volumes.unwrap_or(tracking.track_volumes);
+    tracking.track_chapters = args.chapters.unwrap_or(tracking.track_chapters);
+    if !args.languages.is_empty() {
+        tracking.languages = args.languages;
+    }
+    for alias in args.aliases {
+        if !tracking.aliases.contains(&alias) {
+            tracking.aliases.push(alias);
+        }
+    }
+    tracking.confidence_threshold = args.threshold.or(tracking.confidence_threshold);
+    library.save_series(&series).map_err(library_failure)?;
+    super::print_line(&serde_json::to_string_pretty(&series.tracking).expect("tracking serializes"));
     Ok(())
 }

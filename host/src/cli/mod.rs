@@ -17,6 +17,7 @@ mod oauth_callback;
 mod pipeline_host;
 mod plugin_metadata;
 mod recommendations;
+mod releases;
 mod status;
 mod sync;
 mod table;
@@ -44,6 +45,8 @@ enum Command {
     Sync(Box<sync::SyncArgs>),
     /// A user's recommendations from their recommendation plugins, or dismiss one.
     Recommendations(Box<recommendations::RecommendationsArgs>),
+    /// Release sources: the sources plugins registered, polls, the releases they found.
+    Releases(Box<releases::ReleasesArgs>),
     /// What bounds this machine's capacity (wasm instances, open files, address space) and
     /// the sandbox layers it offers, as JSON.
     Status,
@@ -112,6 +115,10 @@ pub fn run() -> ExitCode {
         Command::Recommendations(args) => {
             logging::init(crate::protocol::types::initialize::LogLevel::Warn);
             recommendations::run(*args)
+        }
+        Command::Releases(args) => {
+            logging::init(crate::protocol::types::initialize::LogLevel::Warn);
+            releases::run(*args)
         }
         Command::Status => status::run(),
     };

@@ -48,6 +48,13 @@ impl HostArgs {
         Ok((host, integrations))
     }
 
+    /// A host over the data directory, with its release tracker.
+    pub fn open_releases(&self) -> Result<crate::release_tracking::ReleaseTracker, Failure> {
+        let (host, library) = self.open_with_library()?;
+        let config = crate::release_tracking::TrackerConfig::default();
+        crate::release_tracking::ReleaseTracker::new(host, library, config).map_err(release_failure)
+    }
+
     fn open_with_library(&self) -> Result<(Arc<PluginHost>, Arc<SqliteLibrary>), Failure> {
         let mut config = HostConfig::new(absolute(&self.data_dir)?);
         config.key_file = self.key_file.as_deref().map(absolute).transpose()?;
@@ -120,6 +127,17 @@ fn plugin_failure(error: PluginError) -> Failure {
     match error {
         PluginError::Answered { .. } => Failure { message: error.to_string(), exit_code: 1 },
         PluginError::NotRegistered { .. } => Failure::usage(error.to_string()),
+        other => host_failure(other.to_string()),
+    }
+}
+
+/// Unknown sources and bad input exit 2, a plugin's error answer 1, the rest 3.
+pub fn release_failure(error: crate::release_tracking::ReleaseError) -> Failure {
+    use crate::release_tracking::ReleaseError;
+    match error {
+        ReleaseError::Library(error) => library_failure(error),
+        ReleaseError::Plugin(error) => plugin_failure(error),
+        error @ (ReleaseError::UnknownSource(_) | ReleaseError::Invalid(_)) => Failure::usage(error.to_string()),
         other => host_failure(other.to_string()),
     }
 }

@@ -253,6 +253,6 @@ fn now_micros() -> i64 {
 }
 
 /// A time as Codex writes it: RFC 3339, UTC, `Z`.
-pub(crate) fn rfc3339_utc(micros: i64) -> String {
+pub fn rfc3339_utc(micros: i64) -> String {
     DateTime::<Utc>::from_timestamp_micros(micros).unwrap_or_default().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
