@@ -22,6 +22,10 @@ fetch() {
 }
 
 fetch @ashdev/codex-plugin-metadata-openlibrary@2.5.0 metadata-openlibrary
+# The release sources (each dist/index.js bundles the SDK, so nothing is installed).
+fetch @ashdev/codex-plugin-release-nyaa@2.5.0 release-nyaa
+fetch @ashdev/codex-plugin-release-mangaupdates@2.5.0 release-mangaupdates
+fetch @ashdev/codex-plugin-release-tsundoku@2.5.0 release-tsundoku
 
 # The OAuth tests' authorization server (oidc-provider), installed from its lock file.
 if [ ! -d "$here/oauth-server/node_modules/oidc-provider" ]; then

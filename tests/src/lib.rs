@@ -22,6 +22,7 @@ use codex_plugin_host::transport::wasm::disk_quota::DiskLimits;
 use codex_plugin_host::transport::wasm::http::HttpPolicy;
 use codex_plugin_host::transport::wasm::{self, WasmComponent, WasmRuntime, WasmSpec};
 
+pub mod feed_server;
 pub mod integrations;
 pub mod oauth_server;
 pub mod wire;
@@ -49,6 +50,15 @@ pub fn openlibrary() -> String {
             repo_root().join("tests/plugins/npm/metadata-openlibrary/dist/index.js").to_string_lossy().into_owned()
         }
         Err(why) => panic!("the published Open Library plugin is not available: {why}"),
+    }
+}
+
+/// A published release plugin's script (`release-nyaa`, `release-mangaupdates`,
+/// `release-tsundoku`), fetched on first use as [`openlibrary`] is.
+pub fn release_plugin(name: &str) -> String {
+    match fetched() {
+        Ok(()) => repo_root().join(format!("tests/plugins/npm/{name}/dist/index.js")).to_string_lossy().into_owned(),
+        Err(why) => panic!("the published {name} plugin is not available: {why}"),
     }
 }
 
