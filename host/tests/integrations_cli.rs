@@ -266,10 +266,11 @@ fn release_sources_are_listed_polled_and_their_releases_shown_from_the_command_l
     let component = component("release-echo");
     host.ok(&["plugin", "add", "echo-releases", "--wasm", component.to_str().unwrap()], None);
     let tracking: Value = serde_json::from_str(
-        &host.ok(&["library", "track", "manga-naruto", "--volumes", "false", "--alias", "NRT"], None),
+        &host.ok(&["library", "track", "manga-naruto", "--volumes", "false", "--chapters", "--alias", "NRT"], None),
     )
     .unwrap();
-    assert_eq!((tracking["tracked"].clone(), tracking["trackVolumes"].clone()), (json!(true), json!(false)));
+    let axes = [&tracking["tracked"], &tracking["trackVolumes"], &tracking["trackChapters"]];
+    assert_eq!(axes, [&json!(true), &json!(false), &json!(true)]);
     assert_eq!(tracking["aliases"], json!(["NRT"]));
     let sources: Value =
         serde_json::from_str(&host.ok(&["releases", "sources", "--plugin", "echo-releases", "--json"], None)).unwrap();

@@ -57,7 +57,7 @@ function host(method, params) {
 
 // Storage commands, `;`-separated: set:KEY=JSON[@EXPIRES], get:KEY, delete:KEY, list,
 // clear, fill:N (keys fill-0 … fill-N-1), race:A,B (two concurrent sets), big:BYTES,
-// longkey:BYTES, env.
+// longkey:BYTES, env, release:METHOD (a releases/* request, with params for any of them).
 async function runCommand(command) {
   const [verb, rest = ""] = command.split(/:(.*)/s);
   switch (verb) {
@@ -91,6 +91,8 @@ async function runCommand(command) {
       return host("storage/set", { key: "k".repeat(Number(rest)), data: 1 });
     case "notstorage":
       return host("releases/list_tracked", { sourceId: "x" });
+    case "release":
+      return host(rest, { sourceId: "x", sources: [], current: 1, total: 2, candidate: {}, etag: "e" });
     case "env":
       return { env: process.env };
     default:

@@ -158,7 +158,52 @@ async fn a_poll_that_never_answers_is_stopped(mode: Mode) {
     assert_eq!(tracker.source("echo:a").unwrap().state.last_error, Some(error));
 }
 
+async fn the_scheduler_polls_sources_on_their_schedule(mode: Mode) {
+    let (host, tracker) = host();
+    host.add("echo", example("release-echo", mode), json!({"sources": ["a"]}), &[]);
+    registered(&tracker, "echo", &["a"]).await;
+    tracker.set_source_settings("echo:a", None, Some(Some("* * * * * *"))).unwrap();
+    let mut events = tracker.subscribe();
+    let _scheduler = tracker.spawn_scheduler(Duration::from_millis(200));
+    let polled = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if let Ok(ReleaseEvent::ReleaseSourcePolled { had_error, .. }) = events.recv().await {
+                return had_error;
+            }
+        }
+    });
+    assert_eq!(polled.await, Ok(false), "a scheduled poll ran, every second");
+    let summary = tracker.source("echo:a").unwrap().state.last_summary.unwrap();
+    assert!(summary.starts_with("Fetched 12 items"), "{summary}");
+    tracker.set_source_settings("echo:a", Some(false), None).unwrap();
+    let disabled = tracker.poll("echo:a", None).await.unwrap_err();
+    assert!(disabled.to_string().contains("is disabled"), "{disabled}");
+}
+
+/// A plugin whose manifest declares no release source (the test plugin, a metadata
+/// provider) asks for every `releases/*` method while a tracker runs: -32601 each time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_without_the_capability_is_refused_every_release_method() {
+    let (host, tracker) = host();
+    let launch = codex_plugin_host::registry::Launch::Process {
+        command: "node".into(),
+        args: vec![codex_plugin_host_tests::test_plugin()],
+    };
+    host.add("curious", launch, json!({}), &[]);
+    let methods = codex_plugin_host::protocol::types::releases::RELEASE_HOST_METHODS;
+    let query: Vec<String> = methods.iter().map(|method| format!("release:{method}")).collect();
+    let found = host.host.call("curious", None, "metadata/series/search", json!({"query": query.join(";")})).await;
+    let results = found.unwrap()["results"].as_array().unwrap().clone();
+    assert_eq!(results.len(), methods.len());
+    for (method, step) in methods.iter().zip(results) {
+        let answer: Value = serde_json::from_str(step["title"].as_str().unwrap()).unwrap();
+        assert_eq!(answer["error"]["code"], json!(-32601), "{method}: {answer}");
+    }
+    assert!(tracker.sources(Some("curious")).unwrap().is_empty());
+}
+
 on_both_modes! {
+    scheduler => the_scheduler_polls_sources_on_their_schedule;
     poll => a_poll_records_dedupes_ignores_and_advances;
     registration => re_registration_replaces_the_set;
     backoff => a_throttled_upstream_backs_off_alone;

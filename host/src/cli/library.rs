@@ -84,11 +84,11 @@ struct TrackArgs {
     /// Stop tracking it (its settings are kept).
     #[arg(long)]
     untrack: bool,
-    /// Whether new volumes are announced (default: yes).
-    #[arg(long, value_name = "BOOL")]
+    /// Announce new volumes (`--volumes false`: not); as before when not given (at first: yes).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     volumes: Option<bool>,
-    /// Whether new chapters are announced (default: yes).
-    #[arg(long, value_name = "BOOL")]
+    /// Announce new chapters (`--chapters false`: not); as before when not given (at first: yes).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     chapters: Option<bool>,
     /// A language whose releases advance its latest known chapter (repeatable; none: the
     /// host's, `releases settings`).
