@@ -285,6 +285,12 @@ fn release_sources_are_listed_polled_and_their_releases_shown_from_the_command_l
     )
     .unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 1, "its volume is not tracked: {listed}");
+    let shown: Value = serde_json::from_str(&host.ok(&["plugin", "show", "echo-releases"], None)).unwrap();
+    assert_eq!(
+        shown["metrics"]["methods"]["releases/poll"]["successes"],
+        json!(1),
+        "the command's host shut down and kept its call counts: {shown}"
+    );
     let table = host.ok(&["releases", "sources"], None);
     assert!(table.contains("echo-releases:a") && table.contains("Fetched 8 items, recorded 8"), "{table}");
     host.refused(&["releases", "list", "--state", "new"], None, "`new` is not a state");

@@ -216,7 +216,8 @@ async fn tsundoku_records_coverage_matched_by_external_ids() {
     assert_eq!((again.counts.recorded, again.counts.deduped), (0, 1), "{again:?}");
     upstream.route("POST", "/api/v1/series/feed", Reply::status(429));
     let throttled = tracker.poll("tsundoku:default", None).await.unwrap();
-    let error = throttled.error.unwrap();
+    let error = throttled.error.clone().unwrap();
     assert!(error.contains("feed fetch failed (status 429)"), "{error}");
+    assert!(throttled.backoff_until.is_some(), "the 429 in its error backs its host off: {throttled:?}");
     assert_eq!(tracker.source("tsundoku:default").unwrap().state.last_error, Some(error));
 }

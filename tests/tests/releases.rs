@@ -3,7 +3,7 @@
 //! (chapters only); the sample library tracks a third.
 
 use codex_plugin_host::library::LibraryPort;
-use codex_plugin_host::release_tracking::{LedgerFilter, ReleaseEvent, ReleaseTracker, TrackerConfig};
+use codex_plugin_host::release_tracking::{LedgerFilter, PollProgress, ReleaseEvent, ReleaseTracker, TrackerConfig};
 use codex_plugin_host_tests::integrations::{IntegrationHost, Mode, example, sample_library};
 use codex_plugin_host_tests::on_both_modes;
 use serde_json::{Value, json};
@@ -52,10 +52,17 @@ fn states(tracker: &ReleaseTracker, series: &str) -> Vec<(String, String)> {
 
 async fn a_poll_records_dedupes_ignores_and_advances(mode: Mode) {
     let (host, tracker) = host();
-    host.add("echo", example("release-echo", mode), json!({}), &[]);
+    // Two tracked series a page: the plugin follows `nextOffset` to the third.
+    host.add("echo", example("release-echo", mode), json!({"pageSize": 2}), &[]);
     registered(&tracker, "echo", &["a", "b"]).await;
     let mut events = tracker.subscribe();
-    let first = tracker.poll("echo:a", None).await.unwrap();
+    let shown = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let heard = shown.clone();
+    let progress = Box::new(move |progress: PollProgress| heard.lock().unwrap().push(progress));
+    let first = tracker.poll("echo:a", Some(progress)).await.unwrap();
+    let shown = shown.lock().unwrap().clone();
+    let last = shown.last().expect("progress was shown");
+    assert_eq!((last.current, last.total, last.message.as_deref()), (3, 3, Some("Polled 3/3 series")), "{shown:?}");
     assert_eq!(first.error, None, "{first:?}");
     // Three tracked series (the sample library tracks one already), four releases each.
     assert_eq!((first.counts.recorded, first.counts.deduped, first.counts.fetched), (12, 0, 12), "{first:?}");
@@ -116,9 +123,14 @@ async fn a_throttled_upstream_backs_off_alone(mode: Mode) {
     let source = tracker.source("echo:b").unwrap();
     assert_eq!(source.state.last_error.as_deref(), Some("upstream returned 429"));
     tracker.set_default_schedule("* * * * * *").unwrap();
+    let (a, b) = (tracker.source("echo:a").unwrap().id, tracker.source("echo:b").unwrap().id);
     let now = chrono::Utc::now();
     let started = tracker.start_due_polls(now - chrono::Duration::seconds(2), now).unwrap();
-    assert_eq!(started, vec![tracker.source("echo:a").unwrap().id], "only b's host waits");
+    assert_eq!(started, vec![a.clone()], "only b's host waits");
+    // Its wait (2 × the 60 s base) over, the deferred poll is made.
+    let later = now + chrono::Duration::minutes(3);
+    let started = tracker.start_due_polls(later, later).unwrap();
+    assert_eq!(started, vec![b], "b's deferred poll, and nothing else fell due");
 }
 
 async fn bad_candidates_are_refused_and_the_rest_recorded(mode: Mode) {
@@ -128,6 +140,8 @@ async fn bad_candidates_are_refused_and_the_rest_recorded(mode: Mode) {
     registered(&tracker, "echo", &["a", "b"]).await;
     let report = tracker.poll("echo:a", None).await.unwrap();
     assert_eq!((report.counts.recorded, report.counts.rejected), (12, 2), "{report:?}");
+    assert!(report.refused[0].contains("`payloadUrl`"), "refused by name: {:?}", report.refused);
+    assert!(report.refused[1].contains("series `manga-berserk` is not tracked"), "{:?}", report.refused);
     assert!(states(&tracker, "manga-berserk").is_empty(), "Berserk is not tracked");
 }
 
@@ -142,7 +156,10 @@ async fn another_plugins_sources_are_out_of_reach(mode: Mode) {
     assert_eq!(tracker.sources(Some("echo")).unwrap().len(), 2, "its own sources did not replace echo's");
     let probed = tracker.poll("intruder:a", None).await.unwrap();
     let error = probed.error.unwrap();
-    assert!(error.contains("source does not belong to calling plugin") && error.contains("-32003"), "{error}");
+    assert!(error.contains("list=-32003 count=-32003 record=-32003 get=-32003 set=-32003"), "{error}");
+    assert_eq!(tracker.source("echo:a").unwrap().state.etag, None, "its etag was not written");
+    let theirs = LedgerFilter { source: Some(tracker.source("echo:a").unwrap().id), ..LedgerFilter::default() };
+    assert!(tracker.ledger(&theirs).unwrap().is_empty(), "nothing was recorded on it");
 }
 
 async fn a_poll_that_never_answers_is_stopped(mode: Mode) {

@@ -5,8 +5,9 @@
 //! (`releases/register_sources`, its whole set); each `releases/poll` reads the source's
 //! state (`releases/source_state/get`: the etag the host sent must be the one it keeps),
 //! counts and lists every tracked series page by page, records releases one by one with
-//! `releases/record` and reports progress after each series, then answers with its
-//! counters and a new etag (the old one with `+` added).
+//! `releases/record` and reports progress after each series, then keeps a new etag (the
+//! old one with `+` added; `releases/source_state/set`) and answers with it and its
+//! counters.
 //!
 //! For tracked series `s`, source `k` announces, in English: chapters 1 to `chapters`
 //! (default 2) and volume 1; and chapter 1 in French. Release ids are
@@ -22,8 +23,9 @@
 //! - `inlineCandidates`: `true`: the releases come back in the poll's answer instead of
 //!   being recorded one by one, with one more candidate that has no `payloadUrl`, and one
 //!   for the series `untrackedSeries` names, if it does;
-//! - `probeSource`: a source id it then asks the host about (list, record, state) as if it
-//!   were its own: the poll fails with the host's answer;
+//! - `probeSource`: a source id it then asks the host about in every way (list, count,
+//!   record, state get and set) as if it were its own: the poll fails, saying how each
+//!   was answered (`list=-32003 …`);
 //! - `hang`: `true`: a poll never answers.
 //!
 //! ```sh
@@ -90,6 +92,32 @@ fn releases_of(ctx: &Context, source_key: &str, series: &TrackedSeries) -> Vec<R
     releases
 }
 
+/// Asks the host about another plugin's source in every way, and says how each was answered:
+/// `name=code` for a refusal, `name=ok` for an answer.
+async fn probe(host: &codex_plugin_sdk::Releases, source: &str) -> String {
+    let said = |name: &str, outcome: std::result::Result<(), codex_plugin_sdk::HostError>| match outcome {
+        Ok(()) => format!("{name}=ok"),
+        Err(codex_plugin_sdk::HostError::Refused(error)) => format!("{name}={}", error.code),
+        Err(other) => format!("{name}={other}"),
+    };
+    let series = TrackedSeries {
+        series_id: "manga-naruto".into(),
+        aliases: None,
+        external_ids: None,
+        latest_known_chapter: None,
+        latest_known_volume: None,
+    };
+    let candidate = release("probe", &series, "c1", "en", NumericSpan { start: 1.0, end: 1.0 });
+    [
+        said("list", host.list_tracked(source, 0, 10).await.map(drop)),
+        said("count", host.count_tracked(source).await.map(drop)),
+        said("record", host.record(source, &candidate).await.map(drop)),
+        said("get", host.source_state(source).await.map(drop)),
+        said("set", host.set_etag(source, "mine").await),
+    ]
+    .join(" ")
+}
+
 fn host_error(what: &str, error: impl std::fmt::Display) -> PluginError {
     PluginError::Api { message: format!("{what}: {error}"), status_code: None }
 }
@@ -123,9 +151,7 @@ impl ReleaseProvider for Echo {
         }
         let host = ctx.releases();
         if let Some(other) = config.get("probeSource").and_then(Value::as_str) {
-            let listed = host.list_tracked(other, 0, 10).await.map(drop);
-            let state = host.source_state(other).await.map(drop);
-            return Err(host_error("probe", format!("list: {listed:?}; state: {state:?}")));
+            return Err(host_error("probe", probe(host, other).await));
         }
         let source_key = params.source_key.clone().unwrap_or_default();
         let state = host.source_state(&params.source_id).await.map_err(|error| host_error("source state", error))?;
@@ -186,6 +212,7 @@ impl ReleaseProvider for Echo {
                 candidates.push(serde_json::to_value(candidate).expect("a candidate serializes"));
             }
         }
+        host.set_etag(&params.source_id, &etag).await.map_err(|error| host_error("set etag", error))?;
         Ok(PollResponse {
             candidates,
             etag: Some(etag),

@@ -99,8 +99,10 @@ pub fn run(args: ReleasesArgs) -> Result<(), Failure> {
     runtime()?.block_on(async {
         let tracker = args.host.open_releases()?;
         let outcome = command(&tracker, args.command).await;
-        if let Ok(host) = std::sync::Arc::try_unwrap(tracker.host().clone()) {
-            host.shutdown().await;
+        // Plugins are shut down, and this host's call counts kept.
+        match tracker.into_host().await.map(std::sync::Arc::try_unwrap) {
+            Some(Ok(host)) => host.shutdown().await,
+            _ => tracing::warn!("the host was still in use; its plugins were stopped without a shutdown"),
         }
         outcome
     })
@@ -123,7 +125,7 @@ async fn command(tracker: &ReleaseTracker, command: ReleasesCommand) -> Result<(
             }
             let number = |value: Option<f64>| value.map(|value| value.to_string()).unwrap_or_default();
             table::print(
-                &["series", "chapter", "volume", "language", "state", "group", "source", "observed"],
+                &["series", "chapter", "volume", "language", "state", "group", "plugin", "observed"],
                 entries.iter().map(|entry| {
                     vec![
                         entry.series_id.clone(),

@@ -22,6 +22,10 @@ pub const MANIFEST_WAIT: Duration = Duration::from_secs(5);
 
 /// Serves a release source's `releases/*` requests, for the plugin registered as `plugin`.
 pub trait ReleaseService: Send + Sync {
+    /// An instance of `plugin` that declares a release source started (it registers its
+    /// sources as it does).
+    fn instance_started(&self, plugin: &str);
+
     fn serve(
         &self,
         plugin: &str,
@@ -32,6 +36,11 @@ pub trait ReleaseService: Send + Sync {
 
 /// The host's release service, once a tracker set it (weak: the tracker owns the host).
 pub(crate) type ReleaseServiceSlot = Arc<RwLock<Option<Weak<dyn ReleaseService>>>>;
+
+/// The release service in `slot`, if one is set and alive.
+pub(crate) fn release_service(slot: &ReleaseServiceSlot) -> Option<Arc<dyn ReleaseService>> {
+    slot.read().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref().and_then(Weak::upgrade)
+}
 
 pub(super) struct InstanceRequests {
     pub storage: StorageHandler,

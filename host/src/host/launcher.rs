@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::BeforeUserStartSlot;
 use super::capacity::{Capacity, Place};
-use super::instance_requests::{InstanceRequests, ReleaseServiceSlot};
+use super::instance_requests::{InstanceRequests, ReleaseServiceSlot, release_service};
 use crate::install::npx;
 use crate::limits::{StorageQuota, Timeouts};
 use crate::plugin::{Plugin, PluginError, PluginId, PluginSettings};
@@ -153,6 +153,12 @@ impl RegistryLauncher {
         });
         let started = Plugin::start(launched, settings, requests).await?;
         manifest_sender.send_replace(Some(Arc::new(started.manifest().clone())));
+        if user.is_none()
+            && started.manifest().capabilities.release_source.is_some()
+            && let Some(service) = release_service(&self.release_service)
+        {
+            service.instance_started(plugin);
+        }
         let started = match place {
             Some(place) => started.holding(place),
             None => started,

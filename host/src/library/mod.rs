@@ -124,7 +124,8 @@ pub trait LibraryPort: Send + Sync {
     /// How many series have release tracking on.
     fn count_tracked(&self) -> Result<u64, LibraryError>;
     /// Raises a series' latest known chapter and volume to these when they are larger (a
-    /// `None` leaves that one); never lowers them, whatever was written meanwhile.
+    /// `None` leaves that one). They never go down: [`LibraryPort::save_series`] only
+    /// raises them too.
     fn raise_latest_known(&self, series: &str, chapter: Option<f64>, volume: Option<f64>) -> Result<(), LibraryError>;
 }
 

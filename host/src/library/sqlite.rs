@@ -213,11 +213,15 @@ pub(super) fn write_series(connection: &Connection, series: &Series) -> Result<i
             revision
         ])?;
     write_external_ids(connection, "series_external_ids", "series_id", &series.id, &series.external_ids)?;
+    // The latest known chapter and volume only rise: a save of a copy read before a
+    // release source raised them keeps the raised values.
     let tracking = &series.tracking;
     connection.prepare_cached("INSERT INTO series_tracking (series_id, tracked, track_volumes, track_chapters, languages, latest_chapter, latest_volume, aliases, confidence_threshold)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
          ON CONFLICT (series_id) DO UPDATE SET tracked = ?2, track_volumes = ?3, track_chapters = ?4,
-             languages = ?5, latest_chapter = ?6, latest_volume = ?7, aliases = ?8, confidence_threshold = ?9")?.execute(
+             languages = ?5, aliases = ?8, confidence_threshold = ?9,
+             latest_chapter = MAX(COALESCE(latest_chapter, ?6), COALESCE(?6, latest_chapter)),
+             latest_volume = MAX(COALESCE(latest_volume, ?7), COALESCE(?7, latest_volume))")?.execute(
         params![
             series.id,
             tracking.tracked,

@@ -333,3 +333,22 @@ fn applied_reading_with_an_unknown_book_writes_nothing() {
     };
     assert!(library.apply_reading("ann", &bad).unwrap_err().to_string().contains("0 to 100"));
 }
+
+#[test]
+fn the_latest_known_chapter_never_goes_down() {
+    let (_dir, _path, library) = fresh();
+    LibraryFile::parse(&sample()).unwrap().import(&library).unwrap();
+    let copy = library.series("manga-frieren").unwrap();
+    assert_eq!(library.count_tracked().unwrap(), 1);
+    assert_eq!(library.tracked_series(0, 10).unwrap()[0].id, "manga-frieren");
+    library.raise_latest_known("manga-frieren", Some(140.0), Some(13.0)).unwrap();
+    library.raise_latest_known("manga-frieren", Some(120.0), None).unwrap();
+    // A copy read before the raise, saved after it (the pipeline applying metadata).
+    library.save_series(&copy).unwrap();
+    let tracking = library.series("manga-frieren").unwrap().tracking;
+    assert_eq!((tracking.latest_chapter, tracking.latest_volume), (Some(140.0), Some(13.0)));
+    let mut higher = library.series("manga-frieren").unwrap();
+    higher.tracking.latest_chapter = Some(141.0);
+    library.save_series(&higher).unwrap();
+    assert_eq!(library.series("manga-frieren").unwrap().tracking.latest_chapter, Some(141.0));
+}

@@ -9,6 +9,7 @@ mod poll;
 mod record;
 mod requests;
 mod scheduler;
+mod starts;
 mod store;
 
 pub use events::ReleaseEvent;
@@ -18,7 +19,7 @@ pub use store::{LEDGER_STATES, LedgerEntry, LedgerFilter, PollState, ReleaseSour
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::host::PluginHost;
@@ -92,9 +93,8 @@ pub(crate) struct Inner {
     deferred: Mutex<std::collections::HashSet<String>>,
     /// Itself, for requests served through the host's weak reference.
     this: std::sync::Weak<Inner>,
-    /// Registrations seen in this host, by plugin, and a wake-up for who waits for one.
-    registrations: Mutex<HashMap<String, u64>>,
-    registered: tokio::sync::Notify,
+    /// Release plugins' instance starts and registrations in this host.
+    starts: starts::Starts,
 }
 
 impl ReleaseTracker {
@@ -115,8 +115,7 @@ impl ReleaseTracker {
             events: tokio::sync::broadcast::channel(1024).0,
             polls: Arc::default(),
             progress: Mutex::default(),
-            registrations: Mutex::default(),
-            registered: tokio::sync::Notify::new(),
+            starts: starts::Starts::default(),
             deferred: Mutex::default(),
             this: this.clone(),
         });
@@ -205,28 +204,29 @@ impl ReleaseTracker {
         self.inner.store.set_setting(DEFAULT_SCHEDULE_SETTING, &serde_json::json!(schedule))
     }
 
-    /// Starts `plugin` if it is not running, so that it registers its sources, and waits
-    /// for its registration (at most [`crate::host::MANIFEST_WAIT`] more) unless this host
-    /// already saw one.
+    /// Starts `plugin` if it is not running, so that it registers its sources, and then
+    /// waits for that registration (at most [`crate::host::MANIFEST_WAIT`]). A plugin
+    /// started before the tracker existed was refused its registration: create the
+    /// tracker right after the host.
     pub async fn refresh_sources(&self, plugin: &str) -> Result<(), ReleaseError> {
-        let seen =
-            |inner: &Inner| inner.registrations.lock().unwrap_or_else(PoisonError::into_inner).get(plugin).copied();
-        let before = seen(&self.inner);
+        let before = self.inner.starts.seen(plugin);
         self.inner.host.call(plugin, None, "ping", serde_json::Value::Null).await?;
-        if before.is_some() {
-            return Ok(());
-        }
-        let waited = tokio::time::timeout(crate::host::MANIFEST_WAIT, async {
-            loop {
-                let notified = self.inner.registered.notified();
-                if seen(&self.inner).is_some() {
-                    return;
-                }
-                notified.await;
-            }
-        });
-        let _ = waited.await;
+        self.inner.starts.registration_after(plugin, before, crate::host::MANIFEST_WAIT).await;
         Ok(())
+    }
+
+    /// Gives the host back once no poll holds the tracker (waiting up to 5 s for those
+    /// running), so that it can be shut down; `None` if something still holds it.
+    pub async fn into_host(self) -> Option<Arc<PluginHost>> {
+        let mut inner = self.inner;
+        for _ in 0..250 {
+            match Arc::try_unwrap(inner) {
+                Ok(inner) => return Some(inner.host),
+                Err(shared) => inner = shared,
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
     }
 }
 
@@ -234,6 +234,17 @@ impl Inner {
     fn default_languages(&self) -> Result<Vec<String>, ReleaseError> {
         let stored = self.store.setting(DEFAULT_LANGUAGES_SETTING)?;
         Ok(stored.and_then(|value| serde_json::from_value(value).ok()).unwrap_or_default())
+    }
+
+    /// Runs work on the release records off the async workers (a write may wait for the
+    /// database's lock).
+    async fn stored<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&store::ReleaseStore) -> Result<T, ReleaseError> + Send + 'static,
+    ) -> Result<T, ReleaseError> {
+        let this = self.strong();
+        let done = tokio::task::spawn_blocking(move || work(&this.store)).await;
+        done.map_err(|error| ReleaseError::Store(format!("a records task stopped: {error}")))?
     }
 
     /// Runs library work off the async workers.

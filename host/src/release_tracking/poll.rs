@@ -34,9 +34,14 @@ type ProgressCallback = Box<dyn Fn(PollProgress) + Send + Sync>;
 pub(super) struct ActivePoll {
     source_id: String,
     counts: Mutex<PollCounts>,
+    /// Why candidates were refused, the first [`MAX_REFUSALS`].
+    refusals: Mutex<Vec<String>>,
     last_shown: Mutex<Option<Instant>>,
     on_progress: Option<ProgressCallback>,
 }
+
+/// How many refusals a poll's report names.
+pub const MAX_REFUSALS: usize = 10;
 
 impl ActivePoll {
     /// Shows the progress unless the last was under [`MIN_PROGRESS_INTERVAL`] ago and
@@ -56,6 +61,33 @@ impl ActivePoll {
 
     fn count(&self, change: impl FnOnce(&mut PollCounts)) {
         change(&mut self.counts.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+
+    fn refused(&self, why: &str) {
+        self.count(|counts| counts.rejected += 1);
+        let mut refusals = self.refusals.lock().unwrap_or_else(PoisonError::into_inner);
+        if refusals.len() < MAX_REFUSALS {
+            refusals.push(why.to_owned());
+        }
+    }
+}
+
+/// Keeps a poll in its plugin's list while it runs, and takes it out however it ends.
+struct Listed<'a> {
+    inner: &'a Inner,
+    plugin: String,
+    poll: Arc<ActivePoll>,
+}
+
+impl Drop for Listed<'_> {
+    fn drop(&mut self) {
+        let mut progress = self.inner.progress.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(polls) = progress.get_mut(&self.plugin) {
+            polls.retain(|other| !Arc::ptr_eq(other, &self.poll));
+            if polls.is_empty() {
+                progress.remove(&self.plugin);
+            }
+        }
     }
 }
 
@@ -77,6 +109,9 @@ pub struct PollReport {
     /// Until when the source's upstream host is left alone after this poll (RFC 3339).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backoff_until: Option<String>,
+    /// Why candidates were refused (the first ten).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<String>,
 }
 
 impl ReleaseTracker {
@@ -107,11 +142,33 @@ impl ReleaseTracker {
     }
 }
 
+/// The key a source's upstream backs off under: its plugin's, and its host (a plugin's
+/// throttled upstream never holds back another plugin's sources).
+pub(super) fn backoff_key(source: &ReleaseSource) -> String {
+    format!("{}@{}", source.plugin, upstream_host(source.config.as_ref(), &source.plugin))
+}
+
+/// The upstream's throttle in a plugin's error: RATE_LIMITED (with its
+/// `retryAfterSeconds`), or a status 429 or 503 named in its message (Tsundoku answers a
+/// throttled first page with -32603 "feed fetch failed (status 429): …").
+fn throttle_in(error: &PluginError) -> Option<UpstreamAnswer> {
+    let PluginError::Answered { error, .. } = error else { return None };
+    if error.code == ErrorCode::RateLimited.code() {
+        let seconds =
+            error.data.as_ref().and_then(|data| data.get("retryAfterSeconds")).and_then(|value| value.as_i64());
+        let retry_after = seconds.and_then(chrono::Duration::try_seconds);
+        return Some(UpstreamAnswer::Throttled { retry_after });
+    }
+    let named = ["(status 429)", "(status 503)"].iter().any(|status| error.message.contains(status));
+    named.then_some(UpstreamAnswer::Throttled { retry_after: None })
+}
+
 impl Inner {
     pub(super) async fn poll(&self, source: ReleaseSource, on_progress: Option<ProgressCallback>) -> PollReport {
         let active = Arc::new(ActivePoll {
             source_id: source.id.clone(),
             counts: Mutex::default(),
+            refusals: Mutex::default(),
             last_shown: Mutex::default(),
             on_progress,
         });
@@ -121,16 +178,12 @@ impl Inner {
             .entry(source.plugin.clone())
             .or_default()
             .push(active.clone());
+        let listed = Listed { inner: self, plugin: source.plugin.clone(), poll: active.clone() };
         let answered = self.ask(&source).await;
-        self.progress
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(source.plugin.clone())
-            .or_default()
-            .retain(|other| !Arc::ptr_eq(other, &active));
+        drop(listed);
         let report = match answered {
             Ok(response) => self.answered(&source, &active, response).await,
-            Err(error) => self.failed(&source, &active, error),
+            Err(error) => self.failed(&source, &active, error).await,
         };
         let _ = self.events.send(ReleaseEvent::ReleaseSourcePolled {
             source_id: source.id.clone(),
@@ -152,27 +205,21 @@ impl Inner {
         let timeout = self.config.poll_timeout;
         let answer = self.host.call_with_timeout(&source.plugin, None, "releases/poll", params, timeout).await;
         let answer = answer.map_err(|error| {
-            self.throttled_by(source, &error);
+            if let Some(throttle) = throttle_in(&error) {
+                self.backoff(source, throttle);
+            }
             format!("plugin call failed: {error}")
         })?;
         serde_json::from_value(answer)
             .map_err(|error| format!("the plugin's answer is not a releases/poll result: {error}"))
     }
 
-    /// A RATE_LIMITED error is the upstream's throttle too (Codex only logs it).
-    fn throttled_by(&self, source: &ReleaseSource, error: &PluginError) {
-        let PluginError::Answered { error, .. } = error else { return };
-        if error.code != ErrorCode::RateLimited.code() {
-            return;
-        }
-        let seconds =
-            error.data.as_ref().and_then(|data| data.get("retryAfterSeconds")).and_then(|value| value.as_i64());
-        let answer = UpstreamAnswer::Throttled { retry_after: seconds.map(chrono::Duration::seconds) };
-        self.backoffs.lock().unwrap_or_else(PoisonError::into_inner).record(
-            &upstream_host(source.config.as_ref(), &source.plugin),
-            answer,
-            chrono::Utc::now(),
-        );
+    /// Records what the poll said of its upstream; answers until when it is left alone.
+    fn backoff(&self, source: &ReleaseSource, answer: UpstreamAnswer) -> Option<chrono::DateTime<chrono::Utc>> {
+        let (key, now) = (backoff_key(source), chrono::Utc::now());
+        let mut backoffs = self.backoffs.lock().unwrap_or_else(PoisonError::into_inner);
+        backoffs.record(&key, answer, now);
+        backoffs.waiting_until(&key, now)
     }
 
     async fn answered(&self, source: &ReleaseSource, active: &ActivePoll, response: PollResponse) -> PollReport {
@@ -181,7 +228,7 @@ impl Inner {
                 Ok(recorded) => count(active, &recorded),
                 Err(Refused::Candidate(why)) => {
                     tracing::warn!(plugin = source.plugin, source = source.id, "a candidate was refused: {why}");
-                    active.count(|counts| counts.rejected += 1);
+                    active.refused(&why);
                 }
                 Err(Refused::Host(error)) => {
                     tracing::error!(
@@ -189,58 +236,44 @@ impl Inner {
                         source = source.id,
                         "a candidate was not recorded: {error}"
                     );
-                    active.count(|counts| counts.rejected += 1);
+                    active.refused(&error.to_string());
                 }
             }
         }
-        let mut counts = *active.counts.lock().unwrap_or_else(PoisonError::into_inner);
-        let seen = counts.recorded + counts.deduped + counts.rejected;
-        counts.fetched = response.parsed.map(u64::from).unwrap_or(seen).max(seen.min(response.candidates.len() as u64));
+        // What the plugin read upstream: its own count when it gives one, and never less
+        // than what reached the host.
+        active.count(|counts| {
+            let reached = counts.recorded + counts.deduped + counts.rejected;
+            counts.fetched = response.parsed.map_or(reached, u64::from).max(reached);
+        });
+        let counts = *active.counts.lock().unwrap_or_else(PoisonError::into_inner);
         let status = response.upstream_status;
-        let now = chrono::Utc::now();
-        let host = upstream_host(source.config.as_ref(), &source.plugin);
-        let backoff_until = {
-            let mut backoffs = self.backoffs.lock().unwrap_or_else(PoisonError::into_inner);
-            backoffs.record(&host, UpstreamAnswer::from_status(status), now);
-            backoffs.waiting_until(&host, now)
-        };
+        let backoff_until = self.backoff(source, UpstreamAnswer::from_status(status));
         let summary = summary_line(&counts, response.not_modified == Some(true), status);
         let warning =
             status.filter(|status| matches!(status, 429 | 503)).map(|status| format!("upstream returned {status}"));
-        let written =
-            self.store.poll_answered(&source.id, response.etag.as_deref(), &summary, warning.as_deref(), now_micros());
+        let (id, etag, line, kept_warning) =
+            (source.id.clone(), response.etag.clone(), summary.clone(), warning.clone());
+        let written = self
+            .stored(move |store| {
+                store.poll_answered(&id, etag.as_deref(), &line, kept_warning.as_deref(), now_micros())
+            })
+            .await;
         if let Err(error) = written {
             tracing::error!(source = source.id, "could not keep the poll's state: {error}");
         }
-        PollReport {
-            source_id: source.id.clone(),
-            plugin: source.plugin.clone(),
-            display_name: source.display_name.clone(),
-            counts,
-            summary,
-            upstream_status: status,
-            error: warning,
-            backoff_until: backoff_until.map(|until| until.to_rfc3339()),
-        }
+        report(source, active, summary, status, warning, backoff_until)
     }
 
-    fn failed(&self, source: &ReleaseSource, active: &ActivePoll, error: String) -> PollReport {
-        if let Err(written) = self.store.poll_failed(&source.id, &error, now_micros()) {
+    async fn failed(&self, source: &ReleaseSource, active: &ActivePoll, error: String) -> PollReport {
+        let (id, kept) = (source.id.clone(), error.clone());
+        if let Err(written) = self.stored(move |store| store.poll_failed(&id, &kept, now_micros())).await {
             tracing::error!(source = source.id, "could not keep the poll's error: {written}");
         }
-        let host = upstream_host(source.config.as_ref(), &source.plugin);
+        let key = backoff_key(source);
         let backoff_until =
-            self.backoffs.lock().unwrap_or_else(PoisonError::into_inner).waiting_until(&host, chrono::Utc::now());
-        PollReport {
-            source_id: source.id.clone(),
-            plugin: source.plugin.clone(),
-            display_name: source.display_name.clone(),
-            counts: *active.counts.lock().unwrap_or_else(PoisonError::into_inner),
-            summary: format!("Failed: {error}"),
-            upstream_status: None,
-            error: Some(error),
-            backoff_until: backoff_until.map(|until| until.to_rfc3339()),
-        }
+            self.backoffs.lock().unwrap_or_else(PoisonError::into_inner).waiting_until(&key, chrono::Utc::now());
+        report(source, active, format!("Failed: {error}"), None, Some(error), backoff_until)
     }
 
     /// A record the plugin made while polling, counted in that source's poll.
@@ -250,9 +283,9 @@ impl Inner {
         }
     }
 
-    pub(super) fn count_rejected(&self, plugin: &str, source_id: &str) {
+    pub(super) fn count_rejected(&self, plugin: &str, source_id: &str, why: &str) {
         if let Some(active) = self.active_poll(plugin, Some(source_id)) {
-            active.count(|counts| counts.rejected += 1);
+            active.refused(why);
         }
     }
 
@@ -264,6 +297,27 @@ impl Inner {
             Some(id) => polls.iter().rev().find(|poll| poll.source_id == id).cloned(),
             None => polls.last().cloned(),
         }
+    }
+}
+
+fn report(
+    source: &ReleaseSource,
+    active: &ActivePoll,
+    summary: String,
+    upstream_status: Option<u16>,
+    error: Option<String>,
+    backoff_until: Option<chrono::DateTime<chrono::Utc>>,
+) -> PollReport {
+    PollReport {
+        source_id: source.id.clone(),
+        plugin: source.plugin.clone(),
+        display_name: source.display_name.clone(),
+        counts: *active.counts.lock().unwrap_or_else(PoisonError::into_inner),
+        summary,
+        upstream_status,
+        error,
+        backoff_until: backoff_until.map(|until| until.to_rfc3339()),
+        refused: active.refusals.lock().unwrap_or_else(PoisonError::into_inner).clone(),
     }
 }
 

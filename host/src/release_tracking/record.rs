@@ -64,11 +64,14 @@ impl Inner {
             Arrival::Announced => "announced",
             Arrival::Ignored(_) => "ignored",
         };
-        let (ledger_id, inserted) = self.store.insert_release(source, &candidate, &checked, state, now_micros())?;
+        let languages = self.default_languages()?;
+        let (owner, release, kept) = (source.clone(), candidate.clone(), checked.clone());
+        let inserted =
+            self.stored(move |store| store.insert_release(&owner, &release, &kept, state, now_micros())).await?;
+        let (ledger_id, inserted) = inserted;
         if !inserted {
             return Ok(Recorded { result: RecordResult { ledger_id, deduped: true }, announced: false });
         }
-        let languages = self.default_languages()?;
         if let Some((chapter, volume)) = advance(&series.tracking, &languages, &candidate.language, &checked) {
             let id = series.id.clone();
             if let Err(error) = self.library(move |library| library.raise_latest_known(&id, chapter, volume)).await {

@@ -9,7 +9,7 @@ use codex_plugin_protocol::types::releases::{
 };
 use serde::Serialize;
 use serde_json::Value;
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 
 use super::record::Refused;
 use super::store::ReleaseSource;
@@ -20,6 +20,10 @@ use crate::releases::{check_sources, tracked_series};
 use crate::storage::handler::required;
 
 impl crate::host::ReleaseService for Inner {
+    fn instance_started(&self, plugin: &str) {
+        self.starts.started(plugin);
+    }
+
     fn serve(
         &self,
         plugin: &str,
@@ -37,8 +41,8 @@ impl crate::host::ReleaseService for Inner {
                 "releases/count_tracked" => answer(this.count_tracked(&plugin, required(params)?).await),
                 "releases/report_progress" => answer(Ok(this.report_progress(&plugin, required(params)?))),
                 "releases/record" => answer(this.record_request(&plugin, required(params)?).await),
-                "releases/source_state/get" => answer(this.source_state(&plugin, required(params)?)),
-                "releases/source_state/set" => answer(this.set_source_state(&plugin, required(params)?)),
+                "releases/source_state/get" => answer(this.source_state(&plugin, required(params)?).await),
+                "releases/source_state/set" => answer(this.set_source_state(&plugin, required(params)?).await),
                 other => Err(ErrorObject::new(ErrorCode::MethodNotFound, format!("unknown method `{other}`"))),
             }
         })
@@ -61,14 +65,15 @@ fn host_fault(plugin: &str, error: ReleaseError) -> ErrorObject {
 }
 
 impl Inner {
-    fn strong(&self) -> Arc<Inner> {
+    pub(super) fn strong(&self) -> Arc<Inner> {
         // Served only through the host's weak reference to an `Arc<Inner>`.
         self.this.upgrade().expect("the tracker lives while it serves")
     }
 
     /// The source, if `plugin` owns it (Codex's errors otherwise).
-    fn owned(&self, plugin: &str, id: &str) -> Result<ReleaseSource, ErrorObject> {
-        let source = self.store.source(id).map_err(|error| host_fault(plugin, error))?;
+    async fn owned(&self, plugin: &str, id: &str) -> Result<ReleaseSource, ErrorObject> {
+        let id = id.to_owned();
+        let source = self.stored(move |store| store.source(&id)).await.map_err(|error| host_fault(plugin, error))?;
         let source = source.ok_or_else(|| ErrorObject::new(ErrorCode::NotFound, "source not found"))?;
         if source.plugin != plugin {
             return Err(ErrorObject::new(ErrorCode::AuthFailed, "source does not belong to calling plugin"));
@@ -83,10 +88,10 @@ impl Inner {
         params: RegisterSourcesParams,
     ) -> Result<RegisterSourcesResult, ErrorObject> {
         check_sources(&params.sources, capability).map_err(invalid)?;
-        let (registered, pruned) =
-            self.store.register(plugin, &params.sources, now_micros()).map_err(|error| host_fault(plugin, error))?;
-        *self.registrations.lock().unwrap_or_else(PoisonError::into_inner).entry(plugin.to_owned()).or_default() += 1;
-        self.registered.notify_waiters();
+        let owner = plugin.to_owned();
+        let registering = self.stored(move |store| store.register(&owner, &params.sources, now_micros())).await;
+        let (registered, pruned) = registering.map_err(|error| host_fault(plugin, error))?;
+        self.starts.registered(plugin);
         tracing::info!(plugin, registered, pruned, "release sources registered");
         Ok(RegisterSourcesResult { registered, pruned })
     }
@@ -97,22 +102,22 @@ impl Inner {
         capability: &ReleaseSourceCapability,
         params: ListTrackedParams,
     ) -> Result<ListTrackedResult, ErrorObject> {
-        self.owned(plugin, &params.source_id)?;
+        self.owned(plugin, &params.source_id).await?;
         // Codex reads a limit of 0 as "no limit" and then pages forever; here it is the default.
         let limit = match params.limit {
             None | Some(0) => DEFAULT_TRACKED_PAGE,
             Some(limit) => limit.min(MAX_TRACKED_PAGE),
         } as usize;
-        let offset = params.offset.unwrap_or(0);
+        let offset = params.offset.unwrap_or(0).min(i64::MAX as u64);
         let series = self.library(move |library| library.tracked_series(offset, limit)).await;
         let series = series.map_err(|error| host_fault(plugin, error))?;
         let tracked: Vec<_> = series.iter().map(|series| tracked_series(series, capability)).collect();
-        let next_offset = (tracked.len() == limit).then(|| offset + limit as u64);
+        let next_offset = (tracked.len() == limit).then(|| offset.saturating_add(limit as u64));
         Ok(ListTrackedResult { tracked, next_offset })
     }
 
     async fn count_tracked(&self, plugin: &str, params: SourceParams) -> Result<CountTrackedResult, ErrorObject> {
-        self.owned(plugin, &params.source_id)?;
+        self.owned(plugin, &params.source_id).await?;
         let total = self.library(|library| library.count_tracked()).await.map_err(|error| host_fault(plugin, error))?;
         Ok(CountTrackedResult { total })
     }
@@ -128,22 +133,25 @@ impl Inner {
         plugin: &str,
         params: RecordParams,
     ) -> Result<codex_plugin_protocol::types::releases::RecordResult, ErrorObject> {
-        let source = self.owned(plugin, &params.source_id)?;
+        let source = self.owned(plugin, &params.source_id).await?;
         match self.record(&source, &params.candidate).await {
             Ok(recorded) => {
                 self.count_recorded(plugin, &source.id, &recorded);
                 Ok(recorded.result)
             }
             Err(Refused::Candidate(why)) => {
-                self.count_rejected(plugin, &source.id);
+                self.count_rejected(plugin, &source.id, &why);
                 Err(invalid(why))
             }
-            Err(Refused::Host(error)) => Err(host_fault(plugin, error)),
+            Err(Refused::Host(error)) => {
+                self.count_rejected(plugin, &source.id, &error.to_string());
+                Err(host_fault(plugin, error))
+            }
         }
     }
 
-    fn source_state(&self, plugin: &str, params: SourceParams) -> Result<SourceState, ErrorObject> {
-        let state = self.owned(plugin, &params.source_id)?.state;
+    async fn source_state(&self, plugin: &str, params: SourceParams) -> Result<SourceState, ErrorObject> {
+        let state = self.owned(plugin, &params.source_id).await?.state;
         Ok(SourceState {
             etag: state.etag,
             last_polled_at: state.last_polled_at.map(rfc3339_utc),
@@ -152,17 +160,19 @@ impl Inner {
         })
     }
 
-    fn set_source_state(
+    async fn set_source_state(
         &self,
         plugin: &str,
         params: SetSourceStateParams,
     ) -> Result<SetSourceStateResult, ErrorObject> {
-        self.owned(plugin, &params.source_id)?;
+        self.owned(plugin, &params.source_id).await?;
         let etag = params.etag.ok_or_else(|| invalid("no writable fields supplied".into()))?;
         if etag.chars().count() > 255 {
             return Err(invalid(format!("etag is {} characters, more than 255", etag.chars().count())));
         }
-        self.store.set_etag(&params.source_id, &etag, now_micros()).map_err(|error| host_fault(plugin, error))?;
+        let (id, kept) = (params.source_id, etag.clone());
+        let written = self.stored(move |store| store.set_etag(&id, &kept, now_micros())).await;
+        written.map_err(|error| host_fault(plugin, error))?;
         Ok(SetSourceStateResult { success: true, etag })
     }
 }

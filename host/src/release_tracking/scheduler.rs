@@ -8,8 +8,8 @@ use croner::Cron;
 use std::sync::PoisonError;
 use std::time::Duration;
 
+use super::poll::backoff_key;
 use super::{ReleaseError, ReleaseTracker};
-use crate::releases::backoff::upstream_host;
 use crate::sync::schedule::{due, parse_cron};
 
 /// The scheduler; stops when dropped (polls it started run to their end).
@@ -69,9 +69,23 @@ impl ReleaseTracker {
     /// that were deferred and whose upstream host waits no more; answers their ids.
     pub fn start_due_polls(&self, since: DateTime<Utc>, now: DateTime<Utc>) -> Result<Vec<String>, ReleaseError> {
         let default = self.default_schedule()?;
+        let sources = self.inner.store.sources(None)?;
+        let registry = self.inner.host.registry();
+        let enabled_plugins: std::collections::HashSet<String> = registry
+            .list()
+            .map_err(|error| ReleaseError::Store(error.to_string()))?
+            .into_iter()
+            .filter(|record| record.enabled)
+            .map(|record| record.id.as_str().to_owned())
+            .collect();
+        // A deferred source that is gone or disabled is forgotten.
+        self.inner.deferred.lock().unwrap_or_else(PoisonError::into_inner).retain(|id| {
+            sources.iter().any(|source| &source.id == id && source.enabled && enabled_plugins.contains(&source.plugin))
+        });
         let mut started = Vec::new();
-        for source in self.inner.store.sources(None)? {
-            if !source.enabled {
+        for source in sources {
+            // Codex skips the sources of a disabled plugin too, without an error.
+            if !source.enabled || !enabled_plugins.contains(&source.plugin) {
                 continue;
             }
             let text = source.cron_schedule.as_deref().unwrap_or(&default);
@@ -86,10 +100,10 @@ impl ReleaseTracker {
             if !due(&cron, since, now) && !deferred.contains(&source.id) {
                 continue;
             }
-            let host = upstream_host(source.config.as_ref(), &source.plugin);
-            let waiting = self.inner.backoffs.lock().unwrap_or_else(PoisonError::into_inner).waiting_until(&host, now);
+            let key = backoff_key(&source);
+            let waiting = self.inner.backoffs.lock().unwrap_or_else(PoisonError::into_inner).waiting_until(&key, now);
             if let Some(until) = waiting {
-                tracing::info!(source = source.id, host, %until, "poll deferred: its upstream host backs off");
+                tracing::info!(source = source.id, key, %until, "poll deferred: its upstream host backs off");
                 deferred.insert(source.id.clone());
                 continue;
             }

@@ -71,13 +71,19 @@ pub struct LedgerEntry {
 /// The ledger states.
 pub const LEDGER_STATES: [&str; 5] = ["announced", "dismissed", "marked_acquired", "ignored", "hidden"];
 
-/// Which ledger rows to read, newest first.
-#[derive(Debug, Clone, Default)]
+/// Which ledger rows to read, newest first; by default the latest 50 of any.
+#[derive(Debug, Clone)]
 pub struct LedgerFilter {
     pub series: Option<String>,
     pub state: Option<String>,
     pub source: Option<String>,
     pub limit: usize,
+}
+
+impl Default for LedgerFilter {
+    fn default() -> Self {
+        Self { series: None, state: None, source: None, limit: 50 }
+    }
 }
 
 pub(super) struct ReleaseStore(Mutex<Connection>);

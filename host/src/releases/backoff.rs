@@ -86,15 +86,19 @@ impl Backoffs {
             UpstreamAnswer::Throttled { retry_after } => {
                 let multiplier =
                     self.hosts.get(host).map_or(2, |wait| (wait.multiplier * 2).min(MAX_BACKOFF_MULTIPLIER));
-                let wait = (self.base * multiplier as i32).max(retry_after.unwrap_or(Duration::zero()));
-                self.hosts.insert(host.to_owned(), HostWait { multiplier, until: now + wait, heard: now });
+                // The upstream's own wait counts, up to a day.
+                let asked = retry_after.unwrap_or(Duration::zero()).min(BACKOFF_EXPIRY);
+                let wait = (self.base * multiplier as i32).max(asked).min(BACKOFF_EXPIRY);
+                let until = now.checked_add_signed(wait).unwrap_or(now);
+                self.hosts.insert(host.to_owned(), HostWait { multiplier, until, heard: now });
             }
         }
     }
 
     /// Until when `host` is not polled, if it is backing off.
     pub fn waiting_until(&self, host: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.hosts.get(host).map(|wait| wait.until).filter(|until| *until > now)
+        let wait = self.hosts.get(host).filter(|wait| now - wait.heard < BACKOFF_EXPIRY)?;
+        Some(wait.until).filter(|until| *until > now)
     }
 
     /// The multiplier `host` is at (1 when it is not backing off).
@@ -143,6 +147,9 @@ mod tests {
         let mut backoffs = Backoffs::new(Duration::seconds(10));
         backoffs.record("a", UpstreamAnswer::Throttled { retry_after: Some(Duration::hours(1)) }, now);
         assert_eq!(backoffs.waiting_until("a", now), Some(now + Duration::hours(1)));
+        backoffs.record("huge", UpstreamAnswer::Throttled { retry_after: Some(Duration::days(100_000)) }, now);
+        assert_eq!(backoffs.waiting_until("huge", now), Some(now + BACKOFF_EXPIRY), "at most a day");
+        assert_eq!(backoffs.waiting_until("huge", now + BACKOFF_EXPIRY), None);
         backoffs.record("b", UpstreamAnswer::Fine, now + BACKOFF_EXPIRY);
         assert_eq!(backoffs.multiplier("a"), 1, "forgotten after a day");
         assert_eq!(UpstreamAnswer::from_status(Some(503)), UpstreamAnswer::Throttled { retry_after: None });

@@ -7,6 +7,10 @@ use codex_plugin_protocol::types::releases::{NumericSpan, ReleaseCandidate};
 
 /// How far in the future a candidate's `observedAt` may be (Codex: `MAX_FUTURE_SKEW_S`).
 pub const MAX_FUTURE_SKEW_SECONDS: i64 = 3600;
+/// The most spans a candidate may give per axis, and the largest chapter or volume number
+/// (bounds Codex does not have: a release is a few chapters, not millions).
+pub const MAX_SPANS: usize = 1000;
+pub const MAX_NUMBER: f64 = 1_000_000.0;
 /// The confidence a candidate needs when its series sets no threshold of its own.
 pub const DEFAULT_CONFIDENCE_THRESHOLD: f64 = 0.7;
 
@@ -51,8 +55,20 @@ pub fn check(candidate: &ReleaseCandidate, threshold: f64, now: DateTime<Utc>) -
         return Err("language cannot be empty".into());
     }
     let spans = candidate.chapters.iter().chain(&candidate.volumes).flatten();
-    if spans.into_iter().any(|span| !span.start.is_finite() || !span.end.is_finite()) {
+    if spans.clone().any(|span| !span.start.is_finite() || !span.end.is_finite()) {
         return Err("chapter must be a finite number".into());
+    }
+    if let Some(span) = spans.into_iter().find(|span| span.start.abs() > MAX_NUMBER || span.end.abs() > MAX_NUMBER) {
+        return Err(format!(
+            "chapter or volume number {} is out of range (at most {MAX_NUMBER})",
+            span.end.max(span.start)
+        ));
+    }
+    for (axis, spans) in [("chapters", &candidate.chapters), ("volumes", &candidate.volumes)] {
+        let count = spans.as_ref().map_or(0, Vec::len);
+        if count > MAX_SPANS {
+            return Err(format!("{count} {axis} spans is more than {MAX_SPANS}"));
+        }
     }
     check_lengths(candidate)?;
     let observed_at = time(&candidate.observed_at, "observedAt")?;
@@ -175,6 +191,8 @@ mod tests {
             (json!({"observedAt": "2026-12-02T13:00:01Z"}), "observed_at is too far in the future"),
             (json!({"observedAt": "yesterday"}), "`observedAt`"),
             (json!({"externalReleaseId": "r".repeat(501)}), "`externalReleaseId` is 501 characters, more than 500"),
+            (json!({"chapters": [{"start": 1e17, "end": 100000000000000016.0}]}), "out of range (at most 1000000)"),
+            (json!({"volumes": vec![json!({"start": 1, "end": 1}); 1001]}), "1001 volumes spans is more than 1000"),
             (json!({"releasedAt": "2026-13-01"}), "`releasedAt`"),
             (
                 json!({"seriesMatch": {"codexSeriesId": "s1", "confidence": 1.5, "reason": ""}}),

@@ -70,26 +70,26 @@ fn fully_owned(candidate: &CheckedCandidate, owned: &[OwnedBook]) -> bool {
     }
 }
 
-/// The whole volumes inside the spans.
+/// The most items a release's spans are expanded into to ask whether the library holds
+/// them all; a release covering more is announced.
+const MAX_COVERED_ITEMS: usize = 10_000;
+
+/// The whole volumes inside the spans; empty when there are more than
+/// [`MAX_COVERED_ITEMS`]. Counted in integers: span ends are bounded by the candidate check.
 fn whole_volumes(spans: &[NumericSpan]) -> Vec<f64> {
     let mut volumes = Vec::new();
     for span in spans {
-        let (first, last) = (span.start.ceil(), span.end.floor());
-        // A span is bounded by the candidate's numbers; a huge one is not enumerated.
-        if last - first > 10_000.0 {
+        let (first, last) = (span.start.ceil() as i64, span.end.floor() as i64);
+        if last.saturating_sub(first) >= MAX_COVERED_ITEMS as i64 || volumes.len() > MAX_COVERED_ITEMS {
             return Vec::new();
         }
-        let mut volume = first;
-        while volume <= last {
-            volumes.push(volume);
-            volume += 1.0;
-        }
+        volumes.extend((first..=last).map(|volume| volume as f64));
     }
-    volumes
+    if volumes.len() > MAX_COVERED_ITEMS { Vec::new() } else { volumes }
 }
 
 /// The chapters a span covers: a point is itself; a range is its whole chapters, and its
-/// fractional ends.
+/// fractional ends. Empty when there are more than [`MAX_COVERED_ITEMS`].
 fn chapter_points(spans: &[NumericSpan]) -> Vec<f64> {
     let mut points = Vec::new();
     for span in spans {
@@ -97,22 +97,19 @@ fn chapter_points(spans: &[NumericSpan]) -> Vec<f64> {
             points.push(span.start);
             continue;
         }
-        if span.end - span.start > 10_000.0 {
+        let (first, last) = (span.start.ceil() as i64, span.end.floor() as i64);
+        if last.saturating_sub(first) >= MAX_COVERED_ITEMS as i64 || points.len() > MAX_COVERED_ITEMS {
             return Vec::new();
         }
         if span.start.fract() != 0.0 {
             points.push(span.start);
         }
-        let mut chapter = span.start.ceil();
-        while chapter <= span.end.floor() {
-            points.push(chapter);
-            chapter += 1.0;
-        }
+        points.extend((first..=last).map(|chapter| chapter as f64));
         if span.end.fract() != 0.0 {
             points.push(span.end);
         }
     }
-    points
+    if points.len() > MAX_COVERED_ITEMS { Vec::new() } else { points }
 }
 
 #[cfg(test)]
@@ -170,5 +167,8 @@ mod tests {
         assert_eq!(chapter_points(&[span(3.0, 3.0)]), vec![3.0]);
         assert_eq!(whole_volumes(&[span(1.5, 3.2)]), vec![2.0, 3.0]);
         assert!(whole_volumes(&[span(0.0, 1e12)]).is_empty(), "not enumerated");
+        assert!(chapter_points(&[span(1e17, 1e17 + 16.0)]).len() <= 17, "counted in integers");
+        let many: Vec<NumericSpan> = (0..2000).map(|n| span(n as f64 * 10.0, n as f64 * 10.0 + 9.0)).collect();
+        assert!(chapter_points(&many).is_empty() && whole_volumes(&many).is_empty(), "at most 10,000 items in all");
     }
 }

@@ -37,7 +37,8 @@ pub fn check_sources(sources: &[SourceRegistration], declared: &ReleaseSourceCap
         if name_chars > MAX_DISPLAY_NAME_CHARS {
             return Err(format!("display_name is {name_chars} characters, more than {MAX_DISPLAY_NAME_CHARS}"));
         }
-        if !RELEASE_SOURCE_KINDS.contains(&source.kind.as_str()) {
+        // Codex knows `metadata-piggyback` too (its own sources), which no plugin declares.
+        if !RELEASE_SOURCE_KINDS.contains(&source.kind.as_str()) && source.kind != "metadata-piggyback" {
             return Err(format!("invalid kind: {}", source.kind));
         }
         if !declared.kinds.contains(&source.kind) {
@@ -99,6 +100,7 @@ mod tests {
             (vec![unnamed], "display_name cannot be empty"),
             (vec![source("a", "ftp")], "invalid kind: ftp"),
             (vec![source("a", "rss-series")], "kind rss-series not declared"),
+            (vec![source("a", "metadata-piggyback")], "kind metadata-piggyback not declared"),
             (vec![huge], "the config of source a is"),
             (vec![source("a", "api-feed"), source("a", "api-feed")], "duplicate source_key in request: a"),
             ((0..501).map(|n| source(&n.to_string(), "api-feed")).collect(), "501 sources is more than the 500"),

@@ -1,5 +1,5 @@
 //! What a poll amounted to, counted, and the line a source keeps of its last poll (Codex's
-//! wording).
+//! wording, but for refusals: Codex calls every refusal "dropped below threshold").
 
 use serde::{Deserialize, Serialize};
 
