@@ -219,7 +219,23 @@ async fn a_plugin_without_the_capability_is_refused_every_release_method() {
     assert!(tracker.sources(Some("curious")).unwrap().is_empty());
 }
 
+async fn bad_registrations_are_refused_and_the_set_kept(mode: Mode) {
+    let (host, tracker) = host();
+    host.add("echo", example("release-echo", mode), json!({}), &[]);
+    registered(&tracker, "echo", &["a", "b"]).await;
+    let before = tracker.sources(Some("echo")).unwrap();
+    let too_many: Vec<String> = (0..501).map(|n| format!("k{n}")).collect();
+    for sources in [json!(["a", "k".repeat(10_000)]), json!(too_many)] {
+        let config = json!({"sources": sources}).as_object().cloned().unwrap();
+        host.host.configure("echo", config).await.unwrap();
+        // The new instance's registration is refused; the plugin keeps running.
+        tracker.refresh_sources("echo").await.unwrap();
+        assert_eq!(tracker.sources(Some("echo")).unwrap(), before, "nothing lost");
+    }
+}
+
 on_both_modes! {
+    bad_registrations => bad_registrations_are_refused_and_the_set_kept;
     scheduler => the_scheduler_polls_sources_on_their_schedule;
     poll => a_poll_records_dedupes_ignores_and_advances;
     registration => re_registration_replaces_the_set;

@@ -81,20 +81,31 @@ pub(crate) struct Inner {
     library: Arc<dyn LibraryPort>,
     store: store::ReleaseStore,
     config: TrackerConfig,
-    backoffs: Mutex<Backoffs>,
     events: tokio::sync::broadcast::Sender<ReleaseEvent>,
-    /// This host's polls in flight, by (plugin, source id): a second one joins the first.
-    polls: Arc<SingleFlight<PollReport>>,
-    /// Each plugin's polls in progress: what it records counts in its source's, and its
-    /// `releases/report_progress` goes to its latest.
-    progress: Mutex<HashMap<String, Vec<Arc<poll::ActivePoll>>>>,
-    /// Sources whose scheduled poll fell due while their upstream host backed off: polled
-    /// once the wait ends.
-    deferred: Mutex<std::collections::HashSet<String>>,
+    running: Running,
+    pacing: Pacing,
     /// Itself, for requests served through the host's weak reference.
     this: std::sync::Weak<Inner>,
     /// Release plugins' instance starts and registrations in this host.
     starts: starts::Starts,
+}
+
+/// This host's polls in progress.
+struct Running {
+    /// By (plugin, source id): a second poll of a source joins the first.
+    polls: Arc<SingleFlight<PollReport>>,
+    /// Each plugin's polls: what it records counts in its source's poll, and its
+    /// `releases/report_progress` goes to its latest.
+    progress: Mutex<HashMap<String, Vec<Arc<poll::ActivePoll>>>>,
+}
+
+/// When sources may be polled.
+struct Pacing {
+    /// Each (plugin, upstream host)'s wait after a 429 or 503.
+    backoffs: Mutex<Backoffs>,
+    /// Sources whose scheduled poll fell due while their upstream host backed off: polled
+    /// once the wait ends.
+    deferred: Mutex<std::collections::HashSet<String>>,
 }
 
 impl ReleaseTracker {
@@ -107,16 +118,19 @@ impl ReleaseTracker {
     ) -> Result<Self, ReleaseError> {
         let store = store::ReleaseStore::open(&host.database_path())?;
         let inner = Arc::new_cyclic(|this| Inner {
-            backoffs: Mutex::new(Backoffs::new(chrono::Duration::from_std(config.backoff_base).unwrap_or_default())),
+            pacing: Pacing {
+                backoffs: Mutex::new(Backoffs::new(
+                    chrono::Duration::from_std(config.backoff_base).unwrap_or_default(),
+                )),
+                deferred: Mutex::default(),
+            },
             host,
             library,
             store,
             config,
             events: tokio::sync::broadcast::channel(1024).0,
-            polls: Arc::default(),
-            progress: Mutex::default(),
+            running: Running { polls: Arc::default(), progress: Mutex::default() },
             starts: starts::Starts::default(),
-            deferred: Mutex::default(),
             this: this.clone(),
         });
         let service: Arc<dyn crate::host::ReleaseService> = inner.clone();

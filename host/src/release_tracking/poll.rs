@@ -81,7 +81,7 @@ struct Listed<'a> {
 
 impl Drop for Listed<'_> {
     fn drop(&mut self) {
-        let mut progress = self.inner.progress.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut progress = self.inner.running.progress.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(polls) = progress.get_mut(&self.plugin) {
             polls.retain(|other| !Arc::ptr_eq(other, &self.poll));
             if polls.is_empty() {
@@ -132,7 +132,7 @@ impl ReleaseTracker {
         }
         let key = (source.plugin.clone(), source.id.clone());
         let inner = self.inner.clone();
-        let running = self.inner.polls.join_or_start(key, move || {
+        let running = self.inner.running.polls.join_or_start(key, move || {
             Ok::<_, ReleaseError>(async move { Ok(inner.poll(source, on_progress).await) })
         })?;
         match running.await {
@@ -172,7 +172,8 @@ impl Inner {
             last_shown: Mutex::default(),
             on_progress,
         });
-        self.progress
+        self.running
+            .progress
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .entry(source.plugin.clone())
@@ -217,7 +218,7 @@ impl Inner {
     /// Records what the poll said of its upstream; answers until when it is left alone.
     fn backoff(&self, source: &ReleaseSource, answer: UpstreamAnswer) -> Option<chrono::DateTime<chrono::Utc>> {
         let (key, now) = (backoff_key(source), chrono::Utc::now());
-        let mut backoffs = self.backoffs.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut backoffs = self.pacing.backoffs.lock().unwrap_or_else(PoisonError::into_inner);
         backoffs.record(&key, answer, now);
         backoffs.waiting_until(&key, now)
     }
@@ -272,7 +273,7 @@ impl Inner {
         }
         let key = backoff_key(source);
         let backoff_until =
-            self.backoffs.lock().unwrap_or_else(PoisonError::into_inner).waiting_until(&key, chrono::Utc::now());
+            self.pacing.backoffs.lock().unwrap_or_else(PoisonError::into_inner).waiting_until(&key, chrono::Utc::now());
         report(source, active, format!("Failed: {error}"), None, Some(error), backoff_until)
     }
 
@@ -291,7 +292,7 @@ impl Inner {
 
     /// The plugin's poll of `source` in progress; with no source, its latest.
     pub(super) fn active_poll(&self, plugin: &str, source_id: Option<&str>) -> Option<Arc<ActivePoll>> {
-        let progress = self.progress.lock().unwrap_or_else(PoisonError::into_inner);
+        let progress = self.running.progress.lock().unwrap_or_else(PoisonError::into_inner);
         let polls = progress.get(plugin)?;
         match source_id {
             Some(id) => polls.iter().rev().find(|poll| poll.source_id == id).cloned(),

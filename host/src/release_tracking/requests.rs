@@ -81,7 +81,24 @@ impl Inner {
         Ok(source)
     }
 
+    /// Registers the plugin's sources; refused or not, whoever waits for its registration
+    /// is told it came.
     async fn register(
+        &self,
+        plugin: &str,
+        capability: &ReleaseSourceCapability,
+        params: RegisterSourcesParams,
+    ) -> Result<RegisterSourcesResult, ErrorObject> {
+        let registered = self.register_checked(plugin, capability, params).await;
+        self.starts.registered(plugin);
+        match &registered {
+            Ok(done) => tracing::info!(plugin, done.registered, done.pruned, "release sources registered"),
+            Err(error) => tracing::warn!(plugin, "release sources refused: {}", error.message),
+        }
+        registered
+    }
+
+    async fn register_checked(
         &self,
         plugin: &str,
         capability: &ReleaseSourceCapability,
@@ -91,8 +108,6 @@ impl Inner {
         let owner = plugin.to_owned();
         let registering = self.stored(move |store| store.register(&owner, &params.sources, now_micros())).await;
         let (registered, pruned) = registering.map_err(|error| host_fault(plugin, error))?;
-        self.starts.registered(plugin);
-        tracing::info!(plugin, registered, pruned, "release sources registered");
         Ok(RegisterSourcesResult { registered, pruned })
     }
 

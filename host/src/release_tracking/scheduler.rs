@@ -79,7 +79,7 @@ impl ReleaseTracker {
             .map(|record| record.id.as_str().to_owned())
             .collect();
         // A deferred source that is gone or disabled is forgotten.
-        self.inner.deferred.lock().unwrap_or_else(PoisonError::into_inner).retain(|id| {
+        self.inner.pacing.deferred.lock().unwrap_or_else(PoisonError::into_inner).retain(|id| {
             sources.iter().any(|source| &source.id == id && source.enabled && enabled_plugins.contains(&source.plugin))
         });
         let mut started = Vec::new();
@@ -96,12 +96,13 @@ impl ReleaseTracker {
                     continue;
                 }
             };
-            let mut deferred = self.inner.deferred.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut deferred = self.inner.pacing.deferred.lock().unwrap_or_else(PoisonError::into_inner);
             if !due(&cron, since, now) && !deferred.contains(&source.id) {
                 continue;
             }
             let key = backoff_key(&source);
-            let waiting = self.inner.backoffs.lock().unwrap_or_else(PoisonError::into_inner).waiting_until(&key, now);
+            let waiting =
+                self.inner.pacing.backoffs.lock().unwrap_or_else(PoisonError::into_inner).waiting_until(&key, now);
             if let Some(until) = waiting {
                 tracing::info!(source = source.id, key, %until, "poll deferred: its upstream host backs off");
                 deferred.insert(source.id.clone());
@@ -109,7 +110,7 @@ impl ReleaseTracker {
             }
             deferred.remove(&source.id);
             drop(deferred);
-            if self.inner.polls.is_running(&(source.plugin.clone(), source.id.clone())) {
+            if self.inner.running.polls.is_running(&(source.plugin.clone(), source.id.clone())) {
                 continue;
             }
             started.push(source.id.clone());
