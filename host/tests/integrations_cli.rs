@@ -272,6 +272,11 @@ fn release_sources_are_listed_polled_and_their_releases_shown_from_the_command_l
     let axes = [&tracking["tracked"], &tracking["trackVolumes"], &tracking["trackChapters"]];
     assert_eq!(axes, [&json!(true), &json!(false), &json!(true)]);
     assert_eq!(tracking["aliases"], json!(["NRT"]));
+    // A plugin never started is started to find out whether it is a release source.
+    let sources: Value = serde_json::from_str(&host.ok(&["releases", "sources", "--json"], None)).unwrap();
+    let plugins: Vec<&str> =
+        sources.as_array().unwrap().iter().map(|source| source["plugin"].as_str().unwrap()).collect();
+    assert_eq!(plugins, ["echo-releases", "echo-releases"], "{sources}");
     let sources: Value =
         serde_json::from_str(&host.ok(&["releases", "sources", "--plugin", "echo-releases", "--json"], None)).unwrap();
     let keys: Vec<&str> =

@@ -102,6 +102,8 @@ impl StorageQuota {
                 match quota.sweep_expired().await {
                     Ok(0) => {}
                     Ok(swept) => tracing::debug!(swept, "swept expired storage keys"),
+                    // A command that ends at once ends its sweep: not a failure.
+                    Err(QuotaError::Storage(StorageError::Cancelled)) => return,
                     Err(error) => tracing::warn!("sweeping expired storage keys failed: {error}"),
                 }
             }
@@ -224,6 +226,7 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, QuotaError> {
     match tokio::task::spawn_blocking(operation).await {
         Ok(result) => result.map_err(QuotaError::from),
+        Err(error) if error.is_cancelled() => Err(QuotaError::Storage(StorageError::Cancelled)),
         Err(error) => Err(QuotaError::Storage(StorageError::Task(error.to_string()))),
     }
 }

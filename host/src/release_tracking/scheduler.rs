@@ -48,14 +48,16 @@ impl ReleaseTracker {
         }))
     }
 
-    /// Starts each enabled plugin whose manifest (as last seen) declares a release source.
+    /// Starts each enabled plugin whose manifest (as last seen) declares a release source,
+    /// and each that never started (its manifest unknown, it may be one).
     pub async fn start_release_plugins(&self) {
         let Ok(records) = self.inner.host.registry().list() else { return };
         for record in records {
-            let releases = record
-                .manifest
-                .and_then(|manifest| serde_json::from_value::<Manifest>(manifest).ok())
-                .is_some_and(|manifest| manifest.capabilities.release_source.is_some());
+            let releases = match record.manifest {
+                None => true,
+                Some(manifest) => serde_json::from_value::<Manifest>(manifest)
+                    .is_ok_and(|manifest| manifest.capabilities.release_source.is_some()),
+            };
             if record.enabled
                 && releases
                 && let Err(error) = self.refresh_sources(record.id.as_str()).await

@@ -91,6 +91,9 @@ pub enum StorageError {
     File(#[from] crate::database::DatabaseError),
     #[error("storage task failed: {0}")]
     Task(String),
+    /// The runtime is shutting down and dropped the operation.
+    #[error("storage task cancelled: the host is shutting down")]
+    Cancelled,
 }
 
 /// A key/value store of JSON text, by scope. Expired entries are invisible to every
