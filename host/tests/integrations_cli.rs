@@ -266,7 +266,7 @@ fn release_sources_are_listed_polled_and_their_releases_shown_from_the_command_l
     let component = component("release-echo");
     host.ok(&["plugin", "add", "echo-releases", "--wasm", component.to_str().unwrap()], None);
     let tracking: Value = serde_json::from_str(
-        &host.ok(&["library", "track", "manga-naruto", "--volumes", "false", "--chapters", "--alias", "NRT"], None),
+        &host.ok(&["library", "track", "manga-naruto", "--volumes=false", "--chapters", "--alias", "NRT"], None),
     )
     .unwrap();
     let axes = [&tracking["tracked"], &tracking["trackVolumes"], &tracking["trackChapters"]];
@@ -301,4 +301,17 @@ fn release_sources_are_listed_polled_and_their_releases_shown_from_the_command_l
     host.refused(&["releases", "list", "--state", "new"], None, "`new` is not a state");
     host.refused(&["releases", "poll", "echo-releases:zz"], None, "no release source `echo-releases:zz`");
     host.refused(&["library", "track", "manga-naruto", "--threshold", "2"], None, "not a confidence");
+    host.refused(
+        &["library", "track", "manga-naruto", "--latest-chapter", "soon"],
+        None,
+        "not a chapter or volume number",
+    );
+    // Release sources only raise the latest known chapter; an admin corrects it.
+    let corrected: Value =
+        serde_json::from_str(&host.ok(&["library", "track", "manga-naruto", "--latest-chapter", "1"], None)).unwrap();
+    assert_eq!(corrected["latestChapter"], json!(1.0), "{corrected}");
+    let cleared: Value =
+        serde_json::from_str(&host.ok(&["library", "track", "manga-naruto", "--latest-chapter", "none"], None))
+            .unwrap();
+    assert!(cleared.get("latestChapter").is_none(), "{cleared}");
 }

@@ -84,12 +84,18 @@ struct TrackArgs {
     /// Stop tracking it (its settings are kept).
     #[arg(long)]
     untrack: bool,
-    /// Announce new volumes (`--volumes false`: not); as before when not given (at first: yes).
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    /// Announce new volumes (`--volumes=false`: not); as before when not given (at first: yes).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     volumes: Option<bool>,
-    /// Announce new chapters (`--chapters false`: not); as before when not given (at first: yes).
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    /// Announce new chapters (`--chapters=false`: not); as before when not given (at first: yes).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     chapters: Option<bool>,
+    /// Correct its latest known chapter (`none` clears it); release sources only raise it.
+    #[arg(long, value_name = "N|none", value_parser = latest_number)]
+    latest_chapter: Option<Latest>,
+    /// Correct its latest known volume (`none` clears it).
+    #[arg(long, value_name = "N|none", value_parser = latest_number)]
+    latest_volume: Option<Latest>,
     /// A language whose releases advance its latest known chapter (repeatable; none: the
     /// host's, `releases settings`).
     #[arg(long = "language", value_name = "CODE")]
@@ -359,6 +365,27 @@ fn set_tracking(library: &SqliteLibrary, args: TrackArgs) -> Result<(), Failure>
     }
     tracking.confidence_threshold = args.threshold.or(tracking.confidence_threshold);
     library.save_series(&series).map_err(library_failure)?;
-    super::print_line(&serde_json::to_string_pretty(&series.tracking).expect("tracking serializes"));
+    if args.latest_chapter.is_some() || args.latest_volume.is_some() {
+        let saved = library.series(&series.id).map_err(library_failure)?.tracking;
+        let chapter = args.latest_chapter.map_or(saved.latest_chapter, |latest| latest.0);
+        let volume = args.latest_volume.map_or(saved.latest_volume, |latest| latest.0);
+        library.set_latest_known(&series.id, chapter, volume).map_err(library_failure)?;
+    }
+    let tracking = library.series(&series.id).map_err(library_failure)?.tracking;
+    super::print_line(&serde_json::to_string_pretty(&tracking).expect("tracking serializes"));
     Ok(())
+}
+
+/// A latest known chapter or volume as given: a number, or none.
+#[derive(Debug, Clone, Copy)]
+struct Latest(Option<f64>);
+
+fn latest_number(text: &str) -> Result<Latest, String> {
+    if text == "none" {
+        return Ok(Latest(None));
+    }
+    match text.parse::<f64>() {
+        Ok(number) if number.is_finite() && number >= 0.0 => Ok(Latest(Some(number))),
+        _ => Err(format!("{text:?} is not a chapter or volume number (or `none`)")),
+    }
 }

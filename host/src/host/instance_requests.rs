@@ -88,9 +88,7 @@ impl ReverseHandler for InstanceRequests {
                     "unknown method `{method}`: release sources are served to the plugin's own instance, not a user's"
                 )));
             }
-            let service =
-                releases.read().unwrap_or_else(std::sync::PoisonError::into_inner).as_ref().and_then(Weak::upgrade);
-            let Some(service) = service else {
+            let Some(service) = release_service(&releases) else {
                 return Err(not_found(format!(
                     "unknown method `{method}`: this host runs no release tracker, so it keeps no release sources"
                 )));

@@ -152,13 +152,14 @@ impl RegistryLauncher {
             releases: self.release_service.clone(),
         });
         let started = Plugin::start(launched, settings, requests).await?;
-        manifest_sender.send_replace(Some(Arc::new(started.manifest().clone())));
+        // Counted as started before its waiting registration is let through.
         if user.is_none()
             && started.manifest().capabilities.release_source.is_some()
             && let Some(service) = release_service(&self.release_service)
         {
             service.instance_started(plugin);
         }
+        manifest_sender.send_replace(Some(Arc::new(started.manifest().clone())));
         let started = match place {
             Some(place) => started.holding(place),
             None => started,

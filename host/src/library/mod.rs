@@ -127,6 +127,9 @@ pub trait LibraryPort: Send + Sync {
     /// `None` leaves that one). They never go down: [`LibraryPort::save_series`] only
     /// raises them too.
     fn raise_latest_known(&self, series: &str, chapter: Option<f64>, volume: Option<f64>) -> Result<(), LibraryError>;
+    /// Sets a series' latest known chapter and volume to exactly these (an admin's
+    /// correction: the only way they go down).
+    fn set_latest_known(&self, series: &str, chapter: Option<f64>, volume: Option<f64>) -> Result<(), LibraryError>;
 }
 
 /// [`LibraryPort::readings`] as the trait does it, from the port's single reads.

@@ -542,4 +542,8 @@ impl LibraryPort for SqliteLibrary {
     fn raise_latest_known(&self, series: &str, chapter: Option<f64>, volume: Option<f64>) -> Result<(), LibraryError> {
         tracking::raise_latest_known(&self.lock(), series, chapter, volume)
     }
+
+    fn set_latest_known(&self, series: &str, chapter: Option<f64>, volume: Option<f64>) -> Result<(), LibraryError> {
+        tracking::set_latest_known(&self.lock(), series, chapter, volume)
+    }
 }

@@ -86,4 +86,7 @@ impl LibraryPort for WithSaveAll {
     fn raise_latest_known(&self, series: &str, chapter: Option<f64>, volume: Option<f64>) -> Result<(), LibraryError> {
         self.inner.raise_latest_known(series, chapter, volume)
     }
+    fn set_latest_known(&self, series: &str, chapter: Option<f64>, volume: Option<f64>) -> Result<(), LibraryError> {
+        self.inner.set_latest_known(series, chapter, volume)
+    }
 }

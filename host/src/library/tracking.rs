@@ -39,3 +39,18 @@ pub(super) fn raise_latest_known(
         .execute(params![series, chapter, volume])?;
     Ok(())
 }
+
+pub(super) fn set_latest_known(
+    connection: &Connection,
+    series: &str,
+    chapter: Option<f64>,
+    volume: Option<f64>,
+) -> Result<(), LibraryError> {
+    let changed = connection
+        .prepare_cached("UPDATE series_tracking SET latest_chapter = ?2, latest_volume = ?3 WHERE series_id = ?1")?
+        .execute(params![series, chapter, volume])?;
+    if changed == 0 {
+        return Err(LibraryError::NoSeries(series.to_owned()));
+    }
+    Ok(())
+}

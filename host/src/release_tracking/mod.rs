@@ -223,9 +223,9 @@ impl ReleaseTracker {
     /// started before the tracker existed was refused its registration: create the
     /// tracker right after the host.
     pub async fn refresh_sources(&self, plugin: &str) -> Result<(), ReleaseError> {
-        let before = self.inner.starts.seen(plugin);
+        // An instance is started (and counted as such) before the ping is answered.
         self.inner.host.call(plugin, None, "ping", serde_json::Value::Null).await?;
-        self.inner.starts.registration_after(plugin, before, crate::host::MANIFEST_WAIT).await;
+        self.inner.starts.registration(plugin, crate::host::MANIFEST_WAIT).await;
         Ok(())
     }
 
@@ -246,8 +246,7 @@ impl ReleaseTracker {
 
 impl Inner {
     fn default_languages(&self) -> Result<Vec<String>, ReleaseError> {
-        let stored = self.store.setting(DEFAULT_LANGUAGES_SETTING)?;
-        Ok(stored.and_then(|value| serde_json::from_value(value).ok()).unwrap_or_default())
+        self.store.default_languages()
     }
 
     /// Runs work on the release records off the async workers (a write may wait for the

@@ -40,6 +40,9 @@ pub(super) struct ActivePoll {
     on_progress: Option<ProgressCallback>,
 }
 
+/// The longest etag a source keeps (Codex's column size).
+pub const MAX_ETAG_CHARS: usize = 255;
+
 /// How many refusals a poll's report names.
 pub const MAX_REFUSALS: usize = 10;
 
@@ -123,7 +126,9 @@ impl ReleaseTracker {
         source: &str,
         on_progress: Option<Box<dyn Fn(PollProgress) + Send + Sync>>,
     ) -> Result<PollReport, ReleaseError> {
-        let source = self.source(source)?;
+        let (this, name) = (self.clone(), source.to_owned());
+        let found = tokio::task::spawn_blocking(move || this.source(&name)).await;
+        let source = found.map_err(|error| ReleaseError::Store(format!("a records task stopped: {error}")))??;
         if !source.enabled {
             return Err(ReleaseError::Invalid(format!(
                 "source `{}` is disabled; `releases enable {}` enables it",
@@ -253,8 +258,14 @@ impl Inner {
         let summary = summary_line(&counts, response.not_modified == Some(true), status);
         let warning =
             status.filter(|status| matches!(status, 429 | 503)).map(|status| format!("upstream returned {status}"));
-        let (id, etag, line, kept_warning) =
-            (source.id.clone(), response.etag.clone(), summary.clone(), warning.clone());
+        let etag = response.etag.clone().filter(|etag| {
+            let fits = etag.chars().count() <= MAX_ETAG_CHARS;
+            if !fits {
+                tracing::warn!(source = source.id, "the poll's etag is over {MAX_ETAG_CHARS} characters: not kept");
+            }
+            fits
+        });
+        let (id, line, kept_warning) = (source.id.clone(), summary.clone(), warning.clone());
         let written = self
             .stored(move |store| {
                 store.poll_answered(&id, etag.as_deref(), &line, kept_warning.as_deref(), now_micros())

@@ -60,15 +60,24 @@ impl Inner {
         }
         let threshold = confidence_threshold(series.tracking.confidence_threshold);
         let checked = check(&candidate, threshold, chrono::Utc::now()).map_err(Refused::Candidate)?;
-        let state = match arrival(&checked, &series.tracking, &owned) {
+        // A duplicate is answered before anything is worked out for it.
+        let (owner, release) = (source.clone(), candidate.clone());
+        if let Some(ledger_id) = self.stored(move |store| store.existing_release(&owner, &release)).await? {
+            return Ok(Recorded { result: RecordResult { ledger_id, deduped: true }, announced: false });
+        }
+        let (release, tracking) = (checked.clone(), series.tracking.clone());
+        let arrived = tokio::task::spawn_blocking(move || arrival(&release, &tracking, &owned)).await;
+        let state = match arrived.map_err(|error| ReleaseError::Store(format!("a ledger task stopped: {error}")))? {
             Arrival::Announced => "announced",
             Arrival::Ignored(_) => "ignored",
         };
-        let languages = self.default_languages()?;
         let (owner, release, kept) = (source.clone(), candidate.clone(), checked.clone());
-        let inserted =
-            self.stored(move |store| store.insert_release(&owner, &release, &kept, state, now_micros())).await?;
-        let (ledger_id, inserted) = inserted;
+        let (languages, (ledger_id, inserted)) = self
+            .stored(move |store| {
+                let languages = store.default_languages()?;
+                Ok((languages, store.insert_release(&owner, &release, &kept, state, now_micros())?))
+            })
+            .await?;
         if !inserted {
             return Ok(Recorded { result: RecordResult { ledger_id, deduped: true }, announced: false });
         }

@@ -36,7 +36,16 @@ impl crate::host::ReleaseService for Inner {
         Box::pin(async move {
             let params = request.params.as_deref();
             match request.method.as_str() {
-                "releases/register_sources" => answer(this.register(&plugin, &capability, required(params)?).await),
+                "releases/register_sources" => {
+                    // Whoever waits for this plugin's registration hears of it, even a
+                    // malformed one.
+                    let registering = match required(params) {
+                        Ok(params) => this.register(&plugin, &capability, params).await,
+                        Err(error) => Err(error),
+                    };
+                    this.starts.registered(&plugin);
+                    answer(registering)
+                }
                 "releases/list_tracked" => answer(this.list_tracked(&plugin, &capability, required(params)?).await),
                 "releases/count_tracked" => answer(this.count_tracked(&plugin, required(params)?).await),
                 "releases/report_progress" => answer(Ok(this.report_progress(&plugin, required(params)?))),
@@ -81,8 +90,7 @@ impl Inner {
         Ok(source)
     }
 
-    /// Registers the plugin's sources; refused or not, whoever waits for its registration
-    /// is told it came.
+    /// Registers the plugin's sources, and logs what came of it.
     async fn register(
         &self,
         plugin: &str,
@@ -90,7 +98,6 @@ impl Inner {
         params: RegisterSourcesParams,
     ) -> Result<RegisterSourcesResult, ErrorObject> {
         let registered = self.register_checked(plugin, capability, params).await;
-        self.starts.registered(plugin);
         match &registered {
             Ok(done) => tracing::info!(plugin, done.registered, done.pruned, "release sources registered"),
             Err(error) => tracing::warn!(plugin, "release sources refused: {}", error.message),
@@ -182,8 +189,9 @@ impl Inner {
     ) -> Result<SetSourceStateResult, ErrorObject> {
         self.owned(plugin, &params.source_id).await?;
         let etag = params.etag.ok_or_else(|| invalid("no writable fields supplied".into()))?;
-        if etag.chars().count() > 255 {
-            return Err(invalid(format!("etag is {} characters, more than 255", etag.chars().count())));
+        if etag.chars().count() > super::poll::MAX_ETAG_CHARS {
+            let limit = super::poll::MAX_ETAG_CHARS;
+            return Err(invalid(format!("etag is {} characters, more than {limit}", etag.chars().count())));
         }
         let (id, kept) = (params.source_id, etag.clone());
         let written = self.stored(move |store| store.set_etag(&id, &kept, now_micros())).await;

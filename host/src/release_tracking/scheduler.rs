@@ -38,10 +38,13 @@ impl ReleaseTracker {
             loop {
                 tokio::time::sleep(tick).await;
                 let now = Utc::now();
-                match this.start_due_polls(since, now) {
-                    Ok(started) if !started.is_empty() => tracing::info!("scheduled polls started: {started:?}"),
-                    Ok(_) => {}
-                    Err(error) => tracing::warn!("scheduled polls: {error}"),
+                // It reads the records and the registry: off the async workers.
+                let ticking = this.clone();
+                match tokio::task::spawn_blocking(move || ticking.start_due_polls(since, now)).await {
+                    Ok(Ok(started)) if !started.is_empty() => tracing::info!("scheduled polls started: {started:?}"),
+                    Ok(Ok(_)) => {}
+                    Ok(Err(error)) => tracing::warn!("scheduled polls: {error}"),
+                    Err(error) => tracing::warn!("scheduled polls stopped: {error}"),
                 }
                 since = now;
             }

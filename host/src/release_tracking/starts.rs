@@ -9,6 +9,8 @@ use std::time::Duration;
 pub(super) struct Seen {
     pub starts: u64,
     pub registrations: u64,
+    /// An instance started and has not tried to register since.
+    pub pending: bool,
 }
 
 #[derive(Default)]
@@ -23,11 +25,18 @@ impl Starts {
     }
 
     pub fn started(&self, plugin: &str) {
-        self.count(plugin, |seen| seen.starts += 1);
+        self.count(plugin, |seen| {
+            seen.starts += 1;
+            seen.pending = true;
+        });
     }
 
+    /// A registration came (or was tried: a refused one counts).
     pub fn registered(&self, plugin: &str) {
-        self.count(plugin, |seen| seen.registrations += 1);
+        self.count(plugin, |seen| {
+            seen.registrations += 1;
+            seen.pending = false;
+        });
     }
 
     fn count(&self, plugin: &str, change: impl FnOnce(&mut Seen)) {
@@ -35,14 +44,14 @@ impl Starts {
         self.changed.notify_waiters();
     }
 
-    /// Waits (at most `wait`) for a registration after `before` when an instance started
-    /// since `before`: a plugin registers its sources as it starts.
-    pub async fn registration_after(&self, plugin: &str, before: Seen, wait: Duration) {
+    /// Waits (at most `wait`) while an instance that started has not registered yet: a
+    /// plugin registers its sources as it starts (before it answers `initialize`, or just
+    /// after).
+    pub async fn registration(&self, plugin: &str, wait: Duration) {
         let registered = async {
             loop {
                 let changed = self.changed.notified();
-                let now = self.seen(plugin);
-                if now.starts == before.starts || now.registrations > before.registrations {
+                if !self.seen(plugin).pending {
                     return;
                 }
                 changed.await;

@@ -251,9 +251,18 @@ impl ReleaseStore {
         Ok(())
     }
 
-    /// Adds a release unless the ledger has it (the same source and release id, or the
-    /// same info hash from one of the plugin's sources); answers its row id and whether it
-    /// was added.
+    /// The ledger row of this release, if it has one: the same source and release id, or
+    /// the same info hash from one of the plugin's sources.
+    pub fn existing_release(
+        &self,
+        source: &ReleaseSource,
+        candidate: &ReleaseCandidate,
+    ) -> Result<Option<String>, ReleaseError> {
+        existing_release(&self.lock(), source, candidate)
+    }
+
+    /// Adds a release unless the ledger has it ([`ReleaseStore::existing_release`]);
+    /// answers its row id and whether it was added.
     pub fn insert_release(
         &self,
         source: &ReleaseSource,
@@ -264,18 +273,7 @@ impl ReleaseStore {
     ) -> Result<(String, bool), ReleaseError> {
         let mut connection = self.lock();
         let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(failed)?;
-        let existing: Option<String> = transaction
-            .query_row(
-                "SELECT id FROM release_ledger WHERE source_id = ?1 AND external_release_id = ?2
-                 UNION ALL
-                 SELECT id FROM release_ledger WHERE plugin_id = ?3 AND info_hash = ?4
-                 LIMIT 1",
-                params![source.id, candidate.external_release_id, source.plugin, candidate.info_hash],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(failed)?;
-        if let Some(id) = existing {
+        if let Some(id) = existing_release(&transaction, source, candidate)? {
             return Ok((id, false));
         }
         let id = uuid::Uuid::new_v4().to_string();
@@ -344,6 +342,12 @@ impl ReleaseStore {
         changed.map(|rows| rows > 0).map_err(failed)
     }
 
+    /// The host's languages that advance a series' latest known chapter (none set: empty).
+    pub fn default_languages(&self) -> Result<Vec<String>, ReleaseError> {
+        let stored = self.setting(super::DEFAULT_LANGUAGES_SETTING)?;
+        Ok(stored.and_then(|value| serde_json::from_value(value).ok()).unwrap_or_default())
+    }
+
     pub fn setting(&self, key: &str) -> Result<Option<Value>, ReleaseError> {
         let text: Option<String> = self
             .lock()
@@ -362,6 +366,24 @@ impl ReleaseStore {
             .map(drop)
             .map_err(failed)
     }
+}
+
+fn existing_release(
+    connection: &Connection,
+    source: &ReleaseSource,
+    candidate: &ReleaseCandidate,
+) -> Result<Option<String>, ReleaseError> {
+    connection
+        .query_row(
+            "SELECT id FROM release_ledger WHERE source_id = ?1 AND external_release_id = ?2
+             UNION ALL
+             SELECT id FROM release_ledger WHERE plugin_id = ?3 AND info_hash = ?4
+             LIMIT 1",
+            params![source.id, candidate.external_release_id, source.plugin, candidate.info_hash],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(failed)
 }
 
 fn ledger_row(row: &Row<'_>) -> rusqlite::Result<LedgerEntry> {

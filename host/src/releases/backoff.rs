@@ -88,7 +88,8 @@ impl Backoffs {
                     self.hosts.get(host).map_or(2, |wait| (wait.multiplier * 2).min(MAX_BACKOFF_MULTIPLIER));
                 // The upstream's own wait counts, up to a day.
                 let asked = retry_after.unwrap_or(Duration::zero()).min(BACKOFF_EXPIRY);
-                let wait = (self.base * multiplier as i32).max(asked).min(BACKOFF_EXPIRY);
+                let wait =
+                    self.base.checked_mul(multiplier as i32).unwrap_or(BACKOFF_EXPIRY).max(asked).min(BACKOFF_EXPIRY);
                 let until = now.checked_add_signed(wait).unwrap_or(now);
                 self.hosts.insert(host.to_owned(), HostWait { multiplier, until, heard: now });
             }

@@ -53,7 +53,7 @@ fn fully_owned(candidate: &CheckedCandidate, owned: &[OwnedBook]) -> bool {
         (Some(volumes), None) => !volumes.is_empty() && volumes.into_iter().all(has_whole_volume),
         (None, Some(chapters)) => !chapters.is_empty() && chapters.into_iter().all(has_chapter),
         (Some(volumes), Some(chapters)) => {
-            if volumes.is_empty() || chapters.is_empty() {
+            if volumes.is_empty() || chapters.is_empty() || volumes.len() * chapters.len() > MAX_COVERED_ITEMS {
                 return false;
             }
             volumes.iter().all(|&volume| {
@@ -170,5 +170,8 @@ mod tests {
         assert!(chapter_points(&[span(1e17, 1e17 + 16.0)]).len() <= 17, "counted in integers");
         let many: Vec<NumericSpan> = (0..2000).map(|n| span(n as f64 * 10.0, n as f64 * 10.0 + 9.0)).collect();
         assert!(chapter_points(&many).is_empty() && whole_volumes(&many).is_empty(), "at most 10,000 items in all");
+        let owned: Vec<OwnedBook> = (1..=200).map(|volume| book(Some(volume as f64), None)).collect();
+        let wide = release(Some(vec![span(1.0, 200.0)]), Some(vec![span(1.0, 5000.0)]));
+        assert_eq!(arrival(&wide, &Tracking::default(), &owned), Arrival::Announced, "a million pairs are not checked");
     }
 }
