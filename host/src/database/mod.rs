@@ -68,6 +68,29 @@ const CHECKPOINT_PAGES: i64 = 10_000;
 /// timeout, WAL and foreign keys, and migrates it to [`SCHEMA_VERSION`].
 pub fn open(path: &Path) -> Result<Connection, DatabaseError> {
     prepare_database_file(path)?;
+    // Turning a file to WAL takes its lock for a moment, and a process opening the file
+    // then may be told "busy" at once, its busy handler not called (SQLite does so where
+    // waiting could deadlock): it tries again, for up to 5 s as the busy timeout would.
+    let mut attempts = 0;
+    loop {
+        match open_once(path) {
+            Err(DatabaseError::Open { source, .. }) if is_busy(&source) && attempts < OPEN_ATTEMPTS => {
+                attempts += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            opened => return opened,
+        }
+    }
+}
+
+/// Tries of [`open`] told "busy": 250 × 20 ms, the busy timeout's 5 s.
+const OPEN_ATTEMPTS: u32 = 250;
+
+fn is_busy(error: &rusqlite::Error) -> bool {
+    matches!(error.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
+}
+
+fn open_once(path: &Path) -> Result<Connection, DatabaseError> {
     let shown = || path.display().to_string();
     let mut connection = Connection::open(path)
         .and_then(|connection| {
