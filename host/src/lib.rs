@@ -14,6 +14,7 @@
 //! - [`plugin`]: a running plugin, initialized and ready to answer typed calls.
 //! - [`cli`]: the `codex-plugin-host` command line.
 
+pub mod access;
 pub mod cli;
 pub mod database;
 pub mod dispatch;

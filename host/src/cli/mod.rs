@@ -22,6 +22,7 @@ mod status;
 mod sync;
 mod table;
 mod termination;
+mod token;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -47,6 +48,8 @@ enum Command {
     Recommendations(Box<recommendations::RecommendationsArgs>),
     /// Release sources: the sources plugins registered, polls, the releases they found.
     Releases(Box<releases::ReleasesArgs>),
+    /// API tokens for the HTTP API and page: create (shown once), list, revoke.
+    Token(token::TokenArgs),
     /// What bounds this machine's capacity (wasm instances, open files, address space) and
     /// the sandbox layers it offers, as JSON.
     Status,
@@ -119,6 +122,10 @@ pub fn run() -> ExitCode {
         Command::Releases(args) => {
             logging::init(crate::protocol::types::initialize::LogLevel::Warn);
             releases::run(*args)
+        }
+        Command::Token(args) => {
+            logging::init(crate::protocol::types::initialize::LogLevel::Warn);
+            token::run(args)
         }
         Command::Status => status::run(),
     };

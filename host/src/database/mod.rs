@@ -14,7 +14,7 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 /// The migrations, in order; a migration once shipped is never changed, only followed.
-const STEPS: [&str; 7] = [
+const STEPS: [&str; 8] = [
     include_str!("migrations/01_plugins_storage_vault.sql"),
     include_str!("migrations/02_library.sql"),
     include_str!("migrations/03_plugin_metadata_settings.sql"),
@@ -22,13 +22,14 @@ const STEPS: [&str; 7] = [
     include_str!("migrations/05_user_integrations.sql"),
     include_str!("migrations/06_oauth.sql"),
     include_str!("migrations/07_release_sources.sql"),
+    include_str!("migrations/08_api_tokens.sql"),
 ];
 
 /// The schema version this host writes.
 pub const SCHEMA_VERSION: usize = STEPS.len();
 
 static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
-    let [first, second, third, fourth, fifth, sixth, seventh] = STEPS;
+    let [first, second, third, fourth, fifth, sixth, seventh, eighth] = STEPS;
     let steps = vec![
         M::up_with_hook(first, add_columns_of_older_files),
         M::up(second),
@@ -37,6 +38,7 @@ static MIGRATIONS: LazyLock<Migrations<'static>> = LazyLock::new(|| {
         M::up_with_hook(fifth, |transaction: &Transaction<'_>| add_columns(transaction, &STARTED_AT)),
         M::up(sixth),
         M::up_with_hook(seventh, |transaction: &Transaction<'_>| add_columns(transaction, &TRACKING_SETTINGS)),
+        M::up(eighth),
     ];
     Migrations::new(steps)
 });

@@ -16,7 +16,8 @@ pub struct FlowSecrets {
     pub challenge: String,
 }
 
-fn random_text() -> String {
+/// 32 random bytes (256 bits) from the OS, base64url without padding: 43 characters.
+pub(crate) fn random_text() -> String {
     let mut bytes = [0u8; 32];
     OsRng.fill_bytes(&mut bytes);
     URL_SAFE_NO_PAD.encode(bytes)
