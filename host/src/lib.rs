@@ -16,6 +16,7 @@
 
 pub mod access;
 pub mod cli;
+pub mod config_schema;
 pub mod database;
 pub mod dispatch;
 pub mod host;
