@@ -94,10 +94,7 @@ impl TokenStore {
             )
             .optional()
             .map_err(failed)?;
-        Ok(found.map(|(role, user)| match (role.as_str(), user) {
-            ("admin", _) | (_, None) => Principal::Admin,
-            (_, Some(user)) => Principal::User(user),
-        }))
+        Ok(found.and_then(|(role, user)| stored_principal(&role, user)))
     }
 
     /// Every token's record, oldest first.
@@ -108,17 +105,16 @@ impl TokenStore {
             .map_err(failed)?;
         let rows = statement
             .query_map([], |row| {
-                let user: Option<String> = row.get(2)?;
-                Ok(TokenRecord {
-                    id: row.get(0)?,
-                    principal: match user {
-                        Some(user) if row.get::<_, String>(1)? == "user" => Principal::User(user),
-                        _ => Principal::Admin,
-                    },
-                    label: row.get(3)?,
-                    created_at: row.get(4)?,
-                    revoked_at: row.get(5)?,
-                })
+                let (role, user): (String, Option<String>) = (row.get(1)?, row.get(2)?);
+                let id: String = row.get(0)?;
+                let principal = stored_principal(&role, user).ok_or_else(|| {
+                    rusqlite::Error::InvalidColumnType(
+                        1,
+                        format!("role {role:?} of token {id}"),
+                        rusqlite::types::Type::Text,
+                    )
+                })?;
+                Ok(TokenRecord { id, principal, label: row.get(3)?, created_at: row.get(4)?, revoked_at: row.get(5)? })
             })
             .map_err(failed)?;
         rows.collect::<Result<_, _>>().map_err(failed)
@@ -135,6 +131,16 @@ impl TokenStore {
             return Err(TokenError::Unknown(id.to_owned()));
         }
         Ok(())
+    }
+}
+
+/// The principal of a stored row; a row of any other shape opens nothing (the table's
+/// checks forbid one, and a token never becomes an admin's by accident).
+fn stored_principal(role: &str, user: Option<String>) -> Option<Principal> {
+    match (role, user) {
+        ("admin", None) => Some(Principal::Admin),
+        ("user", Some(user)) => Some(Principal::User(user)),
+        _ => None,
     }
 }
 
@@ -172,6 +178,15 @@ mod tests {
         let wal = std::fs::read(dir.path().join("host.sqlite3-wal")).unwrap();
         assert!(wal.windows(32).any(|window| window == digest(&admin_token)), "the digest is what was written");
         assert!(matches!(store.revoke("nope"), Err(TokenError::Unknown(_))));
+    }
+
+    #[test]
+    fn a_row_of_another_shape_opens_nothing() {
+        assert_eq!(stored_principal("admin", None), Some(Principal::Admin));
+        assert_eq!(stored_principal("user", Some("ann".into())), Some(Principal::User("ann".into())));
+        assert_eq!(stored_principal("admin", Some("ann".into())), None);
+        assert_eq!(stored_principal("user", None), None);
+        assert_eq!(stored_principal("root", None), None);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use super::{Inner, ReleaseError, ReleaseEvent, ReleaseTracker, now_micros, rfc33
 use crate::plugin::PluginError;
 use crate::protocol::ErrorCode;
 use crate::releases::backoff::{UpstreamAnswer, upstream_host};
-use crate::releases::{PollCounts, summary_line};
+use crate::releases::{PollCounts, check_etag, summary_line};
 
 /// Progress a plugin reports while it polls (`releases/report_progress`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -39,9 +39,6 @@ pub(super) struct ActivePoll {
     last_shown: Mutex<Option<Instant>>,
     on_progress: Option<ProgressCallback>,
 }
-
-/// The longest etag a source keeps (Codex's column size).
-pub const MAX_ETAG_CHARS: usize = 255;
 
 /// How many refusals a poll's report names.
 pub const MAX_REFUSALS: usize = 10;
@@ -258,12 +255,12 @@ impl Inner {
         let summary = summary_line(&counts, response.not_modified == Some(true), status);
         let warning =
             status.filter(|status| matches!(status, 429 | 503)).map(|status| format!("upstream returned {status}"));
-        let etag = response.etag.clone().filter(|etag| {
-            let fits = etag.chars().count() <= MAX_ETAG_CHARS;
-            if !fits {
-                tracing::warn!(source = source.id, "the poll's etag is over {MAX_ETAG_CHARS} characters: not kept");
+        let etag = response.etag.clone().filter(|etag| match check_etag(etag) {
+            Ok(()) => true,
+            Err(why) => {
+                tracing::warn!(source = source.id, "the poll's etag is not kept: {why}");
+                false
             }
-            fits
         });
         let (id, line, kept_warning) = (source.id.clone(), summary.clone(), warning.clone());
         let written = self

@@ -16,7 +16,7 @@ use super::store::ReleaseSource;
 use super::{Inner, ReleaseError, now_micros, rfc3339_utc};
 use crate::dispatch::{BoxFuture, ReverseRequest};
 use crate::protocol::{ErrorCode, ErrorObject};
-use crate::releases::{check_sources, tracked_series};
+use crate::releases::{check_etag, check_sources, tracked_series};
 use crate::storage::handler::required;
 
 impl crate::host::ReleaseService for Inner {
@@ -189,10 +189,7 @@ impl Inner {
     ) -> Result<SetSourceStateResult, ErrorObject> {
         self.owned(plugin, &params.source_id).await?;
         let etag = params.etag.ok_or_else(|| invalid("no writable fields supplied".into()))?;
-        if etag.chars().count() > super::poll::MAX_ETAG_CHARS {
-            let limit = super::poll::MAX_ETAG_CHARS;
-            return Err(invalid(format!("etag is {} characters, more than {limit}", etag.chars().count())));
-        }
+        check_etag(&etag).map_err(invalid)?;
         let (id, kept) = (params.source_id, etag.clone());
         let written = self.stored(move |store| store.set_etag(&id, &kept, now_micros())).await;
         written.map_err(|error| host_fault(plugin, error))?;

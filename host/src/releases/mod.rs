@@ -19,7 +19,8 @@ pub use candidate::{
 pub use coverage::{Arrival, OwnedBook, arrival};
 pub use latest::{DEFAULT_LANGUAGES, advance, effective_languages};
 pub use registration::{
-    MAX_DISPLAY_NAME_CHARS, MAX_SOURCE_CONFIG_BYTES, MAX_SOURCE_KEY_CHARS, MAX_SOURCES_PER_PLUGIN, check_sources,
+    MAX_DISPLAY_NAME_CHARS, MAX_ETAG_CHARS, MAX_SOURCE_CONFIG_BYTES, MAX_SOURCE_KEY_CHARS, MAX_SOURCES_PER_PLUGIN,
+    check_etag, check_sources,
 };
 pub use summary::{PollCounts, summary_line};
 pub use tracked::{aliases, external_ids, tracked_series};

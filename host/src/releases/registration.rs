@@ -13,6 +13,18 @@ pub const MAX_DISPLAY_NAME_CHARS: usize = 255;
 /// The largest config a source may carry, as JSON.
 pub const MAX_SOURCE_CONFIG_BYTES: usize = 64 * 1024;
 
+/// The longest etag a source keeps (Codex's column size).
+pub const MAX_ETAG_CHARS: usize = 255;
+
+/// Whether a source may keep `etag`; why not, when it may not.
+pub fn check_etag(etag: &str) -> Result<(), String> {
+    let chars = etag.chars().count();
+    if chars > MAX_ETAG_CHARS {
+        return Err(format!("etag is {chars} characters, more than {MAX_ETAG_CHARS}"));
+    }
+    Ok(())
+}
+
 /// Checks the whole set, in Codex's order (each source's key, name and kind, then repeats);
 /// the first fault is the answer.
 pub fn check_sources(sources: &[SourceRegistration], declared: &ReleaseSourceCapability) -> Result<(), String> {
@@ -79,6 +91,12 @@ mod tests {
 
     fn declared() -> ReleaseSourceCapability {
         serde_json::from_value(json!({"kinds": ["rss-uploader", "api-feed"]})).unwrap()
+    }
+
+    #[test]
+    fn an_etag_is_at_most_255_characters() {
+        assert!(check_etag("").is_ok() && check_etag(&"é".repeat(255)).is_ok());
+        assert_eq!(check_etag(&"e".repeat(256)).unwrap_err(), "etag is 256 characters, more than 255");
     }
 
     #[test]
