@@ -68,6 +68,12 @@ pub struct FieldError {
     pub why: String,
 }
 
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "`{}` {}", self.field, self.why)
+    }
+}
+
 /// A config schema.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ConfigSchema {

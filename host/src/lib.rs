@@ -36,6 +36,7 @@ pub mod registry;
 pub mod release_tracking;
 pub mod releases;
 pub mod sandbox;
+pub mod server;
 pub mod storage;
 pub mod supervisor;
 pub mod sync;

@@ -20,7 +20,7 @@ const configuration = {
       client_id: "codex-host",
       application_type: "native",
       token_endpoint_auth_method: "none",
-      redirect_uris: ["http://127.0.0.1/callback"],
+      redirect_uris: ["http://127.0.0.1/callback", "http://127.0.0.1/oauth/callback"],
       grant_types: ["authorization_code", "refresh_token"],
       response_types: ["code"],
     },

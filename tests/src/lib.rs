@@ -25,6 +25,7 @@ use codex_plugin_host::transport::wasm::{self, WasmComponent, WasmRuntime, WasmS
 pub mod feed_server;
 pub mod integrations;
 pub mod oauth_server;
+pub mod server;
 pub mod wire;
 
 /// The repository's top folder.

@@ -18,6 +18,7 @@ mod pipeline_host;
 mod plugin_metadata;
 mod recommendations;
 mod releases;
+mod serve;
 mod status;
 mod sync;
 mod table;
@@ -48,6 +49,9 @@ enum Command {
     Recommendations(Box<recommendations::RecommendationsArgs>),
     /// Release sources: the sources plugins registered, polls, the releases they found.
     Releases(Box<releases::ReleasesArgs>),
+    /// Run the host as a server: the HTTP API under /api/v1 and the page, until SIGINT or
+    /// SIGTERM.
+    Serve(Box<serve::ServeArgs>),
     /// API tokens for the HTTP API and page: create (shown once), list, revoke.
     Token(token::TokenArgs),
     /// What bounds this machine's capacity (wasm instances, open files, address space) and
@@ -122,6 +126,10 @@ pub fn run() -> ExitCode {
         Command::Releases(args) => {
             logging::init(crate::protocol::types::initialize::LogLevel::Warn);
             releases::run(*args)
+        }
+        Command::Serve(args) => {
+            logging::init(crate::protocol::types::initialize::LogLevel::Info);
+            serve::run(*args)
         }
         Command::Token(args) => {
             logging::init(crate::protocol::types::initialize::LogLevel::Warn);

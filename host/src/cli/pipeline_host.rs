@@ -55,7 +55,8 @@ impl HostArgs {
         crate::release_tracking::ReleaseTracker::new(host, library, config).map_err(release_failure)
     }
 
-    fn open_with_library(&self) -> Result<(Arc<PluginHost>, Arc<SqliteLibrary>), Failure> {
+    /// The host's configuration from these arguments.
+    pub fn host_config(&self) -> Result<HostConfig, Failure> {
         let mut config = HostConfig::new(absolute(&self.data_dir)?);
         config.key_file = self.key_file.as_deref().map(absolute).transpose()?;
         let mut allowlist = CommandAllowlist::default();
@@ -66,6 +67,11 @@ impl HostArgs {
             allowlist = allowlist.with_plugins_dir(absolute(dir)?);
         }
         config.allowlist = allowlist;
+        Ok(config)
+    }
+
+    fn open_with_library(&self) -> Result<(Arc<PluginHost>, Arc<SqliteLibrary>), Failure> {
+        let config = self.host_config()?;
         let host = PluginHost::open(config).map_err(|error| match error {
             HostError::Vault(error) => Failure::usage(error.to_string()),
             other => host_failure(other.to_string()),

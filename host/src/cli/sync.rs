@@ -198,7 +198,7 @@ fn status(plugin: Option<&str>, user: Option<&str>, json: bool, host: &HostArgs)
         integrations.sync_records(plugin, user).map_err(integration_failure)
     })?;
     if json {
-        let records: Vec<serde_json::Value> = records.iter().map(record_json).collect();
+        let records: Vec<serde_json::Value> = records.iter().map(SyncRecord::to_json).collect();
         super::print_line(&serde_json::Value::Array(records).to_string());
         return Ok(());
     }
@@ -226,15 +226,4 @@ fn status(plugin: Option<&str>, user: Option<&str>, json: bool, host: &HostArgs)
     });
     table::print(&["plugin", "user", "last sync", "result", "pulled/matched/marked", "pushed/failed", "now"], rows);
     Ok(())
-}
-
-fn record_json(record: &SyncRecord) -> serde_json::Value {
-    serde_json::json!({
-        "plugin": record.plugin,
-        "user": record.user,
-        "running": record.held.is_some(),
-        "lastSyncAt": record.last_sync_at.and_then(rfc3339),
-        "lastSuccessAt": record.last_success_at.and_then(rfc3339),
-        "lastResult": record.last_result,
-    })
 }

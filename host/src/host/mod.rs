@@ -373,6 +373,23 @@ impl PluginHost {
         Ok(())
     }
 
+    /// An admin's test of the plugin: its instances stop (once their sessions end), a new
+    /// one starts and is initialized, answers `ping`, and stops. Answers how long the start
+    /// and the ping took; the manifest it gave is in the registry.
+    pub async fn test(&self, plugin: &str) -> Result<Duration, PluginError> {
+        self.registry.get(plugin).map_err(|error| PluginError::NotRegistered {
+            plugin: plugin.to_owned(),
+            user: None,
+            why: error.to_string(),
+        })?;
+        self.supervisor.restart_plugin(plugin).await;
+        let started = std::time::Instant::now();
+        let answered = self.supervisor.call(plugin, None, "ping", Value::Null, None).await;
+        let took = started.elapsed();
+        self.supervisor.stop_plugin(plugin).await;
+        answered.map(|_| took)
+    }
+
     /// Stops every plugin gracefully and keeps this host's call counts in the registry.
     pub async fn shutdown(self) {
         drop(self.admin_watch);

@@ -17,7 +17,7 @@ mod sync_job;
 mod sync_store;
 mod tokens;
 
-pub use oauth::{OAuthConnected, OAuthStart, client_secret_name};
+pub use oauth::{ACCESS_TOKEN, OAuthConnected, OAuthStart, client_secret_name};
 pub use recommendations::{DismissReport, RecommendationList, RecommendationSource};
 pub use report::{EntryFailure, SyncReport};
 pub use scheduler::SyncScheduler;

@@ -51,8 +51,9 @@ impl Default for SyncOptions {
     }
 }
 
-/// How far a sync got.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How far a sync got. `Applied` is told once what it counts is committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "stage", rename_all = "camelCase", rename_all_fields = "camelCase")]
 pub enum SyncProgress {
     Pulled { pages: usize, entries: usize },
     Applied { matched: usize, books_marked: usize },

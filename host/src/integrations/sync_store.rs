@@ -26,6 +26,20 @@ pub struct SyncRecord {
     pub last_result: Option<SyncReport>,
 }
 
+impl SyncRecord {
+    /// As the API and `sync status --json` show it: times in RFC 3339, the last report whole.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "plugin": self.plugin,
+            "user": self.user,
+            "running": self.held.is_some(),
+            "lastSyncAt": self.last_sync_at.and_then(crate::sync::rfc3339),
+            "lastSuccessAt": self.last_success_at.and_then(crate::sync::rfc3339),
+            "lastResult": self.last_result,
+        })
+    }
+}
+
 impl SyncStore {
     pub fn open(path: &Path) -> Result<Self, IntegrationError> {
         Ok(Self { records: Records::open(path)? })

@@ -34,7 +34,13 @@ const COLUMNS: &str =
 impl Registry {
     /// Registers a plugin under `id`, after checking its definition.
     pub fn add(&self, id: &PluginId, definition: &PluginDefinition) -> Result<(), RegistryError> {
-        self.insert(id, definition, None)
+        self.insert(id, definition, None, true)
+    }
+
+    /// Registers a plugin disabled, for an admin to review its permissions before enabling
+    /// it (the page's and the API's way).
+    pub fn add_disabled(&self, id: &PluginId, definition: &PluginDefinition) -> Result<(), RegistryError> {
+        self.insert(id, definition, None, false)
     }
 
     /// Registers a plugin with the package the host installed for it, in one write.
@@ -44,7 +50,7 @@ impl Registry {
         definition: &PluginDefinition,
         install: &InstalledPackage,
     ) -> Result<(), RegistryError> {
-        self.insert(id, definition, Some(install))
+        self.insert(id, definition, Some(install), true)
     }
 
     /// Records a new install of the plugin's package: its instances restart on it.
@@ -58,14 +64,15 @@ impl Registry {
         id: &PluginId,
         definition: &PluginDefinition,
         install: Option<&InstalledPackage>,
+        enabled: bool,
     ) -> Result<(), RegistryError> {
         definition.validate().map_err(|why| RegistryError::Invalid { plugin: id.to_string(), why })?;
         let json = serde_json::to_string(definition).expect("a definition serializes");
         let install = install.map(|install| serde_json::to_string(install).expect("an install record serializes"));
         let now = now_micros();
         let inserted = self.lock().execute(
-            "INSERT INTO plugins (id, definition, install, created_at, updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-            params![id.as_str(), json, install, now, now],
+            "INSERT INTO plugins (id, definition, install, enabled, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            params![id.as_str(), json, install, enabled, now, now],
         )?;
         if inserted == 0 {
             return Err(RegistryError::AlreadyRegistered(id.to_string()));
@@ -108,6 +115,14 @@ impl Registry {
         }
         transaction.commit()?;
         Ok(())
+    }
+
+    /// Replaces the plugin's whole registration, after checking it: its instances restart
+    /// on it (its id, users, credentials, storage and settings stay).
+    pub fn set_definition(&self, id: &str, definition: &PluginDefinition) -> Result<(), RegistryError> {
+        definition.validate().map_err(|why| RegistryError::Invalid { plugin: id.to_owned(), why })?;
+        let json = serde_json::to_string(definition).expect("a definition serializes");
+        self.update(id, "definition = ?, revision = revision + 1", &[&json])
     }
 
     /// Replaces the admin configuration sent as `adminConfig`.

@@ -309,3 +309,22 @@ fn metadata_settings_are_checked_whole_kept_and_removed_with_the_plugin() {
     registry.add(&id("echo"), &echo()).unwrap();
     assert_eq!(registry.metadata_settings("echo").unwrap(), MetadataSettings::default(), "kept after a removal");
 }
+
+#[test]
+fn a_plugin_added_for_review_is_disabled_and_a_new_definition_is_checked_before_it_replaces_the_old() {
+    let (_dir, registry) = registry();
+    registry.add_disabled(&id("echo"), &echo()).unwrap();
+    let record = registry.get("echo").unwrap();
+    assert!(!record.enabled && record.disabled_reason.is_none(), "disabled for a review: {record:?}");
+    let mut changed = echo();
+    changed.request_timeout_ms = 5_000;
+    registry.set_definition("echo", &changed).unwrap();
+    let after = registry.get("echo").unwrap();
+    assert_eq!(after.definition, changed);
+    assert!(after.revision != record.revision, "its instances restart on the new definition");
+    let mut invalid = echo();
+    invalid.request_timeout_ms = 0;
+    assert!(matches!(registry.set_definition("echo", &invalid), Err(RegistryError::Invalid { .. })));
+    assert_eq!(registry.get("echo").unwrap().definition, changed, "a refused definition changed the stored one");
+    assert!(matches!(registry.set_definition("ghost", &changed), Err(RegistryError::NotRegistered(_))));
+}

@@ -78,7 +78,33 @@ fn flag(namespace: Option<&Map<String, Value>>, key: &str, default: bool) -> boo
     namespace.and_then(|keys| keys.get(key)).and_then(Value::as_bool).unwrap_or(default)
 }
 
+/// The user's `_codex` keys, all flags.
+pub const USER_SYNC_KEYS: [&str; 6] =
+    ["includeCompleted", "includeInProgress", "countPartialProgress", "syncRatings", "searchFallback", "autoSync"];
+
 impl SyncSettings {
+    /// Refuses a user config whose sync settings would be read as something else than
+    /// meant: `syncMode` not one of both, pull, push; `_codex` not an object, or one of its
+    /// flags not a boolean (each would silently fall back to its default).
+    pub fn check_user_config(config: &Map<String, Value>) -> Result<(), String> {
+        match config.get("syncMode") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(mode)) if matches!(mode.as_str(), "both" | "pull" | "push") => {}
+            Some(other) => return Err(format!("`syncMode` must be \"both\", \"pull\" or \"push\", not {other}")),
+        }
+        let keys = match config.get(HOST_ONLY_NAMESPACE) {
+            None => return Ok(()),
+            Some(Value::Object(keys)) => keys,
+            Some(other) => return Err(format!("`{HOST_ONLY_NAMESPACE}` must be an object, not {other}")),
+        };
+        for key in USER_SYNC_KEYS {
+            if let Some(value) = keys.get(key).filter(|value| !value.is_boolean()) {
+                return Err(format!("`{HOST_ONLY_NAMESPACE}.{key}` must be true or false, not {value}"));
+            }
+        }
+        Ok(())
+    }
+
     pub fn from_user_config(config: &Map<String, Value>) -> Self {
         let keys = namespace(config);
         Self {

@@ -198,3 +198,15 @@ fn the_pager_follows_pages_or_cursors_and_stops_a_loop() {
     pager.after(&page(true, None, Some("b")));
     assert!(matches!(pager.after(&page(true, None, Some("c"))), PullStep::Fault(why) if why.contains("3 pages")));
 }
+
+#[test]
+fn a_user_config_whose_sync_settings_would_be_misread_is_refused_naming_the_key() {
+    let checked = |value: Value| SyncSettings::check_user_config(&object(value));
+    assert_eq!(checked(json!({"syncMode": "pull", "_codex": {"autoSync": true}, "other": 1})), Ok(()));
+    assert_eq!(checked(json!({})), Ok(()));
+    assert!(checked(json!({"syncMode": "sideways"})).unwrap_err().contains("syncMode"));
+    assert!(checked(json!({"syncMode": 3})).unwrap_err().contains("syncMode"));
+    assert!(checked(json!({"_codex": []})).unwrap_err().contains("_codex"));
+    let error = checked(json!({"_codex": {"autoSync": "yes"}})).unwrap_err();
+    assert!(error.contains("_codex.autoSync"), "{error}");
+}

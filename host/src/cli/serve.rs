@@ -1,0 +1,62 @@
+//! `serve`: the host as a long-running server (the HTTP API and the page) until SIGINT or
+//! SIGTERM, then a clean stop.
+
+use clap::Args;
+use std::net::SocketAddr;
+
+use super::Failure;
+use super::pipeline_host::{HostArgs, host_failure, runtime};
+use super::termination::Termination;
+use crate::server::{ServerConfig, Services};
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The address to listen on (port 0: any free port; the one taken is printed).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// The address browsers and OAuth providers reach the server at (behind a reverse proxy
+    /// or TLS terminator, its address); the OAuth redirect URI is built from it, and an
+    /// https one makes the page's cookie Secure. Default: http:// and the listen address.
+    #[arg(long, value_name = "URL")]
+    public_url: Option<String>,
+    #[command(flatten)]
+    host: HostArgs,
+}
+
+pub fn run(args: ServeArgs) -> Result<(), Failure> {
+    let public_url = match &args.public_url {
+        Some(text) => public_url(text)?,
+        None => None,
+    };
+    let config = args.host.host_config()?;
+    runtime()?.block_on(async move {
+        let mut termination = Termination::listen();
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .map_err(|error| Failure::usage(format!("could not listen on {}: {error}", args.listen)))?;
+        let address = listener.local_addr().map_err(|error| host_failure(error.to_string()))?;
+        let public_url = match public_url {
+            Some(url) => url,
+            None => url::Url::parse(&format!("http://{address}/")).map_err(|error| host_failure(error.to_string()))?,
+        };
+        let services = Services::open(config).map_err(host_failure)?;
+        super::print_line(&format!("listening on {address}; open {public_url}"));
+        let stop = async move {
+            let signal = termination.recv().await;
+            tracing::warn!("{signal}: stopping");
+        };
+        crate::server::serve(listener, services, ServerConfig { public_url }, stop).await.map_err(host_failure)
+    })
+}
+
+/// An http or https URL without a query or fragment; its path ends with `/`.
+fn public_url(text: &str) -> Result<Option<url::Url>, Failure> {
+    let mut url = url::Url::parse(text).map_err(|error| Failure::usage(format!("--public-url {text:?}: {error}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.query().is_some() || url.fragment().is_some() {
+        return Err(Failure::usage(format!("--public-url {text:?}: give an http or https URL without a query")));
+    }
+    if !url.path().ends_with('/') {
+        url.set_path(&format!("{}/", url.path()));
+    }
+    Ok(Some(url))
+}
