@@ -1,7 +1,8 @@
 // A browser for the host's OAuth tests: it opens the authorization URL given, follows the
 // authorization server's redirects with its cookies, and stops at the first redirect away
-// from it (to the host's callback), which it opens too. It prints that URL, then the
-// callback's status and body.
+// from it (to the host's callback), which it opens too, with the cookie given as its second
+// argument if any (the one a server gave the browser that started the flow). It prints that
+// URL, then the callback's status and body.
 const start = new URL(process.argv[2]);
 const cookies = new Map();
 let url = start;
@@ -18,7 +19,7 @@ for (let hop = 0; hop < 20; hop += 1) {
     url = new URL(location, url);
     if (url.origin !== start.origin) {
       console.log(url.href);
-      const callback = await fetch(url);
+      const callback = await fetch(url, process.argv[3] ? { headers: { cookie: process.argv[3] } } : {});
       console.log(callback.status);
       console.log(await callback.text());
       process.exit(0);

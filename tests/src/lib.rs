@@ -22,6 +22,7 @@ use codex_plugin_host::transport::wasm::disk_quota::DiskLimits;
 use codex_plugin_host::transport::wasm::http::HttpPolicy;
 use codex_plugin_host::transport::wasm::{self, WasmComponent, WasmRuntime, WasmSpec};
 
+pub mod browser;
 pub mod feed_server;
 pub mod integrations;
 pub mod oauth_server;

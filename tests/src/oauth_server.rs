@@ -40,13 +40,23 @@ impl AuthorizationServer {
     /// Signs in at `authorization_url` with the scripted browser; answers the URL the
     /// server sent it back to (the callback, with its code and state).
     pub fn authorize(&self, authorization_url: &str) -> String {
+        self.authorize_as(authorization_url, None).0
+    }
+
+    /// [`AuthorizationServer::authorize`] by a browser that holds `cookie` (`name=value`)
+    /// for the callback; answers the callback's URL, status and page.
+    pub fn authorize_as(&self, authorization_url: &str, cookie: Option<&str>) -> (String, u16, String) {
         let output = Command::new("node")
             .arg(repo_root().join("tests/oauth-server/browser.mjs"))
             .arg(authorization_url)
+            .args(cookie)
             .output()
             .expect("node runs the browser");
         let stdout = String::from_utf8_lossy(&output.stdout);
-        stdout.lines().next().unwrap_or_default().to_owned()
+        let mut lines = stdout.lines();
+        let url = lines.next().unwrap_or_default().to_owned();
+        let status = lines.next().and_then(|status| status.parse().ok()).unwrap_or_default();
+        (url, status, lines.collect::<Vec<_>>().join("\n"))
     }
 
     fn request(&self, method: &str, path: &str) -> Value {

@@ -24,6 +24,10 @@ pub struct TestServer {
     served: Option<tokio::task::JoinHandle<Result<(), String>>>,
 }
 
+/// The last value each cookie name was set to by any answer (tests read the OAuth binding).
+static LAST_COOKIES: std::sync::Mutex<std::collections::BTreeMap<String, String>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
 /// A status and its JSON body (`Value::Null` when the body is not JSON).
 pub type Answer = (u16, Value);
 
@@ -69,6 +73,11 @@ impl TestServer {
         let database = self.dir.path().join("data").join(codex_plugin_host::host::DATABASE_FILE);
         let tokens = codex_plugin_host::access::store::TokenStore::open(&database).unwrap();
         tokens.create(&Principal::User(user.into()), None).unwrap().1
+    }
+
+    /// The value the server last set the cookie `name` to, in any test of this binary.
+    pub fn last_cookie(&self, name: &str) -> Option<String> {
+        LAST_COOKIES.lock().unwrap().get(name).cloned()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -128,6 +137,12 @@ impl TestServer {
 }
 
 async fn answer(response: reqwest::Response) -> Answer {
+    for cookie in response.headers().get_all("set-cookie") {
+        if let Some((name, rest)) = cookie.to_str().unwrap_or_default().split_once('=') {
+            let value = rest.split(';').next().unwrap_or_default();
+            LAST_COOKIES.lock().unwrap().insert(name.to_owned(), value.to_owned());
+        }
+    }
     let status = response.status().as_u16();
     let text = response.text().await.unwrap();
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))

@@ -500,13 +500,30 @@ async fn a_user_connects_by_oauth_through_the_servers_callback_once() {
         .await;
     assert_eq!(status, 201, "{added}");
     let ann = server.user_token("ann");
-    let (status, started) = server.post("/api/v1/connections/tracker/oauth", &ann, json!({})).await;
-    assert_eq!(status, 200, "{started}");
+    let started =
+        server.raw(|client| client.post(server.url("/api/v1/connections/tracker/oauth")).bearer_auth(&ann)).await;
+    assert_eq!(started.0, 200, "{}", started.1);
+    let started = started.1;
     let redirect = server.url("/oauth/callback");
     assert_eq!(started["redirectUri"], redirect.as_str(), "the redirect is built from the public URL: {started}");
-    let callback = provider.authorize(started["authorizationUrl"].as_str().unwrap());
+    let url = started["authorizationUrl"].as_str().unwrap();
+    // A browser that did not start the flow (a victim sent the address) cannot finish it.
+    let (callback, status, page) = provider.authorize_as(url, None);
     assert!(callback.starts_with(&redirect), "the provider sent the browser back to the server: {callback}");
-    // The scripted browser opened the callback, without a token: its state is the proof.
+    assert_eq!(status, 400, "{page}");
+    assert!(page.contains("not started in this browser"), "{page}");
+    let (_, connection) = server.get("/api/v1/connections/tracker", Some(&ann)).await;
+    assert_eq!(connection["connected"], false, "{connection}");
+    // The browser that started it, with its cookie, finishes it; no token needed.
+    let cookie = server.last_cookie("codex_oauth").expect("the start set the binding cookie");
+    let started =
+        server.raw(|client| client.post(server.url("/api/v1/connections/tracker/oauth")).bearer_auth(&ann)).await.1;
+    let cookie_now = server.last_cookie("codex_oauth").unwrap();
+    assert_ne!(cookie, cookie_now, "each flow has a binding of its own");
+    let (callback, status, page) = provider
+        .authorize_as(started["authorizationUrl"].as_str().unwrap(), Some(&format!("codex_oauth={cookie_now}")));
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("Connected") && page.contains("ann"), "{page}");
     let (_, connection) = server.get("/api/v1/connections/tracker", Some(&ann)).await;
     assert_eq!(
         (connection["connected"].clone(), connection["credentials"].clone()),
@@ -514,9 +531,13 @@ async fn a_user_connects_by_oauth_through_the_servers_callback_once() {
         "{connection}"
     );
     // The same callback again is refused, and the connection stays as it is.
-    let again = reqwest::get(&callback).await.unwrap();
+    let again = reqwest::Client::new()
+        .get(&callback)
+        .header("cookie", format!("codex_oauth={cookie_now}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(again.status(), 400);
-    assert!(again.text().await.unwrap().contains("already used"));
     let (_, after) = server.get("/api/v1/connections/tracker", Some(&ann)).await;
     assert_eq!(after, connection, "a second callback changed the connection");
     let no_state = reqwest::get(server.url("/oauth/callback?code=x")).await.unwrap();

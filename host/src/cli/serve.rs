@@ -43,7 +43,12 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         super::print_line(&format!("listening on {address}; open {public_url}"));
         let stop = async move {
             let signal = termination.recv().await;
-            tracing::warn!("{signal}: stopping");
+            tracing::warn!("{signal}: stopping (a second signal stops at once)");
+            tokio::spawn(async move {
+                let signal = termination.recv().await;
+                eprintln!("{signal} again: stopping at once, without waiting for requests and plugins");
+                std::process::exit(130);
+            });
         };
         crate::server::serve(listener, services, ServerConfig { public_url }, stop).await.map_err(host_failure)
     })

@@ -1,8 +1,10 @@
-//! Request bodies: JSON read with axum's extractor, its refusals (not JSON, malformed,
-//! wrong types, too large) answered as the API's errors, each naming what was wrong.
+//! Request bodies and query strings: read with axum's extractors, their refusals (not JSON,
+//! malformed, wrong types, too large, an unknown parameter) answered as the API's errors,
+//! each naming what was wrong.
 
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Request};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
@@ -35,4 +37,22 @@ fn refused(rejection: JsonRejection) -> ApiError {
         _ => rejection.body_text(),
     };
     ApiError::new(status, message)
+}
+
+/// A query string of type `T`.
+pub struct QueryParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(Self(value)),
+            Err(rejection @ QueryRejection::FailedToDeserializeQueryString(_)) => Err(ApiError::bad_request(format!(
+                "the query string does not fit this route: {}",
+                rejection.body_text()
+            ))),
+            Err(rejection) => Err(ApiError::new(rejection.status(), rejection.body_text())),
+        }
+    }
 }

@@ -8,10 +8,12 @@ pub mod auth;
 pub mod body;
 pub mod error;
 pub mod jobs;
+pub mod oauth_binding;
+pub mod pages;
 pub mod services;
 
 use axum::Router;
-use std::future::Future;
+use std::future::{Future, IntoFuture as _};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +25,14 @@ pub use services::Services;
 
 /// Request bodies above this are refused (413) before they are read whole.
 pub const BODY_LIMIT: usize = 1 << 20;
+/// How long requests in flight may take to finish at a stop before the server stops
+/// without them.
+pub const DRAIN_LIMIT: Duration = Duration::from_secs(30);
+/// How long a request may take (a plugin call's own deadline is usually far shorter); an
+/// event stream's body is not bounded.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long a request's body may take to arrive.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long running jobs (a sync, an auto-match, a poll) may take to end at a stop before
 /// they are stopped where they are (what they committed stays).
 pub const JOB_GRACE: Duration = Duration::from_secs(10);
@@ -52,6 +62,9 @@ struct Shared {
     config: ServerConfig,
     /// Turns true when the server stops: event streams end.
     stopping: watch::Receiver<bool>,
+    /// Which browser started each OAuth flow.
+    oauth_bindings: oauth_binding::Bindings,
+    templates: handlebars::Handlebars<'static>,
 }
 
 impl AppState {
@@ -70,6 +83,14 @@ impl AppState {
     /// Whether the page's cookie is Secure (an https public URL).
     pub fn secure_cookies(&self) -> bool {
         self.0.config.public_url.scheme() == "https"
+    }
+
+    pub fn templates(&self) -> &handlebars::Handlebars<'static> {
+        &self.0.templates
+    }
+
+    pub fn oauth_bindings(&self) -> &oauth_binding::Bindings {
+        &self.0.oauth_bindings
     }
 
     /// Resolves when the server stops.
@@ -91,23 +112,54 @@ pub async fn serve(
     let services = Arc::new(services);
     let jobs = Arc::new(jobs::Jobs::default());
     let (stopping_sender, stopping) = watch::channel(false);
-    let state = AppState(Arc::new(Shared { services: services.clone(), jobs: jobs.clone(), config, stopping }));
+    let mut drained = stopping.clone();
+    let state = AppState(Arc::new(Shared {
+        services: services.clone(),
+        jobs: jobs.clone(),
+        config,
+        stopping,
+        oauth_bindings: Default::default(),
+        templates: pages::render::templates(),
+    }));
     let app = router(state);
     let signal = async move {
         stop.await;
         tracing::info!("stopping: finishing the requests in flight");
         let _ = stopping_sender.send(true);
     };
-    let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+    let serving = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(signal)
-        .await;
+        .into_future();
+    let served = tokio::select! {
+        served = serving => served.map_err(|error| format!("the server stopped: {error}")),
+        () = async move {
+            let _ = drained.wait_for(|stopping| *stopping).await;
+            tokio::time::sleep(DRAIN_LIMIT).await;
+        } => {
+            tracing::warn!("requests were still in flight {} s after the stop; stopping without them", DRAIN_LIMIT.as_secs());
+            Ok(())
+        }
+    };
     jobs.stop(JOB_GRACE).await;
     drop(jobs);
-    match Arc::try_unwrap(services) {
-        Ok(services) => services.shutdown().await,
-        Err(_) => tracing::warn!("the services were still in use; their plugins stop without a shutdown"),
+    // Connections that just closed may still hold the services for a moment.
+    let mut services = services;
+    for _ in 0..250 {
+        match Arc::try_unwrap(services) {
+            Ok(alone) => {
+                alone.shutdown().await;
+                return served;
+            }
+            Err(shared) => services = shared,
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    served.map_err(|error| format!("the server stopped: {error}"))
+    if let Err(error) = services.integrations.release_leases() {
+        tracing::warn!("could not give back the sync leases: {error}");
+    }
+    served?;
+    Err("requests in flight still held the host 5 s after the stop: its plugins were stopped without a clean shutdown"
+        .into())
 }
 
 /// Every route, with the layers every request goes through.
@@ -116,9 +168,16 @@ pub fn router(state: AppState) -> Router {
     use tower_http::set_header::SetResponseHeaderLayer;
     Router::new()
         .nest("/api/v1", api::routes())
+        .merge(pages::routes())
         .route("/oauth/callback", axum::routing::get(api::connections::oauth_callback))
         .fallback(api::not_found)
+        .method_not_allowed_fallback(api::method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(BODY_TIMEOUT))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            REQUEST_TIMEOUT,
+        ))
         .layer(SetResponseHeaderLayer::if_not_present(
             http::header::CACHE_CONTROL,
             http::HeaderValue::from_static("no-store"),

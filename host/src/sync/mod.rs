@@ -12,7 +12,7 @@ mod settings;
 pub use engagement::Engagement;
 pub use pull::{MAX_PAGES, PullPager, PullStep, PulledChanges, reconcile};
 pub use push::{custom_metadata, metadata_block, push_entry, rfc3339, title};
-pub use settings::{EntryContents, MetadataPolicy, SyncMode, SyncSettings};
+pub use settings::{EntryContents, MetadataPolicy, SyncMode, SyncSettings, USER_SYNC_KEYS};
 
 #[cfg(test)]
 mod tests;

@@ -3,7 +3,7 @@
 //! admin's auto-match of a whole library as a job.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 
 use super::super::AppState;
 use super::super::auth::{Admin, Caller};
-use super::super::body::JsonBody;
+use super::super::body::{JsonBody, QueryParams};
 use super::super::error::ApiError;
 use crate::library::LibraryPort;
 use crate::pipeline::{ApplyOptions, RunOptions};
@@ -22,7 +22,7 @@ type Answer = Result<Json<Value>, ApiError>;
 const MAX_PAGE: usize = 500;
 
 pub async fn libraries(_: Caller, State(state): State<AppState>) -> Answer {
-    let libraries = state.services().library.libraries()?;
+    let libraries = super::blocking(&state, |state| Ok(state.services().library.libraries()?)).await?;
     Ok(Json(json!({"libraries": libraries})))
 }
 
@@ -38,24 +38,34 @@ pub async fn series_page(
     _: Caller,
     State(state): State<AppState>,
     Path(library): Path<String>,
-    Query(query): Query<PageQuery>,
+    QueryParams(query): QueryParams<PageQuery>,
 ) -> Answer {
-    let port = state.services().library.as_ref();
     let limit = query.limit.unwrap_or(100);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::bad_request(format!("`limit` must be between 1 and {MAX_PAGE}")));
     }
-    port.library(&library)?;
-    let page = port.series_page(&library, query.after.as_deref(), limit)?;
+    Ok(Json(
+        super::blocking(&state, move |state| series_page_json(state, &library, query.after.as_deref(), limit)).await?,
+    ))
+}
+
+/// A page of a library's series, whole.
+pub fn series_page_json(state: &AppState, library: &str, after: Option<&str>, limit: usize) -> Result<Value, ApiError> {
+    let port = state.services().library.as_ref();
+    port.library(library)?;
+    let page = port.series_page(library, after, limit)?;
     let series = page.ids.iter().map(|id| port.series(id)).collect::<Result<Vec<_>, _>>()?;
-    Ok(Json(json!({"library": library, "series": series, "next": page.next})))
+    Ok(json!({"library": library, "series": series, "next": page.next}))
 }
 
 pub async fn series(_: Caller, State(state): State<AppState>, Path(id): Path<String>) -> Answer {
+    Ok(Json(super::blocking(&state, move |state| series_json(state, &id)).await?))
+}
+
+/// A series and its books.
+pub fn series_json(state: &AppState, id: &str) -> Result<Value, ApiError> {
     let port = state.services().library.as_ref();
-    let series = port.series(&id)?;
-    let books = port.books(&id)?;
-    Ok(Json(json!({"series": series, "books": books})))
+    Ok(json!({"series": port.series(id)?, "books": port.books(id)?}))
 }
 
 /// A search with a plugin.

@@ -57,6 +57,23 @@ pub fn routes() -> Router<AppState> {
         .route("/whoami", get(whoami))
 }
 
+/// Runs `work` (reads and writes of the database, behind its lock and busy timeout) off
+/// the async workers, so that a request waiting for the database stalls no other.
+pub async fn blocking<T: Send + 'static>(
+    state: &AppState,
+    work: impl FnOnce(&AppState) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let state = state.clone();
+    tokio::task::spawn_blocking(move || work(&state))
+        .await
+        .map_err(|error| ApiError::internal(format!("a database task stopped: {error}")))?
+}
+
+/// Every path's wrong method.
+pub async fn method_not_allowed(method: http::Method, uri: http::Uri) -> ApiError {
+    ApiError::new(http::StatusCode::METHOD_NOT_ALLOWED, format!("{} does not take {method}", uri.path()))
+}
+
 /// Who the token stands for.
 async fn whoami(caller: super::auth::Caller) -> axum::Json<Value> {
     axum::Json(json!(caller.0))

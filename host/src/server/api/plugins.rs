@@ -37,6 +37,11 @@ pub struct NewPlugin {
 }
 
 pub async fn list(_: Admin, State(state): State<AppState>) -> Answer {
+    Ok(Json(json!({"plugins": super::blocking(&state, list_plugins).await?})))
+}
+
+/// Every plugin: id, how it runs, enabled, health, and its manifest's name and version.
+pub fn list_plugins(state: &AppState) -> Result<Vec<Value>, ApiError> {
     let host = &state.services().host;
     let mut plugins = Vec::new();
     for record in host.registry().list()? {
@@ -49,7 +54,7 @@ pub async fn list(_: Admin, State(state): State<AppState>) -> Answer {
             "version": manifest_text(&record, "version"),
         }));
     }
-    Ok(Json(json!({"plugins": plugins})))
+    Ok(plugins)
 }
 
 pub async fn add(
@@ -57,8 +62,13 @@ pub async fn add(
     State(state): State<AppState>,
     JsonBody(new): JsonBody<NewPlugin>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    Ok((StatusCode::CREATED, Json(add_plugin(&state, new)?)))
+}
+
+/// Registers a plugin after checking it (disabled unless `enable`); answers it as shown.
+pub fn add_plugin(state: &AppState, new: NewPlugin) -> Result<Value, ApiError> {
     let id = PluginId::new(&new.id).map_err(ApiError::bad_request)?;
-    check_launch(&state, &new.definition)?;
+    check_launch(state, &new.definition, None)?;
     refuse_secret_in_config(&new.definition.admin_config)?;
     let registry = state.services().host.registry();
     match new.enable {
@@ -66,13 +76,13 @@ pub async fn add(
         false => registry.add_disabled(&id, &new.definition)?,
     }
     if new.enable {
-        start_release_source(&state, id.as_str());
+        start_release_source(state, id.as_str());
     }
-    Ok((StatusCode::CREATED, Json(show_record(&state, id.as_str())?)))
+    show_record(state, id.as_str())
 }
 
 pub async fn show(_: Admin, State(state): State<AppState>, Path(id): Path<String>) -> Answer {
-    Ok(Json(show_record(&state, &id)?))
+    Ok(Json(super::blocking(&state, move |state| show_record(state, &id)).await?))
 }
 
 /// Replaces the registration; its admin configuration is checked against its schema.
@@ -84,7 +94,12 @@ pub async fn update(
 ) -> Answer {
     let registry = state.services().host.registry();
     let record = registry.get(&id)?;
-    check_launch(&state, &definition)?;
+    if record.definition.confinement == crate::sandbox::Confinement::Unconfined {
+        return Err(ApiError::forbidden(
+            "this plugin runs unconfined: change it with `codex-plugin-host plugin` on the server",
+        ));
+    }
+    check_launch(&state, &definition, Some(&record.definition.launch))?;
     refuse_secret_in_config(&definition.admin_config)?;
     check_config(&record, "configSchema", &definition.admin_config)?;
     registry.set_definition(&id, &definition)?;
@@ -97,9 +112,15 @@ pub async fn remove(_: Admin, State(state): State<AppState>, Path(id): Path<Stri
 }
 
 pub async fn enable(_: Admin, State(state): State<AppState>, Path(id): Path<String>) -> Answer {
-    state.services().host.registry().set_enabled(&id, true)?;
-    start_release_source(&state, &id);
+    enable_plugin(&state, &id)?;
     Ok(Json(show_record(&state, &id)?))
+}
+
+/// Enables the plugin; a release source starts, to register its sources.
+pub fn enable_plugin(state: &AppState, id: &str) -> Result<(), ApiError> {
+    state.services().host.registry().set_enabled(id, true)?;
+    start_release_source(state, id);
+    Ok(())
 }
 
 pub async fn disable(_: Admin, State(state): State<AppState>, Path(id): Path<String>) -> Answer {
@@ -109,17 +130,28 @@ pub async fn disable(_: Admin, State(state): State<AppState>, Path(id): Path<Str
 
 /// Enables a plugin the supervisor disabled, and forgets its faults.
 pub async fn reset(_: Admin, State(state): State<AppState>, Path(id): Path<String>) -> Answer {
-    state.services().host.reset(&id).await?;
-    start_release_source(&state, &id);
+    reset_plugin(&state, &id).await?;
     Ok(Json(show_record(&state, &id)?))
+}
+
+pub async fn reset_plugin(state: &AppState, id: &str) -> Result<(), ApiError> {
+    state.services().host.reset(id).await?;
+    start_release_source(state, id);
+    Ok(())
 }
 
 /// Starts the plugin afresh, initializes it, pings it and stops it.
 pub async fn test(_: Admin, State(state): State<AppState>, Path(id): Path<String>) -> Answer {
-    let took = state.services().host.test(&id).await?;
-    let mut shown = show_record(&state, &id)?;
+    Ok(Json(test_plugin(&state, &id).await?))
+}
+
+/// Starts the plugin afresh, initializes it, pings it and stops it; answers it as shown,
+/// with how long that took.
+pub async fn test_plugin(state: &AppState, id: &str) -> Result<Value, ApiError> {
+    let took = state.services().host.test(id).await?;
+    let mut shown = show_record(state, id)?;
     shown["test"] = json!({"ok": true, "milliseconds": took.as_secs_f64() * 1000.0});
-    Ok(Json(shown))
+    Ok(shown)
 }
 
 /// Replaces the admin configuration, checked field by field against `configSchema`.
@@ -129,12 +161,18 @@ pub async fn configure(
     Path(id): Path<String>,
     JsonBody(config): JsonBody<Map<String, Value>>,
 ) -> Answer {
+    configure_plugin(&state, &id, config).await?;
+    Ok(Json(show_record(&state, &id)?))
+}
+
+/// Replaces the admin configuration after checking it; the plugin's instances restart.
+pub async fn configure_plugin(state: &AppState, id: &str, config: Map<String, Value>) -> Result<(), ApiError> {
     let host = &state.services().host;
-    let record = host.registry().get(&id)?;
+    let record = host.registry().get(id)?;
     refuse_secret_in_config(&config)?;
     check_config(&record, "configSchema", &config)?;
-    host.configure(&id, config).await?;
-    Ok(Json(show_record(&state, &id)?))
+    host.configure(id, config).await?;
+    Ok(())
 }
 
 /// Credentials to store sealed: names and values. Never shown back, only their names.
@@ -153,6 +191,11 @@ pub async fn set_credentials(
     Path(id): Path<String>,
     JsonBody(new): JsonBody<NewCredentials>,
 ) -> Answer {
+    Ok(Json(store_credentials(&state, &id, new)?))
+}
+
+/// Stores credentials sealed; answers their names.
+pub fn store_credentials(state: &AppState, id: &str, new: NewCredentials) -> Result<Value, ApiError> {
     let host = &state.services().host;
     if new.credentials.is_empty() {
         return Err(ApiError::bad_request("`credentials` is empty: give at least one name and value"));
@@ -169,9 +212,9 @@ pub async fn set_credentials(
     let vault = host.vault().map_err(|error| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, error.to_string()))?;
     let values: BTreeMap<String, Secret> =
         new.credentials.into_iter().map(|(name, value)| (name, Secret::new(value))).collect();
-    host.registry().set_credentials(vault, &id, new.user.as_deref(), &values)?;
-    let names = host.registry().credential_names(&id, new.user.as_deref())?;
-    Ok(Json(json!({"id": id, "user": new.user, "credentials": names})))
+    host.registry().set_credentials(vault, id, new.user.as_deref(), &values)?;
+    let names = host.registry().credential_names(id, new.user.as_deref())?;
+    Ok(json!({"id": id, "user": new.user, "credentials": names}))
 }
 
 /// What the plugin may write and which libraries it sees.
@@ -190,9 +233,15 @@ pub async fn set_permissions(
     Path(id): Path<String>,
     JsonBody(new): JsonBody<Permissions>,
 ) -> Answer {
+    let settings = grant_permissions(&state, &id, new)?;
+    Ok(Json(settings_json(&id, &settings)))
+}
+
+/// Replaces what the plugin may write and which libraries it sees, after checking each.
+pub fn grant_permissions(state: &AppState, id: &str, new: Permissions) -> Result<MetadataSettings, ApiError> {
     let services = state.services();
     let registry = services.host.registry();
-    let mut settings = registry.metadata_settings(&id)?;
+    let mut settings = registry.metadata_settings(id)?;
     for name in &new.permissions {
         name.parse::<Permission>().map_err(ApiError::bad_request)?;
     }
@@ -203,8 +252,8 @@ pub async fn set_permissions(
     permissions.sort();
     permissions.dedup();
     (settings.permissions, settings.library_ids) = (permissions, new.library_ids);
-    registry.set_metadata_settings(&id, &settings)?;
-    Ok(Json(settings_json(&id, &settings)))
+    registry.set_metadata_settings(id, &settings)?;
+    Ok(settings)
 }
 
 /// How the plugin searches and matches (its permissions and libraries stay).
@@ -235,8 +284,14 @@ pub async fn set_search_settings(
     Path(id): Path<String>,
     JsonBody(new): JsonBody<SearchSettings>,
 ) -> Answer {
+    let settings = save_search_settings(&state, &id, new)?;
+    Ok(Json(settings_json(&id, &settings)))
+}
+
+/// Replaces how the plugin searches and matches, once the settings compile.
+pub fn save_search_settings(state: &AppState, id: &str, new: SearchSettings) -> Result<MetadataSettings, ApiError> {
     let registry = state.services().host.registry();
-    let current = registry.metadata_settings(&id)?;
+    let current = registry.metadata_settings(id)?;
     if new.confidence_threshold.is_some_and(|threshold| !(0.0..=1.0).contains(&threshold)) {
         return Err(ApiError::bad_request("`confidenceThreshold` must be between 0 and 1"));
     }
@@ -257,8 +312,8 @@ pub async fn set_search_settings(
         requests_per_minute: new.requests_per_minute.filter(|rate| *rate > 0),
     };
     settings.compile().map_err(|why| ApiError::bad_request(format!("the settings are not usable: {why}")))?;
-    registry.set_metadata_settings(&id, &settings)?;
-    Ok(Json(settings_json(&id, &settings)))
+    registry.set_metadata_settings(id, &settings)?;
+    Ok(settings)
 }
 
 /// Everything about one plugin: registration, health, manifest, schemas, metrics,
@@ -316,14 +371,21 @@ fn manifest_text(record: &PluginRecord, key: &str) -> Option<String> {
     record.manifest.as_ref()?.get(key)?.as_str().map(str::to_owned)
 }
 
-/// A process plugin's command must be on the allowlist, and an npx one names its package
-/// as the seeds do; a wasm plugin's component must be a file.
-fn check_launch(state: &AppState, definition: &PluginDefinition) -> Result<(), ApiError> {
+/// A process plugin's command must be on the allowlist and it must run confined (an
+/// unconfined plugin is the operator's choice on the server's command line, never a
+/// token's); an npx one names its package as the seeds do, and is installed by the command
+/// line (one already installed keeps its command); a wasm plugin's component must be a file.
+fn check_launch(state: &AppState, definition: &PluginDefinition, current: Option<&Launch>) -> Result<(), ApiError> {
     definition.validate().map_err(ApiError::bad_request)?;
+    if definition.confinement == crate::sandbox::Confinement::Unconfined {
+        return Err(ApiError::forbidden(
+            "an unconfined plugin runs as the server's user and could read its vault key: only `codex-plugin-host plugin add --confinement unconfined` on the server registers one",
+        ));
+    }
     match &definition.launch {
         Launch::Process { command, args } => {
             state.services().allowlist.resolve(command).map_err(|error| ApiError::bad_request(error.to_string()))?;
-            if npx::is_npx(command) {
+            if npx::is_npx(command) && current != Some(&definition.launch) {
                 npx::NpxCommand::parse(args).map_err(ApiError::bad_request)?;
                 return Err(ApiError::bad_request(
                     "an npx plugin's package is installed by `codex-plugin-host plugin add` on the command line; register it there, or run its installed script with `node`",

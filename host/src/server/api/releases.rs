@@ -2,13 +2,14 @@
 //! registered, a poll now (an admin's job), the tracked series and the announced releases.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::super::AppState;
 use super::super::auth::{Admin, Caller};
+use super::super::body::QueryParams;
 use super::super::error::ApiError;
 use crate::library::LibraryPort;
 use crate::release_tracking::LedgerFilter;
@@ -18,8 +19,25 @@ type Answer = Result<Json<Value>, ApiError>;
 /// Releases per answer at most.
 const MAX_RELEASES: usize = 500;
 
-pub async fn sources(_: Caller, State(state): State<AppState>) -> Answer {
-    Ok(Json(json!({"sources": state.services().releases.sources(None)?})))
+/// The sources; a user sees what they are, not their settings or poll state (an upstream
+/// error may name a feed's address with its key).
+pub async fn sources(caller: Caller, State(state): State<AppState>) -> Answer {
+    let sources = super::blocking(&state, |state| Ok(state.services().releases.sources(None)?)).await?;
+    let shown: Vec<Value> = sources
+        .into_iter()
+        .map(|source| match caller.0.is_admin() {
+            true => json!(source),
+            false => json!({
+                "id": source.id,
+                "plugin": source.plugin,
+                "sourceKey": source.source_key,
+                "displayName": source.display_name,
+                "kind": source.kind,
+                "enabled": source.enabled,
+            }),
+        })
+        .collect();
+    Ok(Json(json!({"sources": shown})))
 }
 
 /// Polls the source now, as a job; its progress is what the plugin reports.
@@ -28,14 +46,19 @@ pub async fn poll(
     State(state): State<AppState>,
     Path(source): Path<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    Ok((StatusCode::ACCEPTED, Json(json!(start_poll(&state, &source)?))))
+}
+
+/// Starts a poll of `source` as an admin's job.
+pub fn start_poll(state: &AppState, source: &str) -> Result<super::super::jobs::JobState, ApiError> {
     let releases = state.services().releases.clone();
-    let found = releases.source(&source)?;
+    let found = releases.source(source)?;
     let subject = json!({"source": found.id, "plugin": found.plugin});
-    let job = state.jobs().start("poll", &crate::access::Principal::Admin, subject, move |progress| async move {
+    let source = source.to_owned();
+    Ok(state.jobs().start("poll", &crate::access::Principal::Admin, subject, move |progress| async move {
         let report = Box::new(move |step| progress.report(json!(step)));
         Ok(json!(releases.poll(&source, Some(report)).await?))
-    });
-    Ok((StatusCode::ACCEPTED, Json(json!(job))))
+    }))
 }
 
 /// `?series=&state=&source=&limit=`: which announced releases.
@@ -48,7 +71,11 @@ pub struct ReleaseQuery {
     pub limit: Option<usize>,
 }
 
-pub async fn announced(_: Caller, State(state): State<AppState>, Query(query): Query<ReleaseQuery>) -> Answer {
+pub async fn announced(
+    _: Caller,
+    State(state): State<AppState>,
+    QueryParams(query): QueryParams<ReleaseQuery>,
+) -> Answer {
     let limit = query.limit.unwrap_or(50);
     if !(1..=MAX_RELEASES).contains(&limit) {
         return Err(ApiError::bad_request(format!("`limit` must be between 1 and {MAX_RELEASES}")));
@@ -67,7 +94,11 @@ pub struct TrackedQuery {
     pub limit: Option<usize>,
 }
 
-pub async fn tracked(_: Caller, State(state): State<AppState>, Query(query): Query<TrackedQuery>) -> Answer {
+pub async fn tracked(
+    _: Caller,
+    State(state): State<AppState>,
+    QueryParams(query): QueryParams<TrackedQuery>,
+) -> Answer {
     let limit = query.limit.unwrap_or(100);
     if !(1..=MAX_RELEASES).contains(&limit) {
         return Err(ApiError::bad_request(format!("`limit` must be between 1 and {MAX_RELEASES}")));
