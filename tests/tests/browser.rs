@@ -3,7 +3,7 @@
 //! through the provider's sign-in and syncs; a user previews and applies metadata; a user
 //! dismisses a recommendation. Each saves a screenshot in docs/screenshots/.
 
-use codex_plugin_host::library::{BookProgress, LibraryPort, SqliteLibrary};
+use codex_plugin_host::library::{LibraryPort, SqliteLibrary};
 use codex_plugin_host_tests::browser::{Browser, ONE_AT_A_TIME, PHONE};
 use codex_plugin_host_tests::oauth_server::AuthorizationServer;
 use codex_plugin_host_tests::server::TestServer;
@@ -194,17 +194,7 @@ async fn a_user_sees_recommendations_and_dismisses_one() {
     add_wasm(&server, "recs", "recommendations-echo", &["library:read"]).await;
     let ann = server.user_token("ann");
     let store = library(&server);
-    for (book, at) in [("manga-one-piece-v01", 1), ("manga-berserk-v01", 2)] {
-        let progress = BookProgress {
-            book_id: book.into(),
-            page: 9,
-            completed: true,
-            completed_at: Some(at),
-            started_at: None,
-            updated_at: at,
-        };
-        store.save_progress("ann", &progress).unwrap();
-    }
+    codex_plugin_host_tests::integrations::finished(&store, "ann", &["manga-one-piece-v01", "manga-berserk-v01"]);
     let (status, connected) = server.post("/api/v1/connections/recs/token", &ann, json!({"token": "t0ken"})).await;
     assert_eq!(status, 200, "{connected}");
     let browser = Browser::start().await;

@@ -4,25 +4,15 @@
 //! refresh runs, dismissals, two plugins merged, series already owned left out.
 
 use codex_plugin_host::integrations::IntegrationError;
-use codex_plugin_host::library::{BookProgress, LibraryPort, SeriesRating};
+use codex_plugin_host::library::{LibraryPort, SeriesRating};
 use codex_plugin_host::protocol::types::recommendations::DismissReason;
-use codex_plugin_host_tests::integrations::{IntegrationHost, Mode, example, recorder, sample_library};
+use codex_plugin_host_tests::integrations::{IntegrationHost, Mode, example, finished, recorder, sample_library};
 use codex_plugin_host_tests::on_both_modes;
 use serde_json::{Value, json};
 
 /// Ann read the first book of One Piece (rated 90), Monster (rated 40) and Berserk.
 fn reader(host: &IntegrationHost) {
-    for (book, at) in [("manga-one-piece-v01", 1), ("manga-monster-v01", 2), ("manga-berserk-v01", 3)] {
-        let progress = BookProgress {
-            book_id: book.into(),
-            page: 9,
-            completed: true,
-            completed_at: Some(at),
-            started_at: None,
-            updated_at: at,
-        };
-        host.library.save_progress("ann", &progress).unwrap();
-    }
+    finished(host.library.as_ref(), "ann", &["manga-one-piece-v01", "manga-monster-v01", "manga-berserk-v01"]);
     for (series, rating) in [("manga-one-piece", 90), ("manga-monster", 40)] {
         let rating = SeriesRating { series_id: series.into(), rating, notes: None, updated_at: 1 };
         host.library.save_rating("ann", &rating).unwrap();

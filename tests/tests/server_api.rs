@@ -2,7 +2,7 @@
 //! plugins (the examples as wasm components), each refused without a token, with a user's
 //! token on an admin route and with another user's ids; bad bodies; jobs to their end.
 
-use codex_plugin_host::library::{BookProgress, LibraryPort, SqliteLibrary};
+use codex_plugin_host::library::{LibraryPort, SqliteLibrary};
 use codex_plugin_host_tests::oauth_server::AuthorizationServer;
 use codex_plugin_host_tests::server::TestServer;
 use codex_plugin_host_tests::{wasm_component_path, wire_recorder};
@@ -390,17 +390,7 @@ async fn recommendations_are_listed_refreshed_and_one_dismissed() {
     add(&server, "recs", "recommendations-echo", &["library:read"]).await;
     let ann = server.user_token("ann");
     let library = library(&server);
-    for (book, at) in [("manga-one-piece-v01", 1), ("manga-berserk-v01", 2)] {
-        let progress = BookProgress {
-            book_id: book.into(),
-            page: 9,
-            completed: true,
-            completed_at: Some(at),
-            started_at: None,
-            updated_at: at,
-        };
-        library.save_progress("ann", &progress).unwrap();
-    }
+    codex_plugin_host_tests::integrations::finished(&library, "ann", &["manga-one-piece-v01", "manga-berserk-v01"]);
     let (status, connected) = server.post("/api/v1/connections/recs/token", &ann, json!({"token": "t0ken"})).await;
     assert_eq!(status, 200, "{connected}");
     let (status, refreshed) = server.post("/api/v1/recommendations/refresh", &ann, json!({})).await;

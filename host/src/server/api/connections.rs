@@ -50,11 +50,7 @@ pub fn connections_json(state: &AppState, user: &str) -> Result<Value, ApiError>
     let mut available = Vec::new();
     for record in registry.list()? {
         let Some(manifest) = record.manifest.as_ref() else { continue };
-        let capabilities = manifest.get("capabilities");
-        let for_users = ["userReadSync", "userRecommendationProvider"]
-            .iter()
-            .any(|name| capabilities.and_then(|found| found.get(name)).is_some_and(|value| value == &json!(true)));
-        if record.enabled && for_users {
+        if record.enabled && for_users(manifest) {
             available.push(json!({
                 "plugin": record.id.as_str(),
                 "name": manifest.get("displayName"),
@@ -124,10 +120,16 @@ pub async fn disconnect(
     QueryParams(query): QueryParams<ForUser>,
 ) -> Result<StatusCode, ApiError> {
     let user = caller.user(query.user.as_deref())?;
-    let host = &state.services().host;
-    host.registry().disconnect_user(&plugin, &user)?;
-    host.restart_user(&plugin, &user).await;
+    disconnect_user(&state, &plugin, &user).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// [`disconnect`]'s work, for the API and the page: the instance of theirs stops with it.
+pub async fn disconnect_user(state: &AppState, plugin: &str, user: &str) -> Result<(), ApiError> {
+    let host = &state.services().host;
+    host.registry().disconnect_user(plugin, user)?;
+    host.restart_user(plugin, user).await;
+    Ok(())
 }
 
 /// A personal access token for the user's tracker account.
@@ -212,6 +214,13 @@ pub async fn connect_token(state: &AppState, plugin: &str, user: &str, token: &s
     Ok(shown)
 }
 
+/// Whether a manifest declares something users connect to: sync or recommendations.
+fn for_users(manifest: &Value) -> bool {
+    ["userReadSync", "userRecommendationProvider"]
+        .iter()
+        .any(|name| manifest.pointer(&format!("/capabilities/{name}")) == Some(&json!(true)))
+}
+
 /// A plugin users connect to: enabled, and (when its manifest is known) one that syncs or
 /// recommends.
 fn check_user_plugin(record: &crate::registry::PluginRecord) -> Result<(), ApiError> {
@@ -219,11 +228,6 @@ fn check_user_plugin(record: &crate::registry::PluginRecord) -> Result<(), ApiEr
     if !record.enabled {
         return Err(ApiError::bad_request(format!("plugin `{plugin}` is disabled; an admin enables it")));
     }
-    let for_users = |manifest: &Value| {
-        ["userReadSync", "userRecommendationProvider"]
-            .iter()
-            .any(|name| manifest.pointer(&format!("/capabilities/{name}")) == Some(&json!(true)))
-    };
     match record.manifest.as_ref().is_none_or(for_users) {
         true => Ok(()),
         false => Err(ApiError::bad_request(format!(

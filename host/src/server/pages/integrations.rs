@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 
 use super::super::AppState;
 use super::super::api::connections::{
-    begin_oauth, connect_token, connection_json, connections_json, save_user_settings, start_sync,
+    begin_oauth, connect_token, connection_json, connections_json, disconnect_user, save_user_settings, start_sync,
 };
 use super::super::error::ApiError;
 use super::super::jobs::JobStatus;
@@ -127,11 +127,11 @@ pub async fn act(
             .map(|(cookie, started)| (jar.add(cookie), Redirect::to(&started.authorization_url)).into_response()),
         "sync" => start_sync(&state, &plugin, &user, false, false)
             .map(|job| Redirect::to(&format!("/jobs/{}", job.id)).into_response()),
-        "disconnect" => disconnect(&state, &plugin, &user).await.map(|()| done("/integrations", "disconnected")),
+        "disconnect" => disconnect_user(&state, &plugin, &user).await.map(|()| done("/integrations", "disconnected")),
         _ => Err(ApiError::not_found(format!("integrations have no action `{action}`"))),
     };
     outcome.unwrap_or_else(|error| {
-        let status = if error.status.is_server_error() { error.status } else { StatusCode::BAD_REQUEST };
+        let status = super::form_status(&error);
         integration_page(&state, &form.session, &plugin, &user, status, &Flash::error(error.message))
     })
 }
@@ -163,13 +163,6 @@ async fn settings(state: &AppState, plugin: &str, user: &str, form: &PageForm) -
         config.insert(HOST_ONLY_NAMESPACE.into(), Value::Object(keys));
     }
     save_user_settings(state, plugin, user, config).await
-}
-
-async fn disconnect(state: &AppState, plugin: &str, user: &str) -> Result<(), ApiError> {
-    let host = &state.services().host;
-    host.registry().disconnect_user(plugin, user)?;
-    host.restart_user(plugin, user).await;
-    Ok(())
 }
 
 /// A job's page: its state now; with JavaScript it follows the job's events, without it
@@ -256,7 +249,7 @@ pub async fn recommendations_act(
     match outcome {
         Ok(key) => done("/recommendations", key),
         Err(error) => {
-            let status = if error.status.is_server_error() { error.status } else { StatusCode::BAD_REQUEST };
+            let status = super::form_status(&error);
             recommendations_page(&state, &form.session, &user, false, status, &Flash::error(error.message)).await
         }
     }

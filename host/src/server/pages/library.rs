@@ -135,7 +135,7 @@ pub async fn act(
     match outcome {
         Ok((extra, flash)) => series_page(&state, &form.session, &id, extra, StatusCode::OK, &flash),
         Err(error) => {
-            let status = if error.status.is_server_error() { error.status } else { StatusCode::BAD_REQUEST };
+            let status = super::form_status(&error);
             series_page(&state, &form.session, &id, json!({"plugin": plugin}), status, &Flash::error(error.message))
         }
     }

@@ -84,6 +84,12 @@ fn user_only<'a>(state: &AppState, session: &'a Session) -> Result<&'a str, Box<
     })
 }
 
+/// The status of a page re-rendered for a form's fault: the host's own failures as they
+/// are, anything the form could mend (a bad value, an unknown id) a 400.
+fn form_status(error: &super::error::ApiError) -> StatusCode {
+    if error.status.is_server_error() { error.status } else { StatusCode::BAD_REQUEST }
+}
+
 /// After a form that worked: back to `to`, with the notice `done` names.
 fn done(to: &str, notice: &str) -> Response {
     Redirect::to(&format!("{to}?done={notice}")).into_response()

@@ -243,7 +243,7 @@ pub async fn act(
         Ok("removed") => done("/plugins", "removed"),
         Ok(key) => done(&format!("/plugins/{id}"), key),
         Err(error) => {
-            let status = if error.status.is_server_error() { error.status } else { StatusCode::BAD_REQUEST };
+            let status = super::form_status(&error);
             plugin_page(&state, &form.session, &id, status, &Flash::error(error.message))
         }
     }
