@@ -5,7 +5,7 @@
 use codex_plugin_host::access::Principal;
 use codex_plugin_host::host::HostConfig;
 use codex_plugin_host::library::{LibraryFile, SqliteLibrary};
-use codex_plugin_host::server::{ServerConfig, Services};
+use codex_plugin_host::server::{RunningServer, ServerConfig, Services};
 use codex_plugin_host::transport::process::CommandAllowlist;
 use codex_plugin_host::vault::EncryptionKey;
 use serde_json::Value;
@@ -20,8 +20,7 @@ pub struct TestServer {
     pub address: std::net::SocketAddr,
     pub admin: String,
     client: reqwest::Client,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    served: Option<tokio::task::JoinHandle<Result<(), String>>>,
+    running: Option<RunningServer>,
 }
 
 /// The last value each cookie name was set to by any answer (tests read the OAuth binding).
@@ -55,17 +54,9 @@ impl TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let public_url = url::Url::parse(&format!("http://{address}/")).unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let served = tokio::spawn(codex_plugin_host::server::serve(
-            listener,
-            services,
-            ServerConfig { public_url },
-            async move {
-                let _ = stopped.await;
-            },
-        ));
+        let running = RunningServer::spawn(listener, services, ServerConfig { public_url });
         let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(120)).build().unwrap();
-        Self { dir, address, admin, client, stop: Some(stop), served: Some(served) }
+        Self { dir, address, admin, client, running: Some(running) }
     }
 
     /// A new token for `user`, as `token create --user` makes one.
@@ -127,11 +118,8 @@ impl TestServer {
 
     /// Stops the server as a signal would, and waits for its clean stop.
     pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(served) = self.served.take() {
-            served.await.unwrap().unwrap();
+        if let Some(running) = self.running.take() {
+            running.stop().await.unwrap();
         }
     }
 }

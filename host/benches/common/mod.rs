@@ -129,12 +129,14 @@ pub fn summarize(runtime: &'static str, subject: &'static str, mut samples: Vec<
     }
 }
 
+/// The median of some rounds' figures.
+pub fn middle<T: PartialOrd + Copy>(values: impl Iterator<Item = T>) -> T {
+    let mut values: Vec<T> = values.collect();
+    values.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
+    values[values.len() / 2]
+}
+
 pub fn median(mut rounds: Vec<Row>) -> Row {
-    fn middle<T: PartialOrd + Copy>(values: impl Iterator<Item = T>) -> T {
-        let mut values: Vec<T> = values.collect();
-        values.sort_by(|a, b| a.partial_cmp(b).expect("no NaN"));
-        values[values.len() / 2]
-    }
     let p50 = middle(rounds.iter().map(|row| row.p50));
     let p99 = middle(rounds.iter().map(|row| row.p99));
     let sequential = middle(rounds.iter().map(|row| row.sequential_per_second));

@@ -80,18 +80,19 @@ impl TokenStore {
         Ok((record, token))
     }
 
-    /// Who `token` stands for, if it is a live token of this host.
+    /// Who `token` stands for, if it is a live token of this host: one indexed read of
+    /// the database's write-ahead log, never waiting for a writer, so that a server checks
+    /// each request's token on the request's own task.
     pub fn principal(&self, token: &str) -> Result<Option<Principal>, TokenError> {
         if !looks_like_token(token) {
             return Ok(None);
         }
-        let found: Option<(String, Option<String>)> = self
-            .lock()
-            .query_row(
-                "SELECT role, user_id FROM api_tokens WHERE digest = ? AND revoked_at IS NULL",
-                [digest(token).as_slice()],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )
+        let connection = self.lock();
+        let mut statement = connection
+            .prepare_cached("SELECT role, user_id FROM api_tokens WHERE digest = ? AND revoked_at IS NULL")
+            .map_err(failed)?;
+        let found: Option<(String, Option<String>)> = statement
+            .query_row([digest(token).as_slice()], |row| Ok((row.get(0)?, row.get(1)?)))
             .optional()
             .map_err(failed)?;
         Ok(found.and_then(|(role, user)| stored_principal(&role, user)))

@@ -399,7 +399,13 @@ impl LibraryPort for SqliteLibrary {
     }
 
     fn series(&self, id: &str) -> Result<Series, LibraryError> {
-        read_series(&self.lock(), id)
+        // Its three reads in one read transaction: one snapshot, and the log's read lock
+        // taken once instead of three times.
+        let connection = self.lock();
+        let snapshot = connection.unchecked_transaction()?;
+        let series = read_series(&snapshot, id)?;
+        snapshot.commit()?;
+        Ok(series)
     }
 
     fn series_by_external_id(&self, source: &str, external_id: &str) -> Result<Vec<String>, LibraryError> {

@@ -8,7 +8,6 @@
 use futures::StreamExt as _;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::runs::Recorder;
@@ -310,7 +309,7 @@ impl Pipeline {
         progress: &(dyn Fn(&Progress) + Send + Sync),
     ) -> Result<LibraryRun, PipelineError> {
         let started = Instant::now();
-        let provider = Arc::new(self.provider(plugin).await?);
+        let provider = self.provider(plugin).await?;
         if provider.targets().is_empty() {
             provider.require(Target::Series)?;
             provider.require(Target::Book)?;

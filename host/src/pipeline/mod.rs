@@ -28,7 +28,7 @@ use crate::metadata::rules::{CompiledRules, TitleRule};
 use crate::metadata::settings::{ActiveSettings, Target};
 use crate::plugin::PluginError;
 use crate::protocol::manifest::Manifest;
-use crate::registry::RegistryError;
+use crate::registry::{ProviderSource, RegistryError};
 
 /// Why a pipeline job failed; nothing it was doing was written.
 #[derive(Debug, thiserror::Error)]
@@ -75,7 +75,13 @@ pub struct Pipeline {
     pacers: Arc<Mutex<HashMap<String, Arc<pacer::Pacer>>>>,
     /// Libraries' title rules, compiled once for as long as they stay the same.
     library_rules: Arc<Mutex<HashMap<String, RulesOfLibrary>>>,
+    /// Plugins' providers, built once for as long as their manifest and settings stay the
+    /// same (a search from the API builds none).
+    providers: Arc<Mutex<HashMap<String, ProviderOfPlugin>>>,
 }
+
+/// A plugin's provider and what it was built from.
+type ProviderOfPlugin = (ProviderSource, Arc<Provider>);
 
 /// A library's rules as written, and compiled.
 type RulesOfLibrary = (Vec<TitleRule>, CompiledRules);
@@ -149,6 +155,7 @@ impl Pipeline {
             legacy_logged: Arc::default(),
             pacers: Arc::default(),
             library_rules: Arc::default(),
+            providers: Arc::default(),
         })
     }
 
@@ -157,20 +164,27 @@ impl Pipeline {
     }
 
     /// The plugin's settings and manifest (started once if no start recorded a manifest).
-    pub(crate) async fn provider(&self, plugin: &str) -> Result<Provider, PipelineError> {
+    pub(crate) async fn provider(&self, plugin: &str) -> Result<Arc<Provider>, PipelineError> {
         let registry = self.host.registry();
-        let settings = registry
-            .metadata_settings(plugin)?
+        let mut source = registry.provider_source(plugin)?;
+        if source.manifest.is_none() {
+            self.host.call(plugin, None, "ping", Value::Null).await?;
+            source = registry.provider_source(plugin)?;
+        }
+        let mut providers = self.providers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((built_from, provider)) = providers.get(plugin)
+            && *built_from == source
+        {
+            return Ok(provider.clone());
+        }
+        let settings = source
+            .settings(plugin)?
             .compile()
             .map_err(|why| PipelineError::Settings { plugin: plugin.to_owned(), why })?;
-        let mut record = registry.get(plugin)?;
-        if record.manifest.is_none() {
-            self.host.call(plugin, None, "ping", Value::Null).await?;
-            record = registry.get(plugin)?;
-        }
-        let manifest = record
+        let manifest = source
             .manifest
-            .and_then(|manifest| serde_json::from_value::<Manifest>(manifest).ok())
+            .as_deref()
+            .and_then(|manifest| serde_json::from_str::<Manifest>(manifest).ok())
             .ok_or_else(|| PipelineError::Fault {
                 plugin: plugin.to_owned(),
                 method: "initialize",
@@ -182,7 +196,9 @@ impl Pipeline {
             pacer.set_rate(settings.requests_per_minute);
             pacer.clone()
         };
-        Ok(Provider { id: plugin.to_owned(), settings, manifest, pacer })
+        let provider = Arc::new(Provider { id: plugin.to_owned(), settings, manifest, pacer });
+        providers.insert(plugin.to_owned(), (source, provider.clone()));
+        Ok(provider)
     }
 
     /// `library`'s title rules, compiled (once while they do not change).

@@ -7,22 +7,39 @@ use rusqlite::{OptionalExtension, params};
 use super::{Registry, RegistryError};
 use crate::metadata::settings::MetadataSettings;
 
+/// What the pipeline builds a plugin's provider from, read in one query: its manifest
+/// and its metadata settings as stored. Equal sources build equal providers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderSource {
+    /// As its last start recorded it; `None` before its first start.
+    pub manifest: Option<String>,
+    /// `None`: the defaults.
+    pub settings: Option<String>,
+}
+
+impl ProviderSource {
+    pub fn settings(&self, plugin: &str) -> Result<MetadataSettings, RegistryError> {
+        parse_settings(plugin, self.settings.as_deref())
+    }
+}
+
 impl Registry {
     /// The plugin's metadata settings (the defaults when it has none).
     pub fn metadata_settings(&self, plugin: &str) -> Result<MetadataSettings, RegistryError> {
-        self.get(plugin)?;
+        self.provider_source(plugin)?.settings(plugin)
+    }
+
+    /// The plugin's manifest and metadata settings as stored.
+    pub fn provider_source(&self, plugin: &str) -> Result<ProviderSource, RegistryError> {
         let connection = self.lock();
-        let stored: Option<String> = connection
-            .query_row("SELECT settings FROM plugin_metadata_settings WHERE plugin_id = ?", [plugin], |row| row.get(0))
+        let mut statement = connection.prepare_cached(
+            "SELECT p.manifest, s.settings FROM plugins p
+             LEFT JOIN plugin_metadata_settings s ON s.plugin_id = p.id WHERE p.id = ?",
+        )?;
+        let found = statement
+            .query_row([plugin], |row| Ok(ProviderSource { manifest: row.get(0)?, settings: row.get(1)? }))
             .optional()?;
-        match stored {
-            None => Ok(MetadataSettings::default()),
-            Some(text) => serde_json::from_str(&text).map_err(|error| RegistryError::Corrupt {
-                plugin: plugin.to_owned(),
-                what: "metadata settings",
-                why: error.to_string(),
-            }),
-        }
+        found.ok_or_else(|| RegistryError::NotRegistered(plugin.to_owned()))
     }
 
     /// Replaces the plugin's metadata settings, after checking them whole.
@@ -36,5 +53,16 @@ impl Registry {
             params![plugin, text],
         )?;
         Ok(())
+    }
+}
+
+fn parse_settings(plugin: &str, stored: Option<&str>) -> Result<MetadataSettings, RegistryError> {
+    match stored {
+        None => Ok(MetadataSettings::default()),
+        Some(text) => serde_json::from_str(text).map_err(|error| RegistryError::Corrupt {
+            plugin: plugin.to_owned(),
+            what: "metadata settings",
+            why: error.to_string(),
+        }),
     }
 }

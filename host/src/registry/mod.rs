@@ -14,6 +14,7 @@ mod vault_state;
 
 pub use connections::{HOST_SECRET_PREFIX, RotationReport, UserConnection};
 pub use definition::{CredentialDelivery, Launch, PluginDefinition};
+pub use metadata_settings::ProviderSource;
 pub use plugins::PluginRecord;
 pub use revisions::{InstanceRevision, Revision, Revisions};
 

@@ -65,10 +65,7 @@ impl FromRequestParts<AppState> for Caller {
                 cookie
             }
         };
-        let tokens = state.clone();
-        let principal = tokio::task::spawn_blocking(move || tokens.services().tokens.principal(&token))
-            .await
-            .map_err(|error| ApiError::internal(format!("the token check stopped: {error}")))??;
+        let principal = state.services().tokens.principal(&token)?;
         principal.map(Caller).ok_or_else(|| unauthorized("this token is unknown or revoked; `token list` shows yours"))
     }
 }

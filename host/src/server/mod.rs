@@ -127,6 +127,12 @@ pub async fn serve(
         tracing::info!("stopping: finishing the requests in flight");
         let _ = stopping_sender.send(true);
     };
+    // Answers go out as soon as they are written, not held back for the next one's ACK.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |stream: &mut tokio::net::TcpStream| {
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!("could not set TCP_NODELAY on a connection: {error}");
+        }
+    });
     let serving = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(signal)
         .into_future();
@@ -160,6 +166,30 @@ pub async fn serve(
     served?;
     Err("requests in flight still held the host 5 s after the stop: its plugins were stopped without a clean shutdown"
         .into())
+}
+
+/// A server serving on a task of its own, for a program that embeds it (and the tests
+/// and benchmarks): [`RunningServer::stop`] stops it as a signal stops `serve`.
+pub struct RunningServer {
+    stop: tokio::sync::oneshot::Sender<()>,
+    served: tokio::task::JoinHandle<Result<(), String>>,
+}
+
+impl RunningServer {
+    /// Serves on `listener` (see [`serve`]) until stopped. Inside a runtime.
+    pub fn spawn(listener: TcpListener, services: Services, config: ServerConfig) -> Self {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = tokio::spawn(serve(listener, services, config, async move {
+            let _ = stopped.await;
+        }));
+        Self { stop, served }
+    }
+
+    /// Stops the server cleanly and waits for it.
+    pub async fn stop(self) -> Result<(), String> {
+        let _ = self.stop.send(());
+        self.served.await.map_err(|error| format!("the server's task failed: {error}"))?
+    }
 }
 
 /// Every route, with the layers every request goes through.

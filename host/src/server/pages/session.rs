@@ -52,13 +52,9 @@ impl FromRequestParts<AppState> for Session {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
         let sign_in = || Redirect::to("/login").into_response();
         let Some(token) = cookie_token(parts, state.secure_cookies()) else { return Err(sign_in()) };
-        let tokens = state.clone();
-        let lookup = token.clone();
-        let principal = tokio::task::spawn_blocking(move || tokens.services().tokens.principal(&lookup)).await;
-        match principal {
-            Ok(Ok(Some(principal))) => Ok(Self { principal, csrf: csrf_token(&token) }),
-            Ok(Ok(None)) => Err(sign_in()),
-            Ok(Err(error)) => Err(refused_page(state, http::StatusCode::INTERNAL_SERVER_ERROR, &error.to_string())),
+        match state.services().tokens.principal(&token) {
+            Ok(Some(principal)) => Ok(Self { principal, csrf: csrf_token(&token) }),
+            Ok(None) => Err(sign_in()),
             Err(error) => Err(refused_page(state, http::StatusCode::INTERNAL_SERVER_ERROR, &error.to_string())),
         }
     }
