@@ -1,5 +1,8 @@
-//! `serve` as a real command: it prints where it listens, answers the API, and on SIGTERM
-//! in the middle of a sync stops cleanly, keeping everything the sync reported as applied.
+//! `serve` as a real command: it prints where it listens, answers the API, installs an
+//! npx plugin an admin adds over HTTP, and on SIGTERM in the middle of a sync stops
+//! cleanly, keeping everything the sync reported as applied.
+
+mod support;
 
 use serde_json::{Value, json};
 use std::io::{BufRead as _, Write as _};
@@ -93,18 +96,51 @@ fn terminate(child: &Child) {
 fn serve_prints_its_address_answers_and_stops_on_sigterm() {
     let data = Data::new();
     let admin = data.ok(&["token", "create", "--admin"], None);
-    let (mut server, address) = data.serve(&["--public-url", "https://codex.example/plugins"]);
-    let client = reqwest::blocking::Client::new();
+    let (mut server, address) = data.serve(&["--public-url", "https://codex.example"]);
+    let client = reqwest::blocking::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let answer = client.get(format!("http://{address}/api/v1/whoami")).bearer_auth(admin.trim()).send().unwrap();
     assert_eq!(answer.status(), 200);
     assert_eq!(answer.json::<Value>().unwrap(), json!({"role": "admin"}));
     let refused = client.get(format!("http://{address}/api/v1/plugins")).send().unwrap();
     assert_eq!(refused.status(), 401);
+    // Behind https, the page's cookie is `__Host-` and Secure; the plain name opens nothing
+    // (a cookie planted without Secure, say over plain http on the same name, is not taken).
+    // Tokens and CSRF values are URL-safe as they are: the form bodies need no encoding.
+    let form = |body: String| (reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded", body);
+    let (name, value, body) = form(format!("token={}", admin.trim()));
+    let signed_in = client.post(format!("http://{address}/login")).header(name, value).body(body).send().unwrap();
+    assert_eq!(signed_in.status(), 303);
+    let set = signed_in.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(set.starts_with(&format!("__Host-codex_token={}", admin.trim())), "{set}");
+    for attribute in ["HttpOnly", "SameSite=Strict", "Secure", "Path=/"] {
+        assert!(set.contains(attribute), "{attribute} missing: {set}");
+    }
+    let whoami = |cookie: String| {
+        client.get(format!("http://{address}/api/v1/whoami")).header("cookie", cookie).send().unwrap().status()
+    };
+    assert_eq!(whoami(format!("codex_token={}", admin.trim())), 401);
+    assert_eq!(whoami(format!("__Host-codex_token={}", admin.trim())), 200);
+    // Signing out removes it with the attributes a browser needs to accept the removal.
+    let csrf = codex_plugin_host::server::pages::session::csrf_token(admin.trim());
+    let (name, value, body) = form(format!("csrf={csrf}"));
+    let signed_out = client
+        .post(format!("http://{address}/logout"))
+        .header("cookie", format!("__Host-codex_token={}", admin.trim()))
+        .header(name, value)
+        .body(body)
+        .send()
+        .unwrap();
+    assert_eq!(signed_out.status(), 303);
+    let removal = signed_out.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(removal.starts_with("__Host-codex_token=;") && removal.contains("Secure"), "{removal}");
     terminate(&server);
     assert!(exited(&mut server, Duration::from_secs(20)).success());
-    let output = data.run(&["serve", "--public-url", "ftp://x"], None);
-    assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("--public-url"));
+    for (url, why) in [("ftp://x", "http or https"), ("https://codex.example/plugins", "root of a host name")] {
+        let output = data.run(&["serve", "--public-url", url], None);
+        assert_eq!(output.status.code(), Some(2), "{url}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("--public-url") && stderr.contains(why), "{url}: {stderr}");
+    }
 }
 
 #[test]
@@ -146,12 +182,16 @@ fn sigterm_in_the_middle_of_a_sync_keeps_what_it_reported_as_applied() {
     // Follow the job until it says the pull is applied.
     let events =
         client.get(format!("http://{address}/api/v1/jobs/{id}/events")).bearer_auth(ann.trim()).send().unwrap();
-    let mut applied = None;
+    let (mut applied, mut event) = (None, String::new());
     for line in std::io::BufReader::new(events).lines() {
         let line = line.unwrap();
+        if let Some(name) = line.strip_prefix("event: ") {
+            event = name.to_owned();
+        }
         let Some(data) = line.strip_prefix("data: ") else { continue };
         let state: Value = serde_json::from_str(data).unwrap();
         assert_eq!(state["status"], "running", "the sync ended before the signal: {state}");
+        assert_eq!(event, "progress", "a running job's state comes as a `progress` event: {state}");
         if state["progress"]["stage"] == "applied" {
             applied = Some(state["progress"].clone());
             break;
@@ -171,4 +211,81 @@ fn sigterm_in_the_middle_of_a_sync_keeps_what_it_reported_as_applied() {
     assert_eq!(books.iter().filter(|book| book.completed).count(), 3, "{books:?}");
     let records: Value = serde_json::from_str(&data.ok(&["sync", "status", "--json"], None)).unwrap();
     assert_eq!(records[0]["running"], false, "the lease outlived the server: {records}");
+}
+
+/// Follows the job `id` until it ends; answers its last state.
+fn finished_job(client: &reqwest::blocking::Client, address: &str, token: &str, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let job: Value =
+            client.get(format!("http://{address}/api/v1/jobs/{id}")).bearer_auth(token).send().unwrap().json().unwrap();
+        if job["status"] != "running" {
+            return job;
+        }
+        assert!(Instant::now() < deadline, "the job did not end: {job}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn an_npx_plugin_added_over_http_is_installed_as_a_job_then_registered() {
+    let data = Data::new();
+    // Plugins' uids reach their install through the data directory.
+    std::fs::set_permissions(data.dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let package = data.dir.path().join("package");
+    std::fs::create_dir_all(&package).unwrap();
+    std::fs::copy(repo().join("tests/plugins/wire-recorder.mjs"), package.join("recorder.mjs")).unwrap();
+    let manifest = json!({"name": "@codex-test/served-recorder", "version": "1.2.3", "bin": "recorder.mjs"});
+    std::fs::write(package.join("package.json"), manifest.to_string()).unwrap();
+    let npm = support::npm_registry::NpmRegistry::start();
+    let served = npm.publish(&package);
+    let admin = data.ok(&["token", "create", "--admin"], None);
+    let admin = admin.trim();
+    let (mut server, address) = data.serve(&["--npm-registry", &npm.url]);
+    let client = reqwest::blocking::Client::new();
+    let add = |id: &str, package: &str| {
+        // As the seeds write it: `npx`, then `-y` and the package, one per line.
+        let launch = json!({"mode": "process", "command": "npx", "args": ["-y", package]});
+        let body = json!({"id": id, "definition": {"launch": launch, "adminConfig": {"answers": {"ping": "pong"}}}});
+        let answer = client.post(format!("http://{address}/api/v1/plugins")).bearer_auth(admin).json(&body).send();
+        let answer = answer.unwrap();
+        (answer.status().as_u16(), answer.json::<Value>().unwrap())
+    };
+    let (status, job) = add("recorder", "@codex-test/served-recorder@1.2.3");
+    assert_eq!((status, &job["kind"]), (202, &json!("install")), "{job}");
+    assert_eq!(job["subject"]["registry"], json!(npm.url), "{job}");
+    let done = finished_job(&client, &address, admin, job["id"].as_str().unwrap());
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let shown = &done["result"]["plugin"];
+    let install = &shown["install"];
+    assert_eq!(
+        (&install["name"], &install["version"], &install["integrity"]),
+        (&json!(served.name), &json!(served.version), &json!(served.integrity)),
+        "{shown}"
+    );
+    assert!(npm.requests() >= 2, "the package was fetched from the registry the operator named");
+    assert_eq!(shown["enabled"], false, "added for a review of its permissions first: {shown}");
+    // A second add under the same id is refused at once; the first install stays.
+    let (status, refused) = add("recorder", "@codex-test/served-recorder@1.2.3");
+    assert_eq!(status, 409, "{refused}");
+    let post = |path: &str| client.post(format!("http://{address}/api/v1/plugins/recorder/{path}")).bearer_auth(admin);
+    assert_eq!(post("enable").send().unwrap().status(), 200);
+    let tested = post("test").send().unwrap();
+    assert_eq!(tested.status(), 200, "the installed program starts: {}", tested.text().unwrap());
+    // A package the registry does not have: the job fails with npm's reason, nothing is registered.
+    let (status, job) = add("missing", "@codex-test/not-published@1.0.0");
+    assert_eq!(status, 202, "{job}");
+    let done = finished_job(&client, &address, admin, job["id"].as_str().unwrap());
+    assert_eq!(done["status"], "failed", "{done}");
+    assert!(
+        done["error"].as_str().unwrap().contains("npm could not install @codex-test/not-published@1.0.0"),
+        "{done}"
+    );
+    let gone = client.get(format!("http://{address}/api/v1/plugins/missing")).bearer_auth(admin).send().unwrap();
+    assert_eq!(gone.status(), 404);
+    // An npx line that names no package is refused before any job.
+    let (status, refused) = add("bad", "-y");
+    assert_eq!(status, 400, "{refused}");
+    terminate(&server);
+    assert!(exited(&mut server, Duration::from_secs(20)).success());
 }

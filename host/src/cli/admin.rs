@@ -227,8 +227,9 @@ pub fn run_plugin(args: PluginArgs) -> Result<(), Failure> {
             if registry.get(id.as_str()).is_ok() {
                 return Err(registry_failure(RegistryError::AlreadyRegistered(id.to_string())));
             }
-            let installed = installs.install(&command, &definition, npm_registry.as_deref(), npm_cache.as_deref())?;
-            registry.add_installed(&id, &definition, &installed).map_err(|error| {
+            let installed =
+                installs.install(id.as_str(), &command, &definition, npm_registry.as_deref(), npm_cache.as_deref())?;
+            registry.add_installed(&id, &definition, &installed, true).map_err(|error| {
                 installs.abandon();
                 registry_failure(error)
             })?;
@@ -244,7 +245,7 @@ pub fn run_plugin(args: PluginArgs) -> Result<(), Failure> {
             let location = &args.location;
             let installs = install::Installs::lock(&location.data_dir, location.key_file.as_deref(), &id)?;
             let installed =
-                installs.install(&command, &record.definition, npm_registry.as_deref(), npm_cache.as_deref())?;
+                installs.install(&id, &command, &record.definition, npm_registry.as_deref(), npm_cache.as_deref())?;
             registry.record_install(&id, &installed).map_err(registry_failure)?;
             print_json(&serde_json::to_value(&installed).expect("an install record serializes"));
             Ok(())

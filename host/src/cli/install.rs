@@ -6,31 +6,20 @@ use std::time::Instant;
 
 use super::Failure;
 use super::input::absolute;
-use crate::install::npx::{self, NpxCommand};
+use crate::install::npx::NpxCommand;
 use crate::install::package::InstalledPackage;
-use crate::install::{DEFAULT_REGISTRY, INSTALL_DEADLINE, InstallError, NpmInstaller, registry_url};
-use crate::registry::{Launch, PluginDefinition};
-use crate::sandbox::install_dir::{InstallDirError, InstallLock};
+use crate::install::{DEFAULT_REGISTRY, InstallError, registry_url};
+use crate::registry::PluginDefinition;
+use crate::sandbox::install_dir::InstallDirError;
 use crate::sandbox::{Sandbox, SandboxConfig};
 
 /// The npx command of a definition the host should install for, if it is one.
 pub fn npx_command(definition: &PluginDefinition) -> Result<Option<NpxCommand>, Failure> {
-    match &definition.launch {
-        Launch::Process { command, args } if npx::is_npx(command) => {
-            NpxCommand::parse(args).map(Some).map_err(Failure::usage)
-        }
-        _ => Ok(None),
-    }
+    crate::install::npx_command(definition).map_err(Failure::usage)
 }
 
-/// Installs of one plugin's package, under its install lock: taken before the caller
-/// checks the registry and held until it has registered the install (or abandoned it), so
-/// no other install of the plugin runs in between.
-pub struct Installs {
-    sandbox: Sandbox,
-    plugin: String,
-    _lock: InstallLock,
-}
+/// One plugin's installs, under its install lock (see [`crate::install::Installs`]).
+pub struct Installs(crate::install::Installs);
 
 impl Installs {
     /// Takes `plugin`'s install lock in the host's data directory, waiting for an install
@@ -40,19 +29,18 @@ impl Installs {
         crate::host::create_private_dir(&data_dir).map_err(|error| host_failure(error.to_string()))?;
         let protected: Vec<PathBuf> = key_file.map(absolute).transpose()?.into_iter().collect();
         let sandbox = Sandbox::new(SandboxConfig::default(), &data_dir, protected);
-        let lock = sandbox.lock_installs(plugin).map_err(|error| host_failure(error.to_string()))?;
-        Ok(Self { sandbox, plugin: plugin.to_owned(), _lock: lock })
+        crate::install::Installs::lock(sandbox, plugin).map(Self).map_err(|error| host_failure(error.to_string()))
     }
 
     /// Installs `command`'s package, saying what it does on stderr.
     pub fn install(
         &self,
+        plugin: &str,
         command: &NpxCommand,
         definition: &PluginDefinition,
         registry: Option<&str>,
         seed_cache: Option<&Path>,
     ) -> Result<InstalledPackage, Failure> {
-        let plugin = self.plugin.as_str();
         let registry =
             registry_url(registry.unwrap_or(DEFAULT_REGISTRY)).map_err(|error| Failure::usage(error.to_string()))?;
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -71,8 +59,7 @@ impl Installs {
         }
         eprintln!("installing {} from {registry} for plugin `{plugin}`, in its sandbox, scripts off…", command.package);
         let started = Instant::now();
-        let installer = NpmInstaller { sandbox: &self.sandbox, registry, deadline: INSTALL_DEADLINE, seed_cache };
-        let installed = runtime.block_on(installer.install(plugin, command, definition.confinement));
+        let installed = runtime.block_on(self.0.install(command, definition.confinement, registry, seed_cache));
         let installed = installed.map_err(|error| match error {
             InstallError::Registry { .. }
             | InstallError::Command(_)
@@ -96,7 +83,7 @@ impl Installs {
 
     /// The install's registration failed: the install goes.
     pub fn abandon(self) {
-        self.sandbox.remove_install(&self.plugin);
+        self.0.abandon();
     }
 }
 

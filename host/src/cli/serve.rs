@@ -16,9 +16,14 @@ pub struct ServeArgs {
     listen: SocketAddr,
     /// The address browsers and OAuth providers reach the server at (behind a reverse proxy
     /// or TLS terminator, its address); the OAuth redirect URI is built from it, and an
-    /// https one makes the page's cookie Secure. Default: http:// and the listen address.
+    /// https one makes the page's cookie Secure. At the root of its host name (no path).
+    /// Default: http:// and the listen address.
     #[arg(long, value_name = "URL")]
     public_url: Option<String>,
+    /// The npm registry npx plugins added over the API or the page are installed from
+    /// (an admin's token cannot name another).
+    #[arg(long, value_name = "URL", default_value = crate::install::DEFAULT_REGISTRY)]
+    npm_registry: String,
     #[command(flatten)]
     host: HostArgs,
 }
@@ -28,6 +33,8 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         Some(text) => public_url(text)?,
         None => None,
     };
+    let npm_registry =
+        crate::install::registry_url(&args.npm_registry).map_err(|error| Failure::usage(error.to_string()))?;
     let config = args.host.host_config()?;
     runtime()?.block_on(async move {
         let mut termination = Termination::listen();
@@ -39,7 +46,8 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
             Some(url) => url,
             None => url::Url::parse(&format!("http://{address}/")).map_err(|error| host_failure(error.to_string()))?,
         };
-        let services = Services::open(config).map_err(host_failure)?;
+        let mut services = Services::open(config).map_err(host_failure)?;
+        services.npm_registry = npm_registry;
         super::print_line(&format!("listening on {address}; open {public_url}"));
         let stop = async move {
             let signal = termination.recv().await;
@@ -54,14 +62,19 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
     })
 }
 
-/// An http or https URL without a query or fragment; its path ends with `/`.
+/// An http or https URL at the root of its host, without a query or fragment: the page's
+/// links and its cookies are at `/`, and a `__Host-` cookie cannot be given a narrower path.
 fn public_url(text: &str) -> Result<Option<url::Url>, Failure> {
-    let mut url = url::Url::parse(text).map_err(|error| Failure::usage(format!("--public-url {text:?}: {error}")))?;
+    let url = url::Url::parse(text).map_err(|error| Failure::usage(format!("--public-url {text:?}: {error}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.query().is_some() || url.fragment().is_some() {
         return Err(Failure::usage(format!("--public-url {text:?}: give an http or https URL without a query")));
     }
-    if !url.path().ends_with('/') {
-        url.set_path(&format!("{}/", url.path()));
+    if url.path() != "/" {
+        return Err(Failure::usage(format!(
+            "--public-url {text:?}: the server is served at the root of a host name (https://plugins.example/), \
+             not under a path such as {:?}: give it a host name of its own at the proxy",
+            url.path()
+        )));
     }
     Ok(Some(url))
 }

@@ -5,10 +5,14 @@
 //! cache a plugin could write, no registry needed (the seeds' container deployment).
 //!
 //! [`npx`] reads the command line, [`package`] what the install left; both pure. The
-//! install itself is [`NpmInstaller::install`].
+//! install itself is [`NpmInstaller::install`], made under a plugin's install lock by
+//! [`Installs`].
 
+mod installs;
 pub mod npx;
 pub mod package;
+
+pub use installs::{Installs, npx_command};
 
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;

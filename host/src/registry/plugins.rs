@@ -43,14 +43,16 @@ impl Registry {
         self.insert(id, definition, None, false)
     }
 
-    /// Registers a plugin with the package the host installed for it, in one write.
+    /// Registers a plugin with the package the host installed for it, in one write
+    /// (disabled, for a review of its permissions, unless `enabled`).
     pub fn add_installed(
         &self,
         id: &PluginId,
         definition: &PluginDefinition,
         install: &InstalledPackage,
+        enabled: bool,
     ) -> Result<(), RegistryError> {
-        self.insert(id, definition, Some(install), true)
+        self.insert(id, definition, Some(install), enabled)
     }
 
     /// Records a new install of the plugin's package: its instances restart on it.

@@ -11,6 +11,7 @@ use crate::integrations::{Integrations, SyncScheduler, TokenRefresher};
 use crate::library::SqliteLibrary;
 use crate::pipeline::Pipeline;
 use crate::release_tracking::{ReleaseScheduler, ReleaseTracker, TrackerConfig};
+use crate::sandbox::Sandbox;
 use crate::transport::process::CommandAllowlist;
 
 /// How often the schedulers look for syncs and polls that fell due.
@@ -28,6 +29,11 @@ pub struct Services {
     pub tokens: TokenStore,
     /// What process plugins may run (checked when an admin registers one).
     pub allowlist: CommandAllowlist,
+    /// Where npx plugins added over HTTP are installed from (the operator's choice, never
+    /// a token's; checked by [`crate::install::registry_url`]).
+    pub npm_registry: String,
+    /// The sandbox npx plugins' packages are installed in, as the host confines them.
+    pub install_sandbox: Sandbox,
     background: Option<Background>,
 }
 
@@ -42,6 +48,8 @@ impl Services {
     /// Opens the host over `config`'s data directory and its services. Inside a runtime.
     pub fn open(config: HostConfig) -> Result<Self, String> {
         let allowlist = config.allowlist.clone();
+        let install_sandbox =
+            Sandbox::new(config.sandbox.clone(), &config.data_dir, config.key_file.iter().cloned().collect());
         let host = Arc::new(PluginHost::open(config).map_err(|error| error.to_string())?);
         let database = host.database_path();
         let library = Arc::new(SqliteLibrary::open(&database).map_err(|error| error.to_string())?);
@@ -51,7 +59,18 @@ impl Services {
         let pipeline = Pipeline::new(host.clone(), library.clone()).map_err(|error| error.to_string())?;
         let integrations = Integrations::new(host.clone(), library.clone()).map_err(|error| error.to_string())?;
         let tokens = TokenStore::open(&database).map_err(|error| error.to_string())?;
-        Ok(Self { host, library, pipeline, integrations, releases, tokens, allowlist, background: None })
+        Ok(Self {
+            host,
+            library,
+            pipeline,
+            integrations,
+            releases,
+            tokens,
+            allowlist,
+            npm_registry: crate::install::DEFAULT_REGISTRY.to_owned(),
+            install_sandbox,
+            background: None,
+        })
     }
 
     /// Starts the background work of a long-running host: scheduled syncs, token refreshes,
@@ -67,7 +86,7 @@ impl Services {
     /// Stops the background work, gives back this host's sync leases, and shuts every
     /// plugin down (their call counts kept).
     pub async fn shutdown(self) {
-        let Self { host, library, pipeline, integrations, releases, tokens, allowlist: _, background } = self;
+        let Self { host, library, pipeline, integrations, releases, tokens, background, .. } = self;
         drop(background);
         if let Err(error) = integrations.release_leases() {
             tracing::warn!("could not give back the sync leases: {error}");

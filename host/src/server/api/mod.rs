@@ -3,6 +3,7 @@
 //! and answers JSON or an [`ApiError`].
 
 pub mod connections;
+pub mod install;
 pub mod jobs;
 pub mod library;
 pub mod plugins;

@@ -12,7 +12,9 @@ use super::super::AppState;
 use super::super::auth::Admin;
 use super::super::body::JsonBody;
 use super::super::error::ApiError;
+use super::super::jobs::JobState;
 use super::health_json;
+use super::install::NpxPlugin;
 use crate::config_schema::ConfigSchema;
 use crate::install::npx;
 use crate::metadata::conditions::Conditions;
@@ -62,14 +64,30 @@ pub async fn add(
     State(state): State<AppState>,
     JsonBody(new): JsonBody<NewPlugin>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    Ok((StatusCode::CREATED, Json(add_plugin(&state, new)?)))
+    Ok(match add_plugin(&state, new)? {
+        Added::Registered(shown) => (StatusCode::CREATED, Json(shown)),
+        Added::Installing(job) => (StatusCode::ACCEPTED, Json(json!(job))),
+    })
 }
 
-/// Registers a plugin after checking it (disabled unless `enable`); answers it as shown.
-pub fn add_plugin(state: &AppState, new: NewPlugin) -> Result<Value, ApiError> {
+/// What an add did.
+pub enum Added {
+    /// Registered: the plugin as shown.
+    Registered(Value),
+    /// An npx plugin whose package is being installed: the job; it is registered at its end.
+    Installing(JobState),
+}
+
+/// Registers a plugin after checking it (disabled unless `enable`), or for an npx plugin
+/// starts the install that registers it.
+pub fn add_plugin(state: &AppState, new: NewPlugin) -> Result<Added, ApiError> {
     let id = PluginId::new(&new.id).map_err(ApiError::bad_request)?;
     check_launch(state, &new.definition, None)?;
     refuse_secret_in_config(&new.definition.admin_config)?;
+    if let Some(command) = crate::install::npx_command(&new.definition).map_err(ApiError::bad_request)? {
+        let plugin = NpxPlugin { id, definition: new.definition, command, enable: new.enable };
+        return super::install::start_install(state, plugin).map(Added::Installing);
+    }
     let registry = state.services().host.registry();
     match new.enable {
         true => registry.add(&id, &new.definition)?,
@@ -78,7 +96,7 @@ pub fn add_plugin(state: &AppState, new: NewPlugin) -> Result<Value, ApiError> {
     if new.enable {
         start_release_source(state, id.as_str());
     }
-    show_record(state, id.as_str())
+    show_record(state, id.as_str()).map(Added::Registered)
 }
 
 pub async fn show(_: Admin, State(state): State<AppState>, Path(id): Path<String>) -> Answer {
@@ -346,7 +364,7 @@ pub fn show_record(state: &AppState, id: &str) -> Result<Value, ApiError> {
 
 /// A plugin just enabled that is (or may be) a release source starts in the background, to
 /// register its sources (as the server's start does for those enabled before).
-fn start_release_source(state: &AppState, id: &str) {
+pub fn start_release_source(state: &AppState, id: &str) {
     let Ok(record) = state.services().host.registry().get(id) else { return };
     let declares =
         |manifest: &Value| manifest.pointer("/capabilities/releaseSource").is_some_and(|found| !found.is_null());
@@ -373,8 +391,8 @@ fn manifest_text(record: &PluginRecord, key: &str) -> Option<String> {
 
 /// A process plugin's command must be on the allowlist and it must run confined (an
 /// unconfined plugin is the operator's choice on the server's command line, never a
-/// token's); an npx one names its package as the seeds do, and is installed by the command
-/// line (one already installed keeps its command); a wasm plugin's component must be a file.
+/// token's); an npx one names its package as the seeds do, and keeps the command it was
+/// installed for; a wasm plugin's component must be a file.
 fn check_launch(state: &AppState, definition: &PluginDefinition, current: Option<&Launch>) -> Result<(), ApiError> {
     definition.validate().map_err(ApiError::bad_request)?;
     if definition.confinement == crate::sandbox::Confinement::Unconfined {
@@ -385,11 +403,13 @@ fn check_launch(state: &AppState, definition: &PluginDefinition, current: Option
     match &definition.launch {
         Launch::Process { command, args } => {
             state.services().allowlist.resolve(command).map_err(|error| ApiError::bad_request(error.to_string()))?;
-            if npx::is_npx(command) && current != Some(&definition.launch) {
+            if npx::is_npx(command) {
                 npx::NpxCommand::parse(args).map_err(ApiError::bad_request)?;
-                return Err(ApiError::bad_request(
-                    "an npx plugin's package is installed by `codex-plugin-host plugin add` on the command line; register it there, or run its installed script with `node`",
-                ));
+                if current.is_some_and(|current| *current != definition.launch) {
+                    return Err(ApiError::bad_request(
+                        "an npx command is not changed in place (the install would no longer match it): remove the plugin and add it again",
+                    ));
+                }
             }
         }
         Launch::Wasm { file } => {

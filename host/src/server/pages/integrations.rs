@@ -176,6 +176,7 @@ pub async fn job(State(state): State<AppState>, session: Session, Path(id): Path
     let sync = (job.kind == "sync").then(|| job.result.clone()).flatten();
     let back = match job.kind {
         "sync" => job.subject["plugin"].as_str().map(|plugin| format!("/integrations/{plugin}")),
+        "install" => job.subject["plugin"].as_str().map(|plugin| format!("/plugins/{plugin}")),
         _ => None,
     };
     let title = format!("{} job", job.kind);

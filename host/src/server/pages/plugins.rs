@@ -4,14 +4,14 @@
 //! search settings, credentials (never shown back), metrics and recent faults, actions.
 
 use axum::extract::{Multipart, Path, Query, State};
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Redirect, Response};
 use http::StatusCode;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 
 use super::super::AppState;
 use super::super::api::plugins::{
-    NewCredentials, NewPlugin, Permissions, SearchSettings, add_plugin, configure_plugin, enable_plugin,
+    Added, NewCredentials, NewPlugin, Permissions, SearchSettings, add_plugin, configure_plugin, enable_plugin,
     grant_permissions, list_plugins, reset_plugin, save_search_settings, show_record, store_credentials, test_plugin,
 };
 use super::super::error::ApiError;
@@ -68,11 +68,13 @@ pub async fn add(State(state): State<AppState>, form: PageForm) -> Response {
         "timeout": form.get("timeout"),
     });
     let added = process_definition(&form).and_then(|(id, definition)| {
-        add_plugin(&state, NewPlugin { id: id.clone(), definition, enable: false }).map_err(|error| error.message)?;
-        Ok(id)
+        let added = add_plugin(&state, NewPlugin { id: id.clone(), definition, enable: false });
+        Ok((id, added.map_err(|error| error.message)?))
     });
     match added {
-        Ok(id) => done(&format!("/plugins/{id}"), "added"),
+        Ok((id, Added::Registered(_))) => done(&format!("/plugins/{id}"), "added"),
+        // An npx plugin: its install's progress, then the way to its review.
+        Ok((_, Added::Installing(job))) => Redirect::to(&format!("/jobs/{}", job.id)).into_response(),
         Err(why) => new_form(&state, &form.session, echo, StatusCode::BAD_REQUEST, &Flash::error(why)),
     }
 }
