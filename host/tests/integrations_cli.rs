@@ -301,7 +301,7 @@ fn release_sources_are_listed_polled_and_their_releases_shown_from_the_command_l
     );
     let table = host.ok(&["releases", "sources"], None);
     assert!(table.contains("echo-releases:a") && table.contains("Fetched 8 items, recorded 8"), "{table}");
-    host.refused(&["releases", "list", "--state", "new"], None, "`new` is not a state");
+    host.refused(&["releases", "list", "--state", "new"], None, "`new` is not a ledger state");
     host.refused(&["releases", "poll", "echo-releases:zz"], None, "no release source `echo-releases:zz`");
     host.refused(&["library", "track", "manga-naruto", "--threshold", "2"], None, "not a confidence");
     host.refused(

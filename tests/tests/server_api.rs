@@ -342,6 +342,13 @@ async fn a_series_is_searched_previewed_applied_and_a_library_auto_matched() {
         (json!("One Piece"), json!("one-piece-0")),
         "{found}"
     );
+    // A change to the search settings reaches the next search at once.
+    let settings = json!({"searchTemplate": "{{metadata.title}} manga"});
+    let path = "/api/v1/plugins/echo/search-settings";
+    let (status, saved) = server.send(Method::PUT, path, Some(&server.admin), Some(settings)).await;
+    assert_eq!(status, 200, "{saved}");
+    let (_, found) = server.post("/api/v1/series/manga-one-piece/search", &ann, json!({"plugin": "echo"})).await;
+    assert_eq!(found["query"]["query"], json!("One Piece manga"), "{found}");
     let before = library(&server).series("manga-berserk").unwrap();
     let (status, preview) = server
         .post(
@@ -464,6 +471,9 @@ async fn release_sources_are_listed_polled_as_a_job_and_their_releases_shown() {
     assert_eq!(status, 404, "{unknown}");
     let (status, bad) = server.get("/api/v1/releases?limit=0", Some(&ann)).await;
     assert_eq!(status, 400, "{bad}");
+    let (status, bad) = server.get("/api/v1/releases?state=announce", Some(&ann)).await;
+    assert_eq!(status, 400, "a misspelt state is refused, not an empty list: {bad}");
+    assert!(bad["error"]["message"].as_str().unwrap().contains("`announce` is not a ledger state"), "{bad}");
     server.stop().await;
 }
 

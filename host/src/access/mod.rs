@@ -13,7 +13,7 @@ use sha2::{Digest as _, Sha256};
 pub const TOKEN_PREFIX: &str = "cph_";
 
 /// Who a token stands for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "role", content = "user", rename_all = "lowercase")]
 pub enum Principal {
     /// May do everything.

@@ -167,17 +167,15 @@ impl ReleaseTracker {
 
     /// Ledger rows, newest first.
     pub fn ledger(&self, filter: &LedgerFilter) -> Result<Vec<LedgerEntry>, ReleaseError> {
+        if let Some(state) = &filter.state {
+            check_ledger_state(state)?;
+        }
         self.inner.store.ledger(filter)
     }
 
     /// Sets a ledger row's state (`dismissed`, `marked_acquired`, `hidden`, or back).
     pub fn set_ledger_state(&self, id: &str, state: &str) -> Result<(), ReleaseError> {
-        if !LEDGER_STATES.contains(&state) {
-            return Err(ReleaseError::Invalid(format!(
-                "`{state}` is not a ledger state; one of {}",
-                LEDGER_STATES.join(", ")
-            )));
-        }
+        check_ledger_state(state)?;
         match self.inner.store.set_ledger_state(id, state)? {
             true => Ok(()),
             false => Err(ReleaseError::Invalid(format!("no ledger row `{id}`; `releases list` shows them"))),
@@ -279,4 +277,14 @@ fn now_micros() -> i64 {
 /// A time as Codex writes it: RFC 3339, UTC, `Z`.
 pub fn rfc3339_utc(micros: i64) -> String {
     DateTime::<Utc>::from_timestamp_micros(micros).unwrap_or_default().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// A misspelt state is refused, not read as one that no row has.
+fn check_ledger_state(state: &str) -> Result<(), ReleaseError> {
+    match LEDGER_STATES.contains(&state) {
+        true => Ok(()),
+        false => {
+            Err(ReleaseError::Invalid(format!("`{state}` is not a ledger state; one of {}", LEDGER_STATES.join(", "))))
+        }
+    }
 }

@@ -14,8 +14,9 @@ use tokio::sync::watch;
 use super::error::ApiError;
 use crate::access::Principal;
 
-/// Finished jobs kept for reading, the oldest forgotten first.
-const FINISHED_KEPT: usize = 1000;
+/// Finished jobs kept for reading per owner, the owner's oldest forgotten first: a user
+/// who starts job after job forgets only their own.
+const FINISHED_KEPT_PER_OWNER: usize = 100;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -68,8 +69,8 @@ impl Progress {
 #[derive(Default)]
 pub struct Jobs {
     jobs: Mutex<HashMap<String, Arc<Job>>>,
-    /// Finished jobs' ids, oldest first.
-    finished: Mutex<std::collections::VecDeque<String>>,
+    /// Finished jobs' ids by owner, oldest first.
+    finished: Mutex<HashMap<Principal, std::collections::VecDeque<String>>>,
 }
 
 impl Jobs {
@@ -97,7 +98,7 @@ impl Jobs {
         self.lock().insert(first.id.clone(), job.clone());
         let work = work(Progress(sender.clone()));
         let jobs = Arc::downgrade(self);
-        let id = first.id.clone();
+        let (id, owner) = (first.id.clone(), owner.clone());
         let task = tokio::spawn(async move {
             let outcome = work.await;
             sender.send_modify(|state| {
@@ -108,7 +109,7 @@ impl Jobs {
                 }
             });
             if let Some(jobs) = jobs.upgrade() {
-                jobs.forget_old(id);
+                jobs.forget_old(owner, id);
             }
         });
         *job.task.lock().unwrap_or_else(PoisonError::into_inner) = Some(task);
@@ -152,10 +153,11 @@ impl Jobs {
         }
     }
 
-    fn forget_old(&self, finished: String) {
-        let mut order = self.finished.lock().unwrap_or_else(PoisonError::into_inner);
+    fn forget_old(&self, owner: Principal, finished: String) {
+        let mut by_owner = self.finished.lock().unwrap_or_else(PoisonError::into_inner);
+        let order = by_owner.entry(owner).or_default();
         order.push_back(finished);
-        while order.len() > FINISHED_KEPT {
+        while order.len() > FINISHED_KEPT_PER_OWNER {
             if let Some(oldest) = order.pop_front() {
                 self.lock().remove(&oldest);
             }
@@ -202,5 +204,36 @@ mod tests {
         let mut state = jobs.watch(&started.id, &Principal::Admin).expect("visible");
         let done = state.wait_for(|state| state.status != JobStatus::Running).await.expect("an end").clone();
         assert_eq!((done.status, done.error.as_deref()), (JobStatus::Failed, Some("no such source")));
+    }
+
+    #[tokio::test]
+    async fn a_user_starting_job_after_job_forgets_only_their_own() {
+        let jobs = Arc::new(Jobs::default());
+        let (alice, mallory) = (Principal::User("alice".into()), Principal::User("mallory".into()));
+        let finished = |jobs: &Arc<Jobs>, owner: &Principal| {
+            let started = jobs.start("sync", owner, Value::Null, |_| async { Ok(Value::Null) });
+            let mut state = jobs.watch(&started.id, owner).expect("visible");
+            async move {
+                state.wait_for(|state| state.status != JobStatus::Running).await.expect("an end");
+                started.id
+            }
+        };
+        let alices = finished(&jobs, &alice).await;
+        let mut mallorys = Vec::new();
+        for _ in 0..FINISHED_KEPT_PER_OWNER + 5 {
+            mallorys.push(finished(&jobs, &mallory).await);
+        }
+        // The forgetting happens after the state turns; let it.
+        tokio::task::yield_now().await;
+        for _ in 0..100 {
+            if jobs.list(&mallory).len() == FINISHED_KEPT_PER_OWNER {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(jobs.watch(&alices, &alice).is_ok(), "alice's result outlives mallory's flood");
+        assert_eq!(jobs.list(&mallory).len(), FINISHED_KEPT_PER_OWNER);
+        assert!(jobs.watch(&mallorys[0], &mallory).is_err(), "mallory's oldest is forgotten");
+        assert!(jobs.watch(mallorys.last().unwrap(), &mallory).is_ok());
     }
 }

@@ -29,26 +29,26 @@ pub async fn login(State(state): State<AppState>, jar: CookieJar, Form(form): Fo
     if !crate::access::looks_like_token(&token) {
         return refused("That is not an API token: they start with cph_ and are 47 characters long.");
     }
-    let lookup = state.clone();
-    let checked = token.clone();
-    let principal = tokio::task::spawn_blocking(move || lookup.services().tokens.principal(&checked)).await;
-    match principal {
-        Ok(Ok(Some(_))) => {
-            let cookie = Cookie::build((cookie_name(state.secure_cookies()), token))
-                .path("/")
-                .http_only(true)
-                .secure(state.secure_cookies())
-                .same_site(SameSite::Strict)
-                .build();
-            (jar.add(cookie), Redirect::to("/")).into_response()
-        }
-        Ok(Ok(None)) => refused("This token is unknown or revoked; ask an admin for a new one."),
-        Ok(Err(error)) => refused(&error.to_string()),
+    match state.services().tokens.principal(&token) {
+        Ok(Some(_)) => (jar.add(session_cookie(&state, token)), Redirect::to("/")).into_response(),
+        Ok(None) => refused("This token is unknown or revoked; ask an admin for a new one."),
         Err(error) => refused(&error.to_string()),
     }
 }
 
 pub async fn logout(State(state): State<AppState>, jar: CookieJar, _form: PageForm) -> Response {
-    let cookie = Cookie::build((cookie_name(state.secure_cookies()), "")).path("/").build();
-    (jar.remove(cookie), Redirect::to("/login")).into_response()
+    // Removed with the attributes it was set with: a browser ignores a `__Host-` cookie
+    // (even an expired one) sent without Secure.
+    (jar.remove(session_cookie(&state, String::new())), Redirect::to("/login")).into_response()
+}
+
+/// The page's session cookie: HttpOnly, SameSite=Strict, for the whole site; Secure (and
+/// named `__Host-…`) behind https.
+fn session_cookie(state: &AppState, token: String) -> Cookie<'static> {
+    Cookie::build((cookie_name(state.secure_cookies()), token))
+        .path("/")
+        .http_only(true)
+        .secure(state.secure_cookies())
+        .same_site(SameSite::Strict)
+        .build()
 }
