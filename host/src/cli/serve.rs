@@ -36,7 +36,8 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
     let npm_registry =
         crate::install::registry_url(&args.npm_registry).map_err(|error| Failure::usage(error.to_string()))?;
     let config = args.host.host_config()?;
-    runtime()?.block_on(async move {
+    let runtime = runtime()?;
+    let served = runtime.block_on(async move {
         let mut termination = Termination::listen();
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
@@ -59,7 +60,11 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
             });
         };
         crate::server::serve(listener, services, ServerConfig { public_url }, stop).await.map_err(host_failure)
-    })
+    });
+    // Blocking work still under way (an install waiting for a lock the command line
+    // holds) does not keep the process: it was given its grace with the jobs.
+    runtime.shutdown_timeout(crate::server::JOB_GRACE);
+    served
 }
 
 /// An http or https URL at the root of its host, without a query or fragment: the page's

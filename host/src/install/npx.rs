@@ -81,6 +81,8 @@ fn check_name(name: &str) -> Result<(), String> {
             !part.is_empty()
                 && !part.starts_with('.')
                 && !part.starts_with('_')
+                // npm would read it as one of its own flags.
+                && !part.starts_with('-')
                 && part.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-._~".contains(c))
         });
     if well_formed {
@@ -159,8 +161,9 @@ mod tests {
 
     #[test]
     fn what_the_installer_cannot_do_is_refused_with_the_way_out() {
-        let cases: [(&[&str], &str); 8] = [
+        let cases: [(&[&str], &str); 9] = [
             (&["-y"], "names no package"),
+            (&["-y", "--", "--no-ignore-scripts"], "not a valid npm package name"),
             (&["-y", "--"], "names no package after"),
             (&["--package=x", "x"], "register the plugin with `--no-install`"),
             (&["-c", "echo hi"], "`-c` is not one"),

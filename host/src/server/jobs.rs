@@ -100,7 +100,11 @@ impl Jobs {
         let jobs = Arc::downgrade(self);
         let (id, owner) = (first.id.clone(), owner.clone());
         let task = tokio::spawn(async move {
-            let outcome = work.await;
+            // A job that panics ends failed, not running for ever.
+            let outcome =
+                futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(work)).await.unwrap_or_else(|_| {
+                    Err(ApiError::internal("the job stopped on an internal error (the server's log says where)"))
+                });
             sender.send_modify(|state| {
                 state.finished_at = Some(chrono::Utc::now().timestamp_micros());
                 match outcome {
@@ -204,6 +208,16 @@ mod tests {
         let mut state = jobs.watch(&started.id, &Principal::Admin).expect("visible");
         let done = state.wait_for(|state| state.status != JobStatus::Running).await.expect("an end").clone();
         assert_eq!((done.status, done.error.as_deref()), (JobStatus::Failed, Some("no such source")));
+    }
+
+    #[tokio::test]
+    async fn a_job_that_panics_ends_failed() {
+        let jobs = Arc::new(Jobs::default());
+        let started = jobs.start("poll", &Principal::Admin, Value::Null, |_| async { panic!("a bug in the job") });
+        let mut state = jobs.watch(&started.id, &Principal::Admin).expect("visible");
+        let done = state.wait_for(|state| state.status != JobStatus::Running).await.expect("an end").clone();
+        assert_eq!(done.status, JobStatus::Failed, "{done:?}");
+        assert!(done.error.unwrap().contains("internal error"));
     }
 
     #[tokio::test]

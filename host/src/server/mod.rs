@@ -169,7 +169,8 @@ pub async fn serve(
 }
 
 /// A server serving on a task of its own, for a program that embeds it (and the tests
-/// and benchmarks): [`RunningServer::stop`] stops it as a signal stops `serve`.
+/// and benchmarks): [`RunningServer::stop`] stops it as a signal stops `serve`, and so
+/// does dropping it (without waiting for the stop).
 pub struct RunningServer {
     stop: tokio::sync::oneshot::Sender<()>,
     served: tokio::task::JoinHandle<Result<(), String>>,

@@ -38,39 +38,47 @@ pub fn start_install(state: &AppState, plugin: NpxPlugin) -> Result<JobState, Ap
     });
     let job_state = state.clone();
     Ok(state.jobs().start("install", &Principal::Admin, subject, move |progress| async move {
-        install(&job_state, &plugin, &progress).await
+        install(&job_state, plugin, progress).await
     }))
 }
 
-async fn install(state: &AppState, plugin: &NpxPlugin, progress: &Progress) -> Result<Value, ApiError> {
-    let services = state.services();
-    progress.report(json!({"stage": "waiting for the plugin's install lock"}));
-    let (sandbox, id) = (services.install_sandbox.clone(), plugin.id.to_string());
-    let installs = tokio::task::spawn_blocking(move || Installs::lock(sandbox, &id))
-        .await
-        .map_err(|error| ApiError::internal(format!("the install lock could not be taken: {error}")))?
-        .map_err(failed)?;
-    // Another install may have registered it while this one waited.
-    refuse_registered(state, &plugin.id)?;
-    let package = plugin.command.package.to_string();
-    progress.report(json!({"stage": "installing", "package": package, "registry": services.npm_registry}));
-    let started = Instant::now();
-    let installed = installs
-        .install(&plugin.command, plugin.definition.confinement, services.npm_registry.clone(), None)
-        .await
-        .map_err(failed)?;
-    let seconds = started.elapsed().as_secs_f64();
-    if let Err(error) =
-        services.host.registry().add_installed(&plugin.id, &plugin.definition, &installed, plugin.enable)
-    {
-        installs.abandon();
-        return Err(error.into());
+/// The install, on a blocking thread: the wait for the install lock, the install's walk
+/// of its files and the registration are blocking work that must not hold a worker; npm
+/// itself runs on the runtime.
+async fn install(state: &AppState, plugin: NpxPlugin, progress: Progress) -> Result<Value, ApiError> {
+    let (worker_state, runtime) = (state.clone(), tokio::runtime::Handle::current());
+    let id = plugin.id.clone();
+    let installed = tokio::task::spawn_blocking(move || {
+        let state = &worker_state;
+        let services = state.services();
+        progress.report(json!({"stage": "waiting for the plugin's install lock"}));
+        let installs = Installs::lock(services.install_sandbox.clone(), plugin.id.as_str()).map_err(failed)?;
+        // Another install may have registered it while this one waited.
+        refuse_registered(state, &plugin.id)?;
+        let package = plugin.command.package.to_string();
+        progress.report(json!({"stage": "installing", "package": package, "registry": services.npm_registry}));
+        let started = Instant::now();
+        let confinement = plugin.definition.confinement;
+        let registry = services.npm_registry.clone();
+        let installed =
+            runtime.block_on(installs.install(&plugin.command, confinement, registry, None)).map_err(failed)?;
+        let seconds = started.elapsed().as_secs_f64();
+        let registry = services.host.registry();
+        if let Err(error) = registry.add_installed(&plugin.id, &plugin.definition, &installed, plugin.enable) {
+            installs.abandon();
+            return Err(ApiError::from(error));
+        }
+        Ok((seconds, plugin.enable))
+    })
+    .await
+    .map_err(|error| ApiError::internal(format!("the install stopped: {error}")))?;
+    let (seconds, enabled) = installed?;
+    if enabled {
+        start_release_source(state, id.as_str());
     }
-    drop(installs);
-    if plugin.enable {
-        start_release_source(state, plugin.id.as_str());
-    }
-    Ok(json!({"plugin": show_record(state, plugin.id.as_str())?, "seconds": seconds}))
+    // Registered: a failure to show it now does not make the install a failure.
+    let shown = show_record(state, id.as_str()).unwrap_or_else(|_| json!({"id": id.as_str()}));
+    Ok(json!({"plugin": shown, "seconds": seconds}))
 }
 
 fn refuse_registered(state: &AppState, id: &PluginId) -> Result<(), ApiError> {

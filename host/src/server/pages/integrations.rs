@@ -176,6 +176,8 @@ pub async fn job(State(state): State<AppState>, session: Session, Path(id): Path
     let sync = (job.kind == "sync").then(|| job.result.clone()).flatten();
     let back = match job.kind {
         "sync" => job.subject["plugin"].as_str().map(|plugin| format!("/integrations/{plugin}")),
+        // A failed install registered nothing: back to the form.
+        "install" if job.status == JobStatus::Failed => Some("/plugins/new".to_owned()),
         "install" => job.subject["plugin"].as_str().map(|plugin| format!("/plugins/{plugin}")),
         _ => None,
     };
