@@ -17,6 +17,7 @@
 pub mod access;
 pub mod cli;
 pub mod config_schema;
+pub mod conformance;
 pub mod database;
 pub mod dispatch;
 pub mod host;

@@ -178,58 +178,71 @@ impl Manifest {
 
     /// Checks every rule; the first broken one is reported.
     pub fn validate(&self) -> Result<(), ManifestError> {
-        check_name(&self.name).map_err(|rule| ManifestError::new("name", rule))?;
-        non_empty("displayName", &self.display_name)?;
-        non_empty("description", &self.description)?;
-        semver::Version::parse(&self.version).map_err(|error| {
-            ManifestError::new("version", format!("must be semver, got {:?}: {error}", self.version))
-        })?;
-        if !PROTOCOL.is_match(&self.protocol_version) {
-            return Err(ManifestError::new(
-                "protocolVersion",
-                format!("must be \"1.x\" (this host speaks protocol 1), got {:?}", self.protocol_version),
-            ));
+        match self.violations().into_iter().next() {
+            Some(first) => Err(first),
+            None => Ok(()),
         }
-        self.validate_capabilities()?;
-        for (index, credential) in self.required_credentials.iter().enumerate() {
-            non_empty(&format!("requiredCredentials[{index}].key"), &credential.key)?;
-            non_empty(&format!("requiredCredentials[{index}].label"), &credential.label)?;
-        }
-        if let Some(oauth) = &self.oauth {
-            http_url("oauth.authorizationUrl", &oauth.authorization_url)?;
-            http_url("oauth.tokenUrl", &oauth.token_url)?;
-        }
-        Ok(())
     }
 
-    fn validate_capabilities(&self) -> Result<(), ManifestError> {
+    /// Every rule the manifest breaks, in the order of its fields (a conformance check
+    /// reports them all; a host refuses the plugin at the first).
+    pub fn violations(&self) -> Vec<ManifestError> {
+        let mut broken = Vec::new();
+        let mut check = |result: Result<(), ManifestError>| broken.extend(result.err());
+        check(check_name(&self.name).map_err(|rule| ManifestError::new("name", rule)));
+        check(non_empty("displayName", &self.display_name));
+        check(non_empty("description", &self.description));
+        check(semver::Version::parse(&self.version).map(drop).map_err(|error| {
+            ManifestError::new("version", format!("must be semver, got {:?}: {error}", self.version))
+        }));
+        if !PROTOCOL.is_match(&self.protocol_version) {
+            check(Err(ManifestError::new(
+                "protocolVersion",
+                format!("must be \"1.x\" (this host speaks protocol 1), got {:?}", self.protocol_version),
+            )));
+        }
+        self.capability_violations().into_iter().for_each(|violation| check(Err(violation)));
+        for (index, credential) in self.required_credentials.iter().enumerate() {
+            check(non_empty(&format!("requiredCredentials[{index}].key"), &credential.key));
+            check(non_empty(&format!("requiredCredentials[{index}].label"), &credential.label));
+        }
+        if let Some(oauth) = &self.oauth {
+            check(http_url("oauth.authorizationUrl", &oauth.authorization_url));
+            check(http_url("oauth.tokenUrl", &oauth.token_url));
+        }
+        broken
+    }
+
+    fn capability_violations(&self) -> Vec<ManifestError> {
         let capabilities = &self.capabilities;
+        let mut broken = Vec::new();
         for (index, kind) in capabilities.metadata_provider.iter().enumerate() {
             if kind != "series" && kind != "book" {
-                return Err(ManifestError::new(
+                broken.push(ManifestError::new(
                     format!("capabilities.metadataProvider[{index}]"),
                     format!("must be \"series\" or \"book\", got {kind:?}"),
                 ));
             }
         }
-        if let Some(release) = &capabilities.release_source
-            && let Some((index, kind)) =
-                release.kinds.iter().enumerate().find(|(_, kind)| !RELEASE_SOURCE_KINDS.contains(&kind.as_str()))
-        {
-            return Err(ManifestError::new(
-                format!("capabilities.releaseSource.kinds[{index}]"),
-                format!("must be one of {RELEASE_SOURCE_KINDS:?}, got {kind:?}"),
-            ));
+        if let Some(release) = &capabilities.release_source {
+            for (index, kind) in release.kinds.iter().enumerate() {
+                if !RELEASE_SOURCE_KINDS.contains(&kind.as_str()) {
+                    broken.push(ManifestError::new(
+                        format!("capabilities.releaseSource.kinds[{index}]"),
+                        format!("must be one of {RELEASE_SOURCE_KINDS:?}, got {kind:?}"),
+                    ));
+                }
+            }
         }
         if let Some(source) = &capabilities.external_id_source
             && !ID_SOURCE.is_match(source)
         {
-            return Err(ManifestError::new(
+            broken.push(ManifestError::new(
                 "capabilities.externalIdSource",
                 format!("must look like \"api:<service>\", got {source:?}"),
             ));
         }
-        Ok(())
+        broken
     }
 }
 
@@ -330,6 +343,29 @@ mod tests {
             assert_eq!(error.field, field, "{path:?} = {value}: {error}");
             assert!(error.to_string().contains(field), "{error}");
         }
+    }
+
+    #[test]
+    fn every_broken_rule_is_listed_in_field_order_and_the_first_refuses() {
+        let mut manifest = valid();
+        manifest["name"] = json!("Open Library");
+        manifest["version"] = json!("2");
+        manifest["capabilities"]["metadataProvider"] = json!(["book", "comic", "manga"]);
+        manifest["oauth"] = json!({"authorizationUrl": "ftp://a", "tokenUrl": "https://t"});
+        let parsed: Manifest = serde_json::from_value(manifest.clone()).unwrap();
+        let fields: Vec<String> = parsed.violations().into_iter().map(|violation| violation.field).collect();
+        assert_eq!(
+            fields,
+            [
+                "name",
+                "version",
+                "capabilities.metadataProvider[1]",
+                "capabilities.metadataProvider[2]",
+                "oauth.authorizationUrl"
+            ]
+        );
+        assert_eq!(Manifest::parse(manifest).unwrap_err().field, "name");
+        assert_eq!(Manifest::parse(valid()).map(|manifest| manifest.violations()), Ok(Vec::new()));
     }
 
     #[test]
