@@ -3,11 +3,12 @@
 //! command that prints the report sit on top.
 
 pub mod manifest;
+pub mod shapes;
 
 use serde::Serialize;
 
 /// How a check, or one thing it looked at, ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     Pass,

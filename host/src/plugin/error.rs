@@ -19,7 +19,12 @@ pub enum PluginError {
     #[error("{source}; it was not started")]
     Initialize { plugin: PluginLabel, source: Box<PluginError> },
     #[error("{plugin} returned an {source}")]
-    InvalidManifest { plugin: PluginLabel, source: ManifestError },
+    InvalidManifest {
+        plugin: PluginLabel,
+        source: ManifestError,
+        /// The `initialize` answer as it came, for a report of everything wrong with it.
+        answer: Box<serde_json::Value>,
+    },
     #[error("method `{method}` is not part of the plugin protocol")]
     UnknownMethod { method: String },
     #[error("{plugin} does not declare `{capability}` in its manifest, so `{method}` was not sent")]

@@ -7,4 +7,4 @@ mod session;
 
 pub use error::PluginError;
 pub use id::PluginId;
-pub use session::{Plugin, PluginSettings};
+pub use session::{ExitStep, Plugin, PluginSettings, Stopped};

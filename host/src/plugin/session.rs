@@ -158,19 +158,44 @@ impl Plugin {
         Ok(value)
     }
 
+    /// Sends `method` with `params` exactly as given, checking neither against the
+    /// protocol nor against the manifest, and returns the answer unread: for `check`, which
+    /// asks what a plugin does with a method it does not know or params it cannot use.
+    pub async fn call_unchecked(
+        &self,
+        method: &'static str,
+        params: Option<&RawValue>,
+        timeout: Option<Duration>,
+    ) -> Result<Box<RawValue>, PluginError> {
+        self.channel.send_named(method, params, timeout).await
+    }
+
     /// Stops the plugin: `shutdown`, a grace period, then closing its input, SIGTERM and
     /// SIGKILL of its whole process group, as far as needed.
-    pub async fn shutdown(mut self) {
+    pub async fn shutdown(self) {
+        self.shutdown_reporting().await;
+    }
+
+    /// [`Plugin::shutdown`], saying how it went: whether `shutdown` was answered, and how
+    /// far the host had to go before the plugin was gone.
+    pub async fn shutdown_reporting(mut self) -> Stopped {
         let policy = self.shutdown;
         let started = tokio::time::Instant::now();
         self.channel.connection.expect_close();
-        if self.channel.connection.closed_reason().is_none()
-            && let Err(error) = self.channel.send(HostMethod::Shutdown, None, Some(policy.grace)).await
-        {
+        let answered = if self.channel.connection.closed_reason().is_none() {
+            self.channel.send(HostMethod::Shutdown, None, Some(policy.grace)).await.map(drop)
+        } else {
+            Err(PluginError::Closed {
+                method: HostMethod::Shutdown.name(),
+                closed: self.channel.connection.closed_reason().expect("checked above"),
+            })
+        };
+        if let Err(error) = &answered {
             tracing::debug!(plugin = self.id.as_str(), "`shutdown` got no answer: {error}");
         }
         let remaining_grace = policy.grace.saturating_sub(started.elapsed());
-        self.channel.stop(&policy, remaining_grace).await;
+        let exit = self.channel.stop(&policy, remaining_grace).await;
+        Stopped { answered, exit, took: started.elapsed() }
     }
 
     /// Stops the plugin without asking it: closes its input, then SIGTERM and SIGKILL of its
@@ -179,6 +204,11 @@ impl Plugin {
     pub async fn kill(mut self) {
         let policy = self.shutdown;
         self.channel.stop(&policy, Duration::ZERO).await;
+    }
+
+    /// The plugin's shutdown policy.
+    pub fn shutdown_policy(&self) -> ShutdownPolicy {
+        self.shutdown
     }
 
     fn check_capability(&self, method: HostMethod) -> Result<(), PluginError> {
@@ -195,6 +225,27 @@ impl Plugin {
     }
 }
 
+/// How a [`Plugin::shutdown_reporting`] went.
+#[derive(Debug)]
+pub struct Stopped {
+    /// The answer to `shutdown`, or why there was none.
+    pub answered: Result<(), PluginError>,
+    pub exit: ExitStep,
+    /// From the `shutdown` request to the plugin's end.
+    pub took: Duration,
+}
+
+/// How far a stop had to go before the plugin ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStep {
+    /// It ended by itself within the grace period.
+    WithinGrace,
+    /// It ended once its input was closed.
+    InputClosed,
+    /// It had to be signalled (SIGTERM, then SIGKILL) or, in wasm, stopped.
+    Terminated,
+}
+
 /// A plugin's connection, its transport and its deadlines: what every call goes through,
 /// from `initialize` to `shutdown`.
 struct Channel {
@@ -204,14 +255,22 @@ struct Channel {
 }
 
 impl Channel {
-    /// The one path every call takes: the timeout layer around the dispatcher.
     async fn send(
         &self,
         method: HostMethod,
         params: Option<&RawValue>,
         timeout: Option<Duration>,
     ) -> Result<Box<RawValue>, PluginError> {
-        let name = method.name();
+        self.send_named(method.name(), params, timeout).await
+    }
+
+    /// The one path every call takes: the timeout layer around the dispatcher.
+    async fn send_named(
+        &self,
+        name: &'static str,
+        params: Option<&RawValue>,
+        timeout: Option<Duration>,
+    ) -> Result<Box<RawValue>, PluginError> {
         let label = self.connection.label();
         match self.timeouts.run(name, timeout, self.connection.call(name, params)).await {
             Ok(Ok(answer)) => Ok(answer),
@@ -231,18 +290,29 @@ impl Channel {
         let answer = self.send(method, raw.as_deref(), None).await?;
         let value: Value = serde_json::from_str(answer.get()).map_err(|error| self.malformed(method, &error))?;
         let plugin = self.connection.label().clone();
-        Manifest::parse(value).map_err(|source| PluginError::InvalidManifest { plugin, source })
+        Manifest::parse(value.clone()).map_err(|source| PluginError::InvalidManifest {
+            plugin,
+            source,
+            answer: Box::new(value),
+        })
     }
 
     /// Waits up to `grace` for a voluntary exit, then closes the input and escalates.
-    async fn stop(&mut self, policy: &ShutdownPolicy, grace: Duration) {
+    async fn stop(&mut self, policy: &ShutdownPolicy, grace: Duration) -> ExitStep {
         self.connection.expect_close();
-        if !self.transport.wait_for_exit(grace).await {
+        let step = if self.transport.wait_for_exit(grace).await {
+            ExitStep::WithinGrace
+        } else {
             self.connection.close_input();
-            self.transport.wait_for_exit(policy.after_close_input).await;
-        }
+            if self.transport.wait_for_exit(policy.after_close_input).await {
+                ExitStep::InputClosed
+            } else {
+                ExitStep::Terminated
+            }
+        };
         self.transport.terminate(policy).await;
         self.connection.close(CloseReason::Stopped);
+        step
     }
 }
 

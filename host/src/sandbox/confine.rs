@@ -17,8 +17,8 @@
 //! [`REFUSED`].
 
 use landlock::{
-    ABI, Access, AccessFs, CompatLevel, Compatible, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr,
-    RulesetStatus, Scope,
+    ABI, Access, AccessFs, AccessNet, CompatLevel, Compatible, PathBeneath, PathFd, Ruleset, RulesetAttr,
+    RulesetCreatedAttr, RulesetStatus, Scope,
 };
 use nix::sys::prctl;
 use nix::sys::resource::{Resource, setrlimit};
@@ -137,7 +137,20 @@ fn confine_child(policy: &LaunchPolicy, handled: &SigSet) -> Result<(), String> 
         .map_err(|error| format!("could not unblock signals: {error}"))?;
     setpgid(Pid::from_raw(0), Pid::from_raw(0)).map_err(|error| format!("could not start a process group: {error}"))?;
     // Built before the uid changes: the rules' paths are opened here.
-    let ruleset = policy.landlock.as_ref().map(ruleset).transpose()?;
+    let root = Uid::effective().is_root();
+    let deny_tcp = policy.deny_network && !root;
+    if deny_tcp && landlock_abi().is_none_or(|abi| abi < NET_ABI) {
+        return Err("no network was asked for, but this kernel's Landlock cannot take TCP away (ABI 4 or later is needed), and only a root host can give the plugin a network namespace".into());
+    }
+    let ruleset = match (&policy.landlock, deny_tcp) {
+        (Some(rules), deny_tcp) => Some(ruleset(rules, deny_tcp)?),
+        (None, true) => Some(tcp_only_ruleset()?),
+        (None, false) => None,
+    };
+    if policy.deny_network && root {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(|error| format!("could not give the plugin a network namespace of its own: {error}"))?;
+    }
     if let Some(uid) = policy.uid {
         let (uid, gid) = (Uid::from_raw(uid), Gid::from_raw(uid));
         setgroups(&[])
@@ -261,7 +274,7 @@ fn exec(policy: &LaunchPolicy, environment: &[CString]) -> String {
 /// applied best-effort by the kernel's ABI, plus signal and abstract-socket scoping where
 /// the kernel has them (the plugin can then signal nothing outside its sandbox: not the
 /// host, not the launcher).
-fn ruleset(rules: &FsRules) -> Result<landlock::RulesetCreated, String> {
+fn ruleset(rules: &FsRules, deny_tcp: bool) -> Result<landlock::RulesetCreated, String> {
     // No device nodes in the private directory, whatever the plugin's privileges.
     let private = AccessFs::from_all(ABI::V6) & !(AccessFs::MakeChar | AccessFs::MakeBlock);
     let abi = ABI::V6;
@@ -269,12 +282,16 @@ fn ruleset(rules: &FsRules) -> Result<landlock::RulesetCreated, String> {
     let read_execute = AccessFs::from_read(abi);
     let read = AccessFs::ReadFile | AccessFs::ReadDir;
     let device = AccessFs::ReadFile | AccessFs::WriteFile | AccessFs::IoctlDev;
-    let mut created = Ruleset::default()
+    let mut ruleset = Ruleset::default()
         .set_compatibility(CompatLevel::BestEffort)
         .handle_access(AccessFs::from_all(abi))
         .and_then(|ruleset| ruleset.scope(Scope::from_all(abi)))
-        .and_then(Ruleset::create)
         .map_err(failed)?;
+    if deny_tcp {
+        // Handled with no rule: no port may be bound or connected to.
+        ruleset = ruleset.handle_access(AccessNet::from_all(abi)).map_err(failed)?;
+    }
+    let mut created = ruleset.create().map_err(failed)?;
     // Its own `/proc/<pid>`, whatever its pid is called in the namespace it runs in.
     let own_proc = "/proc/self".to_owned();
     let groups = [
@@ -292,6 +309,19 @@ fn ruleset(rules: &FsRules) -> Result<landlock::RulesetCreated, String> {
         }
     }
     Ok(created)
+}
+
+/// The Landlock ABI that added TCP rules.
+const NET_ABI: u32 = 4;
+
+/// A ruleset that only takes TCP away: for a plugin without network whose file rules were
+/// turned off.
+fn tcp_only_ruleset() -> Result<landlock::RulesetCreated, String> {
+    Ruleset::default()
+        .set_compatibility(CompatLevel::BestEffort)
+        .handle_access(AccessNet::from_all(ABI::V6))
+        .and_then(Ruleset::create)
+        .map_err(|error| format!("could not build the Landlock ruleset: {error}"))
 }
 
 /// The launcher's life after the fork: wait, pass signals on, clean up, end as the plugin.

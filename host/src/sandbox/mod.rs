@@ -91,6 +91,8 @@ pub struct ProcessSandbox {
     protected: Vec<PathBuf>,
     /// The package the host installed for it, which it may read and run.
     installed: Option<PathBuf>,
+    /// No network at all for the plugin (`check` runs plugins this way).
+    deny_network: bool,
 }
 
 /// What [`Sandbox::decide`] decided for a plugin.
@@ -232,7 +234,15 @@ impl Sandbox {
             check_reachable(data_dir.path(), uid)?;
         }
         let Decided { plan, launcher, uid, .. } = decided;
-        Ok(ProcessSandbox { plan, uid, data_dir, launcher, protected: self.protected.clone(), installed: None })
+        Ok(ProcessSandbox {
+            plan,
+            uid,
+            data_dir,
+            launcher,
+            protected: self.protected.clone(),
+            installed: None,
+            deny_network: false,
+        })
     }
 
     fn launcher(&self) -> Result<PathBuf, SandboxError> {
@@ -286,6 +296,25 @@ impl ProcessSandbox {
         self
     }
 
+    /// Takes the network away from the plugin: a network namespace of its own (only a
+    /// loopback that is down) on a root host, Landlock's TCP rules (no connection, no bind)
+    /// otherwise. The launcher refuses to start the plugin when neither applies.
+    pub fn without_network(mut self) -> Self {
+        self.deny_network = true;
+        self
+    }
+
+    /// How the plugin's network is taken away, if it is.
+    pub fn network_isolation(&self) -> Option<NetworkIsolation> {
+        self.deny_network.then(|| {
+            if nix::unistd::Uid::effective().is_root() {
+                NetworkIsolation::Namespace
+            } else {
+                NetworkIsolation::LandlockTcp
+            }
+        })
+    }
+
     /// Copies an operator's npm cache into this install sandbox's private folder, at
     /// `folder` (see [`install_dir::seed_cache`]); returns the bytes copied.
     pub fn seed_cache(&self, folder: &Path, source: &Path) -> Result<u64, install_dir::InstallDirError> {
@@ -330,7 +359,26 @@ impl ProcessSandbox {
             landlock,
             memory_limit_bytes,
             host_pid: std::process::id() as i32,
+            deny_network: self.deny_network,
         })
+    }
+}
+
+/// How a plugin run without network is kept from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetworkIsolation {
+    /// A network namespace of its own: no interface but a loopback that is down.
+    Namespace,
+    /// Landlock: no TCP connection and no TCP bind (UDP is not covered).
+    LandlockTcp,
+}
+
+impl NetworkIsolation {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Namespace => "a network namespace of its own (no interface up)",
+            Self::LandlockTcp => "Landlock (no TCP connection or bind; UDP is not covered)",
+        }
     }
 }
 

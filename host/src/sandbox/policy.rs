@@ -29,6 +29,9 @@ pub struct LaunchPolicy {
     pub memory_limit_bytes: Option<u64>,
     /// The host's pid: the launcher ends everything if its parent is no longer this.
     pub host_pid: i32,
+    /// No network: a network namespace of its own as root, Landlock's TCP rules otherwise.
+    #[serde(default)]
+    pub deny_network: bool,
 }
 
 /// Landlock's rules: everything else is denied. Paths that do not exist are skipped.

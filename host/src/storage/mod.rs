@@ -8,9 +8,11 @@
 
 pub mod handler;
 mod memory;
+mod refusing;
 pub mod sqlite;
 
 pub use memory::MemoryStorage;
+pub use refusing::RefusingWrites;
 pub use sqlite::SqliteStorage;
 
 use chrono::{DateTime, SecondsFormat, Utc};

@@ -5,6 +5,7 @@
 //! and [`stderr`].
 
 pub mod process;
+pub mod recorder;
 pub mod stderr;
 pub mod wasm;
 
@@ -12,6 +13,9 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::dispatch::ExitSignal;
+
+/// Sees each line of a plugin's stream as it is read, before anything else is done with it.
+pub type LineTap = std::sync::Arc<dyn Fn(&[u8]) + Send + Sync>;
 
 /// A started plugin: its byte streams, its exit signal, and the handle that stops it.
 pub struct Launched {

@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio::io::AsyncRead;
 use tokio::time::Instant;
 
+use super::LineTap;
 use crate::protocol::codec::LineReader;
 
 /// Longest stderr line logged; the rest of it is dropped.
@@ -36,10 +37,17 @@ pub enum LineLevel {
 }
 
 /// Strips a leading timestamp, finds the level token (bracketed forms first), removes it.
+/// A line without a token is info.
 pub fn parse_line(line: &str) -> (LineLevel, String) {
+    let (level, message) = parse_token(line);
+    (level.unwrap_or(LineLevel::Info), message)
+}
+
+/// The level token a line carries, if any (see [`parse_line`]), and the line without it.
+pub fn parse_token(line: &str) -> (Option<LineLevel>, String) {
     let line = TIMESTAMP.replace(line.trim_end(), "");
     let found = BRACKETED.captures(&line).or_else(|| COLON.captures(&line));
-    let Some(captures) = found else { return (LineLevel::Info, line.into_owned()) };
+    let Some(captures) = found else { return (None, line.into_owned()) };
     let token = captures.get(0).expect("a match has a whole group");
     let level = match captures[1].to_ascii_lowercase().as_str() {
         "error" | "err" => LineLevel::Error,
@@ -48,7 +56,7 @@ pub fn parse_line(line: &str) -> (LineLevel, String) {
         _ => LineLevel::Debug,
     };
     let message = format!("{}{}", &line[..token.start()], &line[token.end()..]);
-    (level, message.trim().to_owned())
+    (Some(level), message.trim().to_owned())
 }
 
 /// What [`forward`] did with a plugin's stderr.
@@ -58,8 +66,9 @@ pub struct Forwarded {
     pub suppressed: u64,
 }
 
-/// Reads `stderr` to its end, logging as described above.
-pub async fn forward<R: AsyncRead + Unpin>(stderr: R, plugin: String) -> Forwarded {
+/// Reads `stderr` to its end, logging as described above; every line (flood included) is
+/// also handed to `tap`.
+pub async fn forward<R: AsyncRead + Unpin>(stderr: R, plugin: String, tap: Option<LineTap>) -> Forwarded {
     let mut totals = Forwarded::default();
     let mut lines = LineReader::new(stderr, MAX_LOGGED_LINE);
     let mut window_start = Instant::now();
@@ -74,6 +83,9 @@ pub async fn forward<R: AsyncRead + Unpin>(stderr: R, plugin: String) -> Forward
                 break;
             }
         };
+        if let Some(tap) = &tap {
+            tap(line.bytes);
+        }
         if window_start.elapsed() >= Duration::from_secs(1) {
             totals.suppressed += suppressed;
             report_suppressed(&plugin, &mut suppressed);
@@ -150,7 +162,7 @@ mod tests {
     #[tokio::test]
     async fn a_flood_is_drained_to_the_end_and_mostly_counted_not_logged() {
         let flood = "[INFO] line\n".repeat(50_000) + &"x".repeat(100_000) + "\n";
-        let forwarded = forward(flood.as_bytes(), "flood".into()).await;
+        let forwarded = forward(flood.as_bytes(), "flood".into(), None).await;
         assert_eq!(forwarded.logged + forwarded.suppressed, 50_001, "every line was read");
         assert!(forwarded.logged <= 2 * u64::from(LINES_PER_SECOND), "{forwarded:?}");
     }

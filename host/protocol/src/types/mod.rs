@@ -31,6 +31,9 @@ macro_rules! vocabulary {
         }
 
         impl $name {
+            /// Every value this host knows, as written on the wire.
+            pub const KNOWN: &'static [&'static str] = &[$($text),+];
+
             pub fn as_str(&self) -> &str {
                 match self {
                     $(Self::$variant => $text,)+

@@ -25,7 +25,7 @@ use std::time::Duration;
 use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 
-use super::{Launched, ShutdownPolicy, TransportHandle, stderr};
+use super::{Launched, LineTap, ShutdownPolicy, TransportHandle, stderr};
 use crate::dispatch::{CloseReason, ExitSender, ExitSignal, exit_signal};
 use crate::sandbox::policy::POLICY_VARIABLE;
 use crate::sandbox::{LAUNCHER_SUBCOMMAND, ProcessSandbox, SandboxError};
@@ -68,6 +68,16 @@ pub struct ProcessSpec {
 
 /// Starts a plugin process, through the launcher.
 pub fn spawn(spec: &ProcessSpec, allowlist: &CommandAllowlist, plugin_id: &str) -> Result<Launched, ProcessError> {
+    spawn_with_stderr_tap(spec, allowlist, plugin_id, None)
+}
+
+/// [`spawn`], with every stderr line also handed to `stderr_tap` as it is read.
+pub fn spawn_with_stderr_tap(
+    spec: &ProcessSpec,
+    allowlist: &CommandAllowlist,
+    plugin_id: &str,
+    stderr_tap: Option<LineTap>,
+) -> Result<Launched, ProcessError> {
     let (command, program) = launcher_command(spec, allowlist, plugin_id)?;
     let mut command = Command::from(command);
     command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -81,7 +91,7 @@ pub fn spawn(spec: &ProcessSpec, allowlist: &CommandAllowlist, plugin_id: &str) 
     tracing::debug!(plugin = plugin_id, pid = child.id(), program = %program.display(), "started plugin process");
     let plugin_label = plugin_id.to_owned();
     let stderr = tokio::spawn(async move {
-        stderr::forward(errors, plugin_label).await;
+        stderr::forward(errors, plugin_label, stderr_tap).await;
     });
     let (exit_sender, exit) = exit_signal();
     let monitor = tokio::spawn(watch_exit(child, leftovers, exit_sender, plugin_id.to_owned()));

@@ -15,7 +15,7 @@ use super::runtime::{EPOCH_TICK, WasmComponent};
 use super::watchdog::{DeadlineExceeded, Watchdog};
 use super::{DEFAULT_MEMORY_LIMIT_BYTES, MemoryLimitExceeded, WasmError};
 use crate::dispatch::{CloseReason, ExitSignal, exit_signal};
-use crate::transport::{Launched, TransportHandle, stderr};
+use crate::transport::{Launched, LineTap, TransportHandle, stderr};
 use std::sync::Arc;
 
 /// Room in each pipe between host and guest.
@@ -126,6 +126,16 @@ impl WasiHttpView for GuestState {
 /// Starts a guest: its stdin and stdout become the returned streams. Must be called inside
 /// a tokio runtime.
 pub fn spawn(component: &WasmComponent, spec: &WasmSpec, plugin_id: &str) -> Result<Launched, WasmError> {
+    spawn_with_stderr_tap(component, spec, plugin_id, None)
+}
+
+/// [`spawn`], with every stderr line also handed to `stderr_tap` as it is read.
+pub fn spawn_with_stderr_tap(
+    component: &WasmComponent,
+    spec: &WasmSpec,
+    plugin_id: &str,
+    stderr_tap: Option<LineTap>,
+) -> Result<Launched, WasmError> {
     let (host_input, guest_stdin) = tokio::io::duplex(PIPE_BYTES);
     let watchdog = Arc::new(Watchdog::default());
     let (guest_stdout, host_output) = tokio::io::duplex(PIPE_BYTES);
@@ -184,7 +194,7 @@ pub fn spawn(component: &WasmComponent, spec: &WasmSpec, plugin_id: &str) -> Res
     });
     let plugin = plugin_id.to_owned();
     let errors = tokio::spawn(async move {
-        stderr::forward(host_errors, plugin).await;
+        stderr::forward(host_errors, plugin, stderr_tap).await;
     });
     let handle = WasmHandle { exit: exit.clone(), run, errors, watchdog };
     Ok(Launched {

@@ -19,7 +19,7 @@ mod watchdog;
 mod world;
 
 pub use cache::{CacheOutcome, ComponentCache};
-pub use guest::{WasmHandle, WasmSpec, host_budget, spawn};
+pub use guest::{WasmHandle, WasmSpec, host_budget, spawn, spawn_with_stderr_tap};
 pub use loaded::LoadedComponents;
 pub use runtime::{WasmComponent, WasmRuntime};
 pub use watchdog::DeadlineExceeded;
