@@ -10,6 +10,7 @@ mod call;
 mod connect;
 mod input;
 mod install;
+mod launch_args;
 mod library;
 mod logging;
 mod metadata;

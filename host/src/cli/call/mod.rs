@@ -10,14 +10,13 @@ use std::sync::Arc;
 
 use super::Failure;
 use super::input::{absolute, parse_timeout};
+use super::launch_args::{LaunchArgs, host_failure, not_started as refusal};
 use super::termination::Termination;
 use crate::host::{HostConfig, HostError, PluginHost};
 use crate::limits::{StorageLimits, StorageQuota};
-use crate::plugin::{Plugin, PluginError};
+use crate::plugin::Plugin;
 use crate::protocol::HostMethod;
-use crate::protocol::codec::DEFAULT_MAX_MESSAGE_BYTES;
 use crate::protocol::types::initialize::LogLevel;
-use crate::sandbox::{Confinement, Layer};
 use crate::storage::handler::StorageHandler;
 use crate::storage::{SqliteStorage, StorageScope};
 use launch::Request;
@@ -37,48 +36,19 @@ pub struct CallArgs {
     /// comes; the first error stops the rest.
     #[arg(long = "then", value_names = ["METHOD", "PARAMS_JSON"], num_args = 1..=2, action = clap::ArgAction::Append)]
     then: Vec<String>,
-    /// Admin configuration (JSON object), sent as `adminConfig` without its `_codex` key.
-    #[arg(long, value_name = "JSON")]
-    admin_config: Option<String>,
-    /// User configuration (JSON object), sent as `userConfig` without its `_codex` key.
-    #[arg(long, value_name = "JSON")]
-    user_config: Option<String>,
+    #[command(flatten)]
+    launch: LaunchArgs,
     /// Credentials, a JSON object of strings sent in `initialize` only, read from FILE, or
     /// from stdin with `-`: never given on the command line, where every user can read it.
     #[arg(long, value_name = "FILE|-")]
     credentials: Option<PathBuf>,
-    /// Where plugin storage and plugin data directories live.
-    #[arg(long, value_name = "DIR", default_value = "data")]
-    data_dir: PathBuf,
-    /// Seconds to wait for each answer, `initialize` included (default 30, or what is
-    /// registered for `--plugin`).
-    #[arg(long, value_name = "SECS")]
-    timeout: Option<f64>,
     /// The storage scope; by default derived from the command line, so the same plugin
     /// started the same way finds its data again.
     #[arg(long, value_name = "ID")]
     plugin_id: Option<String>,
-    /// An environment variable for the plugin (repeatable); blocked names are dropped.
-    #[arg(long = "env", value_name = "KEY=VALUE")]
-    env: Vec<String>,
-    /// A command name to add to the allowlist (repeatable).
-    #[arg(long = "allow-command", value_name = "NAME")]
-    allow_commands: Vec<String>,
-    /// Executables under this directory may run as plugins.
-    #[arg(long, value_name = "DIR")]
-    plugins_dir: Option<PathBuf>,
-    /// Cap on the plugin's address space, in MiB (for native plugins; not for Node).
-    #[arg(long, value_name = "MIB")]
-    memory_limit_mib: Option<u64>,
-    /// Cap on one message from the plugin, in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_MESSAGE_BYTES)]
-    max_message_bytes: usize,
     /// Log level of the host and of the plugin.
     #[arg(long, value_enum, default_value_t = Level::Info)]
     log_level: Level,
-    /// Run a WebAssembly component (wasm32-wasip2) in this process instead of a command.
-    #[arg(long, value_name = "FILE", conflicts_with = "command")]
-    wasm: Option<PathBuf>,
     /// Call a registered plugin, with what is registered for it (`plugin add`).
     #[arg(
         long,
@@ -100,30 +70,6 @@ pub struct CallArgs {
     /// `CODEX_ENCRYPTION_KEY`.
     #[arg(long, value_name = "FILE", requires = "plugin")]
     key_file: Option<PathBuf>,
-    /// A host a wasm plugin may send HTTP requests to, `name` or `name:port` (repeatable).
-    #[arg(long = "allow-http-host", value_name = "HOST", requires = "wasm")]
-    allow_http_hosts: Vec<String>,
-    /// Let the allowed hosts resolve to loopback, private or link-local addresses.
-    #[arg(long, requires = "wasm")]
-    allow_internal_addresses: bool,
-    /// What a wasm plugin's /data may hold, in MiB (default 64).
-    #[arg(long, value_name = "MIB", requires = "wasm")]
-    disk_quota_mib: Option<u64>,
-    /// How many files, folders and links a wasm plugin's /data may hold (default 10000).
-    #[arg(long, value_name = "N", requires = "wasm")]
-    disk_quota_entries: Option<u64>,
-    /// How strictly a process plugin is confined: `required` (Landlock or a uid of its own,
-    /// the default), `strict` (every layer), or `unconfined` (you trust it; a warning says so).
-    #[arg(long, value_name = "LEVEL", value_parser = Confinement::parse, conflicts_with_all = ["wasm", "plugin"])]
-    confinement: Option<Confinement>,
-    /// Turn a confinement layer off, `landlock` or `separate-uid` (repeatable): where it
-    /// misbehaves, or to see what the others hold. The plugin still starts only if what is
-    /// left meets its confinement.
-    #[arg(long = "disable-layer", value_name = "LAYER", value_parser = Layer::parse, conflicts_with = "wasm")]
-    disabled_layers: Vec<Layer>,
-    /// The plugin's command and its arguments, after `--`.
-    #[arg(last = true, required_unless_present_any = ["wasm", "plugin"], value_name = "COMMAND")]
-    command: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -163,10 +109,10 @@ async fn call_registered(args: &CallArgs, plugin: &str) -> Result<(), Failure> {
     if steps.iter().any(|step| step.method == HostMethod::Initialize) {
         return Err(Failure::usage("`initialize` is sent by the host; `plugin show` has the cached manifest"));
     }
-    let mut config = HostConfig::new(absolute(&args.data_dir)?);
+    let mut config = HostConfig::new(absolute(&args.launch.data_dir)?);
     config.key_file = args.key_file.as_deref().map(absolute).transpose()?;
-    config.allowlist = launch::allowlist(args)?;
-    config.sandbox = launch::sandbox_config(args);
+    config.allowlist = args.launch.allowlist()?;
+    config.sandbox = args.launch.sandbox_config();
     config.wasm_capacity = args.wasm_capacity;
     let host = PluginHost::open(config).map_err(|error| match error {
         HostError::Vault(error) => Failure::usage(error.to_string()),
@@ -185,7 +131,7 @@ async fn call_registered(args: &CallArgs, plugin: &str) -> Result<(), Failure> {
         None => None,
     };
     let mut termination = Termination::listen();
-    let timeout = args.timeout.map(parse_timeout).transpose()?;
+    let timeout = args.launch.timeout.map(parse_timeout).transpose()?;
     let output = Output::for_steps(&steps);
     // One session for every step: one instance, which no admin change restarts under it.
     let session = host.session(plugin, args.user.as_deref());
@@ -226,7 +172,7 @@ async fn execute(request: Request) -> Result<(), Failure> {
     }
     let storage = StorageHandler::new(quota.scoped(StorageScope::plugin(request.settings.id.as_str())));
     let mut termination = Termination::listen();
-    let launched = request.launch.start(request.settings.id.as_str())?;
+    let launched = request.launch.start(request.settings.id.as_str(), None)?;
     let starting = Plugin::start(launched, request.settings, Arc::new(storage));
     let plugin = tokio::select! {
         started = starting => started.map_err(|error| refusal(&error))?,
@@ -258,24 +204,6 @@ async fn execute(request: Request) -> Result<(), Failure> {
         plugin.shutdown().await;
     }
     Ok(())
-}
-
-/// The exit code and message for an error: one place.
-pub(super) fn refusal(error: &PluginError) -> Failure {
-    let exit_code = match error {
-        PluginError::Answered { .. } => 1,
-        PluginError::UnknownMethod { .. }
-        | PluginError::InvalidParams { .. }
-        | PluginError::NotRegistered { .. }
-        | PluginError::NeedsKey { .. }
-        | PluginError::CapabilityNotDeclared { .. } => 2,
-        _ => 3,
-    };
-    Failure { message: format!("{error} [{}]", error.code().code()), exit_code }
-}
-
-pub(super) fn host_failure(message: String) -> Failure {
-    Failure { message, exit_code: 3 }
 }
 
 fn interrupted(signal: &str) -> Failure {
