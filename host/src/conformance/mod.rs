@@ -2,8 +2,12 @@
 //! it answered (orchestration.md §0, layer 1). The run that asks the plugin and the
 //! command that prints the report sit on top.
 
+pub mod judge;
 pub mod manifest;
+pub mod probes;
+pub mod report;
 pub mod shapes;
+pub mod wire;
 
 use serde::Serialize;
 
