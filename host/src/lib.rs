@@ -15,6 +15,7 @@
 //! - [`cli`]: the `codex-plugin-host` command line.
 
 pub mod access;
+pub mod checker;
 pub mod cli;
 pub mod config_schema;
 pub mod conformance;

@@ -2,9 +2,9 @@
 //!
 //! It shows the whole metadata surface of the SDK: searches echo the query as results of
 //! decreasing relevance (as many as the admin's `maxResults`, default 5, or the request's
-//! `limit` if smaller); `get` returns fully populated metadata (titles with languages,
-//! volume and chapter counts, authors with roles, ratings, links); `match` answers
-//! `{match, confidence, alternatives}`.
+//! `limit` if smaller); `get` of an id a search gave returns fully populated metadata
+//! (titles with languages, volume and chapter counts, authors with roles, ratings, links),
+//! and any other id is NotFound; `match` answers `{match, confidence, alternatives}`.
 //!
 //! Three more admin settings let an operator try the host's matching on it: `unsure` (a
 //! list of words: a query with one of them gets results scored at most 0.5), `unknown` (a
@@ -137,6 +137,7 @@ impl SeriesProvider for Echo {
     }
 
     async fn get(&self, _ctx: &Context, params: GetParams) -> Result<SeriesMetadata> {
+        known(&params.external_id)?;
         Ok(SeriesMetadata {
             work: Self::work(&params.external_id),
             status: Some(SeriesStatus::Ongoing),
@@ -160,6 +161,7 @@ impl BookProvider for Echo {
     }
 
     async fn get(&self, _ctx: &Context, params: GetParams) -> Result<BookMetadata> {
+        known(&params.external_id)?;
         Ok(BookMetadata {
             work: Self::work(&params.external_id),
             edition: BookEdition {
@@ -196,6 +198,17 @@ impl BookProvider for Echo {
 
 fn slug(text: &str) -> String {
     text.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect()
+}
+
+/// Whether `external_id` is one a search of this plugin could have given (`dune-0`): any
+/// other is NotFound, as a real provider answers an id it does not have.
+fn known(external_id: &str) -> Result<()> {
+    match external_id.rsplit_once('-') {
+        Some((title, index)) if !title.is_empty() && !index.is_empty() && index.bytes().all(|b| b.is_ascii_digit()) => {
+            Ok(())
+        }
+        _ => Err(PluginError::NotFound(format!("no work `{external_id}`: echo ids are `<query>-<n>`"))),
+    }
 }
 
 /// The title an external id was made from: `dune-0` → `dune`.

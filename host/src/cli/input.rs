@@ -29,26 +29,26 @@ pub fn parse_object(flag: &str, text: Option<&str>) -> Result<Map<String, Value>
 }
 
 /// `--credentials FILE`, or `-` for stdin.
-pub fn read_credentials(source: Option<&Path>) -> Result<BTreeMap<String, String>, Failure> {
-    let text =
-        match source {
-            None => None,
-            Some(path) if path == Path::new("-") => {
-                let mut text = String::new();
-                std::io::Read::read_to_string(&mut std::io::Read::take(std::io::stdin(), 1 << 20), &mut text)
-                    .map_err(|error| Failure::usage(format!("--credentials: could not read stdin: {error}")))?;
-                Some(text)
-            }
-            Some(path) => Some(std::fs::read_to_string(path).map_err(|error| {
-                Failure::usage(format!("--credentials: could not read {}: {error}", path.display()))
-            })?),
-        };
-    let object = parse_object("--credentials", text.as_deref())?;
+pub fn read_credentials(flag: &str, source: Option<&Path>) -> Result<BTreeMap<String, String>, Failure> {
+    let text = match source {
+        None => None,
+        Some(path) if path == Path::new("-") => {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::Read::take(std::io::stdin(), 1 << 20), &mut text)
+                .map_err(|error| Failure::usage(format!("{flag}: could not read stdin: {error}")))?;
+            Some(text)
+        }
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|error| Failure::usage(format!("{flag}: could not read {}: {error}", path.display())))?,
+        ),
+    };
+    let object = parse_object(flag, text.as_deref())?;
     object
         .into_iter()
         .map(|(key, value)| match value {
             Value::String(secret) => Ok((key, secret)),
-            _ => Err(Failure::usage(format!("--credentials: the value of `{key}` must be a string"))),
+            _ => Err(Failure::usage(format!("{flag}: the value of `{key}` must be a string"))),
         })
         .collect()
 }

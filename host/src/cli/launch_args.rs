@@ -94,8 +94,6 @@ pub enum Launch {
 pub struct Prepared {
     pub settings: PluginSettings,
     pub launch: Launch,
-    /// The per-answer deadline.
-    pub timeout: std::time::Duration,
 }
 
 /// What the caller decides beyond the flags: who the plugin is and what it is given.
@@ -225,7 +223,7 @@ impl LaunchArgs {
         let mut settings = PluginSettings::new(id, initialize);
         settings.timeouts = Timeouts::new(timeout);
         settings.max_message_bytes = self.max_message_bytes;
-        Ok(Prepared { settings, launch, timeout })
+        Ok(Prepared { settings, launch })
     }
 
     fn http_policy(&self) -> Result<HttpPolicy, Failure> {

@@ -7,6 +7,7 @@
 mod admin;
 mod auto_match;
 mod call;
+mod check;
 mod connect;
 mod input;
 mod install;
@@ -40,6 +41,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Call(Box<call::CallArgs>),
+    Check(Box<check::CheckArgs>),
     Plugin(Box<admin::PluginArgs>),
     Vault(admin::VaultArgs),
     Library(Box<library::LibraryArgs>),
@@ -99,6 +101,11 @@ pub fn run() -> ExitCode {
         Command::Call(args) => {
             logging::init(args.log_level());
             call::run(*args)
+        }
+        Command::Check(args) => {
+            // The plugin's own lines are judged, not shown; the report says what matters.
+            logging::init_without_plugin_lines(crate::protocol::types::initialize::LogLevel::Warn);
+            check::run(*args)
         }
         Command::Plugin(args) => {
             logging::init(crate::protocol::types::initialize::LogLevel::Warn);

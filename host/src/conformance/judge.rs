@@ -97,11 +97,15 @@ fn result_findings(probe: &Probe, method: Option<HostMethod>, result: &Value) ->
             ));
             return found;
         }
-        Expect::InvalidParams => found.push(Finding::warn(
-            "result",
-            "params of the wrong type were taken as good ones",
-            "check the params and answer -32602 (`Invalid params`) naming the field, as the SDK's validators do",
-        )),
+        Expect::InvalidParams => {
+            // What it made of params it should have refused is not an answer to hold to a shape.
+            found.push(Finding::warn(
+                "result",
+                "params of the wrong type were taken as good ones",
+                "check the params and answer -32602 (`Invalid params`) naming the field, as the SDK's validators do",
+            ));
+            return found;
+        }
         Expect::NotFound => found.push(Finding::warn(
             "result",
             "an id that does not exist was answered with a record",
@@ -213,7 +217,7 @@ fn error_verdict(
     let kind = ErrorCode::from_code(code);
     let answered = format!("answered {code} ({}): {message}", kind.name());
     let optional = method.is_some_and(HostMethod::is_optional);
-    let network_hint = if conditions.network_denied {
+    let network_hint = if conditions.network_denied && matches!(kind, ErrorCode::InternalError | ErrorCode::ApiError) {
         " (this check runs without network: if the plugin needs it, run `check --allow-network`)"
     } else {
         ""
@@ -240,14 +244,16 @@ fn error_verdict(
         Expect::Survive => (None, Some(answered)),
         Expect::Answer => match kind {
             ErrorCode::MethodNotFound if optional => (None, Some(format!("not supported ({answered})"))),
-            ErrorCode::MethodNotFound => (
-                Some(Finding::fail(
-                    "error",
-                    format!("{answered}, but the manifest declares the capability"),
-                    "implement the method, or take the capability out of the manifest",
-                )),
-                None,
-            ),
+            ErrorCode::MethodNotFound => {
+                let (why, fix) = match method.and_then(HostMethod::capability) {
+                    Some(_) => (
+                        "the manifest declares the capability",
+                        "implement the method, or take the capability out of the manifest",
+                    ),
+                    None => ("every plugin must answer it", "answer it (the SDK does)"),
+                };
+                (Some(Finding::fail("error", format!("{answered}, but {why}"), fix)), None)
+            }
             ErrorCode::InternalError | ErrorCode::InvalidParams => (
                 Some(Finding::fail(
                     "error",

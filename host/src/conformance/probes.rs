@@ -15,7 +15,7 @@ pub const BOOK: (&str, &str, &str, i64) = ("The Left Hand of Darkness", "Ursula 
 /// Scripts, accents, a dash and an emoji.
 pub const UNICODE_TITLE: &str = "進撃の巨人 — Ünïcödé ✓ 🦀";
 /// An id no provider has.
-pub const UNKNOWN_ID: &str = "codex-check-no-such-id-0000";
+pub const UNKNOWN_ID: &str = "codex-check-no-such-id";
 /// A method no plugin has.
 pub const UNKNOWN_METHOD: &str = "codex/check/noSuchMethod";
 

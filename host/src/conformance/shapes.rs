@@ -456,11 +456,15 @@ fn object(fields: &serde_json::Map<String, Value>, groups: &[&[Field]], path: &s
     for field in known() {
         let field_path = format!("{path}.{}", field.name);
         match (fields.get(field.name), field.presence) {
-            (None | Some(Value::Null), Presence::Required) => found.push(Finding::fail(
-                field_path,
-                "a required field is missing",
-                format!("send `{}`: the SDK's types require it", field.name),
-            )),
+            (None, Presence::Required) | (Some(Value::Null), Presence::Required)
+                if !matches!((fields.get(field.name), &field.shape), (Some(_), Shape::Nullable(_))) =>
+            {
+                found.push(Finding::fail(
+                    field_path,
+                    "a required field is missing",
+                    format!("send `{}`: the SDK's types require it", field.name),
+                ))
+            }
             (Some(_), Presence::Legacy(advice)) => found.push(Finding::warn(field_path, "a legacy field", advice)),
             (Some(value), _) => walk(value, &field.shape, &field_path, found),
             (None, _) => {}

@@ -54,8 +54,9 @@ pub fn hygiene(lines: &[WireLine]) -> Vec<CheckResult> {
             },
             Stream::Stderr => {
                 let text = line.text.trim();
-                // Blank lines, the launcher's own lines and a stack trace's frames carry no level.
-                if text.is_empty() || text.starts_with("sandbox: ") || text.starts_with("at ") {
+                // Blank lines, the launcher's own lines and a stack trace (the lines of the
+                // entry logged above it: the error's name, its frames) carry no level.
+                if text.is_empty() || text.starts_with("sandbox: ") || is_stack_trace(&line.text) {
                     continue;
                 }
                 if parse_token(text).0.is_none() {
@@ -125,6 +126,38 @@ pub fn hygiene(lines: &[WireLine]) -> Vec<CheckResult> {
     ]
 }
 
+/// The plugin's storage writes in `lines`: how many it sent, and the host's refusals of
+/// them (their error messages).
+pub fn storage_writes(lines: &[WireLine]) -> (usize, Vec<String>) {
+    let mut writes = HashSet::new();
+    let mut refusals = Vec::new();
+    for line in lines {
+        let Ok(value) = serde_json::from_str::<Value>(&line.text) else { continue };
+        let id = value.get("id").map(Value::to_string);
+        match (line.stream, id) {
+            (Stream::Stdout, Some(id)) if value.get("method").and_then(Value::as_str) == Some("storage/set") => {
+                writes.insert(id);
+            }
+            (Stream::Sent, Some(id)) if writes.contains(&id) => {
+                if let Some(message) = value.pointer("/error/message").and_then(Value::as_str) {
+                    refusals.push(message.to_owned());
+                }
+            }
+            _ => {}
+        }
+    }
+    (writes.len(), refusals)
+}
+
+/// Whether a stderr line is part of a stack trace: a frame (`    at f (file:1:2)`, any
+/// indented line), an error's name and message (`TypeError: fetch failed`), a cause.
+fn is_stack_trace(line: &str) -> bool {
+    static ERROR_NAME: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"^([A-Z]\w*(Error|Exception)(: |$)|Caused by|\[cause\])").expect("a valid regex")
+    });
+    line.starts_with(char::is_whitespace) || line.trim_start().starts_with("at ") || ERROR_NAME.is_match(line)
+}
+
 /// One finding for a list of like problems: how many, and the first few.
 fn many(examples: Vec<String>, problem: &str, fix: &str, fails: bool) -> Vec<Finding> {
     if examples.is_empty() {
@@ -139,7 +172,7 @@ fn many(examples: Vec<String>, problem: &str, fix: &str, fails: bool) -> Vec<Fin
 
 fn shown(line: &WireLine) -> String {
     let text = format!("{:?}", cut(&line.text, SHOWN));
-    if line.is_cut() { format!("{text} ({} bytes)", line.bytes) } else { text }
+    if line.cut { format!("{text} ({} bytes)", line.bytes) } else { text }
 }
 
 /// A stdout or stdin line, as JSON-RPC sees it.
@@ -155,7 +188,7 @@ enum Message {
 
 /// What a line is; `None` when it is not JSON-RPC.
 fn classify(line: &WireLine) -> Option<Message> {
-    if line.is_cut() {
+    if line.cut {
         return line.text.trim_start().starts_with("{\"jsonrpc\"").then_some(Message::Unjudged);
     }
     let value: Value = serde_json::from_str(&line.text).ok()?;
@@ -181,7 +214,7 @@ mod tests {
     use std::time::Duration;
 
     fn line(stream: Stream, text: &str) -> WireLine {
-        WireLine { stream, at: Duration::ZERO, text: text.into(), bytes: text.len() }
+        WireLine { stream, at: Duration::ZERO, text: text.into(), bytes: text.len(), cut: false }
     }
 
     fn outcomes(lines: &[WireLine]) -> Vec<(String, Outcome)> {
@@ -196,6 +229,8 @@ mod tests {
             line(Stream::Stdout, r#"{"jsonrpc":"2.0","id":1,"method":"storage/get","params":{"key":"k"}}"#),
             line(Stream::Sent, r#"{"jsonrpc":"2.0","id":1,"result":{"data":null}}"#),
             line(Stream::Stdout, r#"{"jsonrpc":"2.0","id":1,"result":{}}"#),
+            line(Stream::Stderr, "2026-01-01T00:00:00Z [ERROR] [p] Failed to fetch - fetch failed"),
+            line(Stream::Stderr, "TypeError: fetch failed"),
             line(Stream::Stderr, "    at fetch (node:internal)"),
             line(Stream::Stderr, "sandbox: the plugin left 1 process running"),
         ];
@@ -230,9 +265,21 @@ mod tests {
     }
 
     #[test]
+    fn storage_writes_and_their_refusals_are_counted() {
+        let lines = [
+            line(Stream::Stdout, r#"{"jsonrpc":"2.0","id":1,"method":"storage/set","params":{"key":"a","data":1}}"#),
+            line(Stream::Sent, r#"{"jsonrpc":"2.0","id":1,"result":{"success":true}}"#),
+            line(Stream::Stdout, r#"{"jsonrpc":"2.0","id":2,"method":"storage/set","params":{"key":"b","data":1}}"#),
+            line(Stream::Sent, r#"{"jsonrpc":"2.0","id":2,"error":{"code":-32602,"message":"too many keys"}}"#),
+            line(Stream::Stdout, r#"{"jsonrpc":"2.0","id":3,"method":"storage/get","params":{"key":"a"}}"#),
+        ];
+        assert_eq!(storage_writes(&lines), (2, vec!["too many keys".to_owned()]));
+    }
+
+    #[test]
     fn a_cut_line_that_looks_like_json_rpc_is_not_judged() {
         let mut giant = line(Stream::Stdout, r#"{"jsonrpc":"2.0","id":1,"result":{"results":["#);
-        giant.bytes = 10 << 20;
+        (giant.bytes, giant.cut) = (10 << 20, true);
         assert!(outcomes(&[giant]).iter().all(|(_, outcome)| *outcome == Outcome::Pass));
     }
 }

@@ -338,7 +338,11 @@ fn supervise(child: Pid, handled: &SigSet, namespace: Option<OwnedFd>) -> ! {
             Signal::SIGCHLD => {
                 if let Some(reaped) = reap(child) {
                     let plugins = namespace.as_ref().and_then(|pipe| pid_namespace::received_status(pipe, child));
-                    kill_descendants(child);
+                    let left = kill_descendants(child);
+                    // In a namespace the init counted them (and the kernel killed them).
+                    if namespace.is_none() {
+                        report_leftovers(left);
+                    }
                     end_as(plugins.unwrap_or(reaped));
                 }
             }
@@ -377,10 +381,29 @@ pub(super) fn reap(plugin: Pid) -> Option<WaitStatus> {
     }
 }
 
+/// What the launcher writes on the plugin's stderr when a plugin that ended left processes
+/// running (they are killed): `check` reads it.
+const LEFTOVERS: &str = "sandbox: [WARN] the plugin left";
+
+/// Says, on the plugin's stderr, how many processes the ended plugin left running.
+pub(super) fn report_leftovers(count: usize) {
+    if count > 0 {
+        let plural = if count == 1 { "" } else { "es" };
+        eprintln!("{LEFTOVERS} {count} process{plural} running when it ended; they were killed");
+    }
+}
+
+/// How many processes a line of [`report_leftovers`] reports, if it is one.
+pub fn leftovers_reported(line: &str) -> Option<usize> {
+    line.trim().strip_prefix(LEFTOVERS)?.split_whitespace().next()?.parse().ok()
+}
+
 /// Kills the plugin's group and every process below the launcher, round after round, until
-/// none is left: a killed child's own children become the launcher's, and are next.
-fn kill_descendants(plugin: Pid) {
+/// none is left: a killed child's own children become the launcher's, and are next. Returns
+/// how many processes were found below the launcher.
+fn kill_descendants(plugin: Pid) -> usize {
     let _ = killpg(plugin, Signal::SIGKILL);
+    let mut found = std::collections::HashSet::new();
     let children_file = format!("/proc/self/task/{}/children", getpid());
     // Until none is left: a chain of processes forking as they die takes as many rounds as
     // it is deep. Bounded in time only, so the launcher itself cannot be held forever.
@@ -393,6 +416,7 @@ fn kill_descendants(plugin: Pid) {
             .map(Pid::from_raw)
             .collect();
         for child in &children {
+            found.insert(*child);
             let _ = kill(*child, Signal::SIGKILL);
         }
         let mut reaped = false;
@@ -404,13 +428,14 @@ fn kill_descendants(plugin: Pid) {
         }
         if children.is_empty() && !reaped {
             match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                Err(nix::errno::Errno::ECHILD) => return,
+                Err(nix::errno::Errno::ECHILD) => return found.len(),
                 _ => std::thread::sleep(Duration::from_millis(1)),
             }
         } else if !reaped {
             std::thread::sleep(Duration::from_millis(1));
         }
     }
+    found.len()
 }
 
 /// Ends the launcher the way the plugin ended.

@@ -32,6 +32,8 @@ pub const LAUNCHER_BINARY: &str = "codex-plugin-host";
 /// The uid table's key of a plugin's installer, beside the plugin's own: no plugin id has
 /// a `:`.
 const INSTALLER_UID_SUFFIX: &str = ":install";
+/// The uid table's key of a plugin under `check` (see [`SandboxConfig::check_uids_from`]).
+const CHECK_UID_SUFFIX: &str = ":check";
 
 /// How a host confines its plugins.
 #[derive(Debug, Clone)]
@@ -43,11 +45,15 @@ pub struct SandboxConfig {
     pub uid_range: Range<u32>,
     /// Layers the admin turned off.
     pub disabled: BTreeSet<Layer>,
+    /// For `check`, whose data root is thrown away: the data directory whose uid table
+    /// hands out the plugins' uids, under `<plugin>:check`, so a plugin under check never
+    /// gets the uid (and so the files) of a plugin registered there.
+    pub check_uids_from: Option<PathBuf>,
 }
 
 impl Default for SandboxConfig {
     fn default() -> Self {
-        Self { launcher: None, uid_range: uids::DEFAULT_UID_RANGE, disabled: BTreeSet::new() }
+        Self { launcher: None, uid_range: uids::DEFAULT_UID_RANGE, disabled: BTreeSet::new(), check_uids_from: None }
     }
 }
 
@@ -212,9 +218,14 @@ impl Sandbox {
         let plan = plan::plan(confinement, self.machine, &self.config.disabled)?;
         let launcher = self.launcher()?;
         let plugins_dir = data_dir::ensure_plugins_folder(&self.data_root, self.traversal())?;
-        let uid = match plan.separate_uid {
-            true => Some(uids::plugin_uid(&plugins_dir, uid_key, &self.config.uid_range)?),
-            false => None,
+        let uid = match (plan.separate_uid, &self.config.check_uids_from) {
+            (true, None) => Some(uids::plugin_uid(&plugins_dir, uid_key, &self.config.uid_range)?),
+            (true, Some(data_root)) => {
+                let table = data_dir::ensure_plugins_folder(data_root, self.traversal())?;
+                let key = format!("{uid_key}{CHECK_UID_SUFFIX}");
+                Some(uids::plugin_uid(&table, &key, &self.config.uid_range)?)
+            }
+            (false, _) => None,
         };
         let owner = match uid {
             Some(uid) => Owner::Plugin(uid),

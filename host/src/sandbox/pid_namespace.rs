@@ -58,6 +58,9 @@ pub(super) fn run_init(start: impl FnOnce() -> String, handled: &SigSet, status:
         match handled.wait() {
             Ok(Signal::SIGCHLD) => {
                 if let Some(ended) = reap(plugin) {
+                    // The namespace's orphans are the init's children: what the plugin left.
+                    let left = std::fs::read_to_string("/proc/thread-self/children").unwrap_or_default();
+                    super::confine::report_leftovers(left.split_whitespace().count());
                     send_status(status, ended);
                     std::process::exit(0);
                 }

@@ -2,7 +2,8 @@
 //! as the bytes went by: what `check` judges a plugin's protocol hygiene on. The recorder
 //! sits around a [`Launched`] plugin's streams and changes nothing that passes through.
 //!
-//! Bounded: each line keeps its first [`KEPT_BYTES`] (its full length is counted), and past
+//! Bounded: each line keeps its first [`KEPT_BYTES`] (its full length is counted), or only
+//! [`KEPT_BYTES_PAST_BUDGET`] once [`KEPT_BUDGET`] bytes are kept in all; past
 //! [`KEPT_LINES`] lines only counts are kept.
 
 use std::io;
@@ -15,8 +16,12 @@ use tokio::time::Instant;
 
 use super::Launched;
 
-/// Bytes of each line kept.
-pub const KEPT_BYTES: usize = 4 << 10;
+/// Bytes of each line kept: whole answers of any ordinary size.
+pub const KEPT_BYTES: usize = 64 << 10;
+/// Bytes kept in all before lines are kept shorter.
+pub const KEPT_BUDGET: usize = 16 << 20;
+/// Bytes of each line kept past the budget.
+pub const KEPT_BYTES_PAST_BUDGET: usize = 1 << 10;
 /// Lines kept in all.
 pub const KEPT_LINES: usize = 20_000;
 
@@ -37,17 +42,12 @@ pub struct WireLine {
     pub stream: Stream,
     /// Since the recorder was made.
     pub at: Duration,
-    /// The line's first [`KEPT_BYTES`], lossily decoded.
+    /// The line's first bytes (see the module), lossily decoded.
     pub text: String,
     /// The line's full length in bytes.
     pub bytes: usize,
-}
-
-impl WireLine {
-    /// Whether the line was cut to [`KEPT_BYTES`].
-    pub fn is_cut(&self) -> bool {
-        self.bytes > KEPT_BYTES
-    }
+    /// Whether `text` is only the line's beginning.
+    pub cut: bool,
 }
 
 /// What a plugin's streams carried so far. Cloning shares the recording.
@@ -61,6 +61,8 @@ struct Recording {
     lines: Vec<WireLine>,
     /// Lines past [`KEPT_LINES`], counted only.
     dropped: u64,
+    /// Bytes kept so far.
+    kept_bytes: usize,
     partial: [Partial; 3],
 }
 
@@ -79,8 +81,13 @@ impl Default for WireRecorder {
 
 impl WireRecorder {
     pub fn new() -> Self {
-        let recording =
-            Recording { started: Instant::now(), lines: Vec::new(), dropped: 0, partial: Default::default() };
+        let recording = Recording {
+            started: Instant::now(),
+            lines: Vec::new(),
+            dropped: 0,
+            kept_bytes: 0,
+            partial: Default::default(),
+        };
         Self { recording: Arc::new(Mutex::new(recording)) }
     }
 
@@ -134,8 +141,9 @@ impl WireRecorder {
                 Some(end) => (&bytes[..end], Some(end)),
                 None => (bytes, None),
             };
+            let limit = recording.line_limit();
             let partial = &mut recording.partial[index];
-            let room = KEPT_BYTES.saturating_sub(partial.kept.len());
+            let room = limit.saturating_sub(partial.kept.len());
             partial.kept.extend_from_slice(&piece[..piece.len().min(room)]);
             partial.bytes += piece.len();
             match ended {
@@ -155,15 +163,22 @@ impl WireRecorder {
 }
 
 impl Recording {
+    /// How much of a line is kept now.
+    fn line_limit(&self) -> usize {
+        if self.kept_bytes < KEPT_BUDGET { KEPT_BYTES } else { KEPT_BYTES_PAST_BUDGET }
+    }
+
     fn push(&mut self, stream: Stream, kept: &[u8], bytes: usize) {
         if self.lines.len() >= KEPT_LINES {
             self.dropped += 1;
             return;
         }
-        let kept = &kept[..kept.len().min(KEPT_BYTES)];
+        let kept = &kept[..kept.len().min(self.line_limit())];
+        let cut = kept.len() < bytes;
         let kept = kept.strip_suffix(b"\r").unwrap_or(kept);
+        self.kept_bytes += kept.len();
         let text = String::from_utf8_lossy(kept).into_owned();
-        self.lines.push(WireLine { stream, at: self.started.elapsed(), text, bytes });
+        self.lines.push(WireLine { stream, at: self.started.elapsed(), text, bytes, cut });
     }
 }
 
@@ -235,8 +250,8 @@ mod tests {
         sink.write_all(b"\nnext\n").await.unwrap();
         let (lines, _) = recorder.lines();
         assert_eq!(lines.len(), 2);
-        assert_eq!((lines[0].text.len(), lines[0].bytes, lines[0].is_cut()), (KEPT_BYTES, giant.len(), true));
-        assert_eq!((lines[1].text.as_str(), lines[1].is_cut()), ("next", false));
+        assert_eq!((lines[0].text.len(), lines[0].bytes, lines[0].cut), (KEPT_BYTES, giant.len(), true));
+        assert_eq!((lines[1].text.as_str(), lines[1].cut), ("next", false));
         assert_eq!(recorder.since(1), lines[1..]);
     }
 

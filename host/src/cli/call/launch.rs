@@ -22,7 +22,7 @@ pub(super) struct Request {
 
 pub(super) fn prepare(args: &CallArgs) -> Result<Request, Failure> {
     let steps = steps::steps(args)?;
-    let credentials = read_credentials(args.credentials.as_deref())?;
+    let credentials = read_credentials("--credentials", args.credentials.as_deref())?;
     let id = match &args.plugin_id {
         Some(id) => PluginId::new(id).map_err(Failure::usage)?,
         None => args.launch.derived_id()?,
