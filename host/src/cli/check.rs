@@ -12,9 +12,10 @@ use super::{Failure, print_line};
 use crate::checker::{self, CheckRequests, Options, PluginTarget};
 use crate::conformance::judge::Conditions;
 use crate::conformance::report::{Report, Subject};
+use crate::host::{Detached, HostConfig, HostError, PluginHost};
 use crate::plugin::{Plugin, PluginError};
 use crate::protocol::types::initialize::LogLevel;
-use crate::sandbox::{Sandbox, SandboxConfig};
+use crate::sandbox::{NetworkIsolation, Sandbox, SandboxConfig};
 use crate::transport::recorder::WireRecorder;
 
 /// Check a plugin against the contract: start it as `call` would, but in a throwaway data
@@ -72,40 +73,64 @@ pub fn run(args: CheckArgs) -> Result<(), Failure> {
 }
 
 async fn check(args: &CheckArgs) -> Result<Report, Failure> {
-    if args.plugin.is_some() {
-        return Err(Failure::usage(
-            "`check --plugin` is not available yet: check the plugin's command (`-- COMMAND`) or component (`--wasm FILE`)",
-        ));
-    }
-    let credentials = read_credentials("--credentials-file", args.credentials_file.as_deref())?;
-    let id = args.launch.derived_id()?;
     let data_dir = absolute(&args.launch.data_dir)?;
     crate::host::create_private_dir(&data_dir).map_err(|error| host_failure(error.to_string()))?;
     let scratch = scratch_dir()?;
     let config = SandboxConfig { check_uids_from: Some(data_dir.clone()), ..args.launch.sandbox_config() };
     // The real data directory is the plugin's to never touch.
-    let sandbox = Sandbox::new(config, scratch.path(), vec![data_dir]);
-    let identity = Identity {
-        id: id.clone(),
-        credentials,
-        log_level: LogLevel::Info,
-        http_allowed: true,
-        deny_network: !args.allow_network,
-    };
-    let prepared = args.launch.prepare(&sandbox, identity)?;
-    let network = network_described(&prepared.launch, args);
-    let conditions = Conditions { network_denied: prepared.launch.transport() == "wasm" || !args.allow_network };
+    let sandbox = Sandbox::new(config, scratch.path(), vec![data_dir.clone()]);
     let recorder = WireRecorder::new();
-    let requests = CheckRequests::new(id.as_str());
     let mut termination = Termination::listen();
-    let launched = prepared.launch.start(id.as_str(), Some(recorder.stderr_tap()))?;
-    let transport = prepared.launch.transport();
-    let starting = Plugin::start(recorder.around(launched), prepared.settings, requests.clone());
-    let started = tokio::select! {
-        started = starting => started,
-        signal = termination.recv() => return Err(interrupted(signal)),
+    let (id, transport, started, requests) = match &args.plugin {
+        Some(plugin) => {
+            let host = open_host(args, &data_dir)?;
+            let record = host.registry().get(plugin).map_err(|error| Failure::usage(error.to_string()))?;
+            let transport = match record.definition.launch {
+                crate::registry::Launch::Wasm { .. } => crate::transport::wasm::TRANSPORT,
+                crate::registry::Launch::Process { .. } => crate::transport::process::TRANSPORT,
+            };
+            let requests = CheckRequests::new(plugin);
+            let around = recorder.clone();
+            let detached = Detached {
+                sandbox: &sandbox,
+                deny_network: !args.allow_network,
+                timeout: args.launch.timeout.map(crate::cli::input::parse_timeout).transpose()?,
+                stderr_tap: Some(recorder.stderr_tap()),
+                wrap: Box::new(move |launched| around.around(launched)),
+                requests: requests.clone(),
+            };
+            let started = tokio::select! {
+                started = host.start_detached(plugin, detached) => started,
+                signal = termination.recv() => return Err(interrupted(signal)),
+            };
+            (record.id.to_string(), transport, started, requests)
+        }
+        None => {
+            let credentials = read_credentials("--credentials-file", args.credentials_file.as_deref())?;
+            let id = args.launch.derived_id()?;
+            let identity = Identity {
+                id: id.clone(),
+                credentials,
+                log_level: LogLevel::Info,
+                http_allowed: true,
+                deny_network: !args.allow_network,
+            };
+            let prepared = args.launch.prepare(&sandbox, identity)?;
+            let requests = CheckRequests::new(id.as_str());
+            let launched = prepared.launch.start(id.as_str(), Some(recorder.stderr_tap()))?;
+            let transport = prepared.launch.transport();
+            let starting = Plugin::start(recorder.around(launched), prepared.settings, requests.clone());
+            let started = tokio::select! {
+                started = starting => started,
+                signal = termination.recv() => return Err(interrupted(signal)),
+            };
+            (id.to_string(), transport, started, requests)
+        }
     };
-    let mut subject = Subject { id: id.to_string(), name: None, version: None, transport: transport.into(), network };
+    let conditions =
+        Conditions { network_denied: !args.allow_network || transport == crate::transport::wasm::TRANSPORT };
+    let network = network(transport, args.allow_network, &args.launch.allow_http_hosts);
+    let mut subject = Subject { id, name: None, version: None, transport: transport.into(), network };
     let plugin = match started {
         Ok(plugin) => plugin,
         Err(PluginError::Initialize { source, .. }) if matches!(*source, PluginError::InvalidManifest { .. }) => {
@@ -129,20 +154,32 @@ async fn check(args: &CheckArgs) -> Result<Report, Failure> {
     Ok(Report::new(subject, checks))
 }
 
+/// The host, for a registered plugin's record, credentials and start.
+fn open_host(args: &CheckArgs, data_dir: &Path) -> Result<PluginHost, Failure> {
+    let mut config = HostConfig::new(data_dir);
+    config.key_file = args.key_file.as_deref().map(absolute).transpose()?;
+    config.allowlist = args.launch.allowlist()?;
+    config.sandbox = args.launch.sandbox_config();
+    PluginHost::open(config).map_err(|error| match error {
+        HostError::Vault(error) => Failure::usage(error.to_string()),
+        other => host_failure(other.to_string()),
+    })
+}
+
 fn name_subject(subject: &mut Subject, answer: &serde_json::Value) {
     let text = |key: &str| answer.get(key).and_then(serde_json::Value::as_str).map(str::to_owned);
     subject.name = text("name");
     subject.version = text("version");
 }
 
-fn network_described(launch: &super::launch_args::Launch, args: &CheckArgs) -> String {
-    match (launch.network_isolation(), launch.transport()) {
-        (Some(isolation), _) => format!("none: {}", isolation.describe()),
-        (None, "wasm") if args.launch.allow_http_hosts.is_empty() => {
-            "none: a wasm plugin reaches no host unless allowed".into()
-        }
-        (None, "wasm") => format!("only {}", args.launch.allow_http_hosts.join(", ")),
-        (None, _) => "allowed (--allow-network)".into(),
+/// How the plugin is kept from the network, in the report's words.
+fn network(transport: &str, allow_network: bool, wasm_hosts: &[String]) -> String {
+    match (transport == crate::transport::wasm::TRANSPORT, allow_network) {
+        (true, false) if wasm_hosts.is_empty() => "none: a wasm plugin reaches no host unless allowed".into(),
+        (true, false) => format!("only {}", wasm_hosts.join(", ")),
+        (true, true) => "its allowed hosts (--allow-network)".into(),
+        (false, false) => format!("none: {}", NetworkIsolation::on_this_host().describe()),
+        (false, true) => "allowed (--allow-network)".into(),
     }
 }
 

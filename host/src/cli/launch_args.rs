@@ -14,7 +14,7 @@ use crate::limits::Timeouts;
 use crate::plugin::{PluginError, PluginId, PluginSettings};
 use crate::protocol::codec::DEFAULT_MAX_MESSAGE_BYTES;
 use crate::protocol::types::initialize::{InitializeParams, LogLevel};
-use crate::sandbox::{Confinement, Layer, NetworkIsolation, ProcessSandbox, Sandbox, SandboxConfig};
+use crate::sandbox::{Confinement, Layer, ProcessSandbox, Sandbox, SandboxConfig};
 use crate::transport::process::{self, CommandAllowlist, ProcessSpec};
 use crate::transport::wasm::disk_quota::DiskLimits;
 use crate::transport::wasm::http::{AllowedHost, HttpPolicy};
@@ -125,14 +125,6 @@ impl Launch {
                 wasm::spawn_with_stderr_tap(&component, spec, plugin_id, stderr_tap)
                     .map_err(|error| host_failure(error.to_string()))
             }
-        }
-    }
-
-    /// How a process plugin is kept from the network, if it is.
-    pub fn network_isolation(&self) -> Option<NetworkIsolation> {
-        match self {
-            Self::Process { spec, .. } => spec.sandbox.network_isolation(),
-            Self::Wasm { .. } => None,
         }
     }
 

@@ -21,8 +21,9 @@ use crate::storage::StorageScope;
 use crate::storage::handler::StorageHandler;
 use crate::supervisor::{Disabled, LaunchOutcome, Launcher, Supervisor};
 use crate::transport::process::{self, CommandAllowlist, ProcessSpec};
+use crate::transport::wasm::http::HttpPolicy;
 use crate::transport::wasm::{self, ComponentCache, LoadedComponents, WasmRuntime, WasmSpec};
-use crate::transport::{Launched, ShutdownPolicy};
+use crate::transport::{Launched, LineTap, ShutdownPolicy};
 use crate::vault::{Secret, Vault, VaultError};
 
 /// Where plugin data and compiled components live, and how plugins are confined.
@@ -129,20 +130,12 @@ impl RegistryLauncher {
             Some(user) => StorageScope::user_plugin(&format!("{plugin}:{user}")),
             None => StorageScope::plugin(plugin),
         };
-        let data_dir = crate::sandbox::data_dir::instance_path(self.layout.sandbox.data_root(), plugin, user);
-        let wasm = matches!(record.definition.launch, Launch::Wasm { .. });
-        let seen_data_dir = if wasm { "/data".to_owned() } else { data_dir.to_string_lossy().into_owned() };
-        let exposed = credentials.iter().map(|(name, value)| (name.clone(), value.expose().to_owned())).collect();
-        let mut initialize = InitializeParams::new(record.definition.admin_config.clone(), user_config, exposed)
-            .with_data_dir(seen_data_dir);
-        if let Some(user) = user {
-            initialize = initialize.with_user(user, format!("{plugin}:{user}"));
-        }
-        let id = record.id.clone();
-        let mut settings = PluginSettings::new(id.clone(), initialize);
-        settings.timeouts = Timeouts::new(record.definition.request_timeout());
+        let mut settings = self.settings(&record, user, user_config, &credentials, &self.layout.sandbox);
         settings.shutdown = self.shutdown;
-        let (launched, place) = self.spawn(&record, &id, user, &credentials).await?;
+        let id = record.id.clone();
+        let spawn_in =
+            SpawnIn { sandbox: &self.layout.sandbox, take_place: true, deny_network: false, stderr_tap: None };
+        let (launched, place) = self.spawn(&record, &id, user, &credentials, spawn_in).await?;
         let (manifest_sender, manifest) = tokio::sync::watch::channel(None);
         let requests = Arc::new(InstanceRequests {
             storage: StorageHandler::new(self.quota.scoped(scope)),
@@ -174,6 +167,53 @@ impl RegistryLauncher {
         Ok(started)
     }
 
+    /// What an instance of `record` (for `user`, if any) is started with: its `initialize`
+    /// params and deadlines, its data directory under `sandbox`'s root.
+    fn settings(
+        &self,
+        record: &PluginRecord,
+        user: Option<&str>,
+        user_config: serde_json::Map<String, serde_json::Value>,
+        credentials: &BTreeMap<String, Secret>,
+        sandbox: &Sandbox,
+    ) -> PluginSettings {
+        let plugin = record.id.as_str();
+        let data_dir = crate::sandbox::data_dir::instance_path(sandbox.data_root(), plugin, user);
+        let wasm = matches!(record.definition.launch, Launch::Wasm { .. });
+        let seen_data_dir = if wasm { "/data".to_owned() } else { data_dir.to_string_lossy().into_owned() };
+        let exposed = credentials.iter().map(|(name, value)| (name.clone(), value.expose().to_owned())).collect();
+        let mut initialize = InitializeParams::new(record.definition.admin_config.clone(), user_config, exposed)
+            .with_data_dir(seen_data_dir);
+        if let Some(user) = user {
+            initialize = initialize.with_user(user, format!("{plugin}:{user}"));
+        }
+        let mut settings = PluginSettings::new(record.id.clone(), initialize);
+        settings.timeouts = Timeouts::new(record.definition.request_timeout());
+        settings
+    }
+
+    /// Starts the registered `plugin` apart from this host's instances, for `check`: under
+    /// `sandbox` (a scratch data root), with no place in the host's capacity and no
+    /// supervision (its faults are not the registered plugin's), its requests served by
+    /// `requests`, its streams passed through `wrap` before it is initialized.
+    pub(super) async fn start_detached(&self, plugin: &str, detached: Detached<'_>) -> Result<Plugin, PluginError> {
+        let record = self.registry.get(plugin).map_err(|error| not_registered(error, plugin, None))?;
+        let credentials = self.credentials(plugin, None)?;
+        let mut settings = self.settings(&record, None, Default::default(), &credentials, detached.sandbox);
+        settings.shutdown = self.shutdown;
+        if let Some(timeout) = detached.timeout {
+            settings.timeouts = Timeouts::new(timeout);
+        }
+        let spawn_in = SpawnIn {
+            sandbox: detached.sandbox,
+            take_place: false,
+            deny_network: detached.deny_network,
+            stderr_tap: detached.stderr_tap,
+        };
+        let (launched, _) = self.spawn(&record, &record.id, None, &credentials, spawn_in).await?;
+        Plugin::start((detached.wrap)(launched), settings, detached.requests).await
+    }
+
     /// The plugin's credentials, merged with the user's; none needs no key.
     fn credentials(&self, plugin: &str, user: Option<&str>) -> Result<BTreeMap<String, Secret>, PluginError> {
         let refused = |why: String| PluginError::Launch { plugin: plugin.to_owned(), why };
@@ -198,6 +238,7 @@ impl RegistryLauncher {
         id: &PluginId,
         user: Option<&str>,
         credentials: &BTreeMap<String, Secret>,
+        spawn_in: SpawnIn<'_>,
     ) -> Result<(Launched, Option<Place>), PluginError> {
         let refused = |why: String| PluginError::Launch { plugin: id.to_string(), why };
         let definition = &record.definition;
@@ -209,12 +250,15 @@ impl RegistryLauncher {
                         credentials.iter().map(|(name, value)| (name.to_uppercase(), value.expose().into()));
                     env.extend(delivered);
                 }
-                let sandbox = self
-                    .layout
+                let sandbox = spawn_in
                     .sandbox
                     .prepare_process(id.as_str(), user, definition.confinement)
                     .map_err(|error| refused(error.to_string()))?;
-                let place = self.place(&self.process_places(id.as_str()), id.as_str(), process::TRANSPORT).await?;
+                let sandbox = if spawn_in.deny_network { sandbox.without_network() } else { sandbox };
+                let place = match spawn_in.take_place {
+                    true => Some(self.place(&self.process_places(id.as_str()), id.as_str(), process::TRANSPORT).await?),
+                    false => None,
+                };
                 let (sandbox, command, args) = match &record.install {
                     Some(install) if npx::is_npx(command) => {
                         let installed =
@@ -238,7 +282,9 @@ impl RegistryLauncher {
                     working_dir: None,
                     memory_limit_bytes: definition.memory_limit_bytes,
                 };
-                Ok((process::spawn(&spec, &self.allowlist, id.as_str())?, Some(place)))
+                let launched =
+                    process::spawn_with_stderr_tap(&spec, &self.allowlist, id.as_str(), spawn_in.stderr_tap)?;
+                Ok((launched, place))
             }
             Launch::Wasm { file } => {
                 let (runtime, cache) = self
@@ -278,21 +324,51 @@ impl RegistryLauncher {
                     )));
                 }
                 let data_dir =
-                    self.layout.sandbox.wasm_dir(id.as_str(), user).map_err(|error| refused(error.to_string()))?;
+                    spawn_in.sandbox.wasm_dir(id.as_str(), user).map_err(|error| refused(error.to_string()))?;
+                let http = match spawn_in.deny_network {
+                    true => HttpPolicy::default(),
+                    false => definition.http_policy().map_err(refused)?,
+                };
                 let spec = WasmSpec {
                     data_dir: Some(Arc::new(data_dir)),
                     memory_limit_bytes: memory.unwrap_or(wasm::DEFAULT_MEMORY_LIMIT_BYTES),
                     request_deadline: definition.request_timeout(),
-                    http: Arc::new(definition.http_policy().map_err(refused)?),
+                    http: Arc::new(http),
                     disk: definition.disk_limits(),
                 };
-                let place = self.place(&self.wasm_capacity, id.as_str(), wasm::TRANSPORT).await?;
-                let launched =
-                    wasm::spawn(&component, &spec, id.as_str()).map_err(|error| refused(error.to_string()))?;
-                Ok((launched, Some(place)))
+                let place = match spawn_in.take_place {
+                    true => Some(self.place(&self.wasm_capacity, id.as_str(), wasm::TRANSPORT).await?),
+                    false => None,
+                };
+                let launched = wasm::spawn_with_stderr_tap(&component, &spec, id.as_str(), spawn_in.stderr_tap)
+                    .map_err(|error| refused(error.to_string()))?;
+                Ok((launched, place))
             }
         }
     }
+}
+
+/// Where and how [`RegistryLauncher::spawn`] starts an instance.
+struct SpawnIn<'a> {
+    /// Its data directory's root and its confinement.
+    sandbox: &'a Sandbox,
+    /// Whether it takes a place in the host's capacity (a detached one does not).
+    take_place: bool,
+    /// No network: a process's own network namespace (or Landlock), a wasm guest's HTTP
+    /// allowed nowhere.
+    deny_network: bool,
+    stderr_tap: Option<LineTap>,
+}
+
+/// A detached start (see [`RegistryLauncher::start_detached`]).
+pub struct Detached<'a> {
+    pub sandbox: &'a Sandbox,
+    pub deny_network: bool,
+    /// The per-answer deadline, instead of the registered one.
+    pub timeout: Option<Duration>,
+    pub stderr_tap: Option<LineTap>,
+    pub wrap: Box<dyn FnOnce(Launched) -> Launched + Send + 'a>,
+    pub requests: Arc<dyn crate::dispatch::ReverseHandler>,
 }
 
 impl RegistryLauncher {

@@ -43,6 +43,7 @@ use crate::transport::wasm::LoadedComponents;
 use crate::vault::{EncryptionKey, Vault, VaultError};
 use admin_changes::AdminWatch;
 use capacity::Capacity;
+pub use launcher::Detached;
 use launcher::{Layout, RegistryLauncher};
 
 /// The database file in the data directory: storage and registry.
@@ -138,6 +139,7 @@ pub struct PluginHost {
     admin_watch: AdminWatch,
     before_user_start: BeforeUserStartSlot,
     release_service: instance_requests::ReleaseServiceSlot,
+    launcher: Arc<RegistryLauncher>,
     _sweeper: Sweeper,
 }
 
@@ -218,8 +220,19 @@ impl PluginHost {
             admin_watch,
             before_user_start,
             release_service,
+            launcher,
             _sweeper: quota.spawn_sweeper(SWEEP_INTERVAL),
         })
+    }
+
+    /// Starts the registered `plugin` apart from this host's instances (for `check`): see
+    /// [`Detached`]. Its health, metrics and capacity are not the host's.
+    pub async fn start_detached(
+        &self,
+        plugin: &str,
+        detached: Detached<'_>,
+    ) -> Result<crate::plugin::Plugin, PluginError> {
+        self.launcher.start_detached(plugin, detached).await
     }
 
     /// Restarts `user`'s instance of `plugin` (once its sessions end): its next call starts

@@ -317,13 +317,7 @@ impl ProcessSandbox {
 
     /// How the plugin's network is taken away, if it is.
     pub fn network_isolation(&self) -> Option<NetworkIsolation> {
-        self.deny_network.then(|| {
-            if nix::unistd::Uid::effective().is_root() {
-                NetworkIsolation::Namespace
-            } else {
-                NetworkIsolation::LandlockTcp
-            }
-        })
+        self.deny_network.then(NetworkIsolation::on_this_host)
     }
 
     /// Copies an operator's npm cache into this install sandbox's private folder, at
@@ -385,6 +379,11 @@ pub enum NetworkIsolation {
 }
 
 impl NetworkIsolation {
+    /// How a plugin started by this process is kept from the network.
+    pub fn on_this_host() -> Self {
+        if nix::unistd::Uid::effective().is_root() { Self::Namespace } else { Self::LandlockTcp }
+    }
+
     pub fn describe(self) -> &'static str {
         match self {
             Self::Namespace => "a network namespace of its own (no interface up)",
