@@ -17,9 +17,14 @@
 //                            marker every one of them carries on its command line
 //   {"self": true}           its uid and effective capabilities (from /proc/self/status),
 //                            and where its open descriptors point
+//
+// With `connect: "HOST:PORT"` in its admin config, every search (whatever its query) only
+// tries a TCP connection there, reported as `connect HOST:PORT`: `reached` when it was
+// accepted, the error otherwise.
 
 import { spawn } from "node:child_process";
 import { chmodSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from "node:fs";
+import { connect as tcpConnect } from "node:net";
 import { createInterface } from "node:readline";
 
 const write = (message) => process.stdout.write(`${JSON.stringify(message)}\n`);
@@ -98,6 +103,20 @@ function self() {
   }
 }
 
+function connect(target) {
+  const [host, port] = target.split(":");
+  return new Promise((resolve) => {
+    const socket = tcpConnect({ host, port: Number(port), timeout: 2000 });
+    const done = (reached, detail) => {
+      socket.destroy();
+      resolve(report(`connect ${target}`, reached, detail));
+    };
+    socket.on("connect", () => done(true, "connected"));
+    socket.on("timeout", () => done(false, "timed out"));
+    socket.on("error", (error) => done(false, error.code ?? error.message));
+  });
+}
+
 function attack(query) {
   const asked = JSON.parse(query);
   const results = (asked.read ?? []).map(read);
@@ -119,12 +138,14 @@ const manifest = {
   capabilities: { metadataProvider: ["series"] },
 };
 
+let adminConfig = {};
 const lines = createInterface({ input: process.stdin });
 lines.on("line", (line) => {
   const message = JSON.parse(line);
   if (message.id === undefined) return;
   switch (message.method) {
     case "initialize":
+      adminConfig = message.params?.adminConfig ?? {};
       return write({ jsonrpc: "2.0", id: message.id, result: manifest });
     case "ping":
       return write({ jsonrpc: "2.0", id: message.id, result: "pong" });
@@ -132,6 +153,9 @@ lines.on("line", (line) => {
       write({ jsonrpc: "2.0", id: message.id, result: null });
       return process.exit(0);
     case "metadata/series/search":
+      if (adminConfig.connect) {
+        return connect(adminConfig.connect).then((result) => write({ jsonrpc: "2.0", id: message.id, result: { results: [result] } }));
+      }
       return write({ jsonrpc: "2.0", id: message.id, result: attack(message.params.query) });
     default:
       return write({ jsonrpc: "2.0", id: message.id, error: { code: -32601, message: "Method not found" } });

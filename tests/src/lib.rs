@@ -288,8 +288,23 @@ pub fn wasm_component_path(example: &str) -> PathBuf {
     target_dir.join("wasm32-wasip2/guest").join(format!("{example}.wasm"))
 }
 
+/// The host's own binary (`codex-plugin-host`), built (by cargo, once per test run) if
+/// needed: for the tests that run its commands.
+pub fn host_binary() -> PathBuf {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    if let Err(why) = BUILT.get_or_init(|| cargo_build_packages(&["codex-plugin-host"], &[])) {
+        panic!("{why}");
+    }
+    binary_dir().join("codex-plugin-host")
+}
+
 /// Builds every example with cargo into this build's target directory.
 fn cargo_build(extra: &[&str]) -> Result<(), String> {
+    cargo_build_packages(EXAMPLES, extra)
+}
+
+/// Builds `packages` with cargo into this build's target directory.
+fn cargo_build_packages(packages: &[&str], extra: &[&str]) -> Result<(), String> {
     let profile_dir = binary_dir();
     let target_dir = profile_dir.parent().expect("target/<profile>");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -298,11 +313,11 @@ fn cargo_build(extra: &[&str]) -> Result<(), String> {
     if extra.is_empty() && profile_dir.ends_with("release") {
         command.arg("--release");
     }
-    for name in EXAMPLES {
+    for name in packages {
         command.args(["-p", name]);
     }
     let status = command.status().map_err(|error| format!("running cargo: {error}"))?;
-    if status.success() { Ok(()) } else { Err(format!("building the examples {extra:?} failed ({status})")) }
+    if status.success() { Ok(()) } else { Err(format!("building {packages:?} {extra:?} failed ({status})")) }
 }
 
 /// Where cargo put this build's binaries (`target/debug`).

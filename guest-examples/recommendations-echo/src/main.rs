@@ -51,8 +51,17 @@ impl RecommendationProvider for Echo {
 
     async fn dismiss(&self, ctx: &Context, params: DismissParams) -> Result<DismissResponse> {
         let reason = params.reason.map(|reason| reason.as_str().to_owned());
-        ctx.storage().set(&format!("{DISMISSED}{}", params.external_id), json!({"reason": reason}), None).await?;
-        Ok(DismissResponse { dismissed: true })
+        let key = format!("{DISMISSED}{}", params.external_id);
+        match ctx.storage().set(&key, json!({"reason": reason}), None).await {
+            Ok(()) => Ok(DismissResponse { dismissed: true }),
+            // A host that refuses the write (a full quota): not dismissed, and the user can
+            // try again; not a fault of the plugin.
+            Err(codex_plugin_sdk::StorageError::Refused(error)) => {
+                ctx.log().warn(format!("dismissal of {} not kept: {}", params.external_id, error.message));
+                Ok(DismissResponse { dismissed: false })
+            }
+            Err(other) => Err(other.into()),
+        }
     }
 
     async fn clear(&self, ctx: &Context) -> Result<AnyObject> {

@@ -96,7 +96,11 @@ impl SyncProvider for Echo {
         let count = |key: &str| log.get(key).and_then(Value::as_i64).unwrap_or(0);
         let logged =
             json!({"batches": count("batches") + 1, "entries": count("entries") + params.entries.len() as i64});
-        ctx.storage().set("pushLog", logged, None).await?;
+        // The log is bookkeeping: a host that refuses the write (a full quota) does not fail
+        // the push.
+        if let Err(error) = ctx.storage().set("pushLog", logged, None).await {
+            ctx.log().warn(format!("the push log was not kept: {error}"));
+        }
         let (failed, succeeded): (Vec<_>, Vec<_>) = params.entries.into_iter().partition(|entry| {
             entry.external_id.starts_with("missing-") || shape.fail_ids.contains(&entry.external_id)
         });

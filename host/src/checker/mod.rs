@@ -68,6 +68,9 @@ pub struct Options {
     /// Send the methods that change something outside the plugin.
     pub allow_writes: bool,
     pub conditions: Conditions,
+    /// The per-answer deadline: an answer that came no sooner (a wasm guest the watchdog
+    /// ended at the deadline, say) counts as one that did not come in time.
+    pub timeout: Option<Duration>,
 }
 
 /// Checks a started plugin whose `initialize` answer was `manifest_answer`: every check,
@@ -224,7 +227,7 @@ impl Run<'_> {
                 found.extend(shapes::findings(&candidate, &shapes::RELEASE_CANDIDATE, "releases/record candidate"));
             }
         }
-        self.timings.push((probe.id, exchange.latency, matches!(exchange.answered, Answered::TimedOut(_))));
+        self.timings.push((probe.id, exchange.latency, self.too_late(&exchange)));
         self.after(probe.id, &exchange).await;
         CheckResult::judged(probe.id, probe.title, probe.why, found)
             .with_exchange(
@@ -282,7 +285,7 @@ impl Run<'_> {
         let mut found = Vec::new();
         for exchange in [&first, &second] {
             found.extend(judge::judge(&ping, exchange, self.options.conditions).0);
-            self.timings.push((id, exchange.latency, matches!(exchange.answered, Answered::TimedOut(_))));
+            self.timings.push((id, exchange.latency, self.too_late(exchange)));
         }
         found.dedup();
         let latency = first.latency.max(second.latency);
@@ -341,7 +344,7 @@ impl Run<'_> {
                 storage_limits_advice(),
             ));
         }
-        self.timings.push((id, exchange.latency, matches!(exchange.answered, Answered::TimedOut(_))));
+        self.timings.push((id, exchange.latency, self.too_late(&exchange)));
         self.after(id, &exchange).await;
         let note =
             format!("{refused} writes refused during `{}`; it answered {}", probe.method, received(&exchange.answered));
@@ -352,6 +355,12 @@ impl Run<'_> {
                 Some(exchange.latency),
             )
             .with_note(Some(cut(&note, SHOWN_CHARS)))
+    }
+
+    /// Whether `exchange` came at or after the deadline.
+    fn too_late(&self, exchange: &Exchange) -> bool {
+        matches!(exchange.answered, Answered::TimedOut(_))
+            || self.options.timeout.is_some_and(|timeout| exchange.latency >= timeout)
     }
 
     fn timing(&self) -> CheckResult {

@@ -143,8 +143,9 @@ async fn check(args: &CheckArgs) -> Result<Report, Failure> {
     let manifest = plugin.manifest().clone();
     let answer = serde_json::to_value(&manifest).expect("a manifest serializes");
     name_subject(&mut subject, &answer);
+    let timeout = Some(plugin.timeout_for(crate::protocol::HostMethod::SeriesSearch.name()));
+    let options = Options { allow_writes: args.allow_writes, conditions, timeout };
     let target = PluginTarget { plugin, recorder, requests, transport };
-    let options = Options { allow_writes: args.allow_writes, conditions };
     let checks = tokio::select! {
         checks = checker::run(Box::new(target), &manifest, &answer, options) => checks,
         // Dropping the run drops the plugin, which kills it at once.

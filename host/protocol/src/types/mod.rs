@@ -76,5 +76,6 @@ mod tests {
         let colours: Vec<Colour> = serde_json::from_str(r#"["red","teal"]"#).unwrap();
         assert_eq!(colours, vec![Colour::Red, Colour::Unrecognized("teal".into())]);
         assert_eq!(serde_json::to_string(&colours).unwrap(), r#"["red","teal"]"#);
+        assert_eq!(Colour::KNOWN, ["red", "blue"], "the known values, in order");
     }
 }
