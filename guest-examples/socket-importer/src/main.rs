@@ -1,6 +1,6 @@
 //! `socket-importer`, a hostile guest: on `metadata/series/search` it opens a TCP
 //! connection to the `host:port` of its query. Natively that simply works (process mode
-//! does not confine the network); built for `wasm32-wasip2` the component imports
+//! does not confine the network, except under `check`); built for `wasm32-wasip2` the component imports
 //! `wasi:sockets`, which the plugin world (`wit/plugin.wit`) does not have, so the host
 //! refuses to load it and lists the offending imports.
 //!

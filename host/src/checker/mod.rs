@@ -243,7 +243,10 @@ impl Run<'_> {
             Params::Fixed(params) => Ok(params.clone()),
             Params::FoundId { probe: from, key } => {
                 let id = self.answers.get(from).and_then(|answer| answer.get(key)?.get(0)?.get("externalId")?.as_str());
-                let id = id.ok_or_else(|| format!("`{from}` gave no id to ask for"))?;
+                let id = id.ok_or_else(|| match self.answers.contains_key(from) {
+                    true => format!("`{from}` found nothing, so there is no id to ask for"),
+                    false => format!("`{from}` gave no answer with an id to ask for"),
+                })?;
                 Ok(Some(serde_json::json!({"externalId": id})))
             }
             Params::RegisteredSource => {

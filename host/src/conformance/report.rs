@@ -180,7 +180,7 @@ impl Report {
         let _ = writeln!(text, "Checked {named} ({}; network: {})\n", plugin.transport, plugin.network);
         let width = self.checks.iter().map(|check| check.id.len()).max().unwrap_or(0);
         for check in &self.checks {
-            let latency = check.latency_ms.map(|ms| format!(" ({ms} ms)")).unwrap_or_default();
+            let latency = check.latency_ms.map(|ms| format!(" ({ms:.1} ms)")).unwrap_or_default();
             let _ = writeln!(text, "{:<7}  {:<width$}  {}{latency}", check.outcome.label(), check.id, check.title);
             let detail = |text: &mut String, label: &str, value: &str| {
                 let _ = writeln!(text, "{:<7}  {:<width$}    {label:<8} {value}", "", "");
