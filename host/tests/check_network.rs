@@ -20,6 +20,24 @@ fn hostile_script() -> PathBuf {
 /// Runs `check --json` of the hostile plugin, told to connect to `target`, as `run_as`;
 /// returns the report and what its search found.
 fn check(target: &str, run_as: Option<u32>, extra: &[&str]) -> (Value, Value) {
+    let (mut command, _data) = command(target, run_as, extra);
+    let output = command.output().expect("the host binary runs");
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
+        panic!(
+            "no JSON report ({error}): {}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    let search = report["checks"].as_array().unwrap().iter().find(|check| check["id"] == "series.search").unwrap();
+    let answer: Value = serde_json::from_str(search["received"].as_str().unwrap()).unwrap();
+    let attempt: Value = serde_json::from_str(answer["results"][0]["title"].as_str().unwrap()).unwrap();
+    (report, attempt)
+}
+
+/// The `check` command for the hostile plugin, and the folder of its fresh data directory
+/// (removed when dropped).
+fn command(target: &str, run_as: Option<u32>, extra: &[&str]) -> (Command, tempfile::TempDir) {
     let top = tempfile::Builder::new().prefix("check-network").tempdir_in("/tmp").unwrap();
     std::fs::set_permissions(top.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let data = top.path().join("data");
@@ -44,23 +62,20 @@ fn check(target: &str, run_as: Option<u32>, extra: &[&str]) -> (Value, Value) {
         .arg(hostile_script())
         .current_dir("/tmp")
         .env_remove("RUST_LOG");
-    let output = command.output().expect("the host binary runs");
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
-        panic!(
-            "no JSON report ({error}): {}\n{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        )
-    });
-    let search = report["checks"].as_array().unwrap().iter().find(|check| check["id"] == "series.search").unwrap();
-    let answer: Value = serde_json::from_str(search["received"].as_str().unwrap()).unwrap();
-    let attempt: Value = serde_json::from_str(answer["results"][0]["title"].as_str().unwrap()).unwrap();
-    (report, attempt)
+    (command, top)
 }
 
 fn network_is_taken_away(run_as: Option<u32>, layer: &str) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let target = listener.local_addr().unwrap().to_string();
+    if layer == "Landlock" && codex_plugin_host::sandbox::confine::landlock_abi().is_none_or(|abi| abi < 4) {
+        // Nothing can take TCP away here: the plugin must not start at all.
+        let (mut command, _data) = command(&target, run_as, &[]);
+        let output = command.output().unwrap();
+        assert_eq!(output.status.code(), Some(3), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(String::from_utf8_lossy(&output.stderr).contains("ABI 4"));
+        return;
+    }
     let (report, attempt) = check(&target, run_as, &[]);
     assert_eq!(attempt["reached"], false, "{attempt}");
     let network = report["plugin"]["network"].as_str().unwrap();

@@ -12,6 +12,11 @@ use codex_plugin_host_tests::{
     EXAMPLES, binary_dir, example_binary, host_binary, openlibrary, test_plugin, wasm_component_path,
 };
 
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").is_ok_and(|process| process.uid() == 0)
+}
+
 /// A finished `check`.
 struct Checked {
     report: Value,
@@ -56,11 +61,16 @@ impl Checked {
 /// Runs `check --json ARGS` in a fresh data directory.
 fn check(args: &[&str], plugin: &[&str]) -> Checked {
     let data = tempfile::tempdir().unwrap();
+    check_in(data.path(), args, plugin)
+}
+
+/// Runs `check --json ARGS` with the data directory `data`.
+fn check_in(data: &std::path::Path, args: &[&str], plugin: &[&str]) -> Checked {
     let output = Command::new(host_binary())
         .arg("check")
         .arg("--json")
         .arg("--data-dir")
-        .arg(data.path())
+        .arg(data)
         .args(args)
         .args(plugin)
         .current_dir("/tmp")
@@ -93,7 +103,10 @@ fn both(example: &str, args: &[&str]) -> [(&'static str, Checked); 2] {
     [("process", check(&native, &["--", &binary])), ("wasm", check(&wasm, &[]))]
 }
 
+/// For the plugins that hang or babble: each of their timeouts costs this much.
 const TIMEOUT: [&str; 2] = ["--timeout", "3"];
+/// For Node plugins, which may start slowly on a loaded machine.
+const NODE_TIMEOUT: [&str; 2] = ["--timeout", "8"];
 
 /// What each example fails and warns of, in each mode; `None` for a component the host
 /// refuses to load.
@@ -240,7 +253,7 @@ fn test_plugin_misbehaviours_fail_their_checks() {
     let scenario = |name: &str, extra: &[&str]| {
         let mut plugin = vec!["--", "node", script.as_str(), name];
         plugin.extend_from_slice(extra);
-        check(&TIMEOUT, &plugin)
+        check(&NODE_TIMEOUT, &plugin)
     };
     // What the well-behaved scenario warns of (a legacy count, no credentials, a rate limit
     // without its delay), every scenario shares.
@@ -262,6 +275,41 @@ fn test_plugin_misbehaviours_fail_their_checks() {
     let silent = scenario("silent-init", &[]);
     assert_eq!(silent.code, 3, "a plugin that does not start: {}", silent.stderr);
     assert!(silent.stderr.contains("did not answer `initialize`"), "{}", silent.stderr);
+}
+
+#[test]
+fn a_registered_plugin_is_checked_apart_from_its_registration() {
+    let data = tempfile::tempdir().unwrap();
+    let host = |args: &[&str]| {
+        let output = Command::new(host_binary()).args(args).arg("--data-dir").arg(data.path()).output().unwrap();
+        assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    };
+    let abuser = wasm_component_path("storage-abuser");
+    host(&["plugin", "add", "abuser", "--wasm", abuser.to_str().unwrap()]);
+    let echo = example_binary("metadata-echo");
+    host(&["plugin", "add", "echo", "--", &echo]);
+    let plugins_dir = binary_dir();
+    let checked = check_in(data.path(), &["--plugin", "abuser"], &[]);
+    checked.expect("abuser (registered)", &[], &["series.get", "storage.quota-full"]);
+    assert_eq!(
+        (checked.report["plugin"]["id"].as_str(), checked.report["plugin"]["transport"].as_str()),
+        (Some("abuser"), Some("wasm"))
+    );
+    let checked = check_in(data.path(), &["--plugin", "echo", "--plugins-dir", plugins_dir.to_str().unwrap()], &[]);
+    checked.expect("echo (registered)", &[], &[]);
+    // The abuser wrote over a hundred keys during its check: none reached the host's storage.
+    let database = rusqlite::Connection::open(data.path().join("codex-plugin-host.sqlite3")).unwrap();
+    let stored: i64 = database.query_row("SELECT COUNT(*) FROM plugin_storage", [], |row| row.get(0)).unwrap();
+    assert_eq!(stored, 0);
+    // Its own uid, never the registered plugin's, under a root host.
+    if is_root() {
+        let uids = std::fs::read_to_string(data.path().join("plugins/.sandbox-uids")).unwrap();
+        assert!(uids.lines().any(|line| line.ends_with(" echo:check")), "{uids}");
+        assert!(!uids.lines().any(|line| line.ends_with(" echo")), "the plugin's own uid was never handed out: {uids}");
+    }
+    let unknown = check_in(data.path(), &["--plugin", "nobody-registered"], &[]);
+    assert_eq!(unknown.code, 2, "{}", unknown.stderr);
+    assert!(unknown.stderr.contains("nobody-registered"), "{}", unknown.stderr);
 }
 
 #[test]

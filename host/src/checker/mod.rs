@@ -6,7 +6,7 @@
 mod requests;
 mod target;
 
-pub use requests::{CheckRequests, RegisteredSource};
+pub use requests::{CheckRequests, RegisteredSource, StorageWrites};
 pub use target::PluginTarget;
 
 use futures::future::BoxFuture;
@@ -20,7 +20,7 @@ use crate::conformance::report::{CheckResult, cut, shown};
 use crate::conformance::{Finding, manifest, shapes, wire};
 use crate::plugin::ExitStep;
 use crate::protocol::Manifest;
-use crate::transport::recorder::{Stream, WireLine};
+use crate::transport::recorder::WireSnapshot;
 
 /// Characters of a request or an answer shown in the report.
 const SHOWN_CHARS: usize = 300;
@@ -31,13 +31,10 @@ pub trait Target: Send + Sync {
     fn call<'a>(&'a self, method: &'static str, params: Option<&'a Value>) -> BoxFuture<'a, Exchange>;
     /// Why the plugin ended, once it has.
     fn ended(&self) -> Option<String>;
-    /// How many wire lines are recorded so far: a mark for [`Target::wire_since`].
-    fn wire_len(&self) -> usize;
-    fn wire_since(&self, mark: usize) -> Vec<WireLine>;
     /// Refuses the plugin's storage writes as a full quota would, or lets them through.
     fn refuse_storage_writes(&self, refusing: bool);
-    /// How many writes were refused on demand.
-    fn refused_writes(&self) -> u64;
+    /// How its storage writes went so far.
+    fn storage_writes(&self) -> StorageWrites;
     /// The release sources the plugin registered.
     fn release_sources(&self) -> Vec<RegisteredSource>;
     /// Every release candidate the plugin recorded.
@@ -47,7 +44,7 @@ pub trait Target: Send + Sync {
     /// Stops the plugin as the host does (`shutdown`, the grace period, then force).
     fn shutdown(self: Box<Self>) -> BoxFuture<'static, Stop>;
     /// Stops the plugin without asking; returns the whole wire.
-    fn kill(self: Box<Self>) -> BoxFuture<'static, Vec<WireLine>>;
+    fn kill(self: Box<Self>) -> BoxFuture<'static, WireSnapshot>;
 }
 
 /// How a [`Target::shutdown`] went.
@@ -59,7 +56,7 @@ pub struct Stop {
     /// The grace period it had.
     pub grace: Duration,
     /// The whole wire, the plugin's last stderr lines included.
-    pub wire: Vec<WireLine>,
+    pub wire: WireSnapshot,
 }
 
 /// What the run may do, and what it runs under.
@@ -81,27 +78,36 @@ pub async fn run(
     manifest_answer: &Value,
     options: Options,
 ) -> Vec<CheckResult> {
+    let probes = probes::capability_probes(manifest);
+    let sources = probes
+        .iter()
+        .filter_map(|probe| match probe.params {
+            Params::FoundId { probe, key } => Some((probe, key)),
+            _ => None,
+        })
+        .collect();
     let mut run = Run {
         target: target.as_ref(),
         options,
         stopped: None,
-        answers: HashMap::new(),
+        sources,
+        found_ids: HashMap::new(),
         timings: Vec::new(),
         storage_probe: None,
     };
     let mut results = vec![manifest_check(manifest_answer)];
     results.push(run.send(&probes::ping("lifecycle.ping", "ping answered")).await);
     results.push(run.concurrent().await);
-    for probe in probes::capability_probes(manifest) {
-        results.push(run.send(&probe).await);
+    for probe in &probes {
+        results.push(run.send(probe).await);
     }
     results.push(run.send(&probes::unknown_method()).await);
     results.push(match probes::bad_params(manifest) {
         Some(probe) => run.send(&probe).await,
         None => not_run_bad_params(probes::NO_BAD_PARAMS_PROBE.to_owned()),
     });
-    let ordinary_refusals = wire::storage_writes(&run.target.wire_since(0)).1;
-    results.push(run.storage(ordinary_refusals).await);
+    let ordinary = run.target.storage_writes();
+    results.push(run.storage(ordinary).await);
     results.push(run.timing());
     let (stopped, transport) = (run.stopped.clone(), target.transport());
     let (shutdown, leftovers, wire) = match stopped {
@@ -124,7 +130,7 @@ pub async fn run(
 
 /// The report of a plugin whose manifest the host refuses: the manifest check, the
 /// hygiene of what it wrote, and everything else not run.
-pub fn refused_manifest(manifest_answer: &Value, wire: &[WireLine]) -> Vec<CheckResult> {
+pub fn refused_manifest(manifest_answer: &Value, wire: &WireSnapshot) -> Vec<CheckResult> {
     let why = "the host does not start a plugin whose manifest breaks the contract".to_owned();
     let mut results = vec![manifest_check(manifest_answer)];
     for probe in [probes::ping("lifecycle.ping", "ping answered"), probes::unknown_method()] {
@@ -167,7 +173,7 @@ const TIMING: (&str, &str, &str) = (
 const CONCURRENT: (&str, &str, &str) = (
     "lifecycle.concurrent",
     "two requests in flight answered, each by its own id",
-    "the host sends requests without waiting for earlier answers and matches answers by id: a plugin that answers one at a time, or with the wrong id, stalls them",
+    "the host sends requests without waiting for earlier answers and matches each answer to its request by id: an answer with the wrong id leaves its request waiting",
 );
 
 fn not_run_bad_params(reason: String) -> CheckResult {
@@ -188,8 +194,10 @@ struct Run<'a> {
     options: Options,
     /// Why nothing more can be asked of the plugin, once that is so.
     stopped: Option<String>,
-    /// The results of the probes answered so far, by probe.
-    answers: HashMap<&'static str, Value>,
+    /// The probes whose answers give others an id, and where in the answer.
+    sources: HashMap<&'static str, &'static str>,
+    /// The first external id each of those answered with, if any.
+    found_ids: HashMap<&'static str, Option<String>>,
     /// Each answer's latency, and whether it timed out.
     timings: Vec<(&'static str, Duration, bool)>,
     /// The first probe during which the plugin wrote to storage, and its params.
@@ -212,20 +220,21 @@ impl Run<'_> {
             Ok(params) => params,
             Err(reason) => return not_run(reason),
         };
-        let mark = self.target.wire_len();
+        let writes_before = self.target.storage_writes().sent;
         let exchange = self.target.call(probe.method, params.as_ref()).await;
-        let (writes, _) = wire::storage_writes(&self.target.wire_since(mark));
-        if writes > 0 && self.storage_probe.is_none() {
+        if self.target.storage_writes().sent > writes_before && self.storage_probe.is_none() {
             self.storage_probe = Some((probe.clone(), params.clone()));
         }
-        if let Answered::Result(result) = &exchange.answered {
-            self.answers.insert(probe.id, result.clone());
+        if let (Answered::Result(result), Some(key)) = (&exchange.answered, self.sources.get(probe.id)) {
+            let first = result.get(key).and_then(|items| items.get(0)?.get("externalId")?.as_str());
+            self.found_ids.insert(probe.id, first.map(str::to_owned));
         }
         let (mut found, note) = judge::judge(probe, &exchange, self.options.conditions);
         if probe.method == crate::protocol::HostMethod::ReleasesPoll.name() {
             for candidate in self.target.recorded_candidates() {
                 found.extend(shapes::findings(&candidate, &shapes::RELEASE_CANDIDATE, "releases/record candidate"));
             }
+            found.dedup();
         }
         self.timings.push((probe.id, exchange.latency, self.too_late(&exchange)));
         self.after(probe.id, &exchange).await;
@@ -241,14 +250,11 @@ impl Run<'_> {
     fn params(&self, probe: &Probe) -> Result<Option<Value>, String> {
         match &probe.params {
             Params::Fixed(params) => Ok(params.clone()),
-            Params::FoundId { probe: from, key } => {
-                let id = self.answers.get(from).and_then(|answer| answer.get(key)?.get(0)?.get("externalId")?.as_str());
-                let id = id.ok_or_else(|| match self.answers.contains_key(from) {
-                    true => format!("`{from}` found nothing, so there is no id to ask for"),
-                    false => format!("`{from}` gave no answer with an id to ask for"),
-                })?;
-                Ok(Some(serde_json::json!({"externalId": id})))
-            }
+            Params::FoundId { probe: from, .. } => match self.found_ids.get(from) {
+                Some(Some(id)) => Ok(Some(serde_json::json!({"externalId": id}))),
+                Some(None) => Err(format!("`{from}` found nothing, so there is no id to ask for")),
+                None => Err(format!("`{from}` gave no answer with an id to ask for")),
+            },
             Params::RegisteredSource => {
                 let source = self.target.release_sources().into_iter().next();
                 let source = source
@@ -303,7 +309,7 @@ impl Run<'_> {
         )
     }
 
-    async fn storage(&mut self, ordinary_refusals: Vec<String>) -> CheckResult {
+    async fn storage(&mut self, ordinary: StorageWrites) -> CheckResult {
         let (id, title, why) = STORAGE;
         if let Some(reason) = &self.stopped {
             return CheckResult::not_run(id, title, why, reason.clone());
@@ -314,7 +320,16 @@ impl Run<'_> {
         self.target.refuse_storage_writes(true);
         let exchange = self.target.call(probe.method, params.as_ref()).await;
         self.target.refuse_storage_writes(false);
-        let refused = self.target.refused_writes();
+        let refused = self.target.storage_writes().refused_on_purpose;
+        self.timings.push((id, exchange.latency, self.too_late(&exchange)));
+        self.after(id, &exchange).await;
+        if refused == 0 && !matches!(exchange.answered, Answered::Ended(_) | Answered::TimedOut(_)) {
+            let reason = format!(
+                "`{}` sent again wrote nothing this time (it may keep in storage what it wrote the first time), so no write could be refused",
+                probe.method
+            );
+            return CheckResult::not_run(id, title, why, reason);
+        }
         let mut found = Vec::new();
         match &exchange.answered {
             Answered::Ended(_) | Answered::TimedOut(_) | Answered::Malformed(_) => {
@@ -336,19 +351,17 @@ impl Run<'_> {
             }
             _ => {}
         }
-        if !ordinary_refusals.is_empty() {
+        if ordinary.refused_by_limits > 0 {
             found.push(Finding::warn(
                 "storage",
                 format!(
-                    "{} of its writes were refused in an ordinary run, before any was refused on purpose: {}",
-                    ordinary_refusals.len(),
-                    cut(&ordinary_refusals.join("; "), SHOWN_CHARS)
+                    "{} of its writes were refused by the host's limits in an ordinary run: {}",
+                    ordinary.refused_by_limits,
+                    cut(&ordinary.messages.join("; "), SHOWN_CHARS)
                 ),
                 storage_limits_advice(),
             ));
         }
-        self.timings.push((id, exchange.latency, self.too_late(&exchange)));
-        self.after(id, &exchange).await;
         let note =
             format!("{refused} writes refused during `{}`; it answered {}", probe.method, received(&exchange.answered));
         CheckResult::judged(id, title, why, found)
@@ -434,11 +447,10 @@ fn leftovers_check(transport: &str, stop: &Stop) -> CheckResult {
         return CheckResult::judged(id, title, why, Vec::new())
             .with_note(Some("a wasm plugin cannot start processes".into()));
     }
-    let left = stop
-        .wire
-        .iter()
-        .filter(|line| line.stream == Stream::Stderr)
-        .find_map(|line| crate::sandbox::confine::leftovers_reported(&line.text));
+    // The launcher's last word, after the plugin ended: in the stderr tail, which no flood
+    // pushes out.
+    let left =
+        stop.wire.stderr_tail.iter().rev().find_map(|line| crate::sandbox::confine::leftovers_reported(&line.text));
     match (left, stop.exit) {
         (Some(count), _) => CheckResult::judged(
             id,

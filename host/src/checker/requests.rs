@@ -6,6 +6,7 @@
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::dispatch::{BoxFuture, ReverseHandler, ReverseRequest};
@@ -16,6 +17,10 @@ use crate::protocol::types::releases::{
 use crate::protocol::{ErrorCode, ErrorObject};
 use crate::storage::handler::StorageHandler;
 use crate::storage::{MemoryStorage, RefusingWrites, StorageScope};
+
+/// Refusals of the plugin's writes by the real limits kept word for word; the rest are
+/// counted.
+const KEPT_REFUSALS: usize = 10;
 
 /// The series the throwaway tracker tracks.
 pub const TRACKED_SERIES_ID: &str = "codex-check-series-1";
@@ -39,7 +44,27 @@ struct Releases {
 pub struct CheckRequests {
     storage: StorageHandler,
     backend: Arc<RefusingWrites<MemoryStorage>>,
+    /// `storage/set` requests the plugin sent.
+    writes: AtomicU64,
+    /// Its writes the real limits refused (not those refused on purpose): how many, and
+    /// the first messages.
+    refusals: Arc<Mutex<Refusals>>,
     releases: Mutex<Releases>,
+}
+
+/// Writes the real limits refused: how many, and the first messages.
+type Refusals = (u64, Vec<String>);
+
+/// How the plugin's storage writes went.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StorageWrites {
+    /// Write requests it sent.
+    pub sent: u64,
+    /// Writes refused on purpose.
+    pub refused_on_purpose: u64,
+    /// Writes the real limits refused, and the first of their messages.
+    pub refused_by_limits: u64,
+    pub messages: Vec<String>,
 }
 
 impl CheckRequests {
@@ -48,7 +73,13 @@ impl CheckRequests {
         let backend = Arc::new(RefusingWrites::new(MemoryStorage::new()));
         let quota = StorageQuota::new(backend.clone(), StorageLimits::default());
         let storage = StorageHandler::new(quota.scoped(StorageScope::plugin(plugin)));
-        Arc::new(Self { storage, backend, releases: Mutex::default() })
+        Arc::new(Self {
+            storage,
+            backend,
+            writes: AtomicU64::new(0),
+            refusals: Arc::default(),
+            releases: Mutex::default(),
+        })
     }
 
     /// Refuses every storage write from now on (`true`), as a full quota would.
@@ -56,9 +87,15 @@ impl CheckRequests {
         self.backend.refuse(refusing);
     }
 
-    /// How many storage writes were refused on demand so far.
-    pub fn refused_writes(&self) -> u64 {
-        self.backend.refused()
+    /// How the plugin's storage writes went so far.
+    pub fn storage_writes(&self) -> StorageWrites {
+        let (refused_by_limits, messages) = self.refusals.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        StorageWrites {
+            sent: self.writes.load(Ordering::SeqCst),
+            refused_on_purpose: self.backend.refused(),
+            refused_by_limits,
+            messages,
+        }
     }
 
     /// The release sources the plugin registered.
@@ -148,6 +185,25 @@ fn read<T: DeserializeOwned>(params: Option<&RawValue>) -> Result<T, ErrorObject
 
 impl ReverseHandler for CheckRequests {
     fn handle(&self, request: ReverseRequest) -> BoxFuture<Result<Value, ErrorObject>> {
+        if request.method == "storage/set" {
+            self.writes.fetch_add(1, Ordering::SeqCst);
+            let on_purpose = self.backend.is_refusing();
+            let answering = self.storage.handle(request);
+            let refusals = self.refusals.clone();
+            return Box::pin(async move {
+                let answer = answering.await;
+                if let Err(error) = &answer
+                    && !on_purpose
+                {
+                    let mut refusals = refusals.lock().unwrap_or_else(PoisonError::into_inner);
+                    refusals.0 += 1;
+                    if refusals.1.len() < KEPT_REFUSALS {
+                        refusals.1.push(error.message.clone());
+                    }
+                }
+                answer
+            });
+        }
         if request.method.starts_with("storage/") {
             return self.storage.handle(request);
         }
@@ -190,7 +246,12 @@ mod tests {
         ask(&requests, "storage/set", json!({"key": "k", "data": 1})).await.unwrap();
         requests.refuse_storage_writes(true);
         let refused = ask(&requests, "storage/set", json!({"key": "k2", "data": 2})).await.unwrap_err();
-        assert_eq!((refused.code, requests.refused_writes()), (ErrorCode::InvalidParams.code(), 1));
+        assert_eq!(refused.code, ErrorCode::InvalidParams.code());
         assert_eq!(ask(&requests, "storage/get", json!({"key": "k"})).await.unwrap()["data"], 1);
+        requests.refuse_storage_writes(false);
+        ask(&requests, "storage/set", json!({"key": "k".repeat(300), "data": 3})).await.unwrap_err();
+        let writes = requests.storage_writes();
+        assert_eq!((writes.sent, writes.refused_on_purpose, writes.refused_by_limits), (3, 1, 1));
+        assert!(writes.messages[0].contains("key"), "{:?}", writes.messages);
     }
 }

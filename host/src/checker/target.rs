@@ -6,10 +6,10 @@ use serde_json::Value;
 use std::sync::Arc;
 use tokio::time::Instant;
 
-use super::{CheckRequests, RegisteredSource, Stop, Target};
+use super::{CheckRequests, RegisteredSource, Stop, StorageWrites, Target};
 use crate::conformance::judge::{Answered, Exchange};
 use crate::plugin::{Plugin, PluginError};
-use crate::transport::recorder::{WireLine, WireRecorder};
+use crate::transport::recorder::{WireRecorder, WireSnapshot};
 
 /// A started plugin under check.
 pub struct PluginTarget {
@@ -42,20 +42,12 @@ impl Target for PluginTarget {
         self.plugin.closed_reason().map(|closed| closed.reason.to_string())
     }
 
-    fn wire_len(&self) -> usize {
-        self.recorder.len()
-    }
-
-    fn wire_since(&self, mark: usize) -> Vec<WireLine> {
-        self.recorder.since(mark)
-    }
-
     fn refuse_storage_writes(&self, refusing: bool) {
         self.requests.refuse_storage_writes(refusing);
     }
 
-    fn refused_writes(&self) -> u64 {
-        self.requests.refused_writes()
+    fn storage_writes(&self) -> StorageWrites {
+        self.requests.storage_writes()
     }
 
     fn release_sources(&self) -> Vec<RegisteredSource> {
@@ -78,15 +70,15 @@ impl Target for PluginTarget {
                 answered: stopped.answered.map_err(|error| error.to_string()),
                 exit: stopped.exit,
                 grace,
-                wire: self.recorder.lines().0,
+                wire: self.recorder.snapshot(),
             }
         })
     }
 
-    fn kill(self: Box<Self>) -> BoxFuture<'static, Vec<WireLine>> {
+    fn kill(self: Box<Self>) -> BoxFuture<'static, WireSnapshot> {
         Box::pin(async move {
             self.plugin.kill().await;
-            self.recorder.lines().0
+            self.recorder.snapshot()
         })
     }
 }

@@ -77,8 +77,10 @@ async fn check(args: &CheckArgs) -> Result<Report, Failure> {
     crate::host::create_private_dir(&data_dir).map_err(|error| host_failure(error.to_string()))?;
     let scratch = scratch_dir()?;
     let config = SandboxConfig { check_uids_from: Some(data_dir.clone()), ..args.launch.sandbox_config() };
-    // The real data directory is the plugin's to never touch.
-    let sandbox = Sandbox::new(config, scratch.path(), vec![data_dir.clone()]);
+    // The real data directory, and the vault's key file, are the plugin's to never touch.
+    let key_file = args.key_file.as_deref().map(absolute).transpose()?;
+    let protected = std::iter::once(data_dir.clone()).chain(key_file).collect();
+    let sandbox = Sandbox::new(config, scratch.path(), protected);
     let recorder = WireRecorder::new();
     let mut termination = Termination::listen();
     let (id, transport, started, requests) = match &args.plugin {
@@ -136,7 +138,7 @@ async fn check(args: &CheckArgs) -> Result<Report, Failure> {
         Err(PluginError::Initialize { source, .. }) if matches!(*source, PluginError::InvalidManifest { .. }) => {
             let PluginError::InvalidManifest { answer, .. } = *source else { unreachable!("matched above") };
             name_subject(&mut subject, &answer);
-            return Ok(Report::new(subject, checker::refused_manifest(&answer, &recorder.lines().0)));
+            return Ok(Report::new(subject, checker::refused_manifest(&answer, &recorder.snapshot())));
         }
         Err(error) => return Err(not_started(&error)),
     };

@@ -76,13 +76,7 @@ pub fn judge(probe: &Probe, exchange: &Exchange, conditions: Conditions) -> (Vec
             "catch what the handler throws and answer with an error; never exit while a request is pending",
         )),
     }
-    if exchange.latency > SLOW && !matches!(exchange.answered, Answered::TimedOut(_)) {
-        found.push(Finding::warn(
-            "latency",
-            format!("the answer took {:.1} s", exchange.latency.as_secs_f64()),
-            "answer within 5 s: Codex's users wait for searches, and its default timeout is 30 s",
-        ));
-    }
+    // Latency is the timing check's, over every answer.
     (found, note)
 }
 
@@ -254,6 +248,15 @@ fn error_verdict(
                 };
                 (Some(Finding::fail("error", format!("{answered}, but {why}"), fix)), None)
             }
+            // Taking the network away may be what broke it: then it is only a warning.
+            ErrorCode::InternalError if conditions.network_denied => (
+                Some(Finding::warn(
+                    "error",
+                    format!("{answered}{network_hint}"),
+                    "answer a plugin error code (-32004 for an upstream that failed) rather than an internal error",
+                )),
+                None,
+            ),
             ErrorCode::InternalError | ErrorCode::InvalidParams => (
                 Some(Finding::fail(
                     "error",
@@ -369,7 +372,8 @@ mod tests {
         let limited =
             Answered::Error { code: -32001, message: "slow down".into(), data: Some(json!({"retryAfterSeconds": 2})) };
         assert_eq!(judge(&search, &answer(limited), Conditions::default()).0, Vec::new());
-        let slow = Exchange { answered: Answered::Result(json!({"results": []})), latency: Duration::from_secs(6) };
-        assert_eq!(verdict(&judge(&search, &slow, Conditions::default()).0), Verdict::Warn);
+        let realistic = probe(HostMethod::SeriesSearch, Expect::Answer);
+        let denied = Conditions { network_denied: true };
+        assert_eq!(verdict(&judge(&realistic, &answer(error(-32603)), denied).0), Verdict::Warn, "maybe the network");
     }
 }

@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use super::{Finding, Verdict, verdict_of};
 
+/// Findings kept per check.
+pub const KEPT_FINDINGS: usize = 20;
+
 /// How a check ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -70,17 +73,28 @@ pub struct CheckResult {
 }
 
 impl CheckResult {
-    /// A check judged by its findings: the worst of them, a pass when there are none.
+    /// A check judged by its findings: the worst of them, a pass when there are none. Past
+    /// [`KEPT_FINDINGS`], the rest are counted in one more.
     pub fn judged(
         id: impl Into<String>,
         title: impl Into<String>,
         why: impl Into<String>,
-        findings: Vec<Finding>,
+        mut findings: Vec<Finding>,
     ) -> Self {
+        let outcome = verdict_of(&findings).into();
+        if findings.len() > KEPT_FINDINGS {
+            let rest = findings.split_off(KEPT_FINDINGS);
+            findings.push(Finding {
+                verdict: verdict_of(&rest),
+                subject: "more".into(),
+                problem: format!("{} more findings", rest.len()),
+                fix: "fix the ones above, then check again".into(),
+            });
+        }
         Self {
             id: id.into(),
             title: title.into(),
-            outcome: verdict_of(&findings).into(),
+            outcome,
             why: why.into(),
             sent: None,
             received: None,
@@ -177,13 +191,14 @@ impl Report {
             (Some(name), Some(version)) => format!("{name} {version}"),
             _ => plugin.id.clone(),
         };
-        let _ = writeln!(text, "Checked {named} ({}; network: {})\n", plugin.transport, plugin.network);
+        let _ = writeln!(text, "Checked {} ({}; network: {})\n", printable(&named), plugin.transport, plugin.network);
         let width = self.checks.iter().map(|check| check.id.len()).max().unwrap_or(0);
         for check in &self.checks {
             let latency = check.latency_ms.map(|ms| format!(" ({ms:.1} ms)")).unwrap_or_default();
             let _ = writeln!(text, "{:<7}  {:<width$}  {}{latency}", check.outcome.label(), check.id, check.title);
+            // What a plugin wrote is printed with its control characters escaped.
             let detail = |text: &mut String, label: &str, value: &str| {
-                let _ = writeln!(text, "{:<7}  {:<width$}    {label:<8} {value}", "", "");
+                let _ = writeln!(text, "{:<7}  {:<width$}    {label:<8} {}", "", "", printable(value));
             };
             if let Some(reason) = &check.not_run {
                 detail(&mut text, "why not", reason);
@@ -216,6 +231,16 @@ impl Report {
         );
         text
     }
+}
+
+/// `text` with control characters escaped (`\u{1b}`), so nothing a plugin wrote can move
+/// the cursor or retitle the terminal.
+fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let escaped = text.chars().map(|c| if c.is_control() { c.escape_unicode().to_string() } else { c.to_string() });
+    std::borrow::Cow::Owned(escaped.collect())
 }
 
 /// A JSON value in one line, cut after `limit` characters.
@@ -275,6 +300,21 @@ mod tests {
         let json = serde_json::to_value(&report).unwrap();
         assert_eq!(json["checks"][3]["findings"][0]["verdict"], "fail");
         assert_eq!(json["checks"][2]["outcome"], "not_run");
+    }
+
+    #[test]
+    fn a_plugins_words_are_printed_inert_and_findings_are_capped() {
+        let mut check = CheckResult::judged(
+            "series.get",
+            "get",
+            "why",
+            (0..30).map(|n| Finding::warn(format!("result.f{n}\u{1b}]0;owned\u{7}"), "unknown", "fix")).collect(),
+        );
+        assert_eq!(check.findings.len(), KEPT_FINDINGS + 1);
+        assert_eq!(check.findings[KEPT_FINDINGS].problem, "10 more findings");
+        check.outcome = Outcome::Warn;
+        let text = Report::new(subject(), vec![check]).to_text();
+        assert!(!text.contains('\u{1b}') && text.contains("\\u{1b}]0;owned\\u{7}"), "{text}");
     }
 
     #[test]

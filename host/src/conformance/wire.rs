@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use super::Finding;
 use super::report::{CheckResult, cut};
 use crate::protocol::types::releases::RELEASE_HOST_METHODS;
-use crate::transport::recorder::{Stream, WireLine};
+use crate::transport::recorder::{Stream, WireLine, WireSnapshot};
 use crate::transport::stderr::parse_token;
 
 /// Examples shown per finding.
@@ -19,7 +19,8 @@ const SHOWN: usize = 120;
 
 /// The hygiene checks: `hygiene.stdout`, `hygiene.ids`, `hygiene.notifications`,
 /// `hygiene.stderr`.
-pub fn hygiene(lines: &[WireLine]) -> Vec<CheckResult> {
+pub fn hygiene(wire: &WireSnapshot) -> Vec<CheckResult> {
+    let lines = &wire.lines;
     let mut sent_ids = HashSet::new();
     let mut answered = HashMap::new();
     let (mut junk, mut unknown_ids, mut twice, mut notifications, mut strange_requests) =
@@ -65,6 +66,8 @@ pub fn hygiene(lines: &[WireLine]) -> Vec<CheckResult> {
             }
         }
     }
+    let unjudged =
+        (wire.dropped > 0).then(|| format!("{} lines past what a check keeps were counted, not judged", wire.dropped));
     vec![
         CheckResult::judged(
             "hygiene.stdout",
@@ -76,7 +79,8 @@ pub fn hygiene(lines: &[WireLine]) -> Vec<CheckResult> {
                 "write logs to stderr (the SDK's logger does): stdout is for JSON-RPC messages only",
                 true,
             ),
-        ),
+        )
+        .with_note(unjudged.clone()),
         CheckResult::judged(
             "hygiene.ids",
             "each answer carries the id of a request, once",
@@ -122,31 +126,9 @@ pub fn hygiene(lines: &[WireLine]) -> Vec<CheckResult> {
                 "start each line with a level (`[ERROR]`, `[WARN]`, `[INFO]`, `[DEBUG]`), as the SDK's logger does",
                 false,
             ),
-        ),
+        )
+        .with_note(unjudged),
     ]
-}
-
-/// The plugin's storage writes in `lines`: how many it sent, and the host's refusals of
-/// them (their error messages).
-pub fn storage_writes(lines: &[WireLine]) -> (usize, Vec<String>) {
-    let mut writes = HashSet::new();
-    let mut refusals = Vec::new();
-    for line in lines {
-        let Ok(value) = serde_json::from_str::<Value>(&line.text) else { continue };
-        let id = value.get("id").map(Value::to_string);
-        match (line.stream, id) {
-            (Stream::Stdout, Some(id)) if value.get("method").and_then(Value::as_str) == Some("storage/set") => {
-                writes.insert(id);
-            }
-            (Stream::Sent, Some(id)) if writes.contains(&id) => {
-                if let Some(message) = value.pointer("/error/message").and_then(Value::as_str) {
-                    refusals.push(message.to_owned());
-                }
-            }
-            _ => {}
-        }
-    }
-    (writes.len(), refusals)
 }
 
 /// Whether a stderr line is part of a stack trace: a frame (`    at f (file:1:2)`, any
@@ -182,14 +164,14 @@ enum Message {
     Answer { id: String },
     /// A request; without an id, a notification.
     Request { id: Option<String>, method: String },
-    /// A line too long to have been kept whole, which looks like JSON-RPC: not judged.
+    /// A line too long to have been kept whole, which may be JSON: not judged.
     Unjudged,
 }
 
 /// What a line is; `None` when it is not JSON-RPC.
 fn classify(line: &WireLine) -> Option<Message> {
     if line.cut {
-        return line.text.trim_start().starts_with("{\"jsonrpc\"").then_some(Message::Unjudged);
+        return line.text.trim_start().starts_with('{').then_some(Message::Unjudged);
     }
     let value: Value = serde_json::from_str(&line.text).ok()?;
     let object = value.as_object()?;
@@ -217,8 +199,12 @@ mod tests {
         WireLine { stream, at: Duration::ZERO, text: text.into(), bytes: text.len(), cut: false }
     }
 
+    fn wire(lines: &[WireLine]) -> WireSnapshot {
+        WireSnapshot { lines: lines.to_vec(), ..WireSnapshot::default() }
+    }
+
     fn outcomes(lines: &[WireLine]) -> Vec<(String, Outcome)> {
-        hygiene(lines).into_iter().map(|check| (check.id, check.outcome)).collect()
+        hygiene(&wire(lines)).into_iter().map(|check| (check.id, check.outcome)).collect()
     }
 
     #[test]
@@ -258,28 +244,22 @@ mod tests {
                 ("hygiene.stderr".to_owned(), Outcome::Warn),
             ]
         );
-        let checks = hygiene(&lines);
+        let checks = hygiene(&wire(&lines));
         assert!(checks[0].findings[0].problem.contains("\"Starting plugin...\""), "{:?}", checks[0].findings);
         assert_eq!(checks[1].findings.len(), 2, "{:?}", checks[1].findings);
         assert!(checks[2].findings[1].problem.contains("`library/delete`"));
     }
 
     #[test]
-    fn storage_writes_and_their_refusals_are_counted() {
-        let lines = [
-            line(Stream::Stdout, r#"{"jsonrpc":"2.0","id":1,"method":"storage/set","params":{"key":"a","data":1}}"#),
-            line(Stream::Sent, r#"{"jsonrpc":"2.0","id":1,"result":{"success":true}}"#),
-            line(Stream::Stdout, r#"{"jsonrpc":"2.0","id":2,"method":"storage/set","params":{"key":"b","data":1}}"#),
-            line(Stream::Sent, r#"{"jsonrpc":"2.0","id":2,"error":{"code":-32602,"message":"too many keys"}}"#),
-            line(Stream::Stdout, r#"{"jsonrpc":"2.0","id":3,"method":"storage/get","params":{"key":"a"}}"#),
-        ];
-        assert_eq!(storage_writes(&lines), (2, vec!["too many keys".to_owned()]));
-    }
-
-    #[test]
     fn a_cut_line_that_looks_like_json_rpc_is_not_judged() {
-        let mut giant = line(Stream::Stdout, r#"{"jsonrpc":"2.0","id":1,"result":{"results":["#);
+        let mut giant = line(Stream::Stdout, r#"{"id":1,"jsonrpc":"2.0","result":{"results":["#);
         (giant.bytes, giant.cut) = (10 << 20, true);
         assert!(outcomes(&[giant]).iter().all(|(_, outcome)| *outcome == Outcome::Pass));
+        let mut dropped = wire(&[]);
+        dropped.dropped = 7;
+        assert_eq!(
+            hygiene(&dropped)[0].note.as_deref(),
+            Some("7 lines past what a check keeps were counted, not judged")
+        );
     }
 }

@@ -133,8 +133,13 @@ impl RegistryLauncher {
         let mut settings = self.settings(&record, user, user_config, &credentials, &self.layout.sandbox);
         settings.shutdown = self.shutdown;
         let id = record.id.clone();
-        let spawn_in =
-            SpawnIn { sandbox: &self.layout.sandbox, take_place: true, deny_network: false, stderr_tap: None };
+        let spawn_in = SpawnIn {
+            sandbox: &self.layout.sandbox,
+            take_place: true,
+            deny_network: false,
+            stderr_tap: None,
+            request_deadline: None,
+        };
         let (launched, place) = self.spawn(&record, &id, user, &credentials, spawn_in).await?;
         let (manifest_sender, manifest) = tokio::sync::watch::channel(None);
         let requests = Arc::new(InstanceRequests {
@@ -209,6 +214,7 @@ impl RegistryLauncher {
             take_place: false,
             deny_network: detached.deny_network,
             stderr_tap: detached.stderr_tap,
+            request_deadline: detached.timeout,
         };
         let (launched, _) = self.spawn(&record, &record.id, None, &credentials, spawn_in).await?;
         Plugin::start((detached.wrap)(launched), settings, detached.requests).await
@@ -332,7 +338,7 @@ impl RegistryLauncher {
                 let spec = WasmSpec {
                     data_dir: Some(Arc::new(data_dir)),
                     memory_limit_bytes: memory.unwrap_or(wasm::DEFAULT_MEMORY_LIMIT_BYTES),
-                    request_deadline: definition.request_timeout(),
+                    request_deadline: spawn_in.request_deadline.unwrap_or_else(|| definition.request_timeout()),
                     http: Arc::new(http),
                     disk: definition.disk_limits(),
                 };
@@ -358,6 +364,8 @@ struct SpawnIn<'a> {
     /// allowed nowhere.
     deny_network: bool,
     stderr_tap: Option<LineTap>,
+    /// A wasm guest's deadline, instead of the registered timeout.
+    request_deadline: Option<Duration>,
 }
 
 /// A detached start (see [`RegistryLauncher::start_detached`]).

@@ -195,7 +195,7 @@ impl Plugin {
         }
         let remaining_grace = policy.grace.saturating_sub(started.elapsed());
         let exit = self.channel.stop(&policy, remaining_grace).await;
-        Stopped { answered, exit, took: started.elapsed() }
+        Stopped { answered, exit }
     }
 
     /// Stops the plugin without asking it: closes its input, then SIGTERM and SIGKILL of its
@@ -231,8 +231,6 @@ pub struct Stopped {
     /// The answer to `shutdown`, or why there was none.
     pub answered: Result<(), PluginError>,
     pub exit: ExitStep,
-    /// From the `shutdown` request to the plugin's end.
-    pub took: Duration,
 }
 
 /// How far a stop had to go before the plugin ended.

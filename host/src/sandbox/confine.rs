@@ -137,19 +137,20 @@ fn confine_child(policy: &LaunchPolicy, handled: &SigSet) -> Result<(), String> 
         .map_err(|error| format!("could not unblock signals: {error}"))?;
     setpgid(Pid::from_raw(0), Pid::from_raw(0)).map_err(|error| format!("could not start a process group: {error}"))?;
     // Built before the uid changes: the rules' paths are opened here.
-    let root = Uid::effective().is_root();
-    let deny_tcp = policy.deny_network && !root;
+    let isolation = super::NetworkIsolation::on_this_host();
+    let deny_tcp = policy.deny_network && isolation == super::NetworkIsolation::LandlockTcp;
     if deny_tcp && landlock_abi().is_none_or(|abi| abi < NET_ABI) {
-        return Err("no network was asked for, but this kernel's Landlock cannot take TCP away (ABI 4 or later is needed), and only a root host can give the plugin a network namespace".into());
+        return Err("no network was asked for, but this kernel's Landlock cannot take TCP away (ABI 4 or later is needed), and only a root host can give the plugin a network namespace; run the host as root, or allow the network (`check --allow-network`)".into());
     }
     let ruleset = match (&policy.landlock, deny_tcp) {
         (Some(rules), deny_tcp) => Some(ruleset(rules, deny_tcp)?),
         (None, true) => Some(tcp_only_ruleset()?),
         (None, false) => None,
     };
-    if policy.deny_network && root {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
-            .map_err(|error| format!("could not give the plugin a network namespace of its own: {error}"))?;
+    if policy.deny_network && isolation == super::NetworkIsolation::Namespace {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).map_err(|error| {
+            format!("could not give the plugin a network namespace of its own ({error}: a container may forbid it); allow the network (`check --allow-network`), or run the host where namespaces are allowed")
+        })?;
     }
     if let Some(uid) = policy.uid {
         let (uid, gid) = (Uid::from_raw(uid), Gid::from_raw(uid));
@@ -395,7 +396,8 @@ pub(super) fn report_leftovers(count: usize) {
 
 /// How many processes a line of [`report_leftovers`] reports, if it is one.
 pub fn leftovers_reported(line: &str) -> Option<usize> {
-    line.trim().strip_prefix(LEFTOVERS)?.split_whitespace().next()?.parse().ok()
+    let count: usize = line.trim().strip_prefix(LEFTOVERS)?.split_whitespace().next()?.parse().ok()?;
+    (count > 0).then_some(count)
 }
 
 /// Kills the plugin's group and every process below the launcher, round after round, until

@@ -315,11 +315,6 @@ impl ProcessSandbox {
         self
     }
 
-    /// How the plugin's network is taken away, if it is.
-    pub fn network_isolation(&self) -> Option<NetworkIsolation> {
-        self.deny_network.then(NetworkIsolation::on_this_host)
-    }
-
     /// Copies an operator's npm cache into this install sandbox's private folder, at
     /// `folder` (see [`install_dir::seed_cache`]); returns the bytes copied.
     pub fn seed_cache(&self, folder: &Path, source: &Path) -> Result<u64, install_dir::InstallDirError> {
@@ -360,7 +355,11 @@ impl ProcessSandbox {
             working_dir: working_dir.to_path_buf(),
             data_dir: self.data_dir().to_path_buf(),
             uid: self.uid,
-            drop_capabilities: self.uid.is_none() && self.plan.confines() && nix::unistd::Uid::effective().is_root(),
+            // Without a uid of its own, a root plugin could leave its network namespace with
+            // CAP_SYS_ADMIN (setns): a plugin denied the network keeps no capability either.
+            drop_capabilities: self.uid.is_none()
+                && (self.plan.confines() || self.deny_network)
+                && nix::unistd::Uid::effective().is_root(),
             landlock,
             memory_limit_bytes,
             host_pid: std::process::id() as i32,
@@ -379,7 +378,8 @@ pub enum NetworkIsolation {
 }
 
 impl NetworkIsolation {
-    /// How a plugin started by this process is kept from the network.
+    /// How a plugin started by this process is kept from the network: what the launcher
+    /// applies (it refuses to start the plugin when it cannot).
     pub fn on_this_host() -> Self {
         if nix::unistd::Uid::effective().is_root() { Self::Namespace } else { Self::LandlockTcp }
     }

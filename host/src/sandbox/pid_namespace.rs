@@ -59,7 +59,9 @@ pub(super) fn run_init(start: impl FnOnce() -> String, handled: &SigSet, status:
             Ok(Signal::SIGCHLD) => {
                 if let Some(ended) = reap(plugin) {
                     // The namespace's orphans are the init's children: what the plugin left.
+                    // They are killed before the count is said, so none can write after it.
                     let left = std::fs::read_to_string("/proc/thread-self/children").unwrap_or_default();
+                    let _ = nix::sys::signal::kill(Pid::from_raw(-1), Signal::SIGKILL);
                     super::confine::report_leftovers(left.split_whitespace().count());
                     send_status(status, ended);
                     std::process::exit(0);

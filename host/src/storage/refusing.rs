@@ -23,6 +23,11 @@ impl<B: StorageBackend> RefusingWrites<B> {
         self.refusing.store(refusing, Ordering::SeqCst);
     }
 
+    /// Whether writes are refused now.
+    pub fn is_refusing(&self) -> bool {
+        self.refusing.load(Ordering::SeqCst)
+    }
+
     /// How many writes were refused so far.
     pub fn refused(&self) -> u64 {
         self.refused.load(Ordering::SeqCst)

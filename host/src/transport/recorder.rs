@@ -4,8 +4,12 @@
 //!
 //! Bounded: each line keeps its first [`KEPT_BYTES`] (its full length is counted), or only
 //! [`KEPT_BYTES_PAST_BUDGET`] once [`KEPT_BUDGET`] bytes are kept in all; past
-//! [`KEPT_LINES`] lines only counts are kept.
+//! [`KEPT_LINES`] lines only counts are kept. The host's own requests are always kept,
+//! whole, however much the plugin wrote: a plugin cannot push them out of the record. The
+//! last [`STDERR_TAIL`] stderr lines are kept apart, past every cap: the launcher's last
+//! word on a plugin that ended comes there.
 
+use std::collections::VecDeque;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -22,8 +26,10 @@ pub const KEPT_BYTES: usize = 64 << 10;
 pub const KEPT_BUDGET: usize = 16 << 20;
 /// Bytes of each line kept past the budget.
 pub const KEPT_BYTES_PAST_BUDGET: usize = 1 << 10;
-/// Lines kept in all.
+/// Lines kept in all (the host's requests aside).
 pub const KEPT_LINES: usize = 20_000;
+/// The last stderr lines, kept whatever else was dropped.
+pub const STDERR_TAIL: usize = 64;
 
 /// Which stream a line went by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -50,6 +56,17 @@ pub struct WireLine {
     pub cut: bool,
 }
 
+/// What the streams carried, as recorded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WireSnapshot {
+    /// The lines kept, in the order they went by.
+    pub lines: Vec<WireLine>,
+    /// Lines past [`KEPT_LINES`], only counted.
+    pub dropped: u64,
+    /// The last [`STDERR_TAIL`] stderr lines, dropped ones included.
+    pub stderr_tail: Vec<WireLine>,
+}
+
 /// What a plugin's streams carried so far. Cloning shares the recording.
 #[derive(Clone)]
 pub struct WireRecorder {
@@ -59,10 +76,12 @@ pub struct WireRecorder {
 struct Recording {
     started: Instant,
     lines: Vec<WireLine>,
-    /// Lines past [`KEPT_LINES`], counted only.
+    /// Lines kept under [`KEPT_LINES`] (the host's requests are not counted).
+    capped: usize,
     dropped: u64,
     /// Bytes kept so far.
     kept_bytes: usize,
+    stderr_tail: VecDeque<WireLine>,
     partial: [Partial; 3],
 }
 
@@ -84,8 +103,10 @@ impl WireRecorder {
         let recording = Recording {
             started: Instant::now(),
             lines: Vec::new(),
+            capped: 0,
             dropped: 0,
             kept_bytes: 0,
+            stderr_tail: VecDeque::new(),
             partial: Default::default(),
         };
         Self { recording: Arc::new(Mutex::new(recording)) }
@@ -104,28 +125,17 @@ impl WireRecorder {
     /// A tap for the plugin's stderr lines (see [`super::stderr::forward`]).
     pub fn stderr_tap(&self) -> super::LineTap {
         let recorder = self.clone();
-        Arc::new(move |line: &[u8]| recorder.line(Stream::Stderr, line, line.len()))
+        Arc::new(move |line: &[u8]| recorder.lock().push(Stream::Stderr, line, line.len()))
     }
 
-    /// Every line recorded so far, in the order they went by, and how many more were only
-    /// counted.
-    pub fn lines(&self) -> (Vec<WireLine>, u64) {
+    /// What was recorded so far.
+    pub fn snapshot(&self) -> WireSnapshot {
         let recording = self.lock();
-        (recording.lines.clone(), recording.dropped)
-    }
-
-    /// How many lines are recorded so far: a mark to read the lines after it.
-    pub fn len(&self) -> usize {
-        self.lock().lines.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The lines recorded since `mark` (a [`WireRecorder::len`]).
-    pub fn since(&self, mark: usize) -> Vec<WireLine> {
-        self.lock().lines.get(mark..).map(<[_]>::to_vec).unwrap_or_default()
+        WireSnapshot {
+            lines: recording.lines.clone(),
+            dropped: recording.dropped,
+            stderr_tail: recording.stderr_tail.iter().cloned().collect(),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Recording> {
@@ -141,15 +151,14 @@ impl WireRecorder {
                 Some(end) => (&bytes[..end], Some(end)),
                 None => (bytes, None),
             };
-            let limit = recording.line_limit();
+            let limit = if stream == Stream::Sent { KEPT_BYTES } else { recording.line_limit() };
             let partial = &mut recording.partial[index];
             let room = limit.saturating_sub(partial.kept.len());
             partial.kept.extend_from_slice(&piece[..piece.len().min(room)]);
             partial.bytes += piece.len();
             match ended {
                 Some(end) => {
-                    let Partial { kept, bytes: length } = std::mem::take(&mut recording.partial[index]);
-                    recording.push(stream, &kept, length);
+                    recording.end_line(stream);
                     bytes = &bytes[end + 1..];
                 }
                 None => break,
@@ -157,9 +166,20 @@ impl WireRecorder {
         }
     }
 
-    fn line(&self, stream: Stream, kept: &[u8], bytes: usize) {
-        self.lock().push(stream, kept, bytes);
+    /// The stream ended: a last line without its newline is a line too.
+    fn ended(&self, stream: Stream) {
+        let mut recording = self.lock();
+        if recording.partial[stream as usize].bytes > 0 {
+            recording.end_line(stream);
+        }
     }
+}
+
+/// Whether a line the host wrote is one of its requests (`{"jsonrpc":"2.0","id":N,"method"…`).
+fn is_host_request(line: &[u8]) -> bool {
+    let Some(rest) = line.strip_prefix(b"{\"jsonrpc\":\"2.0\",\"id\":") else { return false };
+    let digits = rest.iter().take_while(|byte| byte.is_ascii_digit()).count();
+    digits > 0 && rest[digits..].starts_with(b",\"method\":")
 }
 
 impl Recording {
@@ -168,17 +188,39 @@ impl Recording {
         if self.kept_bytes < KEPT_BUDGET { KEPT_BYTES } else { KEPT_BYTES_PAST_BUDGET }
     }
 
+    fn end_line(&mut self, stream: Stream) {
+        let Partial { kept, bytes } = std::mem::take(&mut self.partial[stream as usize]);
+        self.push(stream, &kept, bytes);
+    }
+
     fn push(&mut self, stream: Stream, kept: &[u8], bytes: usize) {
-        if self.lines.len() >= KEPT_LINES {
-            self.dropped += 1;
-            return;
-        }
-        let kept = &kept[..kept.len().min(self.line_limit())];
+        let exempt = stream == Stream::Sent && is_host_request(kept);
+        let limit = if exempt { KEPT_BYTES } else { self.line_limit() };
+        let kept = &kept[..kept.len().min(limit)];
         let cut = kept.len() < bytes;
         let kept = kept.strip_suffix(b"\r").unwrap_or(kept);
-        self.kept_bytes += kept.len();
-        let text = String::from_utf8_lossy(kept).into_owned();
-        self.lines.push(WireLine { stream, at: self.started.elapsed(), text, bytes, cut });
+        let line = WireLine {
+            stream,
+            at: self.started.elapsed(),
+            text: String::from_utf8_lossy(kept).into_owned(),
+            bytes,
+            cut,
+        };
+        if stream == Stream::Stderr {
+            if self.stderr_tail.len() == STDERR_TAIL {
+                self.stderr_tail.pop_front();
+            }
+            self.stderr_tail.push_back(line.clone());
+        }
+        if !exempt {
+            if self.capped >= KEPT_LINES {
+                self.dropped += 1;
+                return;
+            }
+            self.capped += 1;
+            self.kept_bytes += kept.len();
+        }
+        self.lines.push(line);
     }
 }
 
@@ -192,9 +234,15 @@ struct Recorded<S> {
 impl<R: AsyncRead + Unpin> AsyncRead for Recorded<R> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
+        let had_room = buf.remaining() > 0;
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = &polled {
-            self.recorder.feed(self.stream, &buf.filled()[before..]);
+            let read = &buf.filled()[before..];
+            if read.is_empty() && had_room {
+                self.recorder.ended(self.stream);
+            } else {
+                self.recorder.feed(self.stream, read);
+            }
         }
         polled
     }
@@ -234,11 +282,11 @@ mod tests {
         let mut passed = Vec::new();
         reading.read_to_end(&mut passed).await.unwrap();
         assert_eq!(passed, b"{\"a\":1}\r\nhalf line\n\nlast without newline", "bytes pass unchanged");
-        let (lines, dropped) = recorder.lines();
-        let texts: Vec<_> = lines.iter().map(|line| line.text.as_str()).collect();
-        assert_eq!(texts, ["{\"a\":1}", "half line", ""]);
-        assert_eq!(dropped, 0);
-        assert!(lines.iter().all(|line| line.stream == Stream::Stdout));
+        let snapshot = recorder.snapshot();
+        let texts: Vec<_> = snapshot.lines.iter().map(|line| line.text.as_str()).collect();
+        assert_eq!(texts, ["{\"a\":1}", "half line", "", "last without newline"], "the last line too, at the end");
+        assert_eq!(snapshot.dropped, 0);
+        assert!(snapshot.lines.iter().all(|line| line.stream == Stream::Stdout));
     }
 
     #[tokio::test]
@@ -248,22 +296,31 @@ mod tests {
         let giant = vec![b'x'; 3 * KEPT_BYTES + 5];
         sink.write_all(&giant).await.unwrap();
         sink.write_all(b"\nnext\n").await.unwrap();
-        let (lines, _) = recorder.lines();
+        let lines = recorder.snapshot().lines;
         assert_eq!(lines.len(), 2);
         assert_eq!((lines[0].text.len(), lines[0].bytes, lines[0].cut), (KEPT_BYTES, giant.len(), true));
         assert_eq!((lines[1].text.as_str(), lines[1].cut), ("next", false));
-        assert_eq!(recorder.since(1), lines[1..]);
     }
 
-    #[test]
-    fn past_the_cap_lines_are_counted_not_kept() {
+    #[tokio::test]
+    async fn a_flood_pushes_out_neither_the_hosts_requests_nor_the_stderr_tail() {
         let recorder = WireRecorder::new();
         let tap = recorder.stderr_tap();
         for _ in 0..KEPT_LINES + 3 {
             tap(b"[INFO] x");
         }
-        let (lines, dropped) = recorder.lines();
-        assert_eq!((lines.len(), dropped), (KEPT_LINES, 3));
-        assert_eq!(lines[0].stream, Stream::Stderr);
+        let mut sink = Recorded { inner: Vec::new(), recorder: recorder.clone(), stream: Stream::Sent };
+        sink.write_all(b"{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"ping\"}\n").await.unwrap();
+        sink.write_all(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\n").await.unwrap();
+        tap(b"sandbox: [WARN] the plugin left 2 processes running when it ended; they were killed");
+        let snapshot = recorder.snapshot();
+        assert_eq!(snapshot.lines.len(), KEPT_LINES + 1, "the host's request is kept past the cap");
+        assert_eq!(snapshot.lines.last().unwrap().text, "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"ping\"}");
+        assert_eq!(snapshot.dropped, 3 + 1 + 1, "an answer to the plugin and a stderr line past the cap are counted");
+        assert_eq!(snapshot.stderr_tail.len(), STDERR_TAIL);
+        assert!(
+            snapshot.stderr_tail.last().unwrap().text.starts_with("sandbox: "),
+            "the last stderr line is in the tail"
+        );
     }
 }
