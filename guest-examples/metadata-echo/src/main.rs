@@ -4,7 +4,7 @@
 //! decreasing relevance (as many as the admin's `maxResults`, default 5, or the request's
 //! `limit` if smaller); `get` of an id a search gave returns fully populated metadata
 //! (titles with languages, volume and chapter counts, authors with roles, ratings, links),
-//! and any other id is NotFound; `match` answers `{match, confidence, alternatives}`.
+//! and an id that is not a slug is NotFound; `match` answers `{match, confidence, alternatives}`.
 //!
 //! Three more admin settings let an operator try the host's matching on it: `unsure` (a
 //! list of words: a query with one of them gets results scored at most 0.5), `unknown` (a
@@ -200,14 +200,14 @@ fn slug(text: &str) -> String {
     text.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect()
 }
 
-/// Whether `external_id` is one a search of this plugin could have given (`dune-0`): any
-/// other is NotFound, as a real provider answers an id it does not have.
+/// Whether `external_id` could be an echo id: a slug, lowercase letters, digits and dashes
+/// (`dune-0`, or `naruto` stored by a library). Any other is NotFound, as a real provider
+/// answers an id it does not have.
 fn known(external_id: &str) -> Result<()> {
-    match external_id.rsplit_once('-') {
-        Some((title, index)) if !title.is_empty() && !index.is_empty() && index.bytes().all(|b| b.is_ascii_digit()) => {
-            Ok(())
-        }
-        _ => Err(PluginError::NotFound(format!("no work `{external_id}`: echo ids are `<query>-<n>`"))),
+    let slug = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-';
+    match !external_id.is_empty() && external_id.chars().all(slug) {
+        true => Ok(()),
+        false => Err(PluginError::NotFound(format!("no work `{external_id}`: echo ids are slugs of a query"))),
     }
 }
 

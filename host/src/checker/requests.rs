@@ -22,6 +22,9 @@ use crate::storage::{MemoryStorage, RefusingWrites, StorageScope};
 /// counted.
 const KEPT_REFUSALS: usize = 10;
 
+/// Candidates kept to be judged; the rest are recorded (and answered) but not kept.
+const KEPT_CANDIDATES: usize = 100;
+
 /// The series the throwaway tracker tracks.
 pub const TRACKED_SERIES_ID: &str = "codex-check-series-1";
 
@@ -35,8 +38,9 @@ pub struct RegisteredSource {
 #[derive(Default)]
 struct Releases {
     sources: Vec<RegisteredSource>,
-    /// Each candidate recorded, in order.
+    /// The first candidates recorded, in order.
     candidates: Vec<Value>,
+    recorded: u64,
     etags: std::collections::HashMap<String, String>,
 }
 
@@ -103,7 +107,7 @@ impl CheckRequests {
         self.lock().sources.clone()
     }
 
-    /// Every candidate the plugin recorded so far.
+    /// The first candidates the plugin recorded (at most 100).
     pub fn candidates(&self) -> Vec<Value> {
         self.lock().candidates.clone()
     }
@@ -154,8 +158,11 @@ impl CheckRequests {
             "releases/record" => {
                 let recorded: RecordParams = read(params)?;
                 known(&releases, &recorded.source_id)?;
-                releases.candidates.push(recorded.candidate);
-                Ok(json!({"ledgerId": format!("codex-check-ledger-{}", releases.candidates.len()), "deduped": false}))
+                releases.recorded += 1;
+                if releases.candidates.len() < KEPT_CANDIDATES {
+                    releases.candidates.push(recorded.candidate);
+                }
+                Ok(json!({"ledgerId": format!("codex-check-ledger-{}", releases.recorded), "deduped": false}))
             }
             "releases/source_state/get" => {
                 let source = read::<SourceParams>(params)?.source_id;

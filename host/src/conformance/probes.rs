@@ -14,8 +14,8 @@ pub const SERIES_TITLE: &str = "One Piece";
 pub const BOOK: (&str, &str, &str, i64) = ("The Left Hand of Darkness", "Ursula K. Le Guin", "9780441478125", 1969);
 /// Scripts, accents, a dash and an emoji.
 pub const UNICODE_TITLE: &str = "進撃の巨人 — Ünïcödé ✓ 🦀";
-/// An id no provider has.
-pub const UNKNOWN_ID: &str = "codex-check-no-such-id";
+/// An id no provider has (its `:` and capitals make it no slug, no number, no ISBN).
+pub const UNKNOWN_ID: &str = "codex-check:No-Such-Id";
 /// A method no plugin has.
 pub const UNKNOWN_METHOD: &str = "codex/check/noSuchMethod";
 
