@@ -61,7 +61,7 @@ pub fn run(args: CheckArgs) -> Result<(), Failure> {
     if args.json {
         print_line(&serde_json::to_string_pretty(&report).expect("a report serializes"));
     } else {
-        print!("{}", report.to_text());
+        print_line(report.to_text().trim_end());
     }
     match report.exit_code() {
         0 => Ok(()),
